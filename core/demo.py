@@ -1,0 +1,92 @@
+"""The `demo` model: a tiny GPT-2 built locally and deterministically from a shipped corpus.
+
+It makes the app work with no network, and it is the test fixture. Tokenizer: byte-level BPE
+trained with `tokenizers` on `data/corpus_ru.txt`, special tokens laid out as in current
+ruGPT-3 (`<pad>`=0, `<s>`=1, `</s>`=2). Weights: random init from a fixed seed.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from core.paths import cache_dir
+
+BUILDER_VERSION = 1
+SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
+VOCAB_SIZE = 3000
+SEED = 1234
+MODEL_CONFIG = dict(n_layer=2, n_head=4, n_embd=64, n_positions=256, n_inner=256)
+
+
+def corpus_path() -> Path:
+    return Path(str(resources.files("core") / "data" / "corpus_ru.txt"))
+
+
+def corpus_lines() -> list[str]:
+    text = corpus_path().read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _fingerprint() -> str:
+    h = hashlib.sha256()
+    h.update(corpus_path().read_bytes())
+    h.update(json.dumps([BUILDER_VERSION, SPECIAL_TOKENS, VOCAB_SIZE, SEED, MODEL_CONFIG]).encode())
+    return h.hexdigest()[:12]
+
+
+def build_demo_model(out: str | os.PathLike) -> Path:
+    """Train the tokenizer, init the model, `save_pretrained` both into `out`."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    bpe = ByteLevelBPETokenizer(add_prefix_space=False)
+    bpe.train_from_iterator(
+        corpus_lines(), vocab_size=VOCAB_SIZE, min_frequency=1,
+        special_tokens=SPECIAL_TOKENS, show_progress=False,
+    )
+    # `tokenizer_object=` keeps the trained vocabulary (vocab_file/merges_file paths do not).
+    tokenizer = GPT2TokenizerFast(
+        tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>",
+        pad_token="<pad>", unk_token="<unk>", model_max_length=MODEL_CONFIG["n_positions"],
+    )
+
+    config = GPT2Config(
+        vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        # Dropout off: the demo is for looking and for reproducible tests.
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **MODEL_CONFIG,
+    )
+    with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
+        torch.manual_seed(SEED)
+        model = GPT2LMHeadModel(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def demo_model_dir() -> Path:
+    """The cached demo model folder, built on first use (atomically, so a crash never leaves half)."""
+    target = cache_dir() / f"demo-{_fingerprint()}"
+    if (target / "config.json").exists() and (target / "tokenizer.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".demo-build-", dir=target.parent))
+    try:
+        build_demo_model(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process won the race: use its copy
+            if not (target / "config.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

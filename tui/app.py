@@ -1,0 +1,159 @@
+"""The Textual app: header, three panes, footer. The model loads on a daemon thread, so the
+first frame shows before torch and transformers have even been imported, and ctrl+q quits
+at once even mid-load."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Header, LoadingIndicator, Static, TabbedContent, TabPane
+
+from core import DEFAULT_MODEL
+from tui.help import HelpScreen
+from tui.messages import SessionFailed, SessionLoaded
+from tui.panes.generate import GeneratePane
+from tui.panes.tokenize import TokenizePane
+from tui.panes.train import TrainPane
+from tui.prompt import AskScreen
+
+
+class RuGPTApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "rugpt-tui"
+    BINDINGS = [
+        Binding("f1", "help", "Help"),
+        Binding("f2", "show_tab('tokenize')", "Tokenize"),
+        Binding("f3", "show_tab('generate')", "Generate"),
+        Binding("f4", "show_tab('train')", "Train"),
+        Binding("ctrl+t", "toggle_raw", "Raw tokens", show=False),
+        Binding("ctrl+o", "toggle_ids", "Token ids", show=False),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto",
+                 trust_remote_code: bool = False, session=None) -> None:
+        super().__init__()
+        self.model_name = model
+        self.device = device
+        self.dtype = dtype
+        self.trust_remote_code = trust_remote_code
+        self.session = None
+        self._preloaded = session
+        self.load_error: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="status-bar"):
+            yield LoadingIndicator(id="loading")
+            yield Static(f"loading {self.model_name}…", id="model-status")
+        yield Static(id="notice")
+        with TabbedContent(initial="tokenize", id="tabs"):
+            with TabPane("Tokenize F2", id="tokenize"):
+                yield TokenizePane(id="tokenize-pane")
+            with TabPane("Generate F3", id="generate"):
+                yield GeneratePane(id="generate-pane")
+            with TabPane("Train F4", id="train"):
+                yield TrainPane(id="train-pane")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#notice").display = False
+        if self._preloaded is not None:
+            self.post_message(SessionLoaded(self._preloaded))
+        else:
+            self.load_model(self.model_name)
+
+    # -- model loading -------------------------------------------------------------------
+
+    def load_model(self, name: str) -> None:
+        """Load on a daemon thread: `from_pretrained` cannot be interrupted, and a daemon
+        thread never keeps the process alive after quit."""
+        self.query_one("#loading").display = True
+        self.query_one("#model-status", Static).update(f"loading {name}…")
+
+        def load() -> None:
+            from core.errors import UserError
+
+            try:
+                from core.session import load_session
+
+                session = load_session(name, device=self.device, dtype=self.dtype,
+                                       trust_remote_code=self.trust_remote_code)
+            except UserError as exc:
+                self.post_message(SessionFailed(str(exc), name))
+            except Exception as exc:  # never a traceback on screen
+                self.post_message(SessionFailed(f"{type(exc).__name__}: {exc}".splitlines()[0], name))
+            else:
+                self.post_message(SessionLoaded(session))
+
+        threading.Thread(target=load, name="model-load", daemon=True).start()
+
+    def on_session_loaded(self, message: SessionLoaded) -> None:
+        session = message.session
+        self.session = session
+        self.load_error = None
+        self.model_name = session.info.model
+        info = session.info
+        self.sub_title = f"{info.model} · {info.device} · {info.dtype} · {info.parameters:,} params"
+        self.query_one("#loading").display = False
+        self.query_one("#model-status", Static).update(
+            f"[b]{info.model}[/b]  {info.model_class} · {info.parameters:,} parameters · "
+            f"{info.device} {info.dtype} · vocab {info.vocab_size:,} · context {info.max_positions:,}")
+        notice = self.query_one("#notice", Static)
+        notice.display = bool(session.notice)
+        notice.update(session.notice or "")
+        for pane in self.query("TokenizePane, GeneratePane, TrainPane"):
+            pane.on_session(session)
+
+    def on_session_failed(self, message: SessionFailed) -> None:
+        self.load_error = message.error
+        self.query_one("#loading").display = False
+        status = "no model loaded" if self.session is None else f"still on {self.session.info.model}"
+        self.query_one("#model-status", Static).update(
+            f"[red]{message.error}[/red] — {status}; ctrl+p → Load model")
+        self.notify(message.error, title="Load model", severity="error", timeout=8)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = tab
+
+    def action_toggle_raw(self) -> None:
+        pane = self.query_one(TokenizePane)
+        pane.raw = not pane.raw
+
+    def action_toggle_ids(self) -> None:
+        pane = self.query_one(TokenizePane)
+        pane.show_ids = not pane.show_ids
+
+    def action_load_model(self) -> None:
+        def chosen(name: str | None) -> None:
+            if name:
+                self.load_model(name)
+
+        self.push_screen(AskScreen("Load model: hub id, model folder, or demo", self.model_name), chosen)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Load model", "Load a hub id, a model folder or the demo model",
+                            self.action_load_model)
+        yield SystemCommand("Toggle raw tokens", "Byte-level vocabulary pieces ↔ readable text",
+                            self.action_toggle_raw)
+        yield SystemCommand("Toggle token ids", "Show each token's id in the chips",
+                            self.action_toggle_ids)
+        for pane in self.query("GeneratePane, TrainPane"):
+            yield from pane.commands()
+
+
+def run_app(model: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto",
+            trust_remote_code: bool = False) -> int:
+    RuGPTApp(model=model, device=device, dtype=dtype, trust_remote_code=trust_remote_code).run()
+    return 0

@@ -1,0 +1,43 @@
+"""F1: every key of the app on one screen."""
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP = """\
+# rugpt-tui — keys
+
+| key | what it does |
+|---|---|
+| **F1** | this help (Esc closes it) |
+| **F2** / **F3** / **F4** | Tokenize / Generate / Train pane |
+| **ctrl+p** | command palette: every command by name |
+| **ctrl+q** | quit |
+| **F5** | Generate (Generate pane) |
+| **F6** | Stop generation |
+| **F7** | regenerate with the same seed |
+| **F8** | Start training |
+| **F9** | Stop training |
+| **ctrl+s** | Save checkpoint |
+| **ctrl+t** | Toggle raw tokens (byte-level pieces ↔ readable text) |
+| **ctrl+o** | Toggle token ids |
+| **ctrl+b** | Before / after: same prompt and seed on base and current weights |
+| **←/→** in the output | move over generated tokens: probability and alternatives |
+
+Palette names: `Generate`, `Stop generation`, `Start training`, `Stop training`,
+`Save checkpoint`, `Load model`, `Load dataset`, `Toggle raw tokens`, `Before / after`,
+`Reset to base weights`.
+"""
+
+
+class HelpScreen(ModalScreen):
+    BINDINGS = [Binding("escape,f1,q", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            yield Markdown(HELP)
+
+    def action_dismiss(self) -> None:
+        self.dismiss()

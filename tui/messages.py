@@ -1,0 +1,18 @@
+"""Messages that carry results from worker threads back to the UI (`post_message` is thread-safe)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+
+@dataclass
+class SessionLoaded(Message):
+    session: object
+
+
+@dataclass
+class SessionFailed(Message):
+    error: str
+    name: str

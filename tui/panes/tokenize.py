@@ -1,0 +1,131 @@
+"""F2 — the Tokenize pane: text as the model sees it, updated as you type."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import reactive
+from textual.widgets import DataTable, Static, TextArea
+from textual.worker import get_current_worker
+
+SAMPLE_TEXT = "Нейронная сеть учится предсказывать следующее слово. Привет, мир! 😀"
+CHIP_STYLES = ("on #264f78", "on #4b3a6b")
+
+
+def render_chips(view, raw: bool, show_ids: bool) -> Text:
+    """Alternating chips; a token holding only part of a character shows its bytes."""
+    out = Text(no_wrap=False)
+    for i, tok in enumerate(view.tokens):
+        if raw or tok.special:
+            label = tok.raw
+        elif tok.text:
+            label = tok.text.replace("\n", "↵\n").replace(" ", "·")
+        else:
+            label = f"‹{tok.bytes}›"
+        style = "bold on #7a3b3b" if tok.special else CHIP_STYLES[i % 2]
+        out.append(label, style=style)
+        if show_ids:
+            out.append(str(tok.id), style=style + " dim italic")
+    return out
+
+
+def render_tensors(tensors, batch) -> Text:
+    out = Text()
+    rows, cols = tensors.shape
+    out.append("tokenizer(text, return_tensors='pt')\n", style="bold")
+    out.append(f"input_ids      shape ({rows}, {cols})\n")
+    out.append(f"attention_mask shape ({rows}, {cols})\n")
+    head = tensors.input_ids[0][:12] if rows else []
+    out.append(f"input_ids[0][:12] = {head}\n", style="dim")
+    if batch is not None:
+        b_rows, b_cols = batch.shape
+        out.append(f"\nbatch of {b_rows} lines, padded → ({b_rows}, {b_cols})\n", style="bold")
+        for ids, mask in zip(batch.input_ids[:6], batch.attention_mask[:6]):
+            real = sum(mask)
+            out.append(f"  {real:>3} real + {b_cols - real:>3} pad  mask ")
+            out.append("".join("█" if m else "·" for m in mask[:40]), style="green")
+            out.append("\n")
+    return out
+
+
+class TokenizePane(Vertical):
+    raw = reactive(False)
+    show_ids = reactive(False)
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.view = None      # the TokenView on screen
+        self.updates = 0      # views applied so far (tests and the latency bench wait on it)
+
+    def compose(self) -> ComposeResult:
+        yield TextArea(SAMPLE_TEXT, id="tok-input", soft_wrap=True)
+        yield Static("waiting for the model…", id="tok-stats")
+        with VerticalScroll(id="tok-chips-box"):
+            yield Static(id="tok-chips")
+        with Horizontal(id="tok-bottom"):
+            yield DataTable(id="tok-words", cursor_type="row", zebra_stripes=True)
+            yield Static(id="tok-tensors")
+
+    def on_mount(self) -> None:
+        # Headless runs (tests, snapshots, benches) need frames that do not blink.
+        self.query_one("#tok-input", TextArea).cursor_blink = not self.app.is_headless
+        table = self.query_one("#tok-words", DataTable)
+        table.add_columns("word", "tokens")
+        table.border_title = "most split words"
+        self.query_one("#tok-tensors").border_title = "what the model gets"
+        self.query_one("#tok-chips-box").border_title = "tokens"
+
+    def on_session(self, session) -> None:
+        self.refresh_view()
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        if event.text_area.id == "tok-input":
+            self.refresh_view()
+
+    def watch_raw(self) -> None:
+        self.refresh_view()
+
+    def watch_show_ids(self) -> None:
+        self.refresh_view()
+
+    def refresh_view(self) -> None:
+        if getattr(self.app, "session", None) is None:
+            return
+        self._compute(self.query_one("#tok-input", TextArea).text, self.raw, self.show_ids)
+
+    @work(thread=True, exclusive=True, group="tokenize")
+    def _compute(self, text: str, raw: bool, show_ids: bool) -> None:
+        # Off the keystroke path: tokenize and build the renderables in a thread.
+        from core.tokenview import most_split, single_token_words, tensor_view, tokenize_view
+
+        tokenizer = self.app.session.tokenizer
+        view = tokenize_view(tokenizer, text)
+        chips = render_chips(view, raw, show_ids)
+        lines = [line for line in text.splitlines() if line.strip()]
+        tensors = tensor_view(tokenizer, [text])
+        batch = tensor_view(tokenizer, lines) if len(lines) > 1 else None
+        words = view.words()
+        singles = single_token_words(view)
+        stats = Text()
+        stats.append(f"{view.count} tokens", style="bold")
+        stats.append(f" · {len(text)} characters · {view.chars_per_token:.2f} chars/token")
+        if words:
+            stats.append(f" · {len(words)} words, {len(singles)} of them a single token: ")
+            stats.append(", ".join(singles[:8]) + ("…" if len(singles) > 8 else ""), style="italic")
+        split = most_split(view, 12)
+        if get_current_worker().is_cancelled:
+            return
+        self.app.call_from_thread(self._apply, view, chips, stats, split, render_tensors(tensors, batch))
+
+    def _apply(self, view, chips, stats, split, tensors) -> None:
+        self.view = view
+        self.query_one("#tok-chips", Static).update(chips)
+        self.query_one("#tok-stats", Static).update(stats)
+        self.query_one("#tok-tensors", Static).update(tensors)
+        table = self.query_one("#tok-words", DataTable)
+        table.clear()
+        for w in split:
+            table.add_row(w.word, str(w.tokens))
+        self.updates += 1
