@@ -1,0 +1,82 @@
+"""The app shell driven by Pilot: loading state, panes, keys, palette, quitting."""
+
+import time
+
+from textual.widgets import TabbedContent
+
+from tests.helpers import wait_for
+from tui.app import RuGPTApp
+
+
+async def test_app_loads_demo_and_switches_panes(demo_dir):
+    app = RuGPTApp(model="demo", device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        status = app.query_one("#model-status")
+        assert "loading" in str(status.render())  # first frame before the model is there
+        await wait_for(pilot, lambda: app.session is not None, timeout=60)
+        await pilot.pause()
+        assert "GPT2LMHeadModel" in str(status.render())
+        assert f"{app.session.info.parameters:,}" in app.sub_title
+        tabs = app.query_one("#tabs", TabbedContent)
+        for key, tab in [("f3", "generate"), ("f4", "train"), ("f2", "tokenize")]:
+            await pilot.press(key)
+            assert tabs.active == tab
+
+
+async def test_bad_model_shows_error_and_keeps_running():
+    app = RuGPTApp(model="no-such/model-anywhere", device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.load_error is not None, timeout=30)
+        await pilot.pause()
+        assert "no-such/model-anywhere" in str(app.query_one("#model-status").render())
+        await pilot.press("f3")
+        assert app.query_one("#tabs", TabbedContent).active == "generate"
+
+
+async def test_offline_default_model_says_demo_on_screen(tmp_path, monkeypatch, demo_dir):
+    import huggingface_hub.constants as c
+
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    app = RuGPTApp(device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.session is not None, timeout=10)
+        await pilot.pause()
+        notice = app.query_one("#notice")
+        assert notice.display
+        assert "demo model" in str(notice.render())
+
+
+async def test_ctrl_q_quits_while_loading():
+    app = RuGPTApp(model="demo", device="cpu")
+    start = time.monotonic()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+q")
+    assert time.monotonic() - start < 5
+    assert app.return_code in (0, None)
+
+
+async def test_palette_load_model(demo_dir):
+    app = RuGPTApp(model="no-such/model-anywhere", device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.load_error is not None, timeout=30)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Load model")
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("ctrl+a", "ctrl+k")  # clear the field
+        await pilot.press(*"demo")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.session is not None, timeout=60)
+        assert app.session.info.model == "demo"
+
+
+async def test_help_screen_lists_keys(demo_session):
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f1")
+        await pilot.pause()
+        from tui.help import HelpScreen
+
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)

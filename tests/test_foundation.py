@@ -1,0 +1,182 @@
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from core import DEFAULT_MODEL
+from core.errors import UserError
+from tests.helpers import ROOT, run_cli
+
+
+def test_core_never_imports_textual():
+    code = ("import pkgutil, importlib, sys, core\n"
+            "for m in pkgutil.walk_packages(core.__path__, 'core.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "print('textual' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_app_module_imports_without_torch():
+    """The first frame must not wait for torch/transformers: the app module does not import them."""
+    code = "import sys, tui.app; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False False"
+
+
+def test_demo_build_is_deterministic(tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    from core.demo import build_demo_model
+
+    a = build_demo_model(tmp_path / "a")
+    b = build_demo_model(tmp_path / "b")
+    tok_a, tok_b = AutoTokenizer.from_pretrained(a), AutoTokenizer.from_pretrained(b)
+    assert tok_a.get_vocab() == tok_b.get_vocab()
+    assert 2000 <= len(tok_a) <= 5000
+    text = "Модель получает на вход последовательность токенов."
+    assert tok_a(text)["input_ids"] == tok_b(text)["input_ids"]
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert wa.keys() == wb.keys()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    # special tokens laid out as in current ruGPT-3
+    assert (tok_a.pad_token_id, tok_a.bos_token_id, tok_a.eos_token_id) == (0, 1, 2)
+
+
+def test_demo_build_leaves_global_rng_alone(tmp_path):
+    from core.demo import build_demo_model
+
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    build_demo_model(tmp_path / "m")
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_load_from_folder_path(demo_dir):
+    from core.session import load_session
+
+    session = load_session(str(demo_dir), device="cpu")
+    info = session.info
+    assert info.model_class == "GPT2LMHeadModel"
+    assert info.parameters == sum(p.numel() for p in session.model.parameters())
+    assert info.parameters > 100_000
+    assert info.device == "cpu" and info.dtype == "float32"
+    assert info.vocab_size == session.model.config.vocab_size == 3000
+    assert info.max_positions == 256
+
+
+def test_pad_token_is_added_without_masking_eos(tmp_path, demo_dir):
+    """A tokenizer with no pad and no <pad> in its vocabulary reuses EOS as the pad id;
+    the EOS id stays the EOS id and padding is known from the attention mask."""
+    from transformers import AutoTokenizer
+
+    from core.session import ensure_pad_token
+
+    tok = AutoTokenizer.from_pretrained(demo_dir)
+    tok.pad_token = None
+    assert ensure_pad_token(tok) == "vocab"  # "<pad>" is in the vocabulary: use it
+    assert tok.pad_token == "<pad>" and tok.pad_token_id != tok.eos_token_id
+
+    # An old-style tokenizer: everything is one end-of-text token, no pad anywhere.
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.WordLevel({"<|endoftext|>": 0, "а": 1, "б": 2}, unk_token="<|endoftext|>"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    old = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>")
+    assert old.pad_token is None
+    assert ensure_pad_token(old) == "eos"
+    batch = old(["а б <|endoftext|>", "а"], padding=True)
+    assert batch["input_ids"][0][-1] == old.eos_token_id
+    assert batch["attention_mask"][0] == [1, 1, 1]   # the real EOS is not padding
+    assert batch["attention_mask"][1] == [1, 0, 0]
+
+
+def test_bad_model_id_is_one_clear_line():
+    result = run_cli("info", "--model", "nobody-has/this-model-xyz", "--json")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "nobody-has/this-model-xyz" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("make", ["empty", "bad_config", "file"])
+def test_broken_model_folder(tmp_path, make):
+    from core.session import load_session
+
+    target = tmp_path / "model"
+    if make == "file":
+        target.write_text("not a model")
+    else:
+        target.mkdir()
+        if make == "bad_config":
+            (target / "config.json").write_text("{ this is not json")
+    with pytest.raises(UserError) as err:
+        load_session(str(target), device="cpu")
+    assert str(target) in str(err.value) or "cannot load" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_offline_fallback_to_demo_is_fast(tmp_path, monkeypatch, demo_dir):
+    """Default model, no network, empty hub cache: the demo model, with a notice, in < 10 s."""
+    from core.session import load_session
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    import huggingface_hub.constants as c
+
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    start = time.monotonic()
+    session = load_session(DEFAULT_MODEL, device="cpu")
+    assert time.monotonic() - start < 10
+    assert session.info.model == "demo"
+    assert session.notice and "demo" in session.notice and DEFAULT_MODEL in session.notice
+
+
+def test_unreachable_hub_probe_is_bounded(monkeypatch):
+    """Without HF_HUB_OFFLINE, an unreachable endpoint is detected within the probe timeout."""
+    import huggingface_hub.constants as c
+
+    from core.session import hub_reachable
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(c, "ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing listens
+    start = time.monotonic()
+    assert hub_reachable(timeout=2.0) is False
+    assert time.monotonic() - start < 3
+
+
+def test_info_json_cli(demo_dir):
+    result = run_cli("info", "--model", "demo", "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    for key, kind in [("model", str), ("model_class", str), ("tokenizer_class", str),
+                      ("parameters", int), ("device", str), ("dtype", str),
+                      ("vocab_size", int), ("max_positions", int)]:
+        assert isinstance(info[key], kind), key
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(demo_dir)
+    assert info["parameters"] == sum(p.numel() for p in model.parameters())
+    assert info["model"] == "demo" and info["model_class"] == "GPT2LMHeadModel"
+
+
+def test_bad_device_setting_is_exit_2():
+    result = run_cli("info", "--model", "demo", "--device", "cuda")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert result.returncode == 2
+    assert "--device cuda" in result.stderr
+
+
+def test_demo_model_command(tmp_path):
+    result = run_cli("demo-model", "--out", str(tmp_path / "d"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "d" / "model.safetensors").exists()
+    assert (tmp_path / "d" / "tokenizer.json").exists()

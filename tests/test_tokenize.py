@@ -1,0 +1,152 @@
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.tokenview import (
+    most_split,
+    single_token_words,
+    tensor_view,
+    tokenize_view,
+)
+from tests.helpers import run_cli, wait_for
+
+ALPHABET = st.one_of(
+    st.characters(min_codepoint=0x0400, max_codepoint=0x04FF),   # Cyrillic
+    st.sampled_from(list("abcXYZ0123456789 \t\n\r.,!?-—«»\u00a0")),
+    st.sampled_from(["\u0301", "\u0308", "\u200d", "😀", "🇷🇺", "👍🏽", "€", "日本", "ё", "Ё"]),
+    st.characters(codec="utf-8", exclude_categories=("Cs",)),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.lists(ALPHABET, max_size=60).map("".join))
+def test_view_matches_tokenizer_and_joins_back(demo_session, text):
+    tok = demo_session.tokenizer
+    view = tokenize_view(tok, text)
+    assert view.ids == tok(text)["input_ids"]
+    assert "".join(t.text for t in view.tokens) == text
+    pos = 0
+    for t in view.tokens:
+        assert t.start == pos and text[t.start:t.end] == t.text
+        pos = t.end
+    assert pos == len(text)
+    assert b"".join(bytes.fromhex(t.bytes) for t in view.tokens) == text.encode("utf-8")
+
+
+def test_split_character_belongs_to_completing_token(demo_session):
+    view = tokenize_view(demo_session.tokenizer, "😀")
+    assert len(view.tokens) > 1
+    assert [t.text for t in view.tokens[:-1]] == [""] * (len(view.tokens) - 1)
+    assert view.tokens[-1].text == "😀"
+    assert view.tokens[0].bytes == "f0"
+
+
+def test_raw_piece_is_vocabulary_string(demo_session):
+    tok = demo_session.tokenizer
+    view = tokenize_view(tok, "Привет, мир")
+    assert [t.raw for t in view.tokens] == tok.convert_ids_to_tokens(view.ids)
+    assert any("Ð" in t.raw for t in view.tokens)  # byte-level alphabet, as the model stores it
+
+
+def test_special_tokens_marked(demo_session):
+    view = tokenize_view(demo_session.tokenizer, "конец</s>")
+    assert view.tokens[-1].special and view.tokens[-1].text == "</s>"
+    assert view.tokens[-1].id == demo_session.tokenizer.eos_token_id
+
+
+def test_word_statistics(demo_session):
+    tok = demo_session.tokenizer
+    text = "сеть абвгдеёжз сеть"
+    view = tokenize_view(tok, text)
+    words = view.words()
+    assert [w.word for w in words] == ["сеть", "абвгдеёжз", "сеть"]
+    for w in words:  # each count is what the tokenizer gives for that word in context
+        inside = [t for t in view.tokens if t.start < w.start + len(w.word) and
+                  (t.end > w.start or (t.start == t.end and t.start >= w.start))]
+        assert w.tokens == len(inside)
+    top = most_split(view, 1)[0]
+    assert top.word == "абвгдеёжз" and top.tokens > 1
+    assert "сеть" in single_token_words(view)
+    assert view.chars_per_token == len(text) / view.count
+
+
+def test_empty_text(demo_session):
+    view = tokenize_view(demo_session.tokenizer, "")
+    assert view.ids == [] and view.tokens == [] and view.chars_per_token == 0
+
+
+def test_tensor_shapes_and_padded_batch(demo_session):
+    tok = demo_session.tokenizer
+    single = tensor_view(tok, ["Привет, мир"])
+    assert single.shape == (1, len(tok("Привет, мир")["input_ids"]))
+    lines = ["Короткая.", "Строка подлиннее, в ней больше слов и токенов."]
+    batch = tensor_view(tok, lines)
+    lengths = [len(tok(line)["input_ids"]) for line in lines]
+    assert batch.shape == (2, max(lengths))
+    assert [sum(m) for m in batch.attention_mask] == lengths
+    assert batch.input_ids[0][lengths[0]:] == [tok.pad_token_id] * (max(lengths) - lengths[0])
+
+
+def test_tokenize_cli_json(demo_dir):
+    text = "Привет, мир! 😀"
+    result = run_cli("tokenize", "--model", "demo", "--json", text)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["count"] == len(data["ids"]) == len(data["tokens"])
+    assert "".join(t["text"] for t in data["tokens"]) == text
+    assert set(data["tokens"][0]) >= {"id", "raw", "text", "bytes", "start", "end"}
+
+
+def test_tokenize_cli_readable(demo_dir):
+    result = run_cli("tokenize", "--model", "demo", "Привет")
+    assert result.returncode == 0, result.stderr
+    assert "tokens" in result.stdout and "Пр" in result.stdout
+
+
+async def test_pane_updates_as_you_type(demo_session):
+    from textual.widgets import DataTable, TextArea
+
+    from tui.app import RuGPTApp
+    from tui.panes.tokenize import TokenizePane
+
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = app.query_one(TokenizePane)
+        await wait_for(pilot, lambda: pane.view is not None)
+        area = app.query_one("#tok-input", TextArea)
+        area.focus()
+        area.clear()
+        await pilot.press(*"мир и сеть")
+        expected = demo_session.tokenizer("мир и сеть")["input_ids"]
+        await wait_for(pilot, lambda: pane.view.text == "мир и сеть")
+        assert pane.view.ids == expected
+        assert f"{len(expected)} tokens" in str(app.query_one("#tok-stats").render())
+        chips = app.query_one("#tok-chips").render()
+        assert "мир" in str(chips) and "·и" in str(chips)
+        table = app.query_one("#tok-words", DataTable)
+        assert table.row_count == 3
+
+        # raw byte-level pieces and ids on demand
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: "Ð" in str(app.query_one("#tok-chips").render()))
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: str(expected[0]) in str(app.query_one("#tok-chips").render()))
+
+        # several lines → a padded batch with its mask
+        area.clear()
+        area.insert("а\nдлинная строка текста")
+        await wait_for(pilot, lambda: pane.view.text == "а\nдлинная строка текста")
+        assert "batch of 2 lines" in str(app.query_one("#tok-tensors").render())
+
+
+def test_tokenize_pane_snapshot(snap_compare, demo_session):
+    from tui.app import RuGPTApp
+    from tui.panes.tokenize import TokenizePane
+
+    async def ready(pilot):
+        pane = pilot.app.query_one(TokenizePane)
+        await wait_for(pilot, lambda: pane.view is not None)
+        await pilot.pause()
+
+    assert snap_compare(RuGPTApp(session=demo_session), terminal_size=(120, 40), run_before=ready)
