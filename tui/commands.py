@@ -81,7 +81,35 @@ def cmd_tokenize(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    raise UserError("generate: not available in this build")
+    from core.generation import Done, Notice, TokenEvent, generate_stream
+    from core.sampling import SamplingSettings
+
+    settings = SamplingSettings(
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+        repetition_penalty=args.repetition_penalty, greedy=args.greedy,
+        max_new_tokens=args.max_new_tokens, seed=args.seed, stop=tuple(args.stop),
+    ).validate()  # bad settings fail before the model loads
+    session = _session(args)
+    if session.notice:
+        print(session.notice, file=sys.stderr)
+    for event in generate_stream(session, args.prompt, settings):
+        if isinstance(event, Notice):
+            print(f"note: {event.message}", file=sys.stderr)
+        elif isinstance(event, TokenEvent):
+            if args.jsonl:
+                _print_json(event.as_json())
+            elif event.text:
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+        elif isinstance(event, Done):
+            if args.jsonl:
+                _print_json(event.as_json())
+            else:
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+                print(f"{event.new_tokens} tokens, {event.tokens_per_s:.1f} tokens/s, "
+                      f"stop: {event.stop_reason}, seed {event.seed}", file=sys.stderr)
+    return 0
 
 
 def cmd_train(args) -> int:

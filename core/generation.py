@@ -1,0 +1,228 @@
+"""Our own decode loop: prefill the prompt once, then one token per step from a KV cache.
+
+    events = generate_stream(session, "Это", SamplingSettings(seed=1))
+    for event in events: ...   # TokenEvent per token, Notice for warnings, Done at the end
+
+Only the last position's logits are computed at each step. Cancel (`should_stop`) is checked
+before every forward pass, so it takes effect within one step. Every forward holds the
+session lock, so a training run on the same weights interleaves step by step.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from core.sampling import SamplingSettings, choose_next, make_generator, resolve_seed
+
+
+@dataclass
+class TokenEvent:
+    step: int
+    id: int
+    text: str                         # new text this token completes ("" mid-character)
+    prob: float
+    top: list[tuple[int, float]]
+    elapsed_s: float = 0.0
+
+    def as_json(self) -> dict:
+        return {"step": self.step, "id": self.id, "text": self.text, "prob": self.prob,
+                "top": [[i, p] for i, p in self.top]}
+
+
+@dataclass
+class Notice:
+    message: str
+
+
+@dataclass
+class Done:
+    ids: list[int]
+    text: str
+    new_tokens: int
+    tokens_per_s: float
+    stop_reason: str                  # length | eos | stop | cancel
+    ttft_s: float | None = None
+    seed: int | None = None
+    prompt_tokens: int = 0
+    notices: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {"done": True, "ids": self.ids, "text": self.text, "new_tokens": self.new_tokens,
+                "tokens_per_s": self.tokens_per_s, "stop_reason": self.stop_reason,
+                "ttft_s": self.ttft_s, "seed": self.seed, "prompt_tokens": self.prompt_tokens}
+
+
+class IncrementalDecoder:
+    """Turns ids into text as they arrive without ever emitting half a character (`�`):
+    text is held back until the bytes of the character are complete."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.prefix = 0   # start of the window decoded for context
+        self.read = 0     # end of what has been emitted
+
+    def _decode(self, ids) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True,
+                                     clean_up_tokenization_spaces=False)
+
+    def push(self, token_id: int) -> str:
+        self.ids.append(token_id)
+        before = self._decode(self.ids[self.prefix:self.read])
+        now = self._decode(self.ids[self.prefix:])
+        if len(now) > len(before) and not now.endswith("\ufffd"):
+            self.prefix, self.read = self.read, len(self.ids)
+            return now[len(before):]
+        return ""
+
+
+def cache_keyword(model) -> str:
+    """transformers ≥ 5.24 names the forward argument `cache`; earlier, `past_key_values`."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _forward_kwargs(model) -> dict:
+    params = inspect.signature(model.forward).parameters
+    return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+
+
+def eos_ids_of(model, tokenizer) -> set[int]:
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    if eos is None:
+        return set()
+    return set(eos) if isinstance(eos, (list, tuple)) else {int(eos)}
+
+
+def fit_prompt(prompt_ids: list[int], max_new: int, context: int) -> tuple[list[int], int, list[str]]:
+    """Cut the prompt from the left (and if need be, the budget) so prompt + new ≤ context."""
+    notices = []
+    if max_new >= context:
+        max_new = context - 1
+        notices.append(f"max new tokens cut to {max_new}: the model's context is {context} tokens")
+    if len(prompt_ids) + max_new > context:
+        keep = context - max_new
+        notices.append(f"prompt cut from the left to its last {keep} of {len(prompt_ids)} tokens "
+                       f"(context {context} = prompt + {max_new} new)")
+        prompt_ids = prompt_ids[-keep:]
+    return prompt_ids, max_new, notices
+
+
+class _EvalMode:
+    """Eval mode for one forward, restoring whatever mode a training run left the model in."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def __enter__(self):
+        self.was_training = self.model.training
+        if self.was_training:
+            self.model.eval()
+
+    def __exit__(self, *exc):
+        if self.was_training:
+            self.model.train()
+
+
+def generate_stream(session, prompt: str, settings: SamplingSettings | None = None,
+                    should_stop: Callable[[], bool] = lambda: False,
+                    prompt_ids: list[int] | None = None, n_top: int = 10) -> Iterator:
+    s = (settings or SamplingSettings()).validate()
+    model, tokenizer, lock = session.model, session.tokenizer, session.lock
+    device = model.device
+    start = time.perf_counter()
+
+    if prompt_ids is None:
+        prompt_ids = tokenizer(prompt)["input_ids"]
+    notices = []
+    if not prompt_ids:
+        start_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        prompt_ids = [start_id]
+        notices.append("empty prompt: starting from the beginning-of-text token")
+    prompt_ids, max_new, cut = fit_prompt(list(prompt_ids), s.max_new_tokens, session.max_positions)
+    notices += cut
+    for message in notices:
+        yield Notice(message)
+
+    seed = resolve_seed(s.seed)
+    generator = make_generator(seed, device)
+    eos_ids = eos_ids_of(model, tokenizer)
+    decoder = IncrementalDecoder(tokenizer)
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    cache_kw, extra = cache_keyword(model), _forward_kwargs(model)
+
+    seen = torch.tensor(prompt_ids, device=device)          # (N,) for the repetition penalty
+    step_input = seen[None, :]                               # (1, T): the whole prompt first
+    new_ids: list[int] = []
+    text_parts: list[str] = []
+    stop_reason = "length"
+    ttft = None
+    tail = max((len(x) for x in s.stop), default=0)
+
+    for step in range(max_new):
+        if should_stop():
+            stop_reason = "cancel"
+            break
+        with lock, torch.inference_mode(), _EvalMode(model):
+            out = model(input_ids=step_input, use_cache=True, **{cache_kw: cache}, **extra)
+            logits = out.logits[0, -1]                       # (V,) last position only
+            choice = choose_next(logits, seen, s, generator, n_top)
+        next_id = choice.id
+        new_ids.append(next_id)
+        seen = torch.cat([seen, seen.new_tensor([next_id])])
+        step_input = seen[None, -1:]                         # (1, 1): one token per step
+        piece = decoder.push(next_id)
+        now = time.perf_counter()
+        if ttft is None:
+            ttft = now - start
+        yield TokenEvent(step, next_id, piece, choice.prob, choice.top, now - start)
+        if next_id in eos_ids:
+            stop_reason = "eos"
+            break
+        if piece:
+            text_parts.append(piece)
+            if s.stop:
+                recent = "".join(text_parts)[-(tail + len(piece)):]
+                if any(stop in recent for stop in s.stop):
+                    stop_reason = "stop"
+                    break
+
+    elapsed = time.perf_counter() - start
+    text = tokenizer.decode(new_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    yield Done(ids=new_ids, text=text, new_tokens=len(new_ids),
+               tokens_per_s=len(new_ids) / elapsed if elapsed > 0 else 0.0,
+               stop_reason=stop_reason, ttft_s=ttft, seed=seed,
+               prompt_tokens=len(prompt_ids), notices=notices)
+
+
+@dataclass
+class NextTokenView:
+    """The notebook's look inside: logits (B, T, V), softmax over V, the best candidates."""
+    logits_shape: tuple[int, int, int]
+    prompt_tokens: int
+    top: list[tuple[int, str, float, float]]   # id, piece, probability, logit
+    entropy_bits: float
+
+
+def inspect_next(session, prompt: str, n_top: int = 10) -> NextTokenView:
+    model, tokenizer = session.model, session.tokenizer
+    ids = tokenizer(prompt)["input_ids"] or [tokenizer.bos_token_id or tokenizer.eos_token_id]
+    ids = ids[-session.max_positions:]
+    with session.lock, torch.inference_mode(), _EvalMode(model):
+        logits = model(input_ids=torch.tensor([ids], device=model.device)).logits  # (1, T, V)
+    last = logits[0, -1].float()                             # (V,)
+    probs = last.softmax(-1)                                 # sums to 1 over the vocabulary
+    top = torch.topk(probs, min(n_top, probs.numel()))
+    entropy = float(-(probs * probs.clamp_min(1e-30).log2()).sum())
+    rows = [(int(i), tokenizer.decode([int(i)]), float(p), float(last[i]))
+            for p, i in zip(top.values, top.indices)]
+    return NextTokenView(tuple(logits.shape), len(ids), rows, entropy)

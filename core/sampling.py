@@ -1,0 +1,117 @@
+"""Choosing the next token, in the order Hugging Face applies it:
+
+    repetition penalty → temperature → top-k → top-p → softmax → draw
+
+Each step works on logits already computed (no extra forward pass) and reports the chosen
+token's probability and the best candidates of the very distribution it was drawn from.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import torch
+
+from core.errors import UserError
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    temperature: float = 1.0
+    top_k: int = 50             # 0 = off
+    top_p: float = 0.95         # 1.0 = off
+    repetition_penalty: float = 1.0
+    greedy: bool = False
+    max_new_tokens: int = 64
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def validate(self) -> SamplingSettings:
+        if not self.greedy and not self.temperature > 0:
+            raise UserError(f"temperature {self.temperature}: must be > 0 (or use greedy)")
+        if self.top_k < 0:
+            raise UserError(f"top-k {self.top_k}: must be ≥ 0 (0 turns it off)")
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"top-p {self.top_p}: must be in (0, 1]")
+        if not self.repetition_penalty > 0:
+            raise UserError(f"repetition penalty {self.repetition_penalty}: must be > 0")
+        if self.max_new_tokens < 1:
+            raise UserError(f"max new tokens {self.max_new_tokens}: must be ≥ 1")
+        return self
+
+
+@dataclass
+class Choice:
+    id: int
+    prob: float                      # under the distribution it was drawn from
+    top: list[tuple[int, float]]     # best candidates of that distribution, best first
+
+
+def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+    """logits (V,), seen (N,) ids: divide positive logits of seen ids by `penalty`, multiply
+    negative ones (so a seen token always gets less likely when penalty > 1)."""
+    if penalty == 1.0 or seen.numel() == 0:
+        return logits
+    picked = logits.gather(0, seen)
+    picked = torch.where(picked < 0, picked * penalty, picked / penalty)
+    return logits.scatter(0, seen, picked)
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep every logit ≥ the k-th largest (ties at the k-th value stay)."""
+    if k <= 0 or k >= logits.size(-1):
+        return logits
+    kth = torch.topk(logits, k).values[-1]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep the smallest set of best tokens whose mass reaches p (the crossing token included)."""
+    if p >= 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, descending=False)          # worst first
+    cumulative = sorted_logits.softmax(-1).cumsum(-1)
+    drop_sorted = cumulative <= (1 - p)
+    drop_sorted[-1] = False                                              # always keep one
+    drop = drop_sorted.scatter(0, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def shape_distribution(logits: torch.Tensor, seen: torch.Tensor, s: SamplingSettings) -> torch.Tensor:
+    """(V,) raw logits → (V,) logits of the distribution the token is drawn from."""
+    logits = apply_repetition_penalty(logits.float(), seen, s.repetition_penalty)
+    if s.greedy:
+        return logits
+    if s.temperature != 1.0:
+        logits = logits / s.temperature
+    logits = top_k_filter(logits, s.top_k)
+    return top_p_filter(logits, s.top_p)
+
+
+def choose_next(logits: torch.Tensor, seen: torch.Tensor, s: SamplingSettings,
+                generator: torch.Generator | None, n_top: int = 10) -> Choice:
+    """One decoding step. logits (V,) for the last position; seen (N,) prompt + generated ids."""
+    probs = shape_distribution(logits, seen, s).softmax(-1)             # (V,)
+    if s.greedy:
+        next_id = int(torch.argmax(probs))
+    else:
+        next_id = int(torch.multinomial(probs, 1, generator=generator))
+    top = torch.topk(probs, min(n_top, probs.size(-1)))
+    return Choice(
+        id=next_id,
+        prob=float(probs[next_id]),
+        top=[(int(i), float(v)) for i, v in zip(top.indices.tolist(), top.values.tolist())],
+    )
+
+
+def resolve_seed(seed: int | None) -> int:
+    """A given seed, or a fresh one that is reported so the run can be repeated."""
+    return seed if seed is not None else secrets.randbits(48)
+
+
+def make_generator(seed: int, device) -> torch.Generator:
+    """A private RNG: sampling never touches (or depends on) the global torch RNG."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen
