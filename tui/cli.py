@@ -6,7 +6,6 @@ Exit codes: 0 success, 2 bad input (one line naming the file/setting), 1 interna
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 

@@ -42,7 +42,7 @@ def render_tensors(tensors, batch) -> Text:
     if batch is not None:
         b_rows, b_cols = batch.shape
         out.append(f"\nbatch of {b_rows} lines, padded → ({b_rows}, {b_cols})\n", style="bold")
-        for ids, mask in zip(batch.input_ids[:6], batch.attention_mask[:6]):
+        for mask in batch.attention_mask[:6]:
             real = sum(mask)
             out.append(f"  {real:>3} real + {b_cols - real:>3} pad  mask ")
             out.append("".join("█" if m else "·" for m in mask[:40]), style="green")
