@@ -30,6 +30,9 @@ class RuGPTApp(App):
         Binding("f2", "show_tab('tokenize')", "Tokenize"),
         Binding("f3", "show_tab('generate')", "Generate"),
         Binding("f4", "show_tab('train')", "Train"),
+        Binding("f5", "generate", "Generate"),
+        Binding("f6", "stop_generation", "Stop", show=False),
+        Binding("f7", "regenerate", "Again (same seed)", show=False),
         Binding("ctrl+t", "toggle_raw", "Raw tokens", show=False),
         Binding("ctrl+o", "toggle_ids", "Token ids", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -125,6 +128,17 @@ class RuGPTApp(App):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab
+
+    def action_generate(self) -> None:
+        self.action_show_tab("generate")
+        self.query_one(GeneratePane).generate()
+
+    def action_stop_generation(self) -> None:
+        self.query_one(GeneratePane).stop()
+
+    def action_regenerate(self) -> None:
+        self.action_show_tab("generate")
+        self.query_one(GeneratePane).regenerate()
 
     def action_toggle_raw(self) -> None:
         pane = self.query_one(TokenizePane)

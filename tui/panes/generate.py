@@ -1,16 +1,281 @@
-"""F3 — the Generate pane."""
+"""F3 — the Generate pane: prompt, sampling settings, a token stream tinted by probability,
+the why of every token, a look at the next-token distribution, and this session's history."""
 
-from textual.app import ComposeResult
-from textual.containers import Vertical
-from textual.widgets import Static
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult, SystemCommand
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import OptionList, Static, Switch, TextArea
+from textual.widgets.option_list import Option
+
+from tui.widgets import ChoiceInfo, LabeledInput, TokenStream, bar
+
+DEFAULT_PROMPT = "Это"
+FLUSH_EVERY_S = 0.03   # the stream reaches the screen in batches, never one repaint per token
 
 
-class GeneratePane(Vertical):
+class GenerationProgress(Message):
+    """New tokens wait in the run's buffer. Replaceable, so a fast stream never floods the queue."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, GenerationProgress)
+
+
+@dataclass
+class GenerationFinished(Message):
+    done: object
+
+
+@dataclass
+class GenerationFailed(Message):
+    error: str
+
+
+class Run:
+    """One generation: its settings, its tokens so far, and its end."""
+
+    def __init__(self, prompt: str, settings) -> None:
+        self.prompt = prompt
+        self.settings = settings
+        self.tokens: list = []
+        self.shown = 0
+        self.notices: list[str] = []
+        self.done = None
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.started = time.perf_counter()
+
+    def take_new(self) -> list:
+        with self.lock:
+            new = self.tokens[self.shown:]
+            self.shown = len(self.tokens)
+        return new
+
+
+class GeneratePane(Horizontal):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.run: Run | None = None
+        self.history: list[Run] = []
+        self._inspect_timer = None
+
     def compose(self) -> ComposeResult:
-        yield Static("Generation", id="gen-placeholder")
+        with Vertical(id="gen-left"):
+            yield TextArea(DEFAULT_PROMPT, id="gen-prompt", soft_wrap=True)
+            with Horizontal(id="gen-settings"):
+                yield LabeledInput("temperature", "1.0", "gen-temperature", 13)
+                yield LabeledInput("top-k", "50", "gen-top-k", 8)
+                yield LabeledInput("top-p", "0.95", "gen-top-p", 8)
+                yield LabeledInput("rep. penalty", "1.0", "gen-rep", 13)
+                yield LabeledInput("max new", "64", "gen-max-new", 9)
+                yield LabeledInput("seed", "", "gen-seed", 12)
+                with Vertical(id="gen-greedy-box"):
+                    yield Static("greedy")
+                    yield Switch(False, id="gen-greedy")
+            with VerticalScroll(id="gen-output-box"):
+                yield TokenStream(id="gen-output")
+            yield Static("F5 generate · F6 stop · F7 again, same seed · ←/→ over the output",
+                         id="gen-stats")
+        with Vertical(id="gen-right"):
+            yield ChoiceInfo(id="gen-choice")
+            yield Static(id="gen-inspector")
+            yield OptionList(id="gen-history")
+
+    def on_mount(self) -> None:
+        self.query_one("#gen-prompt", TextArea).cursor_blink = not self.app.is_headless
+        self.query_one("#gen-output-box").border_title = "output (tint: probability of each token)"
+        self.query_one("#gen-choice").border_title = "why this token"
+        self.query_one("#gen-inspector").border_title = "next token"
+        self.query_one("#gen-history").border_title = "history"
+        self.query_one(ChoiceInfo).show(None, None)
 
     def on_session(self, session) -> None:
-        pass
+        self.schedule_inspect()
 
     def commands(self):
-        return []
+        yield SystemCommand("Generate", "Generate from the prompt (F5)", self.generate)
+        yield SystemCommand("Stop generation", "Stop the running generation (F6)", self.stop)
+        yield SystemCommand("Regenerate with the same seed", "Repeat the last run exactly (F7)",
+                            self.regenerate)
+
+    # -- settings ----------------------------------------------------------------------
+
+    def read_settings(self, seed_override: int | None = None):
+        """The settings on screen, or a one-line error naming the bad field."""
+        from core.errors import UserError
+        from core.sampling import SamplingSettings
+
+        def value(field_id: str, kind, name: str):
+            raw = self.query_one(f"#{field_id}").value.strip()
+            try:
+                return kind(raw)
+            except ValueError:
+                raise UserError(f"{name}: {raw!r} is not a number") from None
+
+        seed_text = self.query_one("#gen-seed").value.strip()
+        seed = seed_override
+        if seed is None and seed_text:
+            seed = value("gen-seed", int, "seed")
+        return SamplingSettings(
+            temperature=value("gen-temperature", float, "temperature"),
+            top_k=value("gen-top-k", int, "top-k"),
+            top_p=value("gen-top-p", float, "top-p"),
+            repetition_penalty=value("gen-rep", float, "repetition penalty"),
+            max_new_tokens=value("gen-max-new", int, "max new tokens"),
+            greedy=self.query_one("#gen-greedy", Switch).value,
+            seed=seed,
+        ).validate()
+
+    # -- running -------------------------------------------------------------------------
+
+    def generate(self, seed: int | None = None) -> None:
+        from core.errors import UserError
+
+        session = self.app.session
+        if session is None:
+            self.app.notify("No model loaded yet", severity="warning")
+            return
+        try:
+            settings = self.read_settings(seed)
+        except UserError as exc:
+            self.app.notify(str(exc), title="Generate", severity="error")
+            return
+        if self.run is not None and self.run.done is None:
+            self.run.stop.set()
+        prompt = self.query_one("#gen-prompt", TextArea).text
+        run = Run(prompt, settings)
+        self.run = run
+        output = self.query_one(TokenStream)
+        output.selected = -1
+        output.set_content(prompt, [])
+        self.query_one("#gen-stats", Static).update("generating…")
+        # Started from the App: the run outlives any widget; exclusive replaces a running one.
+        self.app.run_worker(lambda: self._produce(session, run), thread=True, exclusive=True,
+                            group="generate", name="generate")
+
+    def _produce(self, session, run: Run) -> None:
+        """Worker thread: pull events from the core loop, hand them over in ≈30 ms batches."""
+        from textual.worker import get_current_worker
+
+        from core.generation import Done, Notice, TokenEvent, generate_stream
+
+        worker = get_current_worker()
+        last_flush = 0.0
+        try:
+            for event in generate_stream(session, run.prompt, run.settings,
+                                         should_stop=lambda: run.stop.is_set() or worker.is_cancelled):
+                if isinstance(event, TokenEvent):
+                    with run.lock:
+                        run.tokens.append(event)
+                    now = time.perf_counter()
+                    if now - last_flush >= FLUSH_EVERY_S:
+                        last_flush = now
+                        self.post_message(GenerationProgress())
+                elif isinstance(event, Notice):
+                    run.notices.append(event.message)
+                elif isinstance(event, Done):
+                    run.done = event
+                    self.post_message(GenerationFinished(event))
+        except Exception as exc:  # shown as one line, the app keeps running
+            self.post_message(GenerationFailed(f"{type(exc).__name__}: {exc}".splitlines()[0]))
+
+    def stop(self) -> None:
+        if self.run is not None:
+            self.run.stop.set()
+
+    def regenerate(self) -> None:
+        last = self.run or (self.history[-1] if self.history else None)
+        if last is None or last.done is None:
+            self.generate()
+        else:
+            self.generate(seed=last.done.seed)
+
+    def on_generation_progress(self, message: GenerationProgress) -> None:
+        run = self.run
+        if run is None:
+            return
+        new = run.take_new()
+        if new:
+            self.query_one(TokenStream).extend(new)
+            elapsed = time.perf_counter() - run.started
+            ttft = run.tokens[0].elapsed_s if run.tokens else 0
+            self.query_one("#gen-stats", Static).update(
+                f"{len(run.tokens)} tokens · {len(run.tokens) / elapsed:.1f} tokens/s · "
+                f"first token {ttft * 1000:.0f} ms · F6 stops")
+            self.query_one("#gen-output-box").scroll_end(animate=False)
+
+    def on_generation_finished(self, message: GenerationFinished) -> None:
+        run = self.run
+        if run is None or run.done is not message.done:
+            return
+        self.on_generation_progress(GenerationProgress())
+        done = run.done
+        self.history.append(run)
+        preview = (run.prompt + done.text).replace("\n", " ")[:40]
+        self.query_one("#gen-history", OptionList).add_option(
+            Option(f"#{len(self.history)} seed {done.seed} · {done.new_tokens} tok · {preview}"))
+        stats = (f"{done.new_tokens} tokens · {done.tokens_per_s:.1f} tokens/s · "
+                 f"first token {(done.ttft_s or 0) * 1000:.0f} ms · stop: {done.stop_reason} · "
+                 f"seed {done.seed}")
+        if run.notices:
+            stats += " · " + "; ".join(run.notices)
+        self.query_one("#gen-stats", Static).update(stats)
+
+    def on_generation_failed(self, message: GenerationFailed) -> None:
+        self.query_one("#gen-stats", Static).update(f"[red]{message.error}[/red]")
+        self.app.notify(message.error, title="Generate", severity="error")
+
+    @on(OptionList.OptionSelected, "#gen-history")
+    def show_past_run(self, event: OptionList.OptionSelected) -> None:
+        run = self.history[event.option_index]
+        output = self.query_one(TokenStream)
+        output.selected = -1
+        output.set_content(run.prompt, run.tokens)
+
+    @on(TokenStream.Selected)
+    def show_choice(self, event: TokenStream.Selected) -> None:
+        tokens = event.stream.tokens
+        chosen = tokens[event.index] if 0 <= event.index < len(tokens) else None
+        if self.app.session is not None:
+            self.query_one(ChoiceInfo).show(self.app.session.tokenizer, chosen)
+
+    # -- next-token inspector ---------------------------------------------------------------
+
+    @on(TextArea.Changed, "#gen-prompt")
+    def prompt_changed(self) -> None:
+        self.schedule_inspect()
+
+    def schedule_inspect(self) -> None:
+        if self._inspect_timer is not None:
+            self._inspect_timer.stop()
+        self._inspect_timer = self.set_timer(0.25, self._start_inspect)
+
+    def _start_inspect(self) -> None:
+        session = self.app.session
+        if session is None:
+            return
+        prompt = self.query_one("#gen-prompt", TextArea).text
+        self.app.run_worker(lambda: self._inspect(session, prompt), thread=True, exclusive=True,
+                            group="inspect", name="inspect")
+
+    def _inspect(self, session, prompt: str) -> None:
+        from core.generation import inspect_next
+
+        view = inspect_next(session, prompt)
+        text = Text()
+        b, t, v = view.logits_shape
+        text.append(f"logits (batch, seq, vocab) = ({b}, {t}, {v})\n", style="bold")
+        text.append(f"softmax over vocab → p; entropy {view.entropy_bits:.2f} bits\n\n")
+        scale = max((p for _, _, p, _ in view.top), default=1.0) or 1.0
+        for _tid, piece, p, logit in view.top:
+            text.append(f"{piece!r:<14.14} {p:6.3f} ", style="bold")
+            text.append(bar(p / scale, 12), style="cyan")
+            text.append(f" {logit:+.2f}\n", style="dim")
+        self.app.call_from_thread(self.query_one("#gen-inspector", Static).update, text)
