@@ -89,20 +89,46 @@ def shape_distribution(logits: torch.Tensor, seen: torch.Tensor, s: SamplingSett
     return top_p_filter(logits, s.top_p)
 
 
+def candidates(logits: torch.Tensor, seen: torch.Tensor, s: SamplingSettings):
+    """The same distribution as `shape_distribution`, restricted to the tokens it keeps:
+    (ids (C,), logits (C,)). After top-k only ~k tokens remain, so top-p sorts k values
+    instead of the whole vocabulary, and the draw is over k."""
+    logits = apply_repetition_penalty(logits.float(), seen, s.repetition_penalty)
+    if s.greedy:
+        return None, logits
+    if s.temperature != 1.0:
+        logits = logits / s.temperature
+    if not 0 < s.top_k < logits.size(-1):
+        return None, top_p_filter(logits, s.top_p)
+    kth = torch.topk(logits, s.top_k).values[-1]
+    ids = torch.nonzero(logits >= kth).squeeze(1)                       # ties at the k-th stay
+    kept = logits[ids]
+    if s.top_p < 1.0 and torch.unique(kept).numel() < kept.numel():
+        # Equal logits: which of them top-p cuts depends on how the sort orders them, so
+        # sort the full-length vector exactly as transformers does.
+        full = top_p_filter(logits.masked_fill(logits < kth, float("-inf")), s.top_p)
+        return ids, full[ids]
+    return ids, top_p_filter(kept, s.top_p)
+
+
 def choose_next(logits: torch.Tensor, seen: torch.Tensor, s: SamplingSettings,
                 generator: torch.Generator | None, n_top: int = 10) -> Choice:
     """One decoding step. logits (V,) for the last position; seen (N,) prompt + generated ids."""
-    probs = shape_distribution(logits, seen, s).softmax(-1)             # (V,)
+    ids, kept = candidates(logits, seen, s)                            # (C,) each; ids None = all
+    probs = kept.softmax(-1)                                           # (C,)
     if s.greedy:
-        next_id = int(torch.argmax(probs))
+        pick = torch.argmax(probs)
     else:
-        next_id = int(torch.multinomial(probs, 1, generator=generator))
+        pick = torch.multinomial(probs, 1, generator=generator)[0]
     top = torch.topk(probs, min(n_top, probs.size(-1)))
-    return Choice(
-        id=next_id,
-        prob=float(probs[next_id]),
-        top=[(int(i), float(v)) for i, v in zip(top.indices.tolist(), top.values.tolist())],
-    )
+    top_ids = top.indices if ids is None else ids[top.indices]
+    best = [(int(i), float(v)) for i, v in zip(top_ids.tolist(), top.values.tolist())]
+    if len(best) < n_top and ids is not None:
+        # top-k cut the rest: list the next best by logit too, with probability 0
+        shown = {i for i, _ in best}
+        runners = torch.topk(logits, min(n_top + len(best), logits.size(-1))).indices.tolist()
+        best += [(i, 0.0) for i in runners if i not in shown][: n_top - len(best)]
+    return Choice(id=int(pick if ids is None else ids[pick]), prob=float(probs[pick]), top=best)
 
 
 def resolve_seed(seed: int | None) -> int:

@@ -1,0 +1,54 @@
+"""Shared by the benchmarks: models built locally (no downloads) and small statistics."""
+
+import os
+import statistics
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+# ruGPT-3 small's exact shape (125,231,616 parameters with vocab 50264).
+RUGPT3_SMALL_SHAPE = dict(n_layer=12, n_head=12, n_embd=768, n_positions=2048, vocab_size=50264)
+
+
+def demo_session(device="cpu"):
+    from core.session import load_session
+
+    return load_session("demo", device=device)
+
+
+def rugpt3_shape_session(device="cpu", dtype="float32"):
+    """A random-init model of ruGPT-3 small's shape, with the demo tokenizer (ids beyond its
+    vocabulary decode to nothing, which is fine for timing)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from core.device import choose_placement
+    from core.session import ModelInfo, ModelSession
+
+    demo = demo_session(device)
+    tok = demo.tokenizer
+    config = GPT2Config(**RUGPT3_SMALL_SHAPE, bos_token_id=tok.bos_token_id,
+                        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    placement = choose_placement(device, dtype)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = GPT2LMHeadModel(config).to(placement.device, placement.torch_dtype).eval()
+    model.generation_config.pad_token_id = tok.pad_token_id
+    params = sum(p.numel() for p in model.parameters())
+    info = ModelInfo("rugpt3small-shape", type(model).__name__, type(tok).__name__, params,
+                     str(model.device), placement.dtype, config.vocab_size, config.n_positions)
+    return ModelSession(model=model, tokenizer=tok, placement=placement, info=info)
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    k = max(0, min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1)))))
+    return xs[k]
