@@ -7,12 +7,16 @@ character get an empty slice and show their bytes instead).
 
 from __future__ import annotations
 
+import bisect
 import re
+import weakref
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
+import numpy as np
 
-@dataclass(frozen=True)
+
+@dataclass(slots=True)
 class TokenPiece:
     id: int
     raw: str      # the vocabulary string, e.g. "ÐºÐ»Ð°"
@@ -84,10 +88,10 @@ def _is_byte_level(tokenizer) -> bool:
 _HEX_BYTE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
 
-def _piece_bytes(tokenizer, raw: str, special: bool) -> bytes:
+def _piece_bytes(tokenizer, raw: str, special: bool, byte_level: bool) -> bytes:
     if special:
         return raw.encode("utf-8")
-    if _is_byte_level(tokenizer):
+    if byte_level:
         decoder = _byte_decoder()
         if all(ch in decoder for ch in raw):
             return bytes(decoder[ch] for ch in raw)
@@ -97,14 +101,55 @@ def _piece_bytes(tokenizer, raw: str, special: bool) -> bytes:
     return tokenizer.convert_tokens_to_string([raw]).encode("utf-8")
 
 
+class _PieceTable:
+    """Per-tokenizer memo of id → (vocabulary string, bytes, special): the vocabulary never
+    changes under a view, and this is the per-token work that dominates a long text."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = weakref.proxy(tokenizer)
+        self.byte_level = _is_byte_level(tokenizer)
+        self.special_ids = set(tokenizer.all_special_ids)
+        self.pieces: dict[int, tuple[str, bytes, bool]] = {}
+
+    def get(self, token_id: int, raw: str | None = None) -> tuple[str, bytes, bool]:
+        piece = self.pieces.get(token_id)
+        if piece is None:
+            if raw is None:
+                raw = self.tokenizer.convert_ids_to_tokens(token_id)
+            special = token_id in self.special_ids
+            piece = (raw, _piece_bytes(self.tokenizer, raw, special, self.byte_level), special)
+            self.pieces[token_id] = piece
+        return piece
+
+
+_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _piece_table(tokenizer) -> _PieceTable:
+    table = _tables.get(tokenizer)
+    if table is None or len(table.special_ids) != len(tokenizer.all_special_ids):
+        table = _tables[tokenizer] = _PieceTable(tokenizer)
+    return table
+
+
+def _encode(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    backend = getattr(tokenizer, "_tokenizer", None)
+    if backend is not None and hasattr(backend, "encode"):
+        # The Rust tokenizer directly: what `tokenizer(text)` runs, without the wrapping.
+        enc = backend.encode(text, add_special_tokens=True)
+        return list(enc.ids), list(enc.offsets)
+    encoding = tokenizer(text, return_offsets_mapping=True)
+    return list(encoding["input_ids"]), list(encoding["offset_mapping"])
+
+
 def tokenize_view(tokenizer, text: str) -> TokenView:
     """The view of `text`; `ids` are exactly what `tokenizer(text)` gives."""
-    encoding = tokenizer(text, return_offsets_mapping=True)
-    ids: list[int] = list(encoding["input_ids"])
-    offsets = encoding["offset_mapping"]
-    raws = tokenizer.convert_ids_to_tokens(ids)
-    special_ids = set(tokenizer.all_special_ids)
-    pieces_bytes = [_piece_bytes(tokenizer, raw, tid in special_ids) for tid, raw in zip(ids, raws)]
+    ids, offsets = _encode(tokenizer, text)
+    table = _piece_table(tokenizer)
+    pieces = [table.get(tid) for tid in ids]
+    raws = [p[0] for p in pieces]
+    pieces_bytes = [p[1] for p in pieces]
+    special_ids = table.special_ids
 
     if b"".join(pieces_bytes) == text.encode("utf-8"):
         spans = _spans_from_bytes(text, pieces_bytes)
@@ -120,22 +165,15 @@ def tokenize_view(tokenizer, text: str) -> TokenView:
 
 
 def _spans_from_bytes(text: str, pieces: list[bytes]) -> list[tuple[int, int]]:
-    # completed[b] = how many characters end at or before byte offset b
-    ends = []
-    pos = 0
-    for ch in text:
-        pos += len(ch.encode("utf-8"))
-        ends.append(pos)
-    spans = []
-    char_i = 0
-    byte_pos = 0
-    for piece in pieces:
-        start = char_i
-        byte_pos += len(piece)
-        while char_i < len(ends) and ends[char_i] <= byte_pos:
-            char_i += 1
-        spans.append((start, char_i))
-    return spans
+    """Character span of each token: a character goes to the token whose bytes complete it."""
+    codepoints = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    utf8_len = 1 + (codepoints >= 0x80) + (codepoints >= 0x800) + (codepoints >= 0x10000)
+    char_ends = np.cumsum(utf8_len)                      # byte offset where each character ends
+    token_ends = np.cumsum([len(p) for p in pieces])     # byte offset where each token ends
+    # characters fully inside the first b bytes = how many character ends are ≤ b
+    done = np.searchsorted(char_ends, token_ends, side="right").tolist()
+    starts = [0] + done[:-1]
+    return list(zip(starts, done))
 
 
 def _spans_from_offsets(text: str, offsets) -> list[tuple[int, int]]:
@@ -156,36 +194,36 @@ _WORD = re.compile(r"\w+(?:[-’']\w+)*")
 def word_stats(view: TokenView) -> list[WordStat]:
     """How many tokens each word takes (the notebook's Task 0). Words inside special tokens
     (`</s>`) are skipped; a token holding part of a character counts for the word it is in."""
-    stats = []
     tokens = view.tokens
-    first = 0  # tokens before this one end before the current word
+    # A token with an empty slice holds part of the character at its position: treat it as
+    # covering that character. Both bounds then never decrease along the tokens.
+    lo_bounds = [t.start for t in tokens]
+    hi_bounds = [max(t.end, t.start + 1) for t in tokens]
+    specials_before = [0]
+    for t in tokens:
+        specials_before.append(specials_before[-1] + t.special)
+    stats = []
     for match in _WORD.finditer(view.text):
         start, end = match.span()
-        while first < len(tokens) and max(tokens[first].end, tokens[first].start + 1) <= start:
-            first += 1
-        touching = []
-        j = first
-        while j < len(tokens) and tokens[j].start < end:
-            tok = tokens[j]
-            if tok.end > start or (tok.start == tok.end and tok.start >= start):
-                touching.append(tok)
-            j += 1
-        if any(tok.special for tok in touching):
+        first = bisect.bisect_right(hi_bounds, start)   # first token reaching past the word start
+        last = bisect.bisect_left(lo_bounds, end)       # first token starting at/after the word end
+        if specials_before[last] - specials_before[first]:
             continue
-        stats.append(WordStat(match.group(), start, len(touching)))
+        stats.append(WordStat(match.group(), start, last - first))
     return stats
 
 
-def most_split(view: TokenView, n: int = 10) -> list[WordStat]:
+def most_split(words: list[WordStat], n: int = 10) -> list[WordStat]:
+    """The words that take the most tokens, each word once."""
     unique: dict[str, WordStat] = {}
-    for w in view.words():
+    for w in words:
         unique.setdefault(w.word, w)
     return sorted(unique.values(), key=lambda w: (-w.tokens, w.start))[:n]
 
 
-def single_token_words(view: TokenView) -> list[str]:
+def single_token_words(words: list[WordStat]) -> list[str]:
     seen = []
-    for w in view.words():
+    for w in words:
         if w.tokens == 1 and w.word not in seen:
             seen.append(w.word)
     return seen

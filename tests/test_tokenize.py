@@ -65,9 +65,9 @@ def test_word_statistics(demo_session):
         inside = [t for t in view.tokens if t.start < w.start + len(w.word) and
                   (t.end > w.start or (t.start == t.end and t.start >= w.start))]
         assert w.tokens == len(inside)
-    top = most_split(view, 1)[0]
+    top = most_split(words, 1)[0]
     assert top.word == "абвгдеёжз" and top.tokens > 1
-    assert "сеть" in single_token_words(view)
+    assert "сеть" in single_token_words(words)
     assert view.chars_per_token == len(text) / view.count
 
 

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content, Span
 from textual.reactive import reactive
 from textual.widgets import DataTable, Static, TextArea
-from textual.worker import get_current_worker
 
 SAMPLE_TEXT = "Нейронная сеть учится предсказывать следующее слово. Привет, мир! 😀"
 CHIP_STYLES = ("on #264f78", "on #4b3a6b")
+SPECIAL_STYLE = "bold on #7a3b3b"
 
 
-def render_chips(view, raw: bool, show_ids: bool) -> Text:
-    """Alternating chips; a token holding only part of a character shows its bytes."""
-    out = Text(no_wrap=False)
+def render_chips(view, raw: bool, show_ids: bool) -> Content:
+    """Alternating chips; a token holding only part of a character shows its bytes.
+    Built as Textual Content directly: converting a Rich Text of hundreds of spans costs
+    more than the tokenization itself."""
+    parts: list[str] = []
+    spans: list[Span] = []
+    pos = 0
     for i, tok in enumerate(view.tokens):
         if raw or tok.special:
             label = tok.raw
@@ -24,11 +28,16 @@ def render_chips(view, raw: bool, show_ids: bool) -> Text:
             label = tok.text.replace("\n", "↵\n").replace(" ", "·")
         else:
             label = f"‹{tok.bytes}›"
-        style = "bold on #7a3b3b" if tok.special else CHIP_STYLES[i % 2]
-        out.append(label, style=style)
+        style = SPECIAL_STYLE if tok.special else CHIP_STYLES[i % 2]
+        parts.append(label)
+        spans.append(Span(pos, pos + len(label), style))
+        pos += len(label)
         if show_ids:
-            out.append(str(tok.id), style=style + " dim italic")
-    return out
+            tag = str(tok.id)
+            parts.append(tag)
+            spans.append(Span(pos, pos + len(tag), style + " dim italic"))
+            pos += len(tag)
+    return Content("".join(parts), spans)
 
 
 def render_tensors(tensors, batch) -> Text:
@@ -50,6 +59,33 @@ def render_tensors(tensors, batch) -> Text:
     return out
 
 
+def build_parts(tokenizer, text: str, raw: bool, show_ids: bool):
+    """Everything the pane shows for `text`: (view, chips, stats, most split words, tensors)."""
+    from core.tokenview import (
+        TensorView,
+        most_split,
+        single_token_words,
+        tensor_view,
+        tokenize_view,
+    )
+
+    view = tokenize_view(tokenizer, text)
+    words = view.words()
+    singles = single_token_words(words)
+    stats = Text()
+    stats.append(f"{view.count} tokens", style="bold")
+    stats.append(f" · {len(text)} characters · {view.chars_per_token:.2f} chars/token")
+    if words:
+        stats.append(f" · {len(words)} words, {len(singles)} of them a single token: ")
+        stats.append(", ".join(singles[:8]) + ("…" if len(singles) > 8 else ""), style="italic")
+    # One text: its ids are exactly tokenizer(text)'s, so the (1, T) tensors follow from them.
+    tensors = TensorView([view.ids], [[1] * view.count])
+    lines = [line for line in text.splitlines() if line.strip()]
+    batch = tensor_view(tokenizer, lines) if len(lines) > 1 else None
+    return (view, render_chips(view, raw, show_ids), stats, most_split(words, 12),
+            render_tensors(tensors, batch))
+
+
 class TokenizePane(Vertical):
     raw = reactive(False)
     show_ids = reactive(False)
@@ -58,6 +94,8 @@ class TokenizePane(Vertical):
         super().__init__(**kwargs)
         self.view = None      # the TokenView on screen
         self.updates = 0      # views applied so far (tests and the latency bench wait on it)
+        self._table_rows: list = []
+        self._pending = False
 
     def compose(self) -> ComposeResult:
         yield TextArea(SAMPLE_TEXT, id="tok-input", soft_wrap=True)
@@ -91,41 +129,28 @@ class TokenizePane(Vertical):
         self.refresh_view()
 
     def refresh_view(self) -> None:
-        if getattr(self.app, "session", None) is None:
+        """Schedule one update after the keystroke has been handled. Keys that arrive while
+        an update is pending are coalesced into it, so a burst of typing costs one update."""
+        if getattr(self.app, "session", None) is None or self._pending:
             return
-        self._compute(self.query_one("#tok-input", TextArea).text, self.raw, self.show_ids)
+        self._pending = True
+        self.call_later(self._update)
 
-    @work(thread=True, exclusive=True, group="tokenize")
-    def _compute(self, text: str, raw: bool, show_ids: bool) -> None:
-        # Off the keystroke path: tokenize and build the renderables in a thread.
-        from core.tokenview import most_split, single_token_words, tensor_view, tokenize_view
-
-        tokenizer = self.app.session.tokenizer
-        view = tokenize_view(tokenizer, text)
-        chips = render_chips(view, raw, show_ids)
-        lines = [line for line in text.splitlines() if line.strip()]
-        tensors = tensor_view(tokenizer, [text])
-        batch = tensor_view(tokenizer, lines) if len(lines) > 1 else None
-        words = view.words()
-        singles = single_token_words(view)
-        stats = Text()
-        stats.append(f"{view.count} tokens", style="bold")
-        stats.append(f" · {len(text)} characters · {view.chars_per_token:.2f} chars/token")
-        if words:
-            stats.append(f" · {len(words)} words, {len(singles)} of them a single token: ")
-            stats.append(", ".join(singles[:8]) + ("…" if len(singles) > 8 else ""), style="italic")
-        split = most_split(view, 12)
-        if get_current_worker().is_cancelled:
-            return
-        self.app.call_from_thread(self._apply, view, chips, stats, split, render_tensors(tensors, batch))
+    def _update(self) -> None:
+        self._pending = False
+        text = self.query_one("#tok-input", TextArea).text
+        self._apply(*build_parts(self.app.session.tokenizer, text, self.raw, self.show_ids))
 
     def _apply(self, view, chips, stats, split, tensors) -> None:
         self.view = view
         self.query_one("#tok-chips", Static).update(chips)
         self.query_one("#tok-stats", Static).update(stats)
         self.query_one("#tok-tensors", Static).update(tensors)
-        table = self.query_one("#tok-words", DataTable)
-        table.clear()
-        for w in split:
-            table.add_row(w.word, str(w.tokens))
+        rows = [(w.word, str(w.tokens)) for w in split]
+        if rows != self._table_rows:  # most keystrokes leave the table as it was
+            self._table_rows = rows
+            table = self.query_one("#tok-words", DataTable)
+            table.clear()
+            for row in rows:
+                table.add_row(*row)
         self.updates += 1
