@@ -44,6 +44,9 @@ def build_demo_model(out: str | os.PathLike) -> Path:
     from tokenizers import ByteLevelBPETokenizer
     from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
 
+    from core.session import quiet_transformers
+
+    quiet_transformers()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 

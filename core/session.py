@@ -59,7 +59,7 @@ class ModelSession:
         return self.info.max_positions
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
     # Progress bars and warnings written to the terminal would tear the TUI.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -161,7 +161,7 @@ def max_positions_of(model, tokenizer) -> int:
 
 def load_session(name: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
                  trust_remote_code: bool = False, allow_demo_fallback: bool = True) -> ModelSession:
-    _quiet_transformers()
+    quiet_transformers()
     placement = choose_placement(device, dtype)
     source, local_only, notice = resolve_source(name, allow_demo_fallback=allow_demo_fallback)
 

@@ -8,8 +8,6 @@ import sys
 from rich.console import Console
 from rich.text import Text
 
-from core.errors import UserError
-
 
 def _session(args):
     from core.session import load_session
@@ -113,4 +111,71 @@ def cmd_generate(args) -> int:
 
 
 def cmd_train(args) -> int:
-    raise UserError("train: not available in this build")
+    import signal
+    import threading
+
+    from core.training import TrainConfig, train
+
+    config = TrainConfig(
+        train=args.train, test=args.test, test_split=args.test_split, epochs=args.epochs,
+        lr=args.lr, batch_size=args.batch_size, block_size=args.block_size, pack=args.pack,
+        grad_accum=args.grad_accum, warmup=args.warmup, schedule=args.schedule,
+        eval_every=args.eval_every, mixed_precision=args.mixed_precision, seed=args.seed,
+        sample_prompt=args.sample_prompt, out=args.out, resume=args.resume, max_steps=args.max_steps,
+    ).validate()  # bad settings fail before the model loads
+    session = _session(args)
+    if session.notice:
+        print(session.notice, file=sys.stderr)
+
+    stop = threading.Event()
+    # ctrl+c: finish the current step, save (with --out), then exit; a second ctrl+c kills
+    previous = signal.signal(signal.SIGINT,
+                             lambda *_: (stop.set(), signal.signal(signal.SIGINT, signal.SIG_DFL)))
+    try:
+        if args.jsonl:
+            result = train(session, config, on_event=_print_json, should_stop=stop.is_set)
+        else:
+            result = _train_with_progress(session, config, stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if result.stop_reason in ("nan", "oom"):
+        return 1
+    return 0
+
+
+def _train_with_progress(session, config, stop):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from core.training import train
+
+    console = Console(stderr=True, highlight=False)
+    bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console)
+    task = bar.add_task("train", total=None, info="")
+
+    def on_event(event):
+        kind = event["event"]
+        if kind == "stats":  # the data is valid: from here on there is progress to show
+            bar.start()
+            tr, te = event["train"], event["test"]
+            bar.console.print(f"train: {tr['samples']} samples, {tr['tokens']} tokens, longest "
+                              f"{tr['longest']}; test: {te['samples']} samples ({event['mode']})")
+        elif kind == "step":
+            bar.update(task, total=event["total_steps"], completed=event["step"],
+                       info=f"loss {event['loss']:.3f} lr {event['lr']:.2e} "
+                            f"{event['tokens_per_s']:.0f} tok/s")
+        elif kind == "eval":
+            bar.console.print(f"step {event['step']}: eval loss {event['eval_loss']:.4f}, "
+                              f"perplexity {event['perplexity']:.1f}")
+        elif kind == "sample":
+            bar.console.print(f"  sample: {event['text']}")
+        elif kind in ("notice", "error"):
+            bar.console.print(f"{kind}: {event['message']}")
+        elif kind == "done":
+            bar.console.print(f"done: {event['steps']} steps, stop: {event['stop_reason']}"
+                              + (f", saved to {event['out']}" if event["out"] else ""))
+
+    try:
+        return train(session, config, on_event=on_event, should_stop=stop.is_set)
+    finally:
+        bar.stop()

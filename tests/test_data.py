@@ -1,0 +1,127 @@
+"""Loading and validating training data; every bad case is one line with file:line, exit 2."""
+
+import json
+
+import pytest
+import torch
+
+from core.batching import pack_blocks, pad_rows, pad_samples
+from core.data import load_texts, split_train_test
+from core.errors import UserError
+from tui.cli import main as cli_main
+
+
+def write(tmp_path, name, content, mode="w"):
+    path = tmp_path / name
+    if mode == "wb":
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def test_txt_one_sample_per_line_blank_lines_skipped(tmp_path):
+    path = write(tmp_path, "a.txt", "первая строка\n\n  \nвторая строка\n")
+    ds = load_texts(str(path))
+    assert list(ds["text"]) == ["первая строка", "вторая строка"]
+
+
+def test_jsonl_with_input_field_the_notebook_format(tmp_path):
+    lines = [json.dumps({"input": f"текст {i}", "other": 1}, ensure_ascii=False) for i in range(3)]
+    ds = load_texts(str(write(tmp_path, "a.jsonl", "\n".join(lines) + "\n")))
+    assert list(ds["text"]) == ["текст 0", "текст 1", "текст 2"]
+    assert ds.column_names == ["text"]
+
+
+def test_json_array_and_text_field(tmp_path):
+    path = write(tmp_path, "a.json", json.dumps([{"text": "раз"}, {"text": "два"}], ensure_ascii=False))
+    assert list(load_texts(str(path))["text"]) == ["раз", "два"]
+
+
+def test_csv_text_column(tmp_path):
+    path = write(tmp_path, "a.csv", "id,text\n1,\"один, с запятой\"\n2,два\n")
+    assert list(load_texts(str(path))["text"]) == ["один, с запятой", "два"]
+
+
+def test_folder_of_txt_one_sample_per_file(tmp_path):
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "b.txt").write_text("вторая\nс двумя строками", encoding="utf-8")
+    (folder / "a.txt").write_text("первая", encoding="utf-8")
+    (folder / "skip.md").write_text("не текст для обучения", encoding="utf-8")
+    texts = sorted(load_texts(str(folder))["text"])
+    assert texts == ["вторая\nс двумя строками", "первая"]
+
+
+def test_seeded_held_out_split(tmp_path):
+    path = write(tmp_path, "a.txt", "\n".join(f"строка {i}" for i in range(50)))
+    ds = load_texts(str(path))
+    a_train, a_test = split_train_test(ds, 0.1, seed=1)
+    b_train, b_test = split_train_test(ds, 0.1, seed=1)
+    assert list(a_test["text"]) == list(b_test["text"]) and len(a_test) == 5
+    assert set(a_train["text"]).isdisjoint(a_test["text"])
+
+
+BAD_CASES = [
+    ("empty.txt", b"", "empty.txt: the file is empty"),
+    ("blank.txt", b"\n  \n\n", "blank.txt: the file is empty"),
+    ("bad.jsonl", '{"input": "ок"}\n{"input": "нет"\n'.encode(), "bad.jsonl:2: bad JSON"),
+    ("field.jsonl", '{"input": "ок"}\n{"input": "ок"}\n{"body": "нет"}\n'.encode(),
+     "field.jsonl:3: no 'input' or 'text' field"),
+    ("notobj.jsonl", b'{"text": "a"}\n[1, 2]\n', "notobj.jsonl:2: expected a JSON object"),
+    ("latin1.txt", "строка\nещё строка\n".encode() + "caf\xe9\n".encode("latin-1"),
+     "latin1.txt:3: not valid UTF-8"),
+    ("binary.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary.txt: looks like a binary file"),
+    ("nocol.csv", b"id,body\n1,x\n", "nocol.csv:1: no 'text' or 'input' column"),
+    ("ragged.csv", b"id,text\n1,x\n2,y,z\n", "ragged.csv:3: 3 fields, the header has 2"),
+    ("data.parquet", b"PAR1", "unsupported file type '.parquet'"),
+]
+
+
+@pytest.mark.parametrize("name,content,message", BAD_CASES, ids=[c[0] for c in BAD_CASES])
+def test_bad_data_is_one_clear_line(tmp_path, name, content, message):
+    path = write(tmp_path, name, content, mode="wb")
+    with pytest.raises(UserError) as err:
+        load_texts(str(path))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name,content,message", BAD_CASES, ids=[c[0] for c in BAD_CASES])
+def test_bad_data_cli_exit_2(tmp_path, capsys, demo_dir, name, content, message):
+    path = write(tmp_path, name, content, mode="wb")
+    code = cli_main(["train", "--model", "demo", "--device", "cpu", "--train", str(path),
+                     "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_path_and_offline_hub_dataset(tmp_path):
+    with pytest.raises(UserError, match="no such file or folder"):
+        load_texts(str(tmp_path / "nope.txt"))
+    with pytest.raises(UserError, match="dataset 'someone/some-dataset'"):
+        load_texts("someone/some-dataset")
+
+
+def test_pad_mode_masks_padding_only_never_eos():
+    eos = pad = 2  # old-style tokenizers: the pad id *is* the EOS id
+    rows = pad_samples([[10, 11, 12], [20]], eos_id=eos, block_size=16)
+    batch = pad_rows(rows, pad)
+    assert batch["input_ids"].tolist() == [[10, 11, 12, 2], [20, 2, 2, 2]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+    # the real EOS after each text is learned; only the padding is skipped
+    assert batch["labels"].tolist() == [[10, 11, 12, 2], [20, 2, -100, -100]]
+
+
+def test_pad_mode_truncates_to_block_size():
+    rows = pad_samples([list(range(10, 30))], eos_id=2, block_size=8)
+    assert rows == [list(range(10, 18))]
+
+
+def test_pack_mode_has_no_padding():
+    blocks = pack_blocks([[5, 6, 7], [8, 9], [10, 11, 12, 13]], eos_id=2, block_size=4)
+    assert blocks.tolist() == [[5, 6, 7, 2], [8, 9, 2, 10], [11, 12, 13, 2]]
+    tiny = pack_blocks([[5]], eos_id=2, block_size=4)
+    assert tiny.tolist() == [[5, 2]]
+    assert torch.equal(pad_rows(blocks.tolist(), 0)["labels"], blocks)

@@ -1,0 +1,207 @@
+"""Fine-tuning on the demo model: loss falls, results load, resume is exact, saves are atomic,
+bad steps stop cleanly, and two processes train like one."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from core.data import sample_corpus_path
+from core.session import load_session
+from core.training import TrainConfig, train
+from tests.helpers import ROOT, run_cli
+
+
+@pytest.fixture(scope="module")
+def corpus_files(tmp_path_factory):
+    """The shipped corpus split into fixed train/test files (deterministic data)."""
+    folder = tmp_path_factory.mktemp("corpus")
+    lines = [line for line in sample_corpus_path().read_text(encoding="utf-8").splitlines() if line.strip()]
+    (folder / "train.txt").write_text("\n".join(lines[:200]), encoding="utf-8")
+    (folder / "test.txt").write_text("\n".join(lines[200:]), encoding="utf-8")
+    return folder / "train.txt", folder / "test.txt"
+
+
+def weights(session):
+    return {k: v.detach().clone() for k, v in session.model.state_dict().items()}
+
+
+def config(corpus_files, **kw):
+    train_file, test_file = corpus_files
+    base = dict(train=str(train_file), test=str(test_file), epochs=2, lr=3e-3, batch_size=8,
+                block_size=32, seed=1, sample_tokens=8)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_eval_loss_falls_and_result_loads(corpus_files, tmp_path, fresh_session):
+    events = []
+    result = train(fresh_session, config(corpus_files, out=str(tmp_path / "out")), on_event=events.append)
+    evals = [e for e in events if e["event"] == "eval"]
+    assert len(evals) >= 2
+    assert evals[-1]["eval_loss"] < evals[0]["eval_loss"] - 0.05
+    first_step = next(e for e in events if e["event"] == "step")
+    assert result.eval_loss < first_step["loss"]
+    assert [e for e in events if e["event"] == "sample"]
+    assert events[-1] == {"event": "done", "out": str(tmp_path / "out"), "steps": result.steps,
+                          "eval_loss": result.eval_loss, "stop_reason": "done"}
+    assert (tmp_path / "out" / "model.safetensors").exists()
+    reloaded = load_session(str(tmp_path / "out"), device="cpu")
+    for name, tensor in weights(fresh_session).items():
+        assert torch.equal(reloaded.model.state_dict()[name], tensor), name
+
+
+def test_resume_after_cancel_reaches_the_same_weights(corpus_files, tmp_path, demo_dir):
+    full = load_session("demo", device="cpu")
+    train(full, config(corpus_files))
+
+    part = load_session("demo", device="cpu")
+    steps = []
+    cut = train(part, config(corpus_files, out=str(tmp_path / "ckpt")),
+                on_event=lambda e: steps.append(e) if e["event"] == "step" else None,
+                should_stop=lambda: len(steps) >= 7)
+    assert cut.stop_reason == "cancel" and cut.steps == 7 and cut.out
+
+    resumed = load_session("demo", device="cpu")  # base weights: resume restores the rest
+    done = train(resumed, config(corpus_files, resume=str(tmp_path / "ckpt")))
+    assert done.steps == train(load_session("demo", device="cpu"),
+                               config(corpus_files, max_steps=10**6)).steps
+    expected = weights(full)
+    for name, tensor in weights(resumed).items():
+        torch.testing.assert_close(tensor, expected[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_pad_mode_trains(corpus_files, fresh_session):
+    events = []
+    result = train(fresh_session, config(corpus_files, pack=False, epochs=1, batch_size=4),
+                   on_event=events.append)
+    assert result.stop_reason == "done"
+    assert events[0]["event"] == "stats" and events[0]["mode"] == "pad"
+    assert events[0]["train"]["samples"] == 200
+
+
+def test_nan_loss_stops_cleanly(corpus_files, fresh_session, monkeypatch):
+    model = fresh_session.model
+    original = model.forward
+
+    def poisoned(*args, **kwargs):
+        out = original(*args, **kwargs)
+        out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(model, "forward", poisoned)
+    events = []
+    result = train(fresh_session, config(corpus_files), on_event=events.append)
+    assert result.stop_reason == "nan" and result.steps == 0
+    assert any(e["event"] == "error" and "lower --lr" in e["message"] for e in events)
+
+
+def test_out_of_memory_is_a_clear_message_and_model_stays_usable(corpus_files, fresh_session, monkeypatch):
+    from core.generation import Done, generate_stream
+
+    model = fresh_session.model
+    original = model.forward
+    calls = {"n": 0}
+
+    def runs_out(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3 and model.training:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", runs_out)
+    events = []
+    result = train(fresh_session, config(corpus_files), on_event=events.append)
+    assert result.stop_reason == "oom"
+    message = next(e["message"] for e in events if e["event"] == "error")
+    assert "--batch-size" in message and "--block-size" in message
+    monkeypatch.setattr(model, "forward", original)
+    *_, done = generate_stream(fresh_session, "Это")
+    assert isinstance(done, Done) and done.new_tokens > 0
+
+
+KILL_DURING_SAVE = r"""
+import os, sys, time
+os.environ["HF_HUB_OFFLINE"] = "1"
+import torch
+from core.checkpoint import save_checkpoint
+from core.session import load_session
+session = load_session("demo", device="cpu")
+with torch.no_grad():
+    for p in session.model.parameters():
+        p.add_(1.0)   # different weights from the checkpoint on disk
+original = session.model.save_pretrained
+def slow_save(path, **kw):
+    original(path, **kw)
+    print("WRITING", flush=True)
+    time.sleep(60)   # killed here, mid-checkpoint
+session.model.save_pretrained = slow_save
+save_checkpoint(sys.argv[1], session.model, session.tokenizer, {"step": 99})
+"""
+
+
+def test_killed_save_leaves_previous_checkpoint_loadable(tmp_path, fresh_session):
+    from core.checkpoint import save_checkpoint
+
+    out = tmp_path / "ckpt"
+    save_checkpoint(out, fresh_session.model, fresh_session.tokenizer, {"step": 1})
+    before = weights(fresh_session)
+    proc = subprocess.Popen([sys.executable, "-c", KILL_DURING_SAVE, str(out)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        assert proc.stdout.readline().strip() == "WRITING"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    reloaded = load_session(str(out), device="cpu")
+    for name, tensor in reloaded.model.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+    assert json.loads((out / "trainer_state.json").read_text())["step"] == 1
+
+
+def test_train_cli_jsonl_and_generate_from_result(corpus_files, tmp_path, demo_dir):
+    train_file, test_file = corpus_files
+    out = tmp_path / "cli-out"
+    result = run_cli("train", "--model", "demo", "--train", str(train_file), "--test", str(test_file),
+                     "--epochs", "1", "--block-size", "32", "--out", str(out), "--jsonl")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    kinds = {e["event"] for e in events}
+    assert {"step", "eval", "sample", "done"} <= kinds
+    step = next(e for e in events if e["event"] == "step")
+    assert set(step) >= {"step", "epoch", "loss", "lr", "tokens_per_s"}
+    ev = next(e for e in events if e["event"] == "eval")
+    assert set(ev) >= {"step", "eval_loss", "perplexity"}
+    done = events[-1]
+    assert done["event"] == "done" and done["out"] == str(out) and done["steps"] > 0
+    assert isinstance(done["eval_loss"], float)
+    gen = run_cli("generate", "--model", str(out), "--prompt", "Это", "--max-new-tokens", "5", "--jsonl")
+    assert gen.returncode == 0, gen.stderr
+
+
+def test_two_processes_train_like_one(corpus_files, tmp_path, demo_dir):
+    """torchrun, 2 CPU processes (gloo), batch 2 each == one process with batch 4."""
+    train_file, test_file = corpus_files
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_port", "29517", "tests/ddp_worker.py", str(train_file), str(test_file),
+         str(tmp_path), "2"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0 = torch.load(tmp_path / "rank0.pt")
+    rank1 = torch.load(tmp_path / "rank1.pt")
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), name
+
+    single = load_session("demo", device="cpu")
+    train(single, TrainConfig(train=str(train_file), test=str(test_file), epochs=1, lr=1e-3,
+                              batch_size=4, block_size=32, warmup=0.0, seed=3, sample_tokens=4))
+    for name, tensor in weights(single).items():
+        torch.testing.assert_close(rank0[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+    assert time.monotonic() - start < 300
