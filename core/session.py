@@ -49,6 +49,8 @@ class ModelSession:
     info: ModelInfo
     notice: str | None = None  # e.g. "fell back to demo", shown on screen
     lock: threading.RLock = field(default_factory=threading.RLock)
+    base_state: dict | None = field(default=None, repr=False)  # weights as loaded (core.compare)
+    base_model: object = field(default=None, repr=False)
 
     @property
     def device(self):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -150,8 +151,17 @@ def _reset_accelerate_state() -> None:
     GradientState._reset_state()
 
 
+@dataclass
+class TrainControl:
+    """Asks a running `train` to stop or to save, from another thread (the UI, a signal)."""
+    stop: threading.Event = field(default_factory=threading.Event)
+    save_now: threading.Event = field(default_factory=threading.Event)
+    save_on_stop: bool = True    # a stopped run saves its checkpoint (when it has --out)
+
+
 def train(session, config: TrainConfig, on_event: Callable[[Event], None] = lambda e: None,
-          should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
+          should_stop: Callable[[], bool] = lambda: False,
+          control: TrainControl | None = None) -> TrainResult:
     from accelerate import Accelerator
     from torch.utils.data import DataLoader
 
@@ -159,6 +169,7 @@ def train(session, config: TrainConfig, on_event: Callable[[Event], None] = lamb
     from core.checkpoint import read_trainer_state, recover, save_checkpoint
 
     config.validate()
+    control = control or TrainControl()
     logging.getLogger("accelerate").setLevel(logging.ERROR)
     model, tokenizer = session.model, session.tokenizer
     device = str(model.device)
@@ -302,7 +313,7 @@ def train(session, config: TrainConfig, on_event: Callable[[Event], None] = lamb
         if batch_in_epoch:
             loader = accelerator.skip_first_batches(loader, batch_in_epoch)
         for batch in loader:
-            if should_stop():
+            if should_stop() or control.stop.is_set():
                 stop_reason = "cancel"
                 break
             try:
@@ -344,6 +355,11 @@ def train(session, config: TrainConfig, on_event: Callable[[Event], None] = lamb
                   "tokens_per_s": window_tokens / max(now - window_start, 1e-9),
                   "total_steps": total_steps})
             window_tokens, window_start = 0, now
+            if control.save_now.is_set():
+                control.save_now.clear()
+                if config.out:
+                    emit({"event": "saved", "step": step, "out": checkpoint(epoch, batch_in_epoch)})
+                    window_start = time.perf_counter()
             if config.eval_every and step % config.eval_every == 0 and step < total_steps:
                 last_eval = eval_and_sample()
                 window_start = time.perf_counter()
@@ -362,7 +378,7 @@ def train(session, config: TrainConfig, on_event: Callable[[Event], None] = lamb
     if stop_reason == "done":
         last_eval = eval_and_sample()
     out = None
-    if stop_reason in ("done", "cancel"):
+    if stop_reason == "done" or (stop_reason == "cancel" and control.save_on_stop):
         out = checkpoint(epoch, batch_in_epoch)
     accelerator.unwrap_model(model).eval()
     emit({"event": "done", "out": out, "steps": step, "eval_loss": last_eval,

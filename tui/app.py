@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, LoadingIndicator, Static, TabbedContent, TabPane
 
 from core import DEFAULT_MODEL
+from tui.dialogs import BeforeAfterScreen, QuitWhileTrainingScreen
 from tui.help import HelpScreen
 from tui.messages import SessionFailed, SessionLoaded
 from tui.panes.generate import GeneratePane
@@ -33,6 +34,10 @@ class RuGPTApp(App):
         Binding("f5", "generate", "Generate"),
         Binding("f6", "stop_generation", "Stop", show=False),
         Binding("f7", "regenerate", "Again (same seed)", show=False),
+        Binding("f8", "start_training", "Train", show=True),
+        Binding("f9", "stop_training", "Stop training", show=False),
+        Binding("ctrl+s", "save_checkpoint", "Save", show=False, priority=True),
+        Binding("ctrl+b", "before_after", "Before/after", show=False, priority=True),
         Binding("ctrl+t", "toggle_raw", "Raw tokens", show=False),
         Binding("ctrl+o", "toggle_ids", "Token ids", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -139,6 +144,76 @@ class RuGPTApp(App):
     def action_regenerate(self) -> None:
         self.action_show_tab("generate")
         self.query_one(GeneratePane).regenerate()
+
+    def action_start_training(self) -> None:
+        self.action_show_tab("train")
+        self.query_one(TrainPane).start()
+
+    def action_stop_training(self) -> None:
+        self.query_one(TrainPane).stop()
+
+    def action_save_checkpoint(self) -> None:
+        self.query_one(TrainPane).save_now()
+
+    def action_before_after(self) -> None:
+        session = self.session
+        if session is None:
+            self.notify("No model loaded yet", severity="warning")
+            return
+        from core.errors import UserError
+
+        generate = self.query_one(GeneratePane)
+        try:
+            settings = generate.read_settings()
+        except UserError as exc:
+            self.notify(str(exc), title="Before / after", severity="error")
+            return
+        prompt = generate.query_one("#gen-prompt").text
+        self.notify("generating on base and current weights…", title="Before / after", timeout=2)
+
+        def work() -> None:
+            from dataclasses import replace
+
+            from core.compare import before_after
+
+            result = before_after(session, prompt, replace(settings, seed=settings.seed or 0))
+            self.call_from_thread(self.push_screen, BeforeAfterScreen(result))
+
+        self.run_worker(work, thread=True, exclusive=True, group="before-after")
+
+    def action_reset_weights(self) -> None:
+        if self.session is None:
+            return
+        if self.query_one(TrainPane).training:
+            self.notify("Stop training first (F9)", severity="warning")
+            return
+        from core.compare import reset_to_base
+
+        reset_to_base(self.session)
+        self.notify("weights reset to the model as loaded", title="Reset to base weights")
+
+    async def action_quit(self) -> None:
+        pane = self.query_one(TrainPane)
+        if not pane.training:
+            self.exit()
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice in (None, "cancel"):
+                return
+            run = pane.run
+            run.control.save_on_stop = choice == "save" and run.config.out is not None
+            run.control.stop.set()
+            self._exit_when_stopped(run)
+
+        self.push_screen(QuitWhileTrainingScreen(), chosen)
+
+    def _exit_when_stopped(self, run) -> None:
+        """The run stops after its current step (and saves, if asked); then the app exits."""
+        if run.running:
+            self.set_timer(0.05, lambda: self._exit_when_stopped(run))
+        else:
+            self.exit()
 
     def action_toggle_raw(self) -> None:
         pane = self.query_one(TokenizePane)

@@ -18,8 +18,8 @@ HELP = """\
 | **F5** | Generate (Generate pane) |
 | **F6** | Stop generation |
 | **F7** | regenerate with the same seed |
-| **F8** | Start training |
-| **F9** | Stop training |
+| **F8** | Start training (Train pane settings) |
+| **F9** | Stop training (after the current step) |
 | **ctrl+s** | Save checkpoint |
 | **ctrl+t** | Toggle raw tokens (byte-level pieces ↔ readable text) |
 | **ctrl+o** | Toggle token ids |

@@ -1,0 +1,224 @@
+"""The Train pane, driven as a user would, and training beside generation."""
+
+import threading
+import time
+
+import torch
+from textual.widgets import Input, OptionList
+
+from core.data import sample_corpus_path
+from core.generation import generate_stream
+from core.sampling import SamplingSettings
+from core.session import load_session
+from core.training import TrainConfig, train
+from tests.helpers import wait_for
+from tui.app import RuGPTApp
+from tui.panes.train import TrainPane
+
+
+class Gate:
+    """Blocks the training thread inside its (n+1)-th training forward until released, so a
+    test sees the pane at an exact step."""
+
+    def __init__(self, model, after_steps: int) -> None:
+        self.model, self.after = model, after_steps
+        self.seen = 0
+        self.reached = threading.Event()
+        self.release = threading.Event()
+        self.original = model.forward
+
+        def forward(*args, **kwargs):
+            if model.training:
+                self.seen += 1
+                if self.seen > self.after:
+                    self.reached.set()
+                    from textual.worker import get_current_worker
+
+                    worker = get_current_worker()
+                    # held until released or until the app shuts down (it cancels the worker)
+                    while not self.release.wait(0.05) and not worker.is_cancelled:
+                        pass
+            return self.original(*args, **kwargs)
+
+        model.forward = forward
+
+    def open(self) -> None:
+        self.release.set()
+        self.model.forward = self.original
+
+
+async def test_train_from_the_pane_stop_and_save(fresh_session, tmp_path):
+    app = RuGPTApp(session=fresh_session)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("f4")
+        pane = app.query_one(TrainPane)
+        # the sample corpus is preselected for the demo model, its statistics previewed
+        from pathlib import Path
+
+        assert Path(app.query_one("#train-data", Input).value).resolve() == sample_corpus_path().resolve()
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        app.query_one("#train-out", Input).value = str(tmp_path / "run")
+        app.query_one("#train-epochs", Input).value = "100"
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: pane.run is not None and len(pane.run.evals) >= 1, timeout=60)
+        await pilot.pause(0.3)
+        status = str(app.query_one("#train-status").render())
+        assert "step" in status and "tokens/s" in status
+        log_text = "\n".join(str(line.text) for line in app.query_one("#train-log").lines)
+        assert "eval loss" in log_text
+        # save now, while it runs
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: any(e["event"] == "saved" for e in pane.run.events), timeout=60)
+        assert (tmp_path / "run" / "model.safetensors").exists()
+        await pilot.press("f9")
+        await wait_for(pilot, lambda: not pane.run.running, timeout=30)
+        assert pane.run.result.stop_reason == "cancel"
+        await pilot.pause()
+        assert "cancel" in str(app.query_one("#train-runs", OptionList).get_option_at_index(0).prompt)
+        # the saved folder loads as a model
+        assert load_session(str(tmp_path / "run"), device="cpu").info.model_class == "GPT2LMHeadModel"
+
+
+async def test_bad_data_path_is_one_line_in_the_preview(demo_session, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"input": "ок"}\n{"input": \n', encoding="utf-8")
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("f4")
+        app.query_one("#train-data", Input).value = str(bad)
+        await wait_for(pilot, lambda: "bad.jsonl:2: bad JSON" in str(app.query_one("#train-preview").render()))
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: not app.query_one(TrainPane).training)
+        run = app.query_one(TrainPane).run
+        assert run is not None and "bad.jsonl:2" in run.error
+
+
+async def test_generate_while_training_and_tabs_do_not_stop_it(fresh_session):
+    app = RuGPTApp(session=fresh_session)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        app.query_one("#train-out", Input).value = ""
+        app.query_one("#train-epochs", Input).value = "200"
+        await pilot.press("f8")
+        pane = app.query_one(TrainPane)
+        await wait_for(pilot, lambda: len(pane.run.steps) >= 2, timeout=60)
+        await pilot.press("f3")          # switch away: training goes on
+        from tui.panes.generate import GeneratePane
+
+        gen = app.query_one(GeneratePane)
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: gen.run is not None and gen.run.done is not None, timeout=60)
+        assert gen.run.done.new_tokens > 0
+        steps_then = len(pane.run.steps)
+        await wait_for(pilot, lambda: len(pane.run.steps) > steps_then + 2, timeout=60)
+        assert pane.training
+        await pilot.press("f9")
+        await wait_for(pilot, lambda: not pane.training, timeout=30)
+
+
+async def test_quit_during_training_asks_and_exits_fast(fresh_session, tmp_path):
+    app = RuGPTApp(session=fresh_session)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        app.query_one("#train-out", Input).value = str(tmp_path / "saved")
+        app.query_one("#train-epochs", Input).value = "1000"
+        await pilot.press("f8")
+        pane = app.query_one(TrainPane)
+        await wait_for(pilot, lambda: len(pane.run.steps) >= 2, timeout=60)
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        from tui.dialogs import QuitWhileTrainingScreen
+
+        assert isinstance(app.screen, QuitWhileTrainingScreen)
+        start = time.monotonic()
+        await pilot.press("s")          # save and quit
+        await wait_for(pilot, lambda: not pane.run.running, timeout=10)
+    assert time.monotonic() - start < 2.0
+    assert (tmp_path / "saved" / "model.safetensors").exists()
+    assert not [t for t in threading.enumerate() if t.is_alive() and "train" in t.name.lower()]
+
+
+async def test_before_after_and_reset(fresh_session):
+    from core.compare import before_after
+    from tui.dialogs import BeforeAfterScreen
+
+    app = RuGPTApp(session=fresh_session)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        app.query_one("#train-out", Input).value = ""
+        app.query_one("#train-epochs", Input).value = "3"
+        await pilot.press("f8")
+        pane = app.query_one(TrainPane)
+        await wait_for(pilot, lambda: pane.run is not None and not pane.run.running, timeout=120)
+        await pilot.press("ctrl+b")
+        await wait_for(pilot, lambda: isinstance(app.screen, BeforeAfterScreen), timeout=30)
+        result = app.screen.result
+        assert result.before != result.after   # training changed what the model says
+        await pilot.press("escape")
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Reset to base weights")
+        await pilot.press("enter")
+        await pilot.pause()
+        from dataclasses import replace
+
+        from tui.panes.generate import GeneratePane
+
+        settings = replace(app.query_one(GeneratePane).read_settings(), seed=result.seed)
+        again = before_after(fresh_session, result.prompt, settings)
+        assert again.after == again.before == result.before
+
+
+def test_interleaved_generation_leaves_training_bit_identical(demo_dir):
+    """Same seeds, dropout off: generating from the model while it trains changes nothing."""
+    config = TrainConfig(train=str(sample_corpus_path()), epochs=2, lr=3e-3, batch_size=8,
+                         block_size=32, seed=4, sample_tokens=6)
+    quiet = load_session("demo", device="cpu")
+    train(quiet, config)
+
+    busy = load_session("demo", device="cpu")
+    generations = []
+
+    def talk() -> None:
+        while not finished.is_set():
+            *_, done = generate_stream(busy, "Это", SamplingSettings(seed=len(generations), max_new_tokens=8))
+            generations.append(done)
+
+    finished = threading.Event()
+    talker = threading.Thread(target=talk)
+    talker.start()
+    try:
+        train(busy, config)
+    finally:
+        finished.set()
+        talker.join()
+    assert len(generations) >= 3
+    expected = quiet.model.state_dict()
+    for name, tensor in busy.model.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
+
+
+def test_train_pane_snapshot_mid_run(snap_compare, demo_dir):
+    session = load_session("demo", device="cpu")
+    gate = Gate(session.model, after_steps=12)
+
+    async def run_before(pilot):
+        app = pilot.app
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        app.query_one("#train-out", Input).value = ""
+        await pilot.press("f8")
+        pane = app.query_one(TrainPane)
+        await wait_for(pilot, lambda: gate.reached.is_set(), timeout=60)
+        await wait_for(pilot, lambda: len(pane.run.steps) == 12 and pane.run.shown == len(pane.run.events))
+        pane._draw_chart(pane.run)
+        app.query_one("#train-status").update("step 12/72 · (timings masked in the snapshot)")
+        app.set_focus(None)
+        await pilot.pause(0.5)
+
+    try:
+        assert snap_compare(RuGPTApp(session=session), terminal_size=(140, 45), run_before=run_before)
+    finally:
+        gate.open()

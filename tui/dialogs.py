@@ -1,0 +1,59 @@
+"""Modal screens: before/after comparison and the quit-while-training question."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+
+class BeforeAfterScreen(ModalScreen):
+    """The same prompt and seed, base weights on the left, current weights on the right."""
+
+    BINDINGS = [Binding("escape,ctrl+b,q", "dismiss", "Close")]
+
+    def __init__(self, result) -> None:
+        super().__init__()
+        self.result = result
+
+    def compose(self) -> ComposeResult:
+        r = self.result
+        with Vertical(id="ba-box"):
+            yield Label(f"prompt {r.prompt!r} · seed {r.seed} · Esc closes", id="ba-title")
+            with Horizontal():
+                before = Static(Text.assemble((r.prompt, "dim"), r.before), id="ba-before")
+                after = Static(Text.assemble((r.prompt, "dim"), r.after), id="ba-after")
+                before.border_title = "before: base weights"
+                after.border_title = "after: current weights"
+                yield before
+                yield after
+
+    def action_dismiss(self) -> None:
+        self.dismiss()
+
+
+class QuitWhileTrainingScreen(ModalScreen[str]):
+    """Training is running: save first, quit anyway, or go back."""
+
+    BINDINGS = [
+        Binding("s", "choose('save')", "Save and quit"),
+        Binding("q", "choose('quit')", "Quit without saving"),
+        Binding("escape", "choose('cancel')", "Cancel"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="quit-box"):
+            yield Label("A training run is going. Save a checkpoint before quitting?")
+            with Horizontal(id="quit-buttons"):
+                yield Button("Save and quit [s]", id="save", variant="primary")
+                yield Button("Quit without saving [q]", id="quit", variant="error")
+                yield Button("Cancel [esc]", id="cancel")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id)
+
+    def action_choose(self, choice: str) -> None:
+        self.dismiss(choice)
