@@ -1,5 +1,6 @@
 """The Train pane, driven as a user would, and training beside generation."""
 
+import functools
 import threading
 import time
 
@@ -27,6 +28,7 @@ class Gate:
         self.release = threading.Event()
         self.original = model.forward
 
+        @functools.wraps(self.original)   # keeps the signature the decode loop inspects
         def forward(*args, **kwargs):
             if model.training:
                 self.seen += 1
