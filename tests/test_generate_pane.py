@@ -1,5 +1,8 @@
 """The Generate pane driven by Pilot, as a user would: type, F5, stop, walk over tokens."""
 
+import functools
+import threading
+
 from textual.widgets import Input, OptionList, Switch, TextArea
 
 from tests.helpers import wait_for
@@ -19,7 +22,8 @@ def set_field(app, field_id, value):
     app.query_one(f"#{field_id}", Input).value = value
 
 
-async def test_generate_stop_inspect_and_history(demo_session):
+async def test_generate_stop_inspect_and_history(fresh_session):
+    demo_session = fresh_session
     app = RuGPTApp(session=demo_session)
     async with app.run_test(size=(130, 42)) as pilot:
         await pilot.press("f3")
@@ -51,15 +55,32 @@ async def test_generate_stop_inspect_and_history(demo_session):
         chosen = stream.tokens[22]
         assert f"id {chosen.id}" in info and f"p = {chosen.prob:.4f}" in info
 
-        # a long sampled run, stopped with F6 mid-way
-        set_field(app, "gen-max-new", "2000")
+        # a long sampled run, stopped with F6 mid-way: the model is held inside its 6th
+        # forward until the key has been handled, so the stop lands at a known point
+        set_field(app, "gen-max-new", "200")
         app.query_one("#gen-greedy", Switch).value = False
-        await pilot.press("f5")
-        await wait_for(pilot, lambda: len(pane.run.tokens) >= 3)
-        await pilot.press("f6")
-        await wait_for(pilot, lambda: pane.run.done is not None)
-        assert pane.run.done.stop_reason in ("cancel", "length")
-        assert pane.run.done.new_tokens < 250  # context 256 bounds it anyway; stop came first
+        model = demo_session.model
+        original, calls, held = model.forward, [], threading.Event()
+
+        @functools.wraps(original)
+        def slow_forward(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 6:
+                held.wait(30)
+            return original(*args, **kwargs)
+
+        model.forward = slow_forward
+        try:
+            await pilot.press("f5")
+            await wait_for(pilot, lambda: len(calls) >= 6)
+            await pilot.press("f6")
+            held.set()
+            await wait_for(pilot, lambda: pane.run.done is not None)
+        finally:
+            held.set()
+            model.forward = original
+        assert pane.run.done.stop_reason == "cancel"
+        assert pane.run.done.new_tokens == 6
 
         # F7 repeats the last run with its seed; history keeps every run
         seed = pane.run.done.seed

@@ -134,6 +134,10 @@ class RuGPTApp(App):
     def action_show_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab
 
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "generate" and self.session is not None:
+            self.query_one(GeneratePane).schedule_inspect()  # weights may have changed meanwhile
+
     def action_generate(self) -> None:
         self.action_show_tab("generate")
         self.query_one(GeneratePane).generate()
@@ -190,6 +194,7 @@ class RuGPTApp(App):
         from core.compare import reset_to_base
 
         reset_to_base(self.session)
+        self.query_one(GeneratePane).schedule_inspect()
         self.notify("weights reset to the model as loaded", title="Reset to base weights")
 
     async def action_quit(self) -> None:

@@ -215,6 +215,7 @@ class GeneratePane(Horizontal):
         run = self.run
         if run is None or run.done is not message.done:
             return
+        self.schedule_inspect()  # the weights may have moved on (training runs beside us)
         self.on_generation_progress(GenerationProgress())
         done = run.done
         self.history.append(run)

@@ -364,6 +364,7 @@ class TrainPane(Horizontal):
 
     def on_training_finished(self, message: TrainingFinished) -> None:
         run = message.run
+        self.app.query_one("GeneratePane").schedule_inspect()   # new weights, new next token
         self.on_training_progress(TrainingProgress())
         self._draw_chart(run)
         runs = self.query_one("#train-runs", OptionList)

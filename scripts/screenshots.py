@@ -1,0 +1,71 @@
+"""Write SVG screenshots of the real app (demo model) into screenshots/ for the README.
+
+    python scripts/screenshots.py
+"""
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+async def wait_for(pilot, predicate, timeout=60.0):
+    waited = 0.0
+    while not predicate():
+        await pilot.pause(0.05)
+        waited += 0.05
+        if waited > timeout:
+            raise TimeoutError("the app did not get there in time")
+
+
+async def main() -> None:
+    from textual.widgets import Input, TextArea
+
+    from core.session import load_session
+    from tui.app import RuGPTApp
+    from tui.panes.generate import GeneratePane
+    from tui.panes.tokenize import TokenizePane
+    from tui.panes.train import TrainPane
+    from tui.widgets import TokenStream
+
+    out = ROOT / "screenshots"
+    out.mkdir(exist_ok=True)
+    app = RuGPTApp(session=load_session("demo", device="cpu"))
+    async with app.run_test(size=(140, 45)) as pilot:
+        tok = app.query_one(TokenizePane)
+        await wait_for(pilot, lambda: tok.view is not None)
+        area = app.query_one("#tok-input", TextArea)
+        area.load_text("Нейронная сеть учится предсказывать следующее слово.\n"
+                       "Привет, мир! 😀 Ёжик бежал по тропинке.")
+        await wait_for(pilot, lambda: tok.view.text.startswith("Нейронная") and "Ёжик" in tok.view.text)
+        app.save_screenshot("tokenize.svg", str(out))
+
+        await pilot.press("f4")
+        train = app.query_one(TrainPane)
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        app.query_one("#train-out", Input).value = ""
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: train.run is not None and not train.run.running, timeout=300)
+        await pilot.pause(0.3)
+        app.save_screenshot("train.svg", str(out))
+
+        await pilot.press("f3")
+        gen = app.query_one(GeneratePane)
+        app.query_one("#gen-seed", Input).value = "7"
+        prompt = app.query_one("#gen-prompt", TextArea)
+        prompt.load_text("Летом мы")
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: gen.run is not None and gen.run.done is not None)
+        app.query_one(TokenStream).focus()
+        await pilot.press("end", "left", "left")
+        await pilot.pause(0.5)
+        app.save_screenshot("generate.svg", str(out))
+    print(f"screenshots written to {out}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
