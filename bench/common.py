@@ -52,3 +52,29 @@ def pct(xs, q):
     xs = sorted(xs)
     k = max(0, min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1)))))
     return xs[k]
+
+
+async def type_into_tokenize_pane(app, pilot, keys: int) -> list[float]:
+    """Type keys (a letter, then backspace, …) into the focused Tokenize editor; each latency
+    runs from the key's arrival until the pane has applied the new view. The key enters as the
+    terminal driver delivers it: Pilot's own press waits for the whole screen to settle
+    (~200 ms), which would swamp the figure."""
+    import asyncio
+    import time
+
+    from textual import events
+
+    from tui.panes.tokenize import TokenizePane
+
+    pane = app.query_one(TokenizePane)
+    latencies = []
+    for i in range(keys):
+        before = pane.updates
+        key = events.Key("я", "я") if i % 2 == 0 else events.Key("backspace", None)
+        start = time.perf_counter()
+        app.post_message(key)
+        while pane.updates == before:
+            await asyncio.sleep(0.0002)
+        latencies.append(time.perf_counter() - start)
+        await pilot.pause(0.03)  # a person types slower than a loop
+    return latencies

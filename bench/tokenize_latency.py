@@ -8,7 +8,7 @@ import argparse
 import asyncio
 import time
 
-from bench.common import demo_session, pct
+from bench.common import demo_session, pct, type_into_tokenize_pane
 from core.demo import corpus_lines
 
 
@@ -22,14 +22,12 @@ def russian_text(n_chars: int = 2000) -> str:
 
 
 async def measure(session, text: str, keys: int) -> list[float]:
-    from textual import events
     from textual.widgets import TextArea
 
     from tui.app import RuGPTApp
     from tui.panes.tokenize import TokenizePane
 
     app = RuGPTApp(session=session)
-    latencies = []
     async with app.run_test(size=(120, 40)) as pilot:
         pane = app.query_one(TokenizePane)
         area = app.query_one("#tok-input", TextArea)
@@ -38,17 +36,7 @@ async def measure(session, text: str, keys: int) -> list[float]:
         area.move_cursor(area.document.end)
         while pane.view is None or pane.view.text != text:
             await asyncio.sleep(0.001)
-        for i in range(keys):
-            before = pane.updates
-            # The key enters as the terminal driver delivers it (Pilot's own press waits
-            # for the whole screen to settle, ~200 ms, which would swamp the figure).
-            key = events.Key("я", "я") if i % 2 == 0 else events.Key("backspace", None)
-            start = time.perf_counter()
-            app.post_message(key)
-            while pane.updates == before:
-                await asyncio.sleep(0.0002)
-            latencies.append(time.perf_counter() - start)
-            await pilot.pause(0.03)  # a human types slower than a loop
+        latencies = await type_into_tokenize_pane(app, pilot, keys)
     return latencies
 
 

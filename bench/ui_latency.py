@@ -7,28 +7,8 @@ latency runs until the pane has redrawn its tokens for the new text.
 
 import argparse
 import asyncio
-import time
 
-from bench.common import demo_session, pct
-
-
-async def type_keys(app, pilot, keys: int) -> list[float]:
-    from textual import events
-
-    from tui.panes.tokenize import TokenizePane
-
-    pane = app.query_one(TokenizePane)
-    latencies = []
-    for i in range(keys):
-        before = pane.updates
-        key = events.Key("ж", "ж") if i % 2 == 0 else events.Key("backspace", None)
-        start = time.perf_counter()
-        app.post_message(key)
-        while pane.updates == before:
-            await asyncio.sleep(0.0002)
-        latencies.append(time.perf_counter() - start)
-        await pilot.pause(0.03)
-    return latencies
+from bench.common import demo_session, pct, type_into_tokenize_pane
 
 
 async def measure(keys: int):
@@ -46,7 +26,7 @@ async def measure(keys: int):
         area = app.query_one("#tok-input", TextArea)
         area.focus()
         area.move_cursor(area.document.end)
-        idle = await type_keys(app, pilot, keys)
+        idle = await type_into_tokenize_pane(app, pilot, keys)
 
         train = app.query_one(TrainPane)
         app.query_one("#train-epochs", Input).value = "10000"
@@ -56,7 +36,7 @@ async def measure(keys: int):
         while not train.run.steps:
             await asyncio.sleep(0.01)
         area.focus()
-        busy = await type_keys(app, pilot, keys)
+        busy = await type_into_tokenize_pane(app, pilot, keys)
         steps = len(train.run.steps)
         train.stop()
         while train.training:

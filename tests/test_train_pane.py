@@ -224,3 +224,14 @@ def test_train_pane_snapshot_mid_run(snap_compare, demo_dir):
         assert snap_compare(RuGPTApp(session=session), terminal_size=(140, 45), run_before=run_before)
     finally:
         gate.open()
+
+
+async def test_path_completion(tmp_path):
+    from tui.panes.train import PathSuggester
+
+    (tmp_path / "тексты.jsonl").write_text("{}", encoding="utf-8")
+    (tmp_path / "folder").mkdir()
+    suggest = PathSuggester()
+    assert await suggest.get_suggestion(str(tmp_path / "тек")) == str(tmp_path / "тексты.jsonl")
+    assert await suggest.get_suggestion(str(tmp_path / "fo")) == str(tmp_path / "folder") + "/"
+    assert await suggest.get_suggestion(str(tmp_path / "nothing-like-this")) is None
