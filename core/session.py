@@ -98,8 +98,10 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or name.count("/") > 1
 
 
-def resolve_source(name: str, *, allow_demo_fallback: bool = True) -> tuple[str, bool, str | None]:
-    """Decide where `name` loads from: (path or id, local_files_only, notice)."""
+def resolve_source(name: str, *, allow_demo_fallback: bool = True,
+                   on_notice=None) -> tuple[str, bool, str | None]:
+    """Decide where `name` loads from: (path or id, local_files_only, notice). `on_notice`
+    hears a fallback the moment it is decided, before the (slower) demo build and load."""
     from core.demo import demo_model_dir
 
     if name == "demo":
@@ -121,6 +123,8 @@ def resolve_source(name: str, *, allow_demo_fallback: bool = True) -> tuple[str,
     if name == DEFAULT_MODEL and allow_demo_fallback:
         notice = (f"{name} is not cached and the Hugging Face hub cannot be reached: "
                   "running on the demo model")
+        if on_notice is not None:
+            on_notice(notice)
         return str(demo_model_dir()), True, notice
     raise UserError(f"model {name!r} is not in the local cache and the Hugging Face hub cannot be reached")
 
@@ -162,10 +166,12 @@ def max_positions_of(model, tokenizer) -> int:
 
 
 def load_session(name: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
-                 trust_remote_code: bool = False, allow_demo_fallback: bool = True) -> ModelSession:
+                 trust_remote_code: bool = False, allow_demo_fallback: bool = True,
+                 on_notice=None) -> ModelSession:
     quiet_transformers()
+    source, local_only, notice = resolve_source(name, allow_demo_fallback=allow_demo_fallback,
+                                                on_notice=on_notice)
     placement = choose_placement(device, dtype)
-    source, local_only, notice = resolve_source(name, allow_demo_fallback=allow_demo_fallback)
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

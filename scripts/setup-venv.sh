@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+# Already set up for this pyproject.toml: nothing to do (keeps ./app.sh quick to start).
+if [ -x .venv/bin/rugpt-tui ] && [ .venv/.installed -nt pyproject.toml ]; then
+    exit 0
+fi
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
@@ -13,3 +17,4 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     .venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
 fi
 .venv/bin/python -m pip install -q -e ".[dev]"
+touch .venv/.installed

@@ -39,6 +39,9 @@ async def test_offline_default_model_says_demo_on_screen(tmp_path, monkeypatch, 
     monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "empty"))
     app = RuGPTApp(device="cpu")
     async with app.run_test(size=(120, 40)) as pilot:
+        # said as soon as it is decided, before the demo model has finished loading
+        await wait_for(pilot, lambda: app.query_one("#notice").display, timeout=10)
+        assert "demo model" in str(app.query_one("#notice").render())
         await wait_for(pilot, lambda: app.session is not None, timeout=10)
         await pilot.pause()
         notice = app.query_one("#notice")

@@ -16,7 +16,7 @@ from textual.widgets import Footer, Header, LoadingIndicator, Static, TabbedCont
 from core import DEFAULT_MODEL
 from tui.dialogs import BeforeAfterScreen, QuitWhileTrainingScreen
 from tui.help import HelpScreen
-from tui.messages import SessionFailed, SessionLoaded
+from tui.messages import SessionFailed, SessionLoaded, SessionNotice
 from tui.panes.generate import GeneratePane
 from tui.panes.tokenize import TokenizePane
 from tui.panes.train import TrainPane
@@ -91,7 +91,8 @@ class RuGPTApp(App):
                 from core.session import load_session
 
                 session = load_session(name, device=self.device, dtype=self.dtype,
-                                       trust_remote_code=self.trust_remote_code)
+                                       trust_remote_code=self.trust_remote_code,
+                                       on_notice=lambda text: self.post_message(SessionNotice(text)))
             except UserError as exc:
                 self.post_message(SessionFailed(str(exc), name))
             except Exception as exc:  # never a traceback on screen
@@ -117,6 +118,12 @@ class RuGPTApp(App):
         notice.update(session.notice or "")
         for pane in self.query("TokenizePane, GeneratePane, TrainPane"):
             pane.on_session(session)
+
+    def on_session_notice(self, message: SessionNotice) -> None:
+        notice = self.query_one("#notice", Static)
+        notice.update(message.text)
+        notice.display = True
+        self.query_one("#model-status", Static).update("loading the demo model…")
 
     def on_session_failed(self, message: SessionFailed) -> None:
         self.load_error = message.error

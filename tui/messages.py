@@ -16,3 +16,9 @@ class SessionLoaded(Message):
 class SessionFailed(Message):
     error: str
     name: str
+
+
+@dataclass
+class SessionNotice(Message):
+    """Said while loading (e.g. the fallback to the demo model), before the load finishes."""
+    text: str
