@@ -1,7 +1,7 @@
 """The `demo` model: a tiny GPT-2 built locally and deterministically from a shipped corpus.
 
 It makes the app work with no network, and it is the test fixture. Tokenizer: byte-level BPE
-trained with `tokenizers` on `data/corpus_ru.txt`, special tokens laid out as in current
+trained with `tokenizers` on `resources/corpus_ru.txt`, special tokens laid out as in current
 ruGPT-3 (`<pad>`=0, `<s>`=1, `</s>`=2). Weights: random init from a fixed seed.
 """
 
@@ -23,7 +23,7 @@ MODEL_CONFIG = dict(n_layer=2, n_head=4, n_embd=64, n_positions=256, n_inner=256
 
 
 def corpus_path() -> Path:
-    return Path(str(resources.files("core") / "data" / "corpus_ru.txt"))
+    return Path(str(resources.files("core") / "resources" / "corpus_ru.txt"))
 
 
 def corpus_lines() -> list[str]:
