@@ -21,6 +21,13 @@ def test_core_never_imports_textual():
     assert out.stdout.strip() == "False"
 
 
+def test_headless_cli_never_imports_textual():
+    code = "import sys, tui.cli, tui.commands, tui.chips; print('textual' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
 def test_app_module_imports_without_torch():
     """The first frame must not wait for torch/transformers: the app module does not import them."""
     code = "import sys, tui.app; print('torch' in sys.modules, 'transformers' in sys.modules)"

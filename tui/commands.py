@@ -43,23 +43,13 @@ def cmd_info(args) -> int:
     return 0
 
 
-CHIP_STYLES = ("on #264f78", "on #4b3a6b")
-
-
 def token_chips(view, raw: bool = False) -> Text:
     """Tokens as alternating coloured chips; partial-character tokens show their bytes."""
+    from tui.chips import chip_label, chip_style
+
     out = Text()
     for i, tok in enumerate(view.tokens):
-        if raw:
-            label = tok.raw
-        elif tok.special:
-            label = tok.raw
-        elif tok.text:
-            label = tok.text.replace("\n", "↵\n").replace(" ", "·")
-        else:
-            label = f"‹{tok.bytes}›"
-        style = "bold on #7a3b3b" if tok.special else CHIP_STYLES[i % 2]
-        out.append(label, style=style)
+        out.append(chip_label(tok, raw), style=chip_style(i, tok))
     return out
 
 

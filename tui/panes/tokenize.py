@@ -9,9 +9,9 @@ from textual.content import Content, Span
 from textual.reactive import reactive
 from textual.widgets import DataTable, Static, TextArea
 
+from tui.chips import chip_label, chip_style
+
 SAMPLE_TEXT = "Нейронная сеть учится предсказывать следующее слово. Привет, мир! 😀"
-CHIP_STYLES = ("on #264f78", "on #4b3a6b")
-SPECIAL_STYLE = "bold on #7a3b3b"
 
 
 def render_chips(view, raw: bool, show_ids: bool) -> Content:
@@ -22,13 +22,7 @@ def render_chips(view, raw: bool, show_ids: bool) -> Content:
     spans: list[Span] = []
     pos = 0
     for i, tok in enumerate(view.tokens):
-        if raw or tok.special:
-            label = tok.raw
-        elif tok.text:
-            label = tok.text.replace("\n", "↵\n").replace(" ", "·")
-        else:
-            label = f"‹{tok.bytes}›"
-        style = SPECIAL_STYLE if tok.special else CHIP_STYLES[i % 2]
+        label, style = chip_label(tok, raw), chip_style(i, tok)
         parts.append(label)
         spans.append(Span(pos, pos + len(label), style))
         pos += len(label)
