@@ -191,7 +191,7 @@ def test_two_processes_train_like_one(corpus_files, tmp_path, demo_dir):
     start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         "--master_port", "29517", "tests/ddp_worker.py", str(train_file), str(test_file),
+         "--standalone", "tests/ddp_worker.py", str(train_file), str(test_file),
          str(tmp_path), "2"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rank0 = torch.load(tmp_path / "rank0.pt")
