@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -49,7 +49,6 @@ class Done:
     ttft_s: float | None = None
     seed: int | None = None
     prompt_tokens: int = 0
-    notices: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict:
         return {"done": True, "ids": self.ids, "text": self.text, "new_tokens": self.new_tokens,
@@ -163,7 +162,7 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
     seen = torch.tensor(prompt_ids, device=device)          # (N,) for the repetition penalty
     step_input = seen[None, :]                               # (1, T): the whole prompt first
     new_ids: list[int] = []
-    text_parts: list[str] = []
+    recent = ""                                              # enough text to spot a stop string
     stop_reason = "length"
     ttft = None
     tail = max((len(x) for x in s.stop), default=0)
@@ -188,20 +187,18 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
         if next_id in eos_ids:
             stop_reason = "eos"
             break
-        if piece:
-            text_parts.append(piece)
-            if s.stop:
-                recent = "".join(text_parts)[-(tail + len(piece)):]
-                if any(stop in recent for stop in s.stop):
-                    stop_reason = "stop"
-                    break
+        if piece and s.stop:
+            recent = (recent + piece)[-(tail + len(piece)):]
+            if any(stop in recent for stop in s.stop):
+                stop_reason = "stop"
+                break
 
     elapsed = time.perf_counter() - start
     text = tokenizer.decode(new_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
     yield Done(ids=new_ids, text=text, new_tokens=len(new_ids),
                tokens_per_s=len(new_ids) / elapsed if elapsed > 0 else 0.0,
                stop_reason=stop_reason, ttft_s=ttft, seed=seed,
-               prompt_tokens=len(prompt_ids), notices=notices)
+               prompt_tokens=len(prompt_ids))
 
 
 @dataclass

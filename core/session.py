@@ -53,10 +53,6 @@ class ModelSession:
     base_model: object = field(default=None, repr=False)
 
     @property
-    def device(self):
-        return self.model.device
-
-    @property
     def max_positions(self) -> int:
         return self.info.max_positions
 

@@ -76,7 +76,6 @@ class TrainResult:
     eval_loss: float | None
     out: str | None
     stop_reason: str                    # done | cancel | nan | oom
-    history: list[Event] = field(default_factory=list)
 
 
 @dataclass
@@ -184,11 +183,8 @@ def train(session, config: TrainConfig, on_event: Callable[[Event], None] = lamb
         cpu=device == "cpu",
     )
     main = accelerator.is_main_process
-    history: list[Event] = []
-
     def emit(event: Event) -> None:
         if main:
-            history.append(event)
             on_event(event)
 
     data = prepare_data(tokenizer, config, block_size)
@@ -383,8 +379,7 @@ def train(session, config: TrainConfig, on_event: Callable[[Event], None] = lamb
     accelerator.unwrap_model(model).eval()
     emit({"event": "done", "out": out, "steps": step, "eval_loss": last_eval,
           "stop_reason": stop_reason})
-    return TrainResult(steps=step, eval_loss=last_eval, out=out, stop_reason=stop_reason,
-                       history=history)
+    return TrainResult(steps=step, eval_loss=last_eval, out=out, stop_reason=stop_reason)
 
 
 def _default_prompt(tokenizer, data: PreparedData) -> str:

@@ -49,6 +49,17 @@ class Gate:
         self.model.forward = self.original
 
 
+async def start_training(pilot, epochs: str, out: str = "") -> TrainPane:
+    """F4, wait for the data preview, set epochs and output folder, F8."""
+    app = pilot.app
+    await pilot.press("f4")
+    await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+    app.query_one("#train-out", Input).value = out
+    app.query_one("#train-epochs", Input).value = epochs
+    await pilot.press("f8")
+    return app.query_one(TrainPane)
+
+
 async def test_train_from_the_pane_stop_and_save(fresh_session, tmp_path):
     app = RuGPTApp(session=fresh_session)
     async with app.run_test(size=(140, 45)) as pilot:
@@ -98,12 +109,7 @@ async def test_bad_data_path_is_one_line_in_the_preview(demo_session, tmp_path):
 async def test_generate_while_training_and_tabs_do_not_stop_it(fresh_session):
     app = RuGPTApp(session=fresh_session)
     async with app.run_test(size=(140, 45)) as pilot:
-        await pilot.press("f4")
-        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
-        app.query_one("#train-out", Input).value = ""
-        app.query_one("#train-epochs", Input).value = "200"
-        await pilot.press("f8")
-        pane = app.query_one(TrainPane)
+        pane = await start_training(pilot, "200")
         await wait_for(pilot, lambda: len(pane.run.steps) >= 2, timeout=60)
         await pilot.press("f3")          # switch away: training goes on
         from tui.panes.generate import GeneratePane
@@ -122,12 +128,7 @@ async def test_generate_while_training_and_tabs_do_not_stop_it(fresh_session):
 async def test_quit_during_training_asks_and_exits_fast(fresh_session, tmp_path):
     app = RuGPTApp(session=fresh_session)
     async with app.run_test(size=(140, 45)) as pilot:
-        await pilot.press("f4")
-        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
-        app.query_one("#train-out", Input).value = str(tmp_path / "saved")
-        app.query_one("#train-epochs", Input).value = "1000"
-        await pilot.press("f8")
-        pane = app.query_one(TrainPane)
+        pane = await start_training(pilot, "1000", str(tmp_path / "saved"))
         await wait_for(pilot, lambda: len(pane.run.steps) >= 2, timeout=60)
         await pilot.press("ctrl+q")
         await pilot.pause()
@@ -148,12 +149,7 @@ async def test_before_after_and_reset(fresh_session):
 
     app = RuGPTApp(session=fresh_session)
     async with app.run_test(size=(140, 45)) as pilot:
-        await pilot.press("f4")
-        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
-        app.query_one("#train-out", Input).value = ""
-        app.query_one("#train-epochs", Input).value = "3"
-        await pilot.press("f8")
-        pane = app.query_one(TrainPane)
+        pane = await start_training(pilot, "3")
         await wait_for(pilot, lambda: pane.run is not None and not pane.run.running, timeout=120)
         await pilot.press("ctrl+b")
         await wait_for(pilot, lambda: isinstance(app.screen, BeforeAfterScreen), timeout=30)

@@ -78,7 +78,6 @@ class TrainRun:
     shown: int = 0
     steps: list = field(default_factory=list)        # (step, loss)
     evals: list = field(default_factory=list)        # (step, eval loss)
-    total_steps: int | None = None
     result: object = None
     error: str | None = None
     started: float = field(default_factory=time.monotonic)
@@ -331,7 +330,6 @@ class TrainPane(Horizontal):
             kind = event["event"]
             if kind == "step":
                 run.steps.append((event["step"], event["loss"]))
-                run.total_steps = event["total_steps"]
                 last_step = event
             elif kind == "eval":
                 run.evals.append((event["step"], event["eval_loss"]))
