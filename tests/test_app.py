@@ -18,9 +18,13 @@ async def test_app_loads_demo_and_switches_panes(demo_dir):
         assert "GPT2LMHeadModel" in str(status.render())
         assert f"{app.session.info.parameters:,}" in app.sub_title
         tabs = app.query_one("#tabs", TabbedContent)
-        for key, tab in [("f3", "generate"), ("f4", "train"), ("f2", "tokenize")]:
+        assert app.focused.id == "tok-input"   # type at once
+        await pilot.press(*"Ёж")               # focus inside a pane must not pin its tab
+        for key, tab in [("f3", "generate"), ("f4", "train"), ("f2", "tokenize"), ("f4", "train")]:
             await pilot.press(key)
+            await pilot.pause(0.2)
             assert tabs.active == tab
+            assert any(a.id == tab for a in app.focused.ancestors_with_self)
 
 
 async def test_bad_model_shows_error_and_keeps_running():

@@ -26,20 +26,21 @@ from tui.prompt import AskScreen
 class RuGPTApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "rugpt-tui"
+    # Priority: a focused editor must never swallow the app's keys.
     BINDINGS = [
-        Binding("f1", "help", "Help"),
-        Binding("f2", "show_tab('tokenize')", "Tokenize"),
-        Binding("f3", "show_tab('generate')", "Generate"),
-        Binding("f4", "show_tab('train')", "Train"),
-        Binding("f5", "generate", "Generate"),
-        Binding("f6", "stop_generation", "Stop", show=False),
-        Binding("f7", "regenerate", "Again (same seed)", show=False),
-        Binding("f8", "start_training", "Train", show=True),
-        Binding("f9", "stop_training", "Stop training", show=False),
+        Binding("f1", "help", "Help", priority=True),
+        Binding("f2", "show_tab('tokenize')", "Tokenize", priority=True),
+        Binding("f3", "show_tab('generate')", "Generate", priority=True),
+        Binding("f4", "show_tab('train')", "Train", priority=True),
+        Binding("f5", "generate", "Run", priority=True),
+        Binding("f6", "stop_generation", "Stop", show=False, priority=True),
+        Binding("f7", "regenerate", "Again (same seed)", show=False, priority=True),
+        Binding("f8", "start_training", "Start training", priority=True),
+        Binding("f9", "stop_training", "Stop training", show=False, priority=True),
         Binding("ctrl+s", "save_checkpoint", "Save", show=False, priority=True),
         Binding("ctrl+b", "before_after", "Before/after", show=False, priority=True),
-        Binding("ctrl+t", "toggle_raw", "Raw tokens", show=False),
-        Binding("ctrl+o", "toggle_ids", "Token ids", show=False),
+        Binding("ctrl+t", "toggle_raw", "Raw tokens", show=False, priority=True),
+        Binding("ctrl+o", "toggle_ids", "Token ids", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -71,6 +72,7 @@ class RuGPTApp(App):
 
     def on_mount(self) -> None:
         self.query_one("#notice").display = False
+        self.query_one("#tok-input").focus()   # type at once: the Tokenize editor has the cursor
         if self._preloaded is not None:
             self.post_message(SessionLoaded(self._preloaded))
         else:
@@ -136,10 +138,19 @@ class RuGPTApp(App):
     # -- actions ---------------------------------------------------------------------------
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(HelpScreen())
+
+    PANE_FOCUS = {"tokenize": "#tok-input", "generate": "#gen-prompt", "train": "#train-data"}
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab
+        # Focus left inside the hidden pane would pull its tab back to the front.
+        focused = self.focused
+        if focused is None or not any(a.id == tab for a in focused.ancestors_with_self):
+            self.query_one(self.PANE_FOCUS[tab]).focus()
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "generate" and self.session is not None:
