@@ -54,27 +54,69 @@ def pct(xs, q):
     return xs[k]
 
 
-async def type_into_tokenize_pane(app, pilot, keys: int) -> list[float]:
-    """Type keys (a letter, then backspace, …) into the focused Tokenize editor; each latency
-    runs from the key's arrival until the pane has applied the new view. The key enters as the
-    terminal driver delivers it: Pilot's own press waits for the whole screen to settle
-    (~200 ms), which would swamp the figure."""
+class KeyTimings:
+    """Per key: until the pane has applied the new view, and until the screen has drawn it."""
+
+    def __init__(self) -> None:
+        self.view: list[float] = []
+        self.frame: list[float] = []
+
+
+async def type_into_tokenize_pane(app, pilot, keys: int, at: int | None = None) -> KeyTimings:
+    """Type keys (a letter, then backspace, …) into the focused Tokenize editor, at the end
+    of the text or at character `at`.
+
+    A key enters as the terminal driver delivers it: Pilot's own press waits for the whole
+    screen to settle (~200 ms), which would swamp the figure. The pane's update and the
+    screen's compositor refresh are observed by wrapping them, so waiting costs no polling
+    work on the event loop being measured."""
     import asyncio
     import time
 
     from textual import events
+    from textual.widgets import TextArea
 
     from tui.panes.tokenize import TokenizePane
 
     pane = app.query_one(TokenizePane)
-    latencies = []
-    for i in range(keys):
-        before = pane.updates
-        key = events.Key("я", "я") if i % 2 == 0 else events.Key("backspace", None)
-        start = time.perf_counter()
-        app.post_message(key)
-        while pane.updates == before:
-            await asyncio.sleep(0.0002)
-        latencies.append(time.perf_counter() - start)
-        await pilot.pause(0.03)  # a person types slower than a loop
-    return latencies
+    screen = app.screen
+    applied, drawn = asyncio.Event(), asyncio.Event()
+    marks = {}
+
+    update, refresh = pane._update, screen._compositor_refresh
+
+    def timed_update() -> None:
+        update()
+        marks["view"] = time.perf_counter()
+        applied.set()
+
+    stats = app.query_one("#tok-stats")  # its text changes with every key
+
+    def timed_refresh() -> None:
+        shows_update = applied.is_set() and stats in screen._dirty_widgets
+        refresh()
+        if shows_update and not drawn.is_set():
+            marks["frame"] = time.perf_counter()
+            drawn.set()
+
+    pane._update, screen._compositor_refresh = timed_update, timed_refresh
+    timings = KeyTimings()
+    try:
+        if at is not None:
+            area = app.query_one("#tok-input", TextArea)
+            area.move_cursor(area.document.get_location_from_index(at))
+            await pilot.pause(0.1)
+        for i in range(keys):
+            applied.clear()
+            drawn.clear()
+            key = events.Key("я", "я") if i % 2 == 0 else events.Key("backspace", None)
+            start = time.perf_counter()
+            app.post_message(key)
+            await applied.wait()
+            await drawn.wait()
+            timings.view.append(marks["view"] - start)
+            timings.frame.append(marks["frame"] - start)
+            await asyncio.sleep(0.03)  # a person types slower than a loop
+    finally:
+        del pane._update, screen._compositor_refresh
+    return timings

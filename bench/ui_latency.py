@@ -26,7 +26,7 @@ async def measure(keys: int):
         area = app.query_one("#tok-input", TextArea)
         area.focus()
         area.move_cursor(area.document.end)
-        idle = await type_into_tokenize_pane(app, pilot, keys)
+        idle = (await type_into_tokenize_pane(app, pilot, keys)).view
 
         train = app.query_one(TrainPane)
         app.query_one("#train-epochs", Input).value = "10000"
@@ -36,7 +36,7 @@ async def measure(keys: int):
         while not train.run.steps:
             await asyncio.sleep(0.01)
         area.focus()
-        busy = await type_into_tokenize_pane(app, pilot, keys)
+        busy = (await type_into_tokenize_pane(app, pilot, keys)).view
         steps = len(train.run.steps)
         train.stop()
         while train.training:

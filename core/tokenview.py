@@ -10,8 +10,8 @@ from __future__ import annotations
 import bisect
 import re
 import weakref
-from dataclasses import asdict, dataclass
-from functools import lru_cache
+from dataclasses import asdict, dataclass, field
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -41,9 +41,13 @@ class WordStat:
 
 @dataclass
 class TokenView:
+    """Columns, not objects: a keystroke in the Tokenize pane rebuilds this view, and a long
+    text has hundreds of tokens. `tokens` materialises the per-token records on first use."""
     text: str
     ids: list[int]
-    tokens: list[TokenPiece]
+    starts: list[int]          # character span of each token: text[starts[i]:ends[i]]
+    ends: list[int]
+    table: _PieceTable = field(repr=False, compare=False)
 
     @property
     def count(self) -> int:
@@ -52,6 +56,20 @@ class TokenView:
     @property
     def chars_per_token(self) -> float:
         return len(self.text) / self.count if self.count else 0.0
+
+    def piece(self, i: int) -> tuple[str, bytes, bool]:
+        """(vocabulary string, bytes, special) of token i."""
+        return self.table.get(self.ids[i])
+
+    @cached_property
+    def tokens(self) -> list[TokenPiece]:
+        text, get = self.text, self.table.get
+        out = []
+        for tid, s, e in zip(self.ids, self.starts, self.ends):
+            raw, data, special = get(tid)
+            out.append(TokenPiece(id=tid, raw=raw, text=text[s:e], bytes=data.hex(),
+                                  start=s, end=e, special=special))
+        return out
 
     def words(self) -> list[WordStat]:
         return word_stats(self)
@@ -132,101 +150,240 @@ def _piece_table(tokenizer) -> _PieceTable:
     return table
 
 
-def _encode(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+def _encode(tokenizer, text: str):
+    """(ids, a function giving the tokenizer's own character offsets when they are needed)."""
     backend = getattr(tokenizer, "_tokenizer", None)
     if backend is not None and hasattr(backend, "encode"):
         # The Rust tokenizer directly: what `tokenizer(text)` runs, without the wrapping.
-        enc = backend.encode(text, add_special_tokens=True)
-        return list(enc.ids), list(enc.offsets)
+        # Offsets are rarely needed and cost as much as the ids, so they come on demand.
+        if hasattr(backend, "encode_batch_fast"):
+            ids = backend.encode_batch_fast([text], add_special_tokens=True)[0].ids
+        else:
+            ids = backend.encode(text, add_special_tokens=True).ids
+        return ids, lambda: backend.encode(text, add_special_tokens=True).offsets
     encoding = tokenizer(text, return_offsets_mapping=True)
-    return list(encoding["input_ids"]), list(encoding["offset_mapping"])
+    return list(encoding["input_ids"]), lambda: encoding["offset_mapping"]
 
 
 def tokenize_view(tokenizer, text: str) -> TokenView:
     """The view of `text`; `ids` are exactly what `tokenizer(text)` gives."""
     ids, offsets = _encode(tokenizer, text)
+    return _view_of(tokenizer, text, ids, offsets)
+
+
+def tokenize_edit(tokenizer, old: TokenView | None, text: str) -> TokenView:
+    """The same view as `tokenize_view(tokenizer, text)`, when `old` is the view of a text
+    that differs from `text` by an edit: only the words around the edit are tokenized again.
+    (For tokenizers where that is not provably exact, the whole text is tokenized.)"""
+    ids = _spliced_ids(tokenizer, old, text) if old is not None else None
+    if ids is None:
+        return tokenize_view(tokenizer, text)
+    return _view_of(tokenizer, text, ids, lambda: _encode(tokenizer, text)[1]())
+
+
+def _view_of(tokenizer, text: str, ids: list[int], offsets) -> TokenView:
     table = _piece_table(tokenizer)
-    pieces = [table.get(tid) for tid in ids]
-    raws = [p[0] for p in pieces]
-    pieces_bytes = [p[1] for p in pieces]
-    special_ids = table.special_ids
-
+    get = table.get
+    pieces_bytes = [get(tid)[1] for tid in ids]
     if b"".join(pieces_bytes) == text.encode("utf-8"):
-        spans = _spans_from_bytes(text, pieces_bytes)
+        starts, ends = _spans_from_bytes(text, pieces_bytes)
     else:  # normalising tokenizers: fall back to the tokenizer's own offsets, made contiguous
-        spans = _spans_from_offsets(text, offsets)
-
-    tokens = [
-        TokenPiece(id=tid, raw=raw, text=text[s:e], bytes=b.hex(), start=s, end=e,
-                   special=tid in special_ids)
-        for tid, raw, b, (s, e) in zip(ids, raws, pieces_bytes, spans)
-    ]
-    return TokenView(text=text, ids=ids, tokens=tokens)
+        starts, ends = _spans_from_offsets(text, offsets())
+    return TokenView(text=text, ids=ids, starts=starts, ends=ends, table=table)
 
 
-def _spans_from_bytes(text: str, pieces: list[bytes]) -> list[tuple[int, int]]:
+def _spans_from_bytes(text: str, pieces: list[bytes]) -> tuple[list[int], list[int]]:
     """Character span of each token: a character goes to the token whose bytes complete it."""
+    if not pieces:
+        return [], []
     codepoints = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     utf8_len = 1 + (codepoints >= 0x80) + (codepoints >= 0x800) + (codepoints >= 0x10000)
     char_ends = np.cumsum(utf8_len)                      # byte offset where each character ends
     token_ends = np.cumsum([len(p) for p in pieces])     # byte offset where each token ends
     # characters fully inside the first b bytes = how many character ends are ≤ b
-    done = np.searchsorted(char_ends, token_ends, side="right").tolist()
-    starts = [0] + done[:-1]
-    return list(zip(starts, done))
+    done = np.searchsorted(char_ends, token_ends, side="right")
+    return [0] + done[:-1].tolist(), done.tolist()
 
 
-def _spans_from_offsets(text: str, offsets) -> list[tuple[int, int]]:
-    spans = []
+def _spans_from_offsets(text: str, offsets) -> tuple[list[int], list[int]]:
+    starts, ends = [], []
     prev = 0
     for i, (_, end) in enumerate(offsets):
         end = max(prev, min(end, len(text)))
         if i == len(offsets) - 1:
             end = len(text)
-        spans.append((prev, end))
+        starts.append(prev)
+        ends.append(end)
         prev = end
-    return spans
+    return starts, ends
+
+
+class _Splice:
+    """Whether a tokenizer can be re-tokenized around an edit, exactly.
+
+    GPT-2's byte-level pre-tokenizer splits text with a regex whose every alternative is
+    either all whitespace or an optional space followed by non-space characters. So wherever
+    a non-space character is followed by a space, a pre-token ends, whatever comes before or
+    after; BPE never merges across pre-tokens. Between two such places, the tokens depend
+    only on the text between them. That holds with no normalizer, no BPE dropout, no prefix
+    space added, and no added token that holds whitespace or strips it."""
+
+    def __init__(self, tokenizer) -> None:
+        backend = getattr(tokenizer, "_tokenizer", None)
+        self.ok = False
+        if backend is None or not hasattr(backend, "encode"):
+            return
+        pre = backend.pre_tokenizer
+        if (backend.normalizer is not None or type(pre).__name__ != "ByteLevel"
+                or pre.add_prefix_space or not pre.use_regex
+                or getattr(backend.model, "dropout", None)
+                or backend.truncation is not None or backend.padding is not None):
+            return
+        for added in getattr(tokenizer, "added_tokens_decoder", {}).values():
+            if (added.lstrip or added.rstrip or added.single_word
+                    or any(ch.isspace() for ch in added.content)):
+                return
+        # What the post-processor puts around the body (e.g. <s> … </s>).
+        full = backend.encode("a", add_special_tokens=True).ids
+        body = backend.encode("a", add_special_tokens=False).ids
+        at = next((i for i in range(len(full) - len(body) + 1)
+                   if full[i:i + len(body)] == body), None)
+        if not body or at is None:
+            return
+        self.backend, self.front, self.back = backend, at, len(full) - at - len(body)
+        self.ok = True
+
+    def encode(self, text: str) -> list[int]:
+        return self.backend.encode(text, add_special_tokens=False).ids
+
+
+_splices: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _common_prefix(a: str, b: str) -> int:
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:  # binary search on slice comparisons: C speed, no per-character loop
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix(a: str, b: str, limit: int) -> int:
+    lo, hi = 0, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[len(a) - mid:] == b[len(b) - mid:]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _cut_before(text: str, end: int) -> int:
+    """The last place before `end` where a non-space character is followed by a space
+    (0 when there is none): a pre-token ends there whatever the rest of the text is."""
+    p = text.rfind(" ", 0, end)
+    while p > 0 and text[p - 1].isspace():
+        p = text.rfind(" ", 0, p)
+    return max(p, 0)
+
+
+def _cut_after(text: str, start: int) -> int:
+    """The first such place at or after `start` (the text's end when there is none)."""
+    q = text.find(" ", max(start, 1))
+    while q != -1 and text[q - 1].isspace():
+        q = text.find(" ", q + 1)
+    return len(text) if q == -1 else q
+
+
+def _spliced_ids(tokenizer, old: TokenView, text: str) -> list[int] | None:
+    splice = _splices.get(tokenizer)
+    if splice is None:
+        splice = _splices[tokenizer] = _Splice(tokenizer)
+    if not splice.ok or not old.text or not text or old.table is not _piece_table(tokenizer):
+        return None
+    prefix = _common_prefix(old.text, text)
+    suffix = _common_suffix(old.text, text, min(len(old.text), len(text)) - prefix)
+    shift = len(text) - len(old.text)
+    start = _cut_before(text, prefix)                  # text[:start] is unchanged
+    end = _cut_after(text, len(text) - suffix + 1)     # so is text[end:]
+    body_end = len(old.ids) - splice.back
+    if start == 0:
+        first = splice.front
+    else:
+        first = bisect.bisect_left(old.starts, start, splice.front, body_end)
+        if first >= body_end or old.starts[first] != start:
+            return None
+    if end == len(text):
+        last = body_end
+    else:
+        last = bisect.bisect_left(old.starts, end - shift, first, body_end)
+        if last >= body_end or old.starts[last] != end - shift:
+            return None
+    return old.ids[:first] + splice.encode(text[start:end]) + old.ids[last:]
 
 
 _WORD = re.compile(r"\w+(?:[-’']\w+)*")
 
 
-def word_stats(view: TokenView) -> list[WordStat]:
-    """How many tokens each word takes (the notebook's Task 0). Words inside special tokens
-    (`</s>`) are skipped; a token holding part of a character counts for the word it is in."""
-    tokens = view.tokens
+def word_counts(view: TokenView) -> tuple[list[str], list[int], list[int]]:
+    """(words, their start offsets, how many tokens each takes) — the notebook's Task 0.
+    Words inside special tokens (`</s>`) are skipped; a token holding part of a character
+    counts for the word it is in."""
+    found = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(view.text)]
+    if not found or not view.ids:
+        return [], [], []
+    words, w_starts, w_ends = zip(*found)
     # A token with an empty slice holds part of the character at its position: treat it as
     # covering that character. Both bounds then never decrease along the tokens.
-    lo_bounds = [t.start for t in tokens]
-    hi_bounds = [max(t.end, t.start + 1) for t in tokens]
-    specials_before = [0]
-    for t in tokens:
-        specials_before.append(specials_before[-1] + t.special)
-    stats = []
-    for match in _WORD.finditer(view.text):
-        start, end = match.span()
-        first = bisect.bisect_right(hi_bounds, start)   # first token reaching past the word start
-        last = bisect.bisect_left(lo_bounds, end)       # first token starting at/after the word end
-        if specials_before[last] - specials_before[first]:
-            continue
-        stats.append(WordStat(match.group(), start, last - first))
-    return stats
+    lo = np.asarray(view.starts)
+    hi = np.maximum(np.asarray(view.ends), lo + 1)
+    first = np.searchsorted(hi, w_starts, side="right")   # first token reaching past the word start
+    last = np.searchsorted(lo, w_ends, side="left")       # first token starting at/after the word end
+    counts = last - first
+    if not view.table.special_ids.isdisjoint(view.ids):
+        special = np.fromiter((t in view.table.special_ids for t in view.ids), dtype=bool,
+                              count=view.count)
+        specials_before = np.concatenate(([0], np.cumsum(special)))
+        keep = (specials_before[last] - specials_before[first]) == 0
+        idx = np.flatnonzero(keep).tolist()
+        return [words[i] for i in idx], [w_starts[i] for i in idx], counts[keep].tolist()
+    return list(words), list(w_starts), counts.tolist()
+
+
+def word_stats(view: TokenView) -> list[WordStat]:
+    return [WordStat(w, s, n) for w, s, n in zip(*word_counts(view))]
 
 
 def most_split(words: list[WordStat], n: int = 10) -> list[WordStat]:
-    """The words that take the most tokens, each word once."""
-    unique: dict[str, WordStat] = {}
+    """The words that take the most tokens, each word once (where it splits the most)."""
+    worst: dict[str, WordStat] = {}
     for w in words:
-        unique.setdefault(w.word, w)
-    return sorted(unique.values(), key=lambda w: (-w.tokens, w.start))[:n]
+        if w.word not in worst or w.tokens > worst[w.word].tokens:
+            worst[w.word] = w
+    return sorted(worst.values(), key=lambda w: -w.tokens)[:n]  # stable: ties by position
 
 
 def single_token_words(words: list[WordStat]) -> list[str]:
-    seen = []
-    for w in words:
-        if w.tokens == 1 and w.word not in seen:
-            seen.append(w.word)
-    return seen
+    """Words that are a single token somewhere in the text (often only after a space)."""
+    spread = token_spread([w.word for w in words], [w.tokens for w in words])
+    return [word for word, (fewest, _) in spread.items() if fewest == 1]
+
+
+def token_spread(words: list[str], counts: list[int]) -> dict[str, tuple[int, int]]:
+    """Each distinct word, in order of first appearance, with the fewest and the most tokens
+    it takes: the same word splits differently at the start of a line and after a space."""
+    spread: dict[str, tuple[int, int]] = {}
+    for word, n in zip(words, counts):
+        seen = spread.get(word)
+        if seen is None:
+            spread[word] = (n, n)
+        elif n < seen[0] or n > seen[1]:
+            spread[word] = (min(n, seen[0]), max(n, seen[1]))
+    return spread
 
 
 @dataclass
@@ -244,3 +401,26 @@ def tensor_view(tokenizer, lines: list[str]) -> TensorView:
     """One line → (1, T); several lines of different lengths → a padded (B, T) batch + mask."""
     batch = tokenizer(lines, return_tensors="pt", padding=True)
     return TensorView(batch["input_ids"].tolist(), batch["attention_mask"].tolist())
+
+
+_line_counts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def line_token_counts(tokenizer, lines: list[str]) -> list[int]:
+    """How many tokens `tokenizer(line)` gives for each line — the rows of the padded batch
+    `tensor_view` builds. Remembered per line, so while one line of a long text is being
+    edited only that line is tokenized again."""
+    memo = _line_counts.get(tokenizer)
+    if memo is None or len(memo) > 20_000:
+        memo = _line_counts[tokenizer] = {}
+    missing = [line for line in dict.fromkeys(lines) if line not in memo]
+    if missing:
+        for line, ids in zip(missing, tokenizer(missing)["input_ids"]):
+            memo[line] = len(ids)
+    return [memo[line] for line in lines]
+
+
+def pad_mask(length: int, width: int, left: bool) -> list[int]:
+    """One row of the attention mask of a batch padded to `width`."""
+    real, pad = [1] * length, [0] * (width - length)
+    return pad + real if left else real + pad

@@ -105,7 +105,7 @@ def test_tokenize_cli_readable(demo_dir):
 
 
 async def test_pane_updates_as_you_type(demo_session):
-    from textual.widgets import DataTable, TextArea
+    from textual.widgets import TextArea
 
     from tui.app import RuGPTApp
     from tui.panes.tokenize import TokenizePane
@@ -122,16 +122,18 @@ async def test_pane_updates_as_you_type(demo_session):
         await wait_for(pilot, lambda: pane.view.text == "мир и сеть")
         assert pane.view.ids == expected
         assert f"{len(expected)} tokens" in str(app.query_one("#tok-stats").render())
-        chips = app.query_one("#tok-chips").render()
+        chips = app.query_one("#tok-chips").text()
         assert "мир" in str(chips) and "·и" in str(chips)
-        table = app.query_one("#tok-words", DataTable)
-        assert table.row_count == 3
+        most = {w.word: w.tokens for w in most_split(pane.view.words(), 12)}
+        assert pane.word_rows == sorted(most.items(), key=lambda kv: -kv[1])
+        assert [w for w, _ in pane.word_rows] == ["мир", "и", "сеть"]  # "мир" with no space splits
+        assert "сеть" in str(app.query_one("#tok-words").render())
 
         # raw byte-level pieces and ids on demand
         await pilot.press("ctrl+t")
-        await wait_for(pilot, lambda: "Ð" in str(app.query_one("#tok-chips").render()))
+        await wait_for(pilot, lambda: "Ð" in app.query_one("#tok-chips").text())
         await pilot.press("ctrl+o")
-        await wait_for(pilot, lambda: str(expected[0]) in str(app.query_one("#tok-chips").render()))
+        await wait_for(pilot, lambda: str(expected[0]) in app.query_one("#tok-chips").text())
 
         # several lines → a padded batch with its mask
         area.clear()
@@ -150,3 +152,44 @@ def test_tokenize_pane_snapshot(snap_compare, demo_session):
         await pilot.pause()
 
     assert snap_compare(RuGPTApp(session=demo_session), terminal_size=(120, 40), run_before=ready)
+
+
+EDIT_ALPHABET = st.one_of(
+    st.sampled_from(list("абв где ёжз  \n\t.,!?-'s0123 ")),
+    st.sampled_from(["</s>", "<s>", "😀", "\u0301", "  ", " \n ", "ab", "don't", "日本"]),
+    st.characters(codec="utf-8", exclude_categories=("Cs",)),
+)
+EDIT_TEXT = st.lists(EDIT_ALPHABET, max_size=40).map("".join)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(base=EDIT_TEXT, edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 4), EDIT_TEXT),
+                                      min_size=1, max_size=4))
+def test_edit_retokenizes_exactly(demo_session, base, edits):
+    """Re-tokenizing around an edit gives exactly the full tokenizer's view, edit after edit."""
+    from core.tokenview import tokenize_edit
+
+    tok = demo_session.tokenizer
+    view = tokenize_view(tok, base)
+    for at, remove, insert in edits:
+        at = at % (len(view.text) + 1)
+        text = view.text[:at] + insert + view.text[at + remove:]
+        view = tokenize_edit(tok, view, text)
+        full = tokenize_view(tok, text)
+        assert view.ids == full.ids == tok(text)["input_ids"]
+        assert (view.starts, view.ends) == (full.starts, full.ends)
+
+
+def test_edit_tokenizes_only_the_words_around_it(demo_session, monkeypatch):
+    from core import tokenview
+
+    tok = demo_session.tokenizer
+    text = " ".join(["слово"] * 300)
+    view = tokenview.tokenize_view(tok, text)
+    seen = []
+    real = tokenview._Splice.encode
+    monkeypatch.setattr(tokenview._Splice, "encode", lambda self, t: seen.append(t) or real(self, t))
+    edited = text[:700] + "я" + text[700:]
+    new = tokenview.tokenize_edit(tok, view, edited)
+    assert new.ids == tok(edited)["input_ids"]
+    assert len(seen) == 1 and len(seen[0]) < 20 and "я" in seen[0]

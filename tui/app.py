@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, LoadingIndicator, Static, TabbedContent, TabPane
 
 from core import DEFAULT_MODEL
+from tui import heap
 from tui.dialogs import BeforeAfterScreen, QuitWhileTrainingScreen
 from tui.help import HelpScreen
 from tui.messages import SessionFailed, SessionLoaded, SessionNotice
@@ -74,6 +75,7 @@ class RuGPTApp(App):
         self.query_one("#notice").display = False
         self.query_one("#tok-input").focus()   # type at once: the Tokenize editor has the cursor
         if self._preloaded is not None:
+            heap.settle()
             self.post_message(SessionLoaded(self._preloaded))
         else:
             self.load_model(self.model_name)
@@ -100,6 +102,7 @@ class RuGPTApp(App):
             except Exception as exc:  # never a traceback on screen
                 self.post_message(SessionFailed(f"{type(exc).__name__}: {exc}".splitlines()[0], name))
             else:
+                heap.settle()  # the model and its imports are here to stay
                 self.post_message(SessionLoaded(session))
 
         threading.Thread(target=load, name="model-load", daemon=True).start()
@@ -120,6 +123,10 @@ class RuGPTApp(App):
         notice.update(session.notice or "")
         for pane in self.query("TokenizePane, GeneratePane, TrainPane"):
             pane.on_session(session)
+        self.set_timer(1.0, heap.freeze)  # once the first views are up
+
+    def on_unmount(self) -> None:
+        heap.thaw()
 
     def on_session_notice(self, message: SessionNotice) -> None:
         notice = self.query_one("#notice", Static)

@@ -1,19 +1,139 @@
-"""How a token looks as a chip, shared by the Tokenize pane and `rugpt-tui tokenize`.
-(No Textual here: the headless CLI uses it too.)"""
+"""How tokens look as chips, shared by the Tokenize pane and `rugpt-tui tokenize`.
+(No Textual here: the headless CLI uses it too.)
 
-CHIP_STYLES = ("on #264f78", "on #4b3a6b")   # alternating, so neighbouring tokens stand apart
-SPECIAL_STYLE = "bold on #7a3b3b"
+A chip is a tuple `(label, style, tag, cells)`: the text shown, a style index into
+CHIP_STYLES, the id shown after it ("" when ids are off) and its width in terminal cells
+(-1 when the label breaks the line). Chips are plain values, so a laid-out line of chips is
+its own cache key: a line an edit did not touch compares equal and is not drawn again.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from rich.cells import cell_len
+
+# Alternating, so neighbouring tokens stand apart; then special tokens; then the token at
+# the editor's cursor.
+CHIP_STYLES = ("on #1f5f8b", "on #6b3f7a", "bold on #8b2f2f")
+CURSOR_STYLE = "bold black on #e0b040"
+SPECIAL = 2
+
+# Characters a terminal cannot show in place get a visible stand-in.
+_VISIBLE = {" ": "·", "\t": "⇥", "\r": "␍", "\n": "↵\n"}
+_VISIBLE.update({chr(c): chr(0x2400 + c) for c in range(32) if chr(c) not in _VISIBLE})
+_VISIBLE["\x7f"] = "␡"
+_TRANSLATE = str.maketrans(_VISIBLE)
 
 
 def chip_label(tok, raw: bool) -> str:
-    """The vocabulary piece (raw), or the text it stands for with visible spaces and line
-    breaks; a token holding only part of a character shows its bytes, e.g. ‹d0›."""
-    if raw or tok.special:
-        return tok.raw
-    if tok.text:
-        return tok.text.replace("\n", "↵\n").replace(" ", "·")
-    return f"‹{tok.bytes}›"
+    """The vocabulary piece (raw), or the text it stands for with visible spaces, tabs and
+    line breaks; a token holding only part of a character shows its bytes, e.g. ‹d0›."""
+    return label_for(tok.raw, tok.text, bytes.fromhex(tok.bytes), tok.special, raw)
+
+
+def label_for(raw_piece: str, text: str, data: bytes, special: bool, raw: bool) -> str:
+    if raw or special:
+        return raw_piece
+    if not text:
+        return f"‹{data.hex()}›"
+    label = text.translate(_TRANSLATE)
+    if unicodedata.combining(label[0]) or cell_len(label) == 0:
+        label = "◌" + label  # a mark with nothing to sit on would merge into the chip before
+    return label
 
 
 def chip_style(index: int, tok) -> str:
-    return SPECIAL_STYLE if tok.special else CHIP_STYLES[index % 2]
+    return CHIP_STYLES[SPECIAL if tok.special else index % 2]
+
+
+def make_chip(label: str, style: int, tag: str) -> tuple:
+    cells = -1 if "\n" in label else cell_len(label) + len(tag)
+    return (label, style, tag, cells)
+
+
+class ChipMaker:
+    """Chips for token views, remembered per (style, token id, text slice): while typing,
+    nearly every token was already a chip on the previous keystroke."""
+
+    def __init__(self, raw: bool, show_ids: bool) -> None:
+        self.raw, self.show_ids = raw, show_ids
+        self._cache: tuple[dict, dict, dict] = ({}, {}, {})
+
+    def chips(self, view) -> list[tuple]:
+        text, get, cache = view.text, view.table.get, self._cache
+        out = []
+        append = out.append
+        for i, (tid, start, end) in enumerate(zip(view.ids, view.starts, view.ends)):
+            piece = text[start:end]
+            by_id = cache[i & 1].get(tid)
+            chip = by_id.get(piece) if by_id is not None else None
+            if chip is None:
+                raw_piece, data, special = get(tid)
+                label = label_for(raw_piece, piece, data, special, self.raw)
+                chip = make_chip(label, SPECIAL if special else i & 1,
+                                 str(tid) if self.show_ids else "")
+                cache[i & 1].setdefault(tid, {})[piece] = chip
+            append(chip)
+        if sum(len(d) for d in cache) > 50_000:  # a long session of pasting: start afresh
+            self._cache = ({}, {}, {})
+        return out
+
+
+def _cut(text: str, width: int) -> tuple[str, str]:
+    """Split `text` after at most `width` cells (at least one character)."""
+    used = 0
+    for i, ch in enumerate(text):
+        used += cell_len(ch)
+        if used > width and i:
+            return text[:i], text[i:]
+    return text, ""
+
+
+def flow_chips(chips: list[tuple], width: int) -> tuple[list[tuple], list[list[int]]]:
+    """Lay chips out like words in a paragraph `width` cells wide: a chip that does not fit
+    starts a new line, a chip wider than a line is cut, ↵ ends a line. Returns the lines
+    (tuples of chips) and, for each line, which token each of its chips belongs to."""
+    width = max(1, width)
+    lines: list[tuple] = []
+    owners: list[list[int]] = []
+    line: list[tuple] = []
+    owner: list[int] = []
+    used = 0
+    for i, chip in enumerate(chips):
+        cells = chip[3]
+        if 0 <= cells and used + cells <= width:  # the common case: it fits
+            line.append(chip)
+            owner.append(i)
+            used += cells
+            continue
+        label, style, tag, _ = chip
+        parts = label.split("\n")
+        for k, part in enumerate(parts):
+            if k:  # a line break inside the token
+                lines.append(tuple(line))
+                owners.append(owner)
+                line, owner, used = [], [], 0
+            last = k == len(parts) - 1
+            piece_tag = tag if last else ""
+            if not part and not piece_tag:
+                continue
+            need = cell_len(part) + len(piece_tag)
+            if used + need > width and line:
+                lines.append(tuple(line))
+                owners.append(owner)
+                line, owner, used = [], [], 0
+            while cell_len(part) + len(piece_tag) > width - used and cell_len(part) > 1:
+                head, part = _cut(part, width - used)
+                line.append((head, style, "", cell_len(head)))
+                owner.append(i)
+                lines.append(tuple(line))
+                owners.append(owner)
+                line, owner, used = [], [], 0
+            piece = (part, style, piece_tag, cell_len(part) + len(piece_tag))
+            line.append(piece)
+            owner.append(i)
+            used += piece[3]
+    lines.append(tuple(line))
+    owners.append(owner)
+    return lines, owners

@@ -2,82 +2,99 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from bisect import bisect_right
+from contextlib import ExitStack
+
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.content import Content, Span
+from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
-from textual.widgets import DataTable, Static, TextArea
+from textual.widgets import Static, TextArea
 
-from tui.chips import chip_label, chip_style
+from tui.chips import ChipMaker
+from tui.chipview import ChipView
 
 SAMPLE_TEXT = "Нейронная сеть учится предсказывать следующее слово. Привет, мир! 😀"
 
 
-def render_chips(view, raw: bool, show_ids: bool) -> Content:
-    """Alternating chips; a token holding only part of a character shows its bytes.
-    Built as Textual Content directly: converting a Rich Text of hundreds of spans costs
-    more than the tokenization itself."""
-    parts: list[str] = []
-    spans: list[Span] = []
-    pos = 0
-    for i, tok in enumerate(view.tokens):
-        label, style = chip_label(tok, raw), chip_style(i, tok)
-        parts.append(label)
-        spans.append(Span(pos, pos + len(label), style))
-        pos += len(label)
-        if show_ids:
-            tag = str(tok.id)
-            parts.append(tag)
-            spans.append(Span(pos, pos + len(tag), style + " dim italic"))
-            pos += len(tag)
-    return Content("".join(parts), spans)
+def render_tensors(ids: list[int], line_counts: list[int], left_pad: bool) -> Text:
+    """What `tokenizer(text, return_tensors="pt")` hands the model; for several lines, the
+    padded batch `tokenizer(lines, padding=True)` would make, row by row."""
+    from core.tokenview import pad_mask
 
-
-def render_tensors(tensors, batch) -> Text:
     out = Text()
-    rows, cols = tensors.shape
     out.append("tokenizer(text, return_tensors='pt')\n", style="bold")
-    out.append(f"input_ids      shape ({rows}, {cols})\n")
-    out.append(f"attention_mask shape ({rows}, {cols})\n")
-    head = tensors.input_ids[0][:12] if rows else []
-    out.append(f"input_ids[0][:12] = {head}\n", style="dim")
-    if batch is not None:
-        b_rows, b_cols = batch.shape
-        out.append(f"\nbatch of {b_rows} lines, padded → ({b_rows}, {b_cols})\n", style="bold")
-        for mask in batch.attention_mask[:6]:
-            real = sum(mask)
-            out.append(f"  {real:>3} real + {b_cols - real:>3} pad  mask ")
+    out.append(f"input_ids      shape (1, {len(ids)})\n")
+    out.append(f"attention_mask shape (1, {len(ids)})\n")
+    out.append(f"input_ids[0][:12] = {ids[:12]}\n", style="dim")
+    if len(line_counts) > 1:
+        rows, cols = len(line_counts), max(line_counts)
+        out.append(f"\nbatch of {rows} lines, padded → ({rows}, {cols})\n", style="bold")
+        for real in line_counts[:6]:
+            mask = pad_mask(real, cols, left_pad)
+            out.append(f"  {real:>3} real + {cols - real:>3} pad  mask ")
             out.append("".join("█" if m else "·" for m in mask[:40]), style="green")
             out.append("\n")
     return out
 
 
-def build_parts(tokenizer, text: str, raw: bool, show_ids: bool):
-    """Everything the pane shows for `text`: (view, chips, stats, most split words, tensors)."""
-    from core.tokenview import (
-        TensorView,
-        most_split,
-        single_token_words,
-        tensor_view,
-        tokenize_view,
-    )
-
-    view = tokenize_view(tokenizer, text)
-    words = view.words()
-    singles = single_token_words(words)
+def render_stats(view, words: dict[str, tuple[int, int]]) -> Text:
+    singles = [w for w, (fewest, _) in words.items() if fewest == 1]
     stats = Text()
     stats.append(f"{view.count} tokens", style="bold")
-    stats.append(f" · {len(text)} characters · {view.chars_per_token:.2f} chars/token")
+    stats.append(f" · {len(view.text)} characters · {view.chars_per_token:.2f} chars/token")
     if words:
-        stats.append(f" · {len(words)} words, {len(singles)} of them a single token: ")
+        stats.append(f" · {len(words)} distinct words, {len(singles)} of them a single token: ")
         stats.append(", ".join(singles[:8]) + ("…" if len(singles) > 8 else ""), style="italic")
-    # One text: its ids are exactly tokenizer(text)'s, so the (1, T) tensors follow from them.
-    tensors = TensorView([view.ids], [[1] * view.count])
-    lines = [line for line in text.splitlines() if line.strip()]
-    batch = tensor_view(tokenizer, lines) if len(lines) > 1 else None
-    return (view, render_chips(view, raw, show_ids), stats, most_split(words, 12),
-            render_tensors(tensors, batch))
+    return stats
+
+
+def render_words(rows: list[tuple[str, int]]) -> Text:
+    """The most split words as a small table (a DataTable redraws far too slowly to be
+    rebuilt on every keystroke)."""
+    out = Text()
+    out.append(f"{'word':<28}{'tokens':>7}\n", style="bold")
+    for i, (word, tokens) in enumerate(rows):
+        shown = word if len(word) <= 27 else word[:26] + "…"
+        out.append(f"{shown:<28}{tokens:>7}\n", style="on #1e2a38" if i % 2 else "")
+    return out
+
+
+def token_at(view, index: int) -> int:
+    """The token holding the character just before text position `index` (the one the
+    cursor has just typed), or -1 for an empty text."""
+    if not view.count:
+        return -1
+    return max(0, bisect_right(view.starts, max(0, index - 1)) - 1)
+
+
+class TokenEditor(TextArea):
+    """The pane's editor. From an edit until the pane has shown its tokens, the screen holds
+    its paint, so the edited text and its tokens are drawn in one frame. (Otherwise the text
+    may be drawn first, and Textual's frame timer puts the tokens one to two frames later.)"""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._hold = ExitStack()  # paint holds taken by edits, released after the update
+
+    def edit(self, edit):
+        self._hold.enter_context(self.app.batch_update())
+        return super().edit(edit)
+
+    async def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        event.stop()
+        try:
+            if self.query_ancestor(TokenizePane).text_changed():
+                with self.app.batch_update():
+                    for _ in range(3):  # refreshed widgets tell the screen on their next turn
+                        await asyncio.sleep(0)
+        finally:
+            self._hold.close()
+
+    def on_unmount(self) -> None:
+        self._hold.close()
 
 
 class TokenizePane(Vertical):
@@ -88,38 +105,52 @@ class TokenizePane(Vertical):
         super().__init__(**kwargs)
         self.view = None      # the TokenView on screen
         self.updates = 0      # views applied so far (tests and the latency bench wait on it)
-        self._table_rows: list = []
+        self.word_rows: list[tuple[str, int]] = []  # the most split words on screen
         self._pending = False
+        self._chips: ChipMaker | None = None  # chip cache for the current tokenizer and toggles
+        self._chips_for = None
+        self._update_cost = 0.0  # seconds the last update took
 
     def compose(self) -> ComposeResult:
-        yield TextArea(SAMPLE_TEXT, id="tok-input", soft_wrap=True)
+        yield TokenEditor(SAMPLE_TEXT, id="tok-input", soft_wrap=True)
         yield Static("waiting for the model…", id="tok-stats")
-        with VerticalScroll(id="tok-chips-box"):
-            yield Static(id="tok-chips")
+        yield ChipView(id="tok-chips")
         with Horizontal(id="tok-bottom"):
-            yield DataTable(id="tok-words", cursor_type="row", zebra_stripes=True)
+            yield Static(id="tok-words")
             yield Static(id="tok-tensors")
 
     def on_mount(self) -> None:
         # Headless runs (tests, snapshots, benches) need frames that do not blink.
         self.query_one("#tok-input", TextArea).cursor_blink = not self.app.is_headless
-        table = self.query_one("#tok-words", DataTable)
-        table.add_columns("word", "tokens")
-        table.border_title = "most split words"
+        self.query_one("#tok-words").border_title = "most split words"
         self.query_one("#tok-tensors").border_title = "what the model gets"
-        self.query_one("#tok-chips-box").border_title = "tokens"
+        self.query_one("#tok-chips").border_title = "tokens"
 
     def on_session(self, session) -> None:
+        self._chips = None
         self.refresh_view()
 
-    def on_text_area_changed(self, event: TextArea.Changed) -> None:
-        if event.text_area.id == "tok-input":
-            self.refresh_view()
+    def text_changed(self) -> bool:
+        """The editor's text changed: update at once while updates are cheap, and say so;
+        once one costs more than a frame or so (a very long text), coalesce a burst of keys
+        into one later update."""
+        if self._update_cost < 0.02 and not self._pending and getattr(self.app, "session", None):
+            self._update()
+            return True
+        self.refresh_view()
+        return False
+
+    def on_text_area_selection_changed(self, event: TextArea.SelectionChanged) -> None:
+        # An edit moves the cursor too; the view update that follows places it.
+        if event.text_area.id == "tok-input" and not self._pending and self.view is not None:
+            self.query_one(ChipView).set_cursor(self._cursor_token())
 
     def watch_raw(self) -> None:
+        self._chips = None
         self.refresh_view()
 
     def watch_show_ids(self) -> None:
+        self._chips = None
         self.refresh_view()
 
     def refresh_view(self) -> None:
@@ -130,21 +161,36 @@ class TokenizePane(Vertical):
         self._pending = True
         self.call_later(self._update)
 
-    def _update(self) -> None:
-        self._pending = False
-        text = self.query_one("#tok-input", TextArea).text
-        self._apply(*build_parts(self.app.session.tokenizer, text, self.raw, self.show_ids))
+    def _cursor_token(self) -> int:
+        area = self.query_one("#tok-input", TextArea)
+        return token_at(self.view, area.document.get_index_from_location(area.cursor_location))
 
-    def _apply(self, view, chips, stats, split, tensors) -> None:
-        self.view = view
-        self.query_one("#tok-chips", Static).update(chips)
-        self.query_one("#tok-stats", Static).update(stats)
-        self.query_one("#tok-tensors", Static).update(tensors)
-        rows = [(w.word, str(w.tokens)) for w in split]
-        if rows != self._table_rows:  # most keystrokes leave the table as it was
-            self._table_rows = rows
-            table = self.query_one("#tok-words", DataTable)
-            table.clear()
-            for row in rows:
-                table.add_row(*row)
+    def _update(self) -> None:
+        """Rebuild the view of the editor's text. Every step here is sized for a keystroke:
+        the tokenizer runs once, chips come from a cache, and only changed lines repaint."""
+        from core.tokenview import line_token_counts, token_spread, tokenize_edit, word_counts
+
+        self._pending = False
+        started = time.perf_counter()
+        tokenizer = self.app.session.tokenizer
+        text = self.query_one("#tok-input", TextArea).text
+        if self._chips is None or self._chips_for is not tokenizer:
+            self._chips, self._chips_for = ChipMaker(self.raw, self.show_ids), tokenizer
+        self.view = view = tokenize_edit(tokenizer, self.view, text)  # only the edit's words
+        self.query_one(ChipView).show(self._chips.chips(view), self._cursor_token())
+
+        words, _, counts = word_counts(view)
+        distinct = token_spread(words, counts)
+        self.query_one("#tok-stats", Static).update(render_stats(view, distinct), layout=False)
+        lines = [line for line in text.splitlines() if line.strip()]
+        line_counts = line_token_counts(tokenizer, lines) if len(lines) > 1 else []
+        left_pad = getattr(tokenizer, "padding_side", "right") == "left"
+        self.query_one("#tok-tensors", Static).update(
+            render_tensors(view.ids, line_counts, left_pad), layout=False)
+        top = sorted(distinct.items(), key=lambda item: -item[1][1])[:12]  # ties by position
+        rows = [(word, most) for word, (_, most) in top]
+        if rows != self.word_rows:  # most keystrokes leave the table as it was
+            self.word_rows = rows
+            self.query_one("#tok-words", Static).update(render_words(rows), layout=False)
         self.updates += 1
+        self._update_cost = time.perf_counter() - started
