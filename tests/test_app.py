@@ -27,6 +27,17 @@ async def test_app_loads_demo_and_switches_panes(demo_dir):
             assert any(a.id == tab for a in app.focused.ancestors_with_self)
 
 
+async def test_settled_heap_is_frozen_while_running_and_thawed_on_exit(demo_session):
+    import gc
+
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.session is not None)
+        assert gc.get_freeze_count() > 0     # full collections skip the model and libraries
+        await pilot.pause(1.2)               # the first views are frozen too
+    assert gc.get_freeze_count() == 0
+
+
 async def test_bad_model_shows_error_and_keeps_running():
     app = RuGPTApp(model="no-such/model-anywhere", device="cpu")
     async with app.run_test(size=(120, 40)) as pilot:

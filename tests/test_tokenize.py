@@ -88,6 +88,24 @@ def test_tensor_shapes_and_padded_batch(demo_session):
     assert batch.input_ids[0][lengths[0]:] == [tok.pad_token_id] * (max(lengths) - lengths[0])
 
 
+def test_pane_batch_rows_match_the_padded_batch(demo_session):
+    from core.tokenview import line_token_counts, pad_mask
+
+    tok = demo_session.tokenizer
+    lines = ["Короткая.", "Строка подлиннее, в ней больше слов.", "Короткая.", "😀 и ё"]
+    batch = tensor_view(tok, lines)
+    counts = line_token_counts(tok, lines)
+    assert counts == line_token_counts(tok, lines)   # second time from memory
+    width = batch.shape[1]
+    assert [pad_mask(n, width, tok.padding_side == "left") for n in counts] == batch.attention_mask
+    side, tok.padding_side = tok.padding_side, "left"
+    try:
+        left = tensor_view(tok, lines)
+        assert [pad_mask(n, width, True) for n in counts] == left.attention_mask
+    finally:
+        tok.padding_side = side
+
+
 def test_tokenize_cli_json(demo_dir):
     text = "Привет, мир! 😀"
     result = run_cli("tokenize", "--model", "demo", "--json", text)

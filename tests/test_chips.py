@@ -1,0 +1,125 @@
+"""Chip labels and how chips flow into lines (no Textual needed), and the ChipView widget."""
+
+import pytest
+from rich.cells import cell_len
+
+from tests.helpers import wait_for
+from tui.chips import ChipMaker, flow_chips, label_for, make_chip
+
+
+def test_labels_make_invisible_characters_visible():
+    assert label_for("Ġa", " a", b" a", False, False) == "·a"
+    assert label_for("ĉ", "\t", b"\t", False, False) == "⇥"
+    assert label_for("č", "\r", b"\r", False, False) == "␍"
+    assert label_for("Ċ", "\n", b"\n", False, False) == "↵\n"
+    assert label_for("x", "\x07", b"\x07", False, False) == "␇"
+    assert label_for("x", "\u0301", "\u0301".encode(), False, False) == "◌\u0301"
+    assert label_for("ð", "", b"\xf0", False, False) == "‹f0›"
+    assert label_for("</s>", "</s>", b"</s>", True, False) == "</s>"
+    assert label_for("ÐŁ", "П", "П".encode(), False, True) == "ÐŁ"   # raw pieces on demand
+
+
+def chip(label, tag=""):
+    return make_chip(label, 0, tag)
+
+
+def test_flow_wraps_at_chip_boundaries():
+    chips = [chip("abcd")] * 5
+    lines, owners = flow_chips(chips, 10)
+    assert [len(line) for line in lines] == [2, 2, 1]
+    assert owners == [[0, 1], [2, 3], [4]]
+    assert all(sum(c[3] for c in line) <= 10 for line in lines)
+
+
+def test_flow_breaks_after_newline_tokens_and_cuts_long_chips():
+    lines, owners = flow_chips([chip("a"), chip("↵\n"), chip("b"), chip("x" * 25)], 10)
+    texts = ["".join(c[0] for c in line) for line in lines]
+    assert texts == ["a↵", "b", "xxxxxxxxxx", "xxxxxxxxxx", "xxxxx"]
+    assert owners[0] == [0, 1] and owners[2:] == [[3], [3], [3]]
+
+
+def test_flow_counts_wide_characters_and_ids():
+    chips = [chip("日本", "12"), chip("日本", "13"), chip("日本", "14")]
+    lines, _ = flow_chips(chips, 13)
+    assert all(sum(cell_len(c[0]) + len(c[2]) for c in line) <= 13 for line in lines)
+    assert [len(line) for line in lines] == [2, 1]
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 7, 40])
+def test_flow_keeps_every_character(width):
+    chips = [chip(s) for s in ["привет", "·мир", "↵\n", "↵\n↵\n", "😀", "a" * 50, "b"]]
+    lines, owners = flow_chips(chips, width)
+    shown = "".join(c[0] for line in lines for c in line)
+    assert shown == "".join(c[0].replace("\n", "") for c in chips)
+    assert all(sum(c[3] for c in line) <= max(width, 2) for line in lines)
+    flat = [o for line in owners for o in line]
+    assert flat == sorted(flat)
+
+
+def test_chip_maker_reuses_chips(demo_session):
+    from core.tokenview import tokenize_view
+
+    maker = ChipMaker(raw=False, show_ids=True)
+    view = tokenize_view(demo_session.tokenizer, "мир и мир и мир")
+    first = maker.chips(view)
+    again = maker.chips(tokenize_view(demo_session.tokenizer, "мир и мир и мир"))
+    assert all(a is b for a, b in zip(first, again))
+    assert first[0][2] == str(view.ids[0])
+
+
+async def test_typing_at_the_end_redraws_only_the_last_line(demo_session):
+    from textual.widgets import TextArea
+
+    from tui.app import RuGPTApp
+    from tui.chipview import ChipView
+    from tui.panes.tokenize import TokenizePane
+
+    text = " ".join(["нейронная сеть"] * 60)
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = app.query_one(TokenizePane)
+        chips = app.query_one(ChipView)
+        area = app.query_one("#tok-input", TextArea)
+        area.load_text(text)
+        area.move_cursor(area.document.end)
+        await wait_for(pilot, lambda: pane.view is not None and pane.view.text == text)
+        await pilot.pause()
+        assert len(chips.text().splitlines()) > 5
+        before = chips.lines_drawn
+        await pilot.press("я")
+        await wait_for(pilot, lambda: pane.view.text == text + "я")
+        await pilot.pause()
+        assert 1 <= chips.lines_drawn - before <= 2   # the last line (and maybe its neighbour)
+        # the token under the cursor is the one just typed into, and it is in view
+        assert chips._cursor == len(pane.view.ids) - 1
+        assert chips.lines_of(chips._cursor)[-1] in range(round(chips.scroll_y),
+                                                         round(chips.scroll_y) + chips.size.height)
+
+
+async def test_text_and_tokens_are_drawn_in_one_frame(demo_session):
+    from textual.widgets import TextArea
+
+    from tui.app import RuGPTApp
+    from tui.panes.tokenize import TokenizePane
+
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = app.query_one(TokenizePane)
+        await wait_for(pilot, lambda: pane.view is not None)
+        area = app.query_one("#tok-input", TextArea)
+        area.move_cursor(area.document.end)
+        await pilot.pause(0.2)
+        screen, frames = app.screen, []
+        refresh = screen._compositor_refresh
+
+        def recording_refresh():
+            frames.append({w.id for w in screen._dirty_widgets})
+            refresh()
+
+        screen._compositor_refresh = recording_refresh
+        for key in "абв":
+            frames.clear()
+            await pilot.press(key)
+            await pilot.pause(0.1)
+            with_text = [f for f in frames if "tok-input" in f]
+            assert with_text and {"tok-chips", "tok-stats"} <= with_text[0]
