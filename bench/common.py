@@ -55,9 +55,11 @@ def pct(xs, q):
 
 
 class KeyTimings:
-    """Per key: until the pane has applied the new view, and until the screen has drawn it."""
+    """Per key: until the editor holds it, until the pane has applied the new view, and
+    until the screen has drawn that view."""
 
     def __init__(self) -> None:
+        self.edit: list[float] = []   # until the editor holds the key
         self.view: list[float] = []
         self.frame: list[float] = []
 
@@ -83,12 +85,13 @@ async def type_into_tokenize_pane(app, pilot, keys: int, at: int | None = None) 
     applied, drawn = asyncio.Event(), asyncio.Event()
     marks = {}
 
-    update, refresh = pane._update, screen._compositor_refresh
+    apply, refresh = pane._apply, screen._compositor_refresh
 
-    def timed_update() -> None:
-        update()
-        marks["view"] = time.perf_counter()
-        applied.set()
+    def timed_apply(state) -> None:
+        apply(state)
+        if state.view.text == area.text:  # the view of the text as typed so far
+            marks["view"] = time.perf_counter()
+            applied.set()
 
     stats = app.query_one("#tok-stats")  # its text changes with every key
 
@@ -99,11 +102,18 @@ async def type_into_tokenize_pane(app, pilot, keys: int, at: int | None = None) 
             marks["frame"] = time.perf_counter()
             drawn.set()
 
-    pane._update, screen._compositor_refresh = timed_update, timed_refresh
+    area = app.query_one("#tok-input", TextArea)
+    edit = area.edit
+
+    def timed_edit(change):
+        result = edit(change)
+        marks["edit"] = time.perf_counter()
+        return result
+
+    pane._apply, screen._compositor_refresh, area.edit = timed_apply, timed_refresh, timed_edit
     timings = KeyTimings()
     try:
         if at is not None:
-            area = app.query_one("#tok-input", TextArea)
             area.move_cursor(area.document.get_location_from_index(at))
             await pilot.pause(0.1)
         for i in range(keys):
@@ -114,9 +124,10 @@ async def type_into_tokenize_pane(app, pilot, keys: int, at: int | None = None) 
             app.post_message(key)
             await applied.wait()
             await drawn.wait()
+            timings.edit.append(marks["edit"] - start)
             timings.view.append(marks["view"] - start)
             timings.frame.append(marks["frame"] - start)
             await asyncio.sleep(0.03)  # a person types slower than a loop
     finally:
-        del pane._update, screen._compositor_refresh
+        del pane._apply, screen._compositor_refresh, area.edit
     return timings

@@ -128,6 +128,8 @@ class _PieceTable:
         self.byte_level = _is_byte_level(tokenizer)
         self.special_ids = set(tokenizer.all_special_ids)
         self.pieces: dict[int, tuple[str, bytes, bool]] = {}
+        self.backend = _private_backend(tokenizer)
+        self.splice = _Splice(tokenizer, self.backend)
 
     def get(self, token_id: int, raw: str | None = None) -> tuple[str, bytes, bool]:
         piece = self.pieces.get(token_id)
@@ -143,6 +145,23 @@ class _PieceTable:
 _tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def _private_backend(tokenizer):
+    """A copy of the Rust tokenizer with no padding or truncation. A call like
+    `tokenizer(lines, padding=True, truncation=True)` leaves those settings on the shared
+    backend (a training run tokenizes its data on another thread), and they must never
+    reach the view. None for tokenizers without a Rust backend."""
+    backend = getattr(tokenizer, "_tokenizer", None)
+    if backend is None or not hasattr(backend, "to_str"):
+        return None
+    try:
+        copy = type(backend).from_str(backend.to_str())
+    except Exception:  # an exotic backend: tokenize through the wrapper instead
+        return None
+    copy.no_padding()
+    copy.no_truncation()
+    return copy
+
+
 def _piece_table(tokenizer) -> _PieceTable:
     table = _tables.get(tokenizer)
     if table is None or len(table.special_ids) != len(tokenizer.all_special_ids):
@@ -152,8 +171,8 @@ def _piece_table(tokenizer) -> _PieceTable:
 
 def _encode(tokenizer, text: str):
     """(ids, a function giving the tokenizer's own character offsets when they are needed)."""
-    backend = getattr(tokenizer, "_tokenizer", None)
-    if backend is not None and hasattr(backend, "encode"):
+    backend = _piece_table(tokenizer).backend
+    if backend is not None:
         # The Rust tokenizer directly: what `tokenizer(text)` runs, without the wrapping.
         # Offsets are rarely needed and cost as much as the ids, so they come on demand.
         if hasattr(backend, "encode_batch_fast"):
@@ -228,16 +247,14 @@ class _Splice:
     only on the text between them. That holds with no normalizer, no BPE dropout, no prefix
     space added, and no added token that holds whitespace or strips it."""
 
-    def __init__(self, tokenizer) -> None:
-        backend = getattr(tokenizer, "_tokenizer", None)
+    def __init__(self, tokenizer, backend) -> None:
         self.ok = False
-        if backend is None or not hasattr(backend, "encode"):
+        if backend is None:
             return
         pre = backend.pre_tokenizer
         if (backend.normalizer is not None or type(pre).__name__ != "ByteLevel"
                 or pre.add_prefix_space or not pre.use_regex
-                or getattr(backend.model, "dropout", None)
-                or backend.truncation is not None or backend.padding is not None):
+                or getattr(backend.model, "dropout", None)):
             return
         for added in getattr(tokenizer, "added_tokens_decoder", {}).values():
             if (added.lstrip or added.rstrip or added.single_word
@@ -255,9 +272,6 @@ class _Splice:
 
     def encode(self, text: str) -> list[int]:
         return self.backend.encode(text, add_special_tokens=False).ids
-
-
-_splices: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -300,10 +314,9 @@ def _cut_after(text: str, start: int) -> int:
 
 
 def _spliced_ids(tokenizer, old: TokenView, text: str) -> list[int] | None:
-    splice = _splices.get(tokenizer)
-    if splice is None:
-        splice = _splices[tokenizer] = _Splice(tokenizer)
-    if not splice.ok or not old.text or not text or old.table is not _piece_table(tokenizer):
+    table = _piece_table(tokenizer)
+    splice = table.splice
+    if not splice.ok or not old.text or not text or old.table is not table:
         return None
     prefix = _common_prefix(old.text, text)
     suffix = _common_suffix(old.text, text, min(len(old.text), len(text)) - prefix)
@@ -415,7 +428,12 @@ def line_token_counts(tokenizer, lines: list[str]) -> list[int]:
         memo = _line_counts[tokenizer] = {}
     missing = [line for line in dict.fromkeys(lines) if line not in memo]
     if missing:
-        for line, ids in zip(missing, tokenizer(missing)["input_ids"]):
+        backend = _piece_table(tokenizer).backend
+        if backend is not None:
+            rows = [enc.ids for enc in backend.encode_batch(missing, add_special_tokens=True)]
+        else:
+            rows = tokenizer(missing)["input_ids"]
+        for line, ids in zip(missing, rows):
             memo[line] = len(ids)
     return [memo[line] for line in lines]
 

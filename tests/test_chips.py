@@ -123,3 +123,37 @@ async def test_text_and_tokens_are_drawn_in_one_frame(demo_session):
             await pilot.pause(0.1)
             with_text = [f for f in frames if "tok-input" in f]
             assert with_text and {"tok-chips", "tok-stats"} <= with_text[0]
+
+
+async def test_costly_views_are_built_on_a_worker_and_end_exact(demo_session, monkeypatch):
+    """Past the inline budget (very long texts) views are built on a worker thread; keys
+    typed meanwhile are folded into the next build, and the last view is exact."""
+    import threading
+
+    from textual.widgets import TextArea
+
+    from tui.app import RuGPTApp
+    from tui.panes import tokenize as pane_module
+
+    threads = []
+    real = pane_module.build_state
+
+    def recording_build(*args):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(*args)
+
+    monkeypatch.setattr(pane_module, "build_state", recording_build)
+    monkeypatch.setattr(pane_module.TokenizePane, "INLINE_BUDGET_S", 0.0)
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = app.query_one(pane_module.TokenizePane)
+        await wait_for(pilot, lambda: pane.view is not None)
+        area = app.query_one("#tok-input", TextArea)
+        area.move_cursor(area.document.end)
+        threads.clear()
+        await pilot.press(*"мир сети", "backspace")
+        await wait_for(pilot, lambda: pane.view.text == area.text and not pane._building)
+        assert area.text.endswith("мир сет")
+        assert pane.view.ids == demo_session.tokenizer(area.text)["input_ids"]
+        assert threads and not any(threads)   # every build ran off the UI thread
+        assert app.query_one("#tok-chips").text().replace("\n", "").endswith("·сет")

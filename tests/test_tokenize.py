@@ -211,3 +211,23 @@ def test_edit_tokenizes_only_the_words_around_it(demo_session, monkeypatch):
     new = tokenview.tokenize_edit(tok, view, edited)
     assert new.ids == tok(edited)["input_ids"]
     assert len(seen) == 1 and len(seen[0]) < 20 and "я" in seen[0]
+
+
+def test_view_ignores_padding_and_truncation_left_on_the_tokenizer(demo_session):
+    """A batch call elsewhere (training data, the CLI) leaves padding/truncation set on the
+    shared Rust tokenizer; the view must still give exactly `tokenizer(text)`'s ids."""
+    from core.tokenview import line_token_counts, tokenize_edit
+
+    tok = demo_session.tokenizer
+    text = "Нейронная сеть учится предсказывать следующее слово. " * 4
+    view = tokenize_view(tok, text)
+    with_bang = len(tok(text + "!")["input_ids"])
+    tok(["а", text], padding="max_length", truncation=True, max_length=5)  # leaves state behind
+    assert tok._tokenizer.truncation is not None
+    try:
+        assert tokenize_view(tok, text).ids == view.ids
+        assert tokenize_edit(tok, view, text + " мир").ids == tokenize_view(tok, text + " мир").ids
+        assert line_token_counts(tok, [text + "!"]) == [with_bang]
+    finally:
+        tok(text)  # a plain call resets the shared state for the other tests
+    assert len(view.ids) > 5

@@ -80,6 +80,9 @@ class ChipView(ScrollView, can_focus=False):
             if k < len(keys):
                 keys[k] = (lines[k], self._cursor)
         old, self._keys = self._keys, keys
+        if len(self._strips) > 2 * len(keys) + 64:  # keep only what the layout can show
+            strips = self._strips
+            self._strips = {key: strips[key] for key in keys if key in strips}
         size = Size(width, len(keys))
         if size != self.virtual_size:
             self.virtual_size = size  # repaints everything anyway
@@ -124,10 +127,7 @@ class ChipView(ScrollView, can_focus=False):
         key = self._keys[line]
         strip = self._strips.get(key)
         if strip is None:
-            strip = self._draw(line, styles)
-            if len(self._strips) > 4096:
-                self._strips.clear()
-            self._strips[key] = strip
+            strip = self._strips[key] = self._draw(line, styles)
         return strip.adjust_cell_length(width, self._base)
 
     def _draw(self, line: int, styles: tuple[Style, ...]) -> Strip:

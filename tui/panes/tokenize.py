@@ -6,12 +6,16 @@ import asyncio
 import time
 from bisect import bisect_right
 from contextlib import ExitStack
+from dataclasses import dataclass
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static, TextArea
+from textual.worker import Worker, WorkerState
 
 from tui.chips import ChipMaker
 from tui.chipview import ChipView
@@ -97,19 +101,62 @@ class TokenEditor(TextArea):
         self._hold.close()
 
 
+@dataclass
+class PaneState:
+    """Everything the pane shows for one text, built without touching a widget."""
+    view: object
+    chips: list
+    stats: Text
+    tensors: Text
+    word_rows: list[tuple[str, int]]
+    cost: float = 0.0  # seconds it took to build
+
+
+def build_state(tokenizer, text: str, base, chip_maker: ChipMaker) -> PaneState:
+    """The view of `text`, re-tokenizing only around the edit from `base` (the view on
+    screen). Every step is sized for a keystroke: the tokenizer runs on a few words, chips
+    come from a cache, and per-line batch counts are remembered."""
+    from core.tokenview import line_token_counts, token_spread, tokenize_edit, word_counts
+
+    started = time.perf_counter()
+    view = tokenize_edit(tokenizer, base, text)
+    chips = chip_maker.chips(view)
+    words, _, counts = word_counts(view)
+    distinct = token_spread(words, counts)
+    lines = [line for line in text.splitlines() if line.strip()]
+    line_counts = line_token_counts(tokenizer, lines) if len(lines) > 1 else []
+    left_pad = getattr(tokenizer, "padding_side", "right") == "left"
+    top = sorted(distinct.items(), key=lambda item: -item[1][1])[:12]  # ties by position
+    return PaneState(view, chips, render_stats(view, distinct),
+                     render_tensors(view.ids, line_counts, left_pad),
+                     [(word, most) for word, (_, most) in top],
+                     time.perf_counter() - started)
+
+
 class TokenizePane(Vertical):
     raw = reactive(False)
     show_ids = reactive(False)
+
+    # An update that takes longer than this (a very long text) is built on a worker thread,
+    # so keys keep flowing into the editor while the view catches up.
+    INLINE_BUDGET_S = 0.02
+
+    @dataclass
+    class Built(Message):
+        state: PaneState
+        text: str
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.view = None      # the TokenView on screen
         self.updates = 0      # views applied so far (tests and the latency bench wait on it)
         self.word_rows: list[tuple[str, int]] = []  # the most split words on screen
-        self._pending = False
+        self._pending = False   # an inline update is scheduled
+        self._building = False  # a worker is building a view
+        self._stale = False     # the text changed while the worker was building
         self._chips: ChipMaker | None = None  # chip cache for the current tokenizer and toggles
         self._chips_for = None
-        self._update_cost = 0.0  # seconds the last update took
+        self._update_cost = 0.0  # seconds the last build took
 
     def compose(self) -> ComposeResult:
         yield TokenEditor(SAMPLE_TEXT, id="tok-input", soft_wrap=True)
@@ -131,18 +178,26 @@ class TokenizePane(Vertical):
         self.refresh_view()
 
     def text_changed(self) -> bool:
-        """The editor's text changed: update at once while updates are cheap, and say so;
-        once one costs more than a frame or so (a very long text), coalesce a burst of keys
-        into one later update."""
-        if self._update_cost < 0.02 and not self._pending and getattr(self.app, "session", None):
+        """The editor's text changed. Update at once while that is cheap, and say so;
+        otherwise hand the build to a worker thread (keys that arrive meanwhile are folded
+        into the next build)."""
+        if getattr(self.app, "session", None) is None:
+            return False
+        if self._building:
+            self._stale = True
+            return False
+        if self._update_cost < self.INLINE_BUDGET_S and not self._pending:
             self._update()
             return True
-        self.refresh_view()
+        self._building = True
+        self._build_in_background(self.app.session.tokenizer, self._editor().text, self.view,
+                                  self._chip_maker())
         return False
 
     def on_text_area_selection_changed(self, event: TextArea.SelectionChanged) -> None:
         # An edit moves the cursor too; the view update that follows places it.
-        if event.text_area.id == "tok-input" and not self._pending and self.view is not None:
+        if (event.text_area.id == "tok-input" and self.view is not None
+                and self.view.text == event.text_area.text):
             self.query_one(ChipView).set_cursor(self._cursor_token())
 
     def watch_raw(self) -> None:
@@ -154,43 +209,65 @@ class TokenizePane(Vertical):
         self.refresh_view()
 
     def refresh_view(self) -> None:
-        """Schedule one update after the keystroke has been handled. Keys that arrive while
-        an update is pending are coalesced into it, so a burst of typing costs one update."""
+        """Schedule one update after the current message (a model load, a toggle)."""
+        if self._building:
+            self._stale = True
+            return
         if getattr(self.app, "session", None) is None or self._pending:
             return
         self._pending = True
         self.call_later(self._update)
 
+    def _editor(self) -> TextArea:
+        return self.query_one("#tok-input", TextArea)
+
+    def _chip_maker(self) -> ChipMaker:
+        tokenizer = self.app.session.tokenizer
+        if self._chips is None or self._chips_for is not tokenizer:
+            self._chips, self._chips_for = ChipMaker(self.raw, self.show_ids), tokenizer
+        return self._chips
+
     def _cursor_token(self) -> int:
-        area = self.query_one("#tok-input", TextArea)
+        area = self._editor()
         return token_at(self.view, area.document.get_index_from_location(area.cursor_location))
 
     def _update(self) -> None:
-        """Rebuild the view of the editor's text. Every step here is sized for a keystroke:
-        the tokenizer runs once, chips come from a cache, and only changed lines repaint."""
-        from core.tokenview import line_token_counts, token_spread, tokenize_edit, word_counts
-
         self._pending = False
-        started = time.perf_counter()
-        tokenizer = self.app.session.tokenizer
-        text = self.query_one("#tok-input", TextArea).text
-        if self._chips is None or self._chips_for is not tokenizer:
-            self._chips, self._chips_for = ChipMaker(self.raw, self.show_ids), tokenizer
-        self.view = view = tokenize_edit(tokenizer, self.view, text)  # only the edit's words
-        self.query_one(ChipView).show(self._chips.chips(view), self._cursor_token())
+        if self._building:  # the worker's result will be followed by a fresh build
+            self._stale = True
+            return
+        state = build_state(self.app.session.tokenizer, self._editor().text, self.view,
+                            self._chip_maker())
+        self._apply(state)
 
-        words, _, counts = word_counts(view)
-        distinct = token_spread(words, counts)
-        self.query_one("#tok-stats", Static).update(render_stats(view, distinct), layout=False)
-        lines = [line for line in text.splitlines() if line.strip()]
-        line_counts = line_token_counts(tokenizer, lines) if len(lines) > 1 else []
-        left_pad = getattr(tokenizer, "padding_side", "right") == "left"
-        self.query_one("#tok-tensors", Static).update(
-            render_tensors(view.ids, line_counts, left_pad), layout=False)
-        top = sorted(distinct.items(), key=lambda item: -item[1][1])[:12]  # ties by position
-        rows = [(word, most) for word, (_, most) in top]
-        if rows != self.word_rows:  # most keystrokes leave the table as it was
-            self.word_rows = rows
-            self.query_one("#tok-words", Static).update(render_words(rows), layout=False)
+    @work(thread=True, group="tokenize-view", exit_on_error=False)
+    def _build_in_background(self, tokenizer, text: str, base, chip_maker: ChipMaker) -> None:
+        self.post_message(self.Built(build_state(tokenizer, text, base, chip_maker), text))
+
+    def on_tokenize_pane_built(self, message: Built) -> None:
+        self._building = False
+        text = self._editor().text
+        if message.text == text:
+            self._apply(message.state)
+        else:
+            self._update_cost = message.state.cost
+        if self._stale or message.text != text:
+            self._stale = False
+            self.text_changed()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "tokenize-view" and event.state == WorkerState.ERROR:
+            self._building = False  # never leave the pane waiting on a failed build
+            self.app.notify(f"Tokenize: {event.worker.error}", severity="error")
+
+    def _apply(self, state: PaneState) -> None:
+        self.view = state.view
+        self._update_cost = state.cost
+        self.query_one(ChipView).show(state.chips, self._cursor_token())
+        self.query_one("#tok-stats", Static).update(state.stats, layout=False)
+        self.query_one("#tok-tensors", Static).update(state.tensors, layout=False)
+        if state.word_rows != self.word_rows:  # most keystrokes leave the table as it was
+            self.word_rows = state.word_rows
+            self.query_one("#tok-words", Static).update(render_words(state.word_rows),
+                                                        layout=False)
         self.updates += 1
-        self._update_cost = time.perf_counter() - started
