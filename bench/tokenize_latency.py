@@ -43,7 +43,7 @@ async def measure(session, text: str, keys: int, at: int | None = None):
         area.move_cursor(area.document.end)
         while pane.view is None or pane.view.text != text:
             await asyncio.sleep(0.001)
-        await pilot.pause(1.5)  # the app freezes its settled heap a second after the load
+        await pilot.pause(2.5)  # the app settles its heap once the load is over and all is quiet
         return await type_into_tokenize_pane(app, pilot, keys, at=at)
 
 

@@ -23,6 +23,7 @@ async def measure(keys: int):
         tok = app.query_one(TokenizePane)
         while tok.view is None:
             await asyncio.sleep(0.01)
+        await pilot.pause(2.5)  # the app settles its heap once the load is over and all is quiet
         area = app.query_one("#tok-input", TextArea)
         area.focus()
         area.move_cursor(area.document.end)

@@ -33,9 +33,29 @@ async def test_settled_heap_is_frozen_while_running_and_thawed_on_exit(demo_sess
     app = RuGPTApp(session=demo_session)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.session is not None)
-        assert gc.get_freeze_count() > 0     # full collections skip the model and libraries
-        await pilot.pause(1.2)               # the first views are frozen too
+        await pilot.press("я")               # typing puts the collection off…
+        await pilot.pause(0.5)
+        assert gc.get_freeze_count() == 0
+        await wait_for(pilot, lambda: gc.get_freeze_count() > 0, timeout=10)  # …to a quiet moment
     assert gc.get_freeze_count() == 0
+
+
+async def test_a_replaced_model_can_be_collected(demo_dir):
+    """Loading another model thaws the frozen heap, so the old model goes away even if it
+    sits in reference cycles."""
+    import gc
+    import weakref
+
+    app = RuGPTApp(model="demo", device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.session is not None, timeout=60)
+        await wait_for(pilot, lambda: gc.get_freeze_count() > 0, timeout=10)
+        old = weakref.ref(app.session.model)
+        app.load_model("demo")
+        await wait_for(pilot, lambda: app.session.model is not old(), timeout=60)
+        await wait_for(pilot, lambda: gc.get_freeze_count() > 0, timeout=10)  # settled again
+        gc.collect()
+        assert old() is None
 
 
 async def test_bad_model_shows_error_and_keeps_running():

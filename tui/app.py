@@ -5,8 +5,10 @@ at once even mid-load."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 
+from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -27,6 +29,7 @@ from tui.prompt import AskScreen
 class RuGPTApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "rugpt-tui"
+    SETTLE_QUIET_S = 0.5  # no key for this long before the heap is settled
     # Priority: a focused editor must never swallow the app's keys.
     BINDINGS = [
         Binding("f1", "help", "Help", priority=True),
@@ -55,6 +58,7 @@ class RuGPTApp(App):
         self.session = None
         self._preloaded = session
         self.load_error: str | None = None
+        self._last_key_at = 0.0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -75,7 +79,6 @@ class RuGPTApp(App):
         self.query_one("#notice").display = False
         self.query_one("#tok-input").focus()   # type at once: the Tokenize editor has the cursor
         if self._preloaded is not None:
-            heap.settle()
             self.post_message(SessionLoaded(self._preloaded))
         else:
             self.load_model(self.model_name)
@@ -87,6 +90,7 @@ class RuGPTApp(App):
         thread never keeps the process alive after quit."""
         self.query_one("#loading").display = True
         self.query_one("#model-status", Static).update(f"loading {name}…")
+        heap.thaw()  # the model being replaced must be collectable, cycles and all
 
         def load() -> None:
             from core.errors import UserError
@@ -102,7 +106,6 @@ class RuGPTApp(App):
             except Exception as exc:  # never a traceback on screen
                 self.post_message(SessionFailed(f"{type(exc).__name__}: {exc}".splitlines()[0], name))
             else:
-                heap.settle()  # the model and its imports are here to stay
                 self.post_message(SessionLoaded(session))
 
         threading.Thread(target=load, name="model-load", daemon=True).start()
@@ -123,7 +126,28 @@ class RuGPTApp(App):
         notice.update(session.notice or "")
         for pane in self.query("TokenizePane, GeneratePane, TrainPane"):
             pane.on_session(session)
-        self.set_timer(1.0, heap.freeze)  # once the first views are up
+        self._settle_heap_when_idle()
+
+    def _training(self) -> bool:
+        """A run's objects must not be frozen: once it ends they could never be collected."""
+        return any(pane.training for pane in self.query(TrainPane))
+
+    def _settle_heap_when_idle(self, tries: int = 0) -> None:
+        """Once the new model's first views are up and the one it replaced is gone, collect
+        and freeze the heap — at a moment when no one is typing, as the collection takes a
+        few hundred milliseconds."""
+        if self._training():
+            return
+        quiet = time.monotonic() - self._last_key_at > self.SETTLE_QUIET_S
+        if tries < 3 or (not quiet and tries < 40):
+            self.set_timer(0.5, lambda: self._settle_heap_when_idle(tries + 1))
+            return
+        heap.settle()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._last_key_at = time.monotonic()
+        await super().on_event(event)
 
     def on_unmount(self) -> None:
         heap.thaw()

@@ -4,20 +4,17 @@ Once a model is loaded the process holds about half a million long-lived objects
 transformers, Textual, the model). A full collection walks all of them — hundreds of
 milliseconds on a small CPU — and Python starts one every few seconds of typing. Freezing
 the heap once the app has settled moves those objects out of the collector's view, so a
-later collection only walks what was allocated since. The app thaws the heap when it exits.
+later collection only walks what was allocated since. Loading another model thaws the heap
+first, so the model it replaces can be collected; the app thaws it when it exits.
 """
 
 import gc
 
 
 def settle() -> None:
-    """Collect once, then freeze what survives (after a model load, off the UI thread)."""
+    """Collect once, then freeze what survives. Called when a model has been loaded and
+    the one it replaced has been let go: whatever is frozen is never collected."""
     gc.collect()
-    gc.freeze()
-
-
-def freeze() -> None:
-    """Freeze what the first views allocated (cheap: nothing is traversed)."""
     gc.freeze()
 
 
