@@ -147,6 +147,14 @@ async def test_pane_updates_as_you_type(demo_session):
         assert [w for w, _ in pane.word_rows] == ["мир", "и", "сеть"]  # "мир" with no space splits
         assert "сеть" in str(app.query_one("#tok-words").render())
 
+        # the token at the cursor: lit among the chips, described under them
+        chips_box, stats = app.query_one("#tok-chips"), app.query_one("#tok-stats")
+        assert chips_box._cursor == len(expected) - 1
+        assert f"id {expected[-1]}" in str(stats.render())
+        area.move_cursor((0, 1))
+        await pilot.pause()
+        assert chips_box._cursor == 0 and f"token 1/{len(expected)}" in str(stats.render())
+
         # raw byte-level pieces and ids on demand
         await pilot.press("ctrl+t")
         await wait_for(pilot, lambda: "Ð" in app.query_one("#tok-chips").text())

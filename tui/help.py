@@ -23,6 +23,7 @@ HELP = """\
 | **ctrl+s** | Save checkpoint |
 | **ctrl+t** | Toggle raw tokens (byte-level pieces ↔ readable text) |
 | **ctrl+o** | Toggle token ids |
+| cursor in the Tokenize editor | its token is lit among the chips; id, piece and bytes under them |
 | **ctrl+b** | Before / after: same prompt and seed on base and current weights |
 | **←/→** in the output | move over generated tokens: probability and alternatives |
 

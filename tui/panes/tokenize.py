@@ -66,6 +66,19 @@ def render_words(rows: list[tuple[str, int]]) -> Text:
     return out
 
 
+def describe_token(view, index: int) -> str:
+    """One line on the token at the cursor: where it is, its id, its vocabulary piece and
+    the bytes it holds."""
+    if index < 0:
+        return ""
+    raw, data, special = view.piece(index)
+    piece = raw if len(raw) <= 24 else raw[:23] + "…"
+    shown = data[:8].hex(" ") + (" …" if len(data) > 8 else "")
+    kind = " · special" if special else ""
+    return (f"cursor: token {index + 1}/{view.count} · id {view.ids[index]} · {piece!r} · "
+            f"{len(data)} bytes {shown}{kind}")
+
+
 def token_at(view, index: int) -> int:
     """The token holding the character just before text position `index` (the one the
     cursor has just typed), or -1 for an empty text."""
@@ -157,6 +170,7 @@ class TokenizePane(Vertical):
         self._chips: ChipMaker | None = None  # chip cache for the current tokenizer and toggles
         self._chips_for = None
         self._update_cost = 0.0  # seconds the last build took
+        self._stats = Text()      # the counts for the view on screen
 
     def compose(self) -> ComposeResult:
         yield TokenEditor(SAMPLE_TEXT, id="tok-input", soft_wrap=True)
@@ -198,7 +212,18 @@ class TokenizePane(Vertical):
         # An edit moves the cursor too; the view update that follows places it.
         if (event.text_area.id == "tok-input" and self.view is not None
                 and self.view.text == event.text_area.text):
-            self.query_one(ChipView).set_cursor(self._cursor_token())
+            self._show_cursor(self._cursor_token())
+
+    def _show_cursor(self, index: int) -> None:
+        self.query_one(ChipView).set_cursor(index)
+        self._show_stats(index)
+
+    def _show_stats(self, cursor: int) -> None:
+        """The counts, and a line on the token at the cursor (the stats line is redrawn with
+        every edit anyway; a border title would redraw the whole chip box)."""
+        stats = self._stats.copy()
+        stats.append("\n" + describe_token(self.view, cursor), style="dim")
+        self.query_one("#tok-stats", Static).update(stats, layout=False)
 
     def watch_raw(self) -> None:
         self._chips = None
@@ -263,8 +288,10 @@ class TokenizePane(Vertical):
     def _apply(self, state: PaneState) -> None:
         self.view = state.view
         self._update_cost = state.cost
-        self.query_one(ChipView).show(state.chips, self._cursor_token())
-        self.query_one("#tok-stats", Static).update(state.stats, layout=False)
+        cursor = self._cursor_token()
+        self.query_one(ChipView).show(state.chips, cursor)
+        self._stats = state.stats
+        self._show_stats(cursor)
         self.query_one("#tok-tensors", Static).update(state.tensors, layout=False)
         if state.word_rows != self.word_rows:  # most keystrokes leave the table as it was
             self.word_rows = state.word_rows
