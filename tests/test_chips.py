@@ -157,3 +157,29 @@ async def test_costly_views_are_built_on_a_worker_and_end_exact(demo_session, mo
         assert pane.view.ids == demo_session.tokenizer(area.text)["input_ids"]
         assert threads and not any(threads)   # every build ran off the UI thread
         assert app.query_one("#tok-chips").text().replace("\n", "").endswith("·сет")
+
+
+@pytest.mark.parametrize("budget", [1.0, 0.0])  # inline, then on the worker
+async def test_a_failing_tokenizer_is_reported_in_one_line(demo_session, monkeypatch, budget):
+    from textual.widgets import TextArea
+
+    from tui.app import RuGPTApp
+    from tui.panes import tokenize as pane_module
+
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = app.query_one(pane_module.TokenizePane)
+        await wait_for(pilot, lambda: pane.view is not None)
+        monkeypatch.setattr(pane_module.TokenizePane, "INLINE_BUDGET_S", budget)
+
+        def broken(*args):
+            raise RuntimeError("vocabulary file is gone\nsecond line")
+
+        monkeypatch.setattr(pane_module, "build_state", broken)
+        app.query_one("#tok-input", TextArea).focus()
+        await pilot.press("я")
+        stats = app.query_one("#tok-stats")
+        await wait_for(pilot, lambda: "cannot tokenize" in str(stats.render()))
+        assert "RuntimeError: vocabulary file is gone" in str(stats.render())
+        assert "second line" not in str(stats.render())
+        assert app.is_running and not pane._building

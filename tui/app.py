@@ -106,6 +106,12 @@ class RuGPTApp(App):
             except Exception as exc:  # never a traceback on screen
                 self.post_message(SessionFailed(f"{type(exc).__name__}: {exc}".splitlines()[0], name))
             else:
+                try:  # build the Tokenize view's tables here rather than on the UI thread
+                    from core.tokenview import tokenize_view
+
+                    tokenize_view(session.tokenizer, "")
+                except Exception:
+                    pass  # the pane reports any real problem when it tokenizes
                 self.post_message(SessionLoaded(session))
 
         threading.Thread(target=load, name="model-load", daemon=True).start()

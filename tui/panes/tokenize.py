@@ -261,8 +261,13 @@ class TokenizePane(Vertical):
         if self._building:  # the worker's result will be followed by a fresh build
             self._stale = True
             return
-        state = build_state(self.app.session.tokenizer, self._editor().text, self.view,
-                            self._chip_maker())
+        try:
+            state = build_state(self.app.session.tokenizer, self._editor().text, self.view,
+                                self._chip_maker())
+        except Exception as exc:  # never a traceback on screen: say it, keep the last view
+            message = f"cannot tokenize: {type(exc).__name__}: {exc}".splitlines()[0]
+            self.query_one("#tok-stats", Static).update(Text(message, style="red"), layout=False)
+            return
         self._apply(state)
 
     @work(thread=True, group="tokenize-view", exit_on_error=False)
@@ -283,7 +288,9 @@ class TokenizePane(Vertical):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "tokenize-view" and event.state == WorkerState.ERROR:
             self._building = False  # never leave the pane waiting on a failed build
-            self.app.notify(f"Tokenize: {event.worker.error}", severity="error")
+            error = event.worker.error
+            message = f"cannot tokenize: {type(error).__name__}: {error}".splitlines()[0]
+            self.query_one("#tok-stats", Static).update(Text(message, style="red"), layout=False)
 
     def _apply(self, state: PaneState) -> None:
         self.view = state.view
