@@ -120,8 +120,9 @@ def _piece_bytes(tokenizer, raw: str, special: bool, byte_level: bool) -> bytes:
 
 
 class _PieceTable:
-    """Per-tokenizer memo of id → (vocabulary string, bytes, special): the vocabulary never
-    changes under a view, and this is the per-token work that dominates a long text."""
+    """What the views keep per tokenizer: the memo of id → (vocabulary string, bytes,
+    special), which is the per-token work that dominates a long text; a private Rust
+    tokenizer; whether edits can be spliced; and per-line token counts."""
 
     def __init__(self, tokenizer) -> None:
         self.tokenizer = weakref.proxy(tokenizer)
@@ -130,6 +131,7 @@ class _PieceTable:
         self.pieces: dict[int, tuple[str, bytes, bool]] = {}
         self.backend = _private_backend(tokenizer)
         self.splice = _Splice(tokenizer, self.backend)
+        self.line_counts: dict[str, int] = {}  # line → tokens, for the padded batch view
 
     def get(self, token_id: int, raw: str | None = None) -> tuple[str, bytes, bool]:
         piece = self.pieces.get(token_id)
@@ -371,24 +373,10 @@ def word_stats(view: TokenView) -> list[WordStat]:
     return [WordStat(w, s, n) for w, s, n in zip(*word_counts(view))]
 
 
-def most_split(words: list[WordStat], n: int = 10) -> list[WordStat]:
-    """The words that take the most tokens, each word once (where it splits the most)."""
-    worst: dict[str, WordStat] = {}
-    for w in words:
-        if w.word not in worst or w.tokens > worst[w.word].tokens:
-            worst[w.word] = w
-    return sorted(worst.values(), key=lambda w: -w.tokens)[:n]  # stable: ties by position
-
-
-def single_token_words(words: list[WordStat]) -> list[str]:
-    """Words that are a single token somewhere in the text (often only after a space)."""
-    spread = token_spread([w.word for w in words], [w.tokens for w in words])
-    return [word for word, (fewest, _) in spread.items() if fewest == 1]
-
-
-def token_spread(words: list[str], counts: list[int]) -> dict[str, tuple[int, int]]:
+def word_spread(view: TokenView) -> dict[str, tuple[int, int]]:
     """Each distinct word, in order of first appearance, with the fewest and the most tokens
     it takes: the same word splits differently at the start of a line and after a space."""
+    words, _, counts = word_counts(view)
     spread: dict[str, tuple[int, int]] = {}
     for word, n in zip(words, counts):
         seen = spread.get(word)
@@ -397,6 +385,17 @@ def token_spread(words: list[str], counts: list[int]) -> dict[str, tuple[int, in
         elif n < seen[0] or n > seen[1]:
             spread[word] = (min(n, seen[0]), max(n, seen[1]))
     return spread
+
+
+def most_split(spread: dict[str, tuple[int, int]], n: int = 10) -> list[tuple[str, int]]:
+    """(word, tokens) for the words that split the most, where they split the most."""
+    top = sorted(spread.items(), key=lambda item: -item[1][1])[:n]  # stable: ties by position
+    return [(word, most) for word, (_, most) in top]
+
+
+def single_token_words(spread: dict[str, tuple[int, int]]) -> list[str]:
+    """Words that are a single token somewhere in the text (often only after a space)."""
+    return [word for word, (fewest, _) in spread.items() if fewest == 1]
 
 
 @dataclass
@@ -416,19 +415,17 @@ def tensor_view(tokenizer, lines: list[str]) -> TensorView:
     return TensorView(batch["input_ids"].tolist(), batch["attention_mask"].tolist())
 
 
-_line_counts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def line_token_counts(tokenizer, lines: list[str]) -> list[int]:
     """How many tokens `tokenizer(line)` gives for each line — the rows of the padded batch
     `tensor_view` builds. Remembered per line, so while one line of a long text is being
     edited only that line is tokenized again."""
-    memo = _line_counts.get(tokenizer)
-    if memo is None or len(memo) > 20_000:
-        memo = _line_counts[tokenizer] = {}
+    table = _piece_table(tokenizer)
+    if len(table.line_counts) > 20_000:
+        table.line_counts = {}
+    memo = table.line_counts
     missing = [line for line in dict.fromkeys(lines) if line not in memo]
     if missing:
-        backend = _piece_table(tokenizer).backend
+        backend = table.backend
         if backend is not None:
             rows = [enc.ids for enc in backend.encode_batch(missing, add_special_tokens=True)]
         else:

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,3 +22,18 @@ async def wait_for(pilot, predicate, timeout=20.0, step=0.05):
             raise AssertionError("condition not met in time")
         await pilot.pause(step)
         waited += step
+
+
+@asynccontextmanager
+async def tokenize_pane(session, size=(120, 40)):
+    """The app on `session` with its Tokenize pane showing a view: (app, pilot, pane, editor)."""
+    from textual.widgets import TextArea
+
+    from tui.app import RuGPTApp
+    from tui.panes.tokenize import TokenizePane
+
+    app = RuGPTApp(session=session)
+    async with app.run_test(size=size) as pilot:
+        pane = app.query_one(TokenizePane)
+        await wait_for(pilot, lambda: pane.view is not None)
+        yield app, pilot, pane, app.query_one("#tok-input", TextArea)

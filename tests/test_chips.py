@@ -3,7 +3,7 @@
 import pytest
 from rich.cells import cell_len
 
-from tests.helpers import wait_for
+from tests.helpers import tokenize_pane, wait_for
 from tui.chips import ChipMaker, flow_chips, label_for, make_chip
 
 
@@ -68,21 +68,14 @@ def test_chip_maker_reuses_chips(demo_session):
 
 
 async def test_typing_at_the_end_redraws_only_the_last_line(demo_session):
-    from textual.widgets import TextArea
-
-    from tui.app import RuGPTApp
     from tui.chipview import ChipView
-    from tui.panes.tokenize import TokenizePane
 
     text = " ".join(["нейронная сеть"] * 60)
-    app = RuGPTApp(session=demo_session)
-    async with app.run_test(size=(120, 40)) as pilot:
-        pane = app.query_one(TokenizePane)
+    async with tokenize_pane(demo_session) as (app, pilot, pane, area):
         chips = app.query_one(ChipView)
-        area = app.query_one("#tok-input", TextArea)
         area.load_text(text)
         area.move_cursor(area.document.end)
-        await wait_for(pilot, lambda: pane.view is not None and pane.view.text == text)
+        await wait_for(pilot, lambda: pane.view.text == text)
         await pilot.pause()
         assert len(chips.text().splitlines()) > 5
         before = chips.lines_drawn
@@ -97,16 +90,7 @@ async def test_typing_at_the_end_redraws_only_the_last_line(demo_session):
 
 
 async def test_text_and_tokens_are_drawn_in_one_frame(demo_session):
-    from textual.widgets import TextArea
-
-    from tui.app import RuGPTApp
-    from tui.panes.tokenize import TokenizePane
-
-    app = RuGPTApp(session=demo_session)
-    async with app.run_test(size=(120, 40)) as pilot:
-        pane = app.query_one(TokenizePane)
-        await wait_for(pilot, lambda: pane.view is not None)
-        area = app.query_one("#tok-input", TextArea)
+    async with tokenize_pane(demo_session) as (app, pilot, _, area):
         area.move_cursor(area.document.end)
         await pilot.pause(0.2)
         screen, frames = app.screen, []
@@ -130,9 +114,6 @@ async def test_costly_views_are_built_on_a_worker_and_end_exact(demo_session, mo
     typed meanwhile are folded into the next build, and the last view is exact."""
     import threading
 
-    from textual.widgets import TextArea
-
-    from tui.app import RuGPTApp
     from tui.panes import tokenize as pane_module
 
     threads = []
@@ -144,11 +125,7 @@ async def test_costly_views_are_built_on_a_worker_and_end_exact(demo_session, mo
 
     monkeypatch.setattr(pane_module, "build_state", recording_build)
     monkeypatch.setattr(pane_module.TokenizePane, "INLINE_BUDGET_S", 0.0)
-    app = RuGPTApp(session=demo_session)
-    async with app.run_test(size=(120, 40)) as pilot:
-        pane = app.query_one(pane_module.TokenizePane)
-        await wait_for(pilot, lambda: pane.view is not None)
-        area = app.query_one("#tok-input", TextArea)
+    async with tokenize_pane(demo_session) as (app, pilot, pane, area):
         area.move_cursor(area.document.end)
         threads.clear()
         await pilot.press(*"мир сети", "backspace")
@@ -161,22 +138,16 @@ async def test_costly_views_are_built_on_a_worker_and_end_exact(demo_session, mo
 
 @pytest.mark.parametrize("budget", [1.0, 0.0])  # inline, then on the worker
 async def test_a_failing_tokenizer_is_reported_in_one_line(demo_session, monkeypatch, budget):
-    from textual.widgets import TextArea
-
-    from tui.app import RuGPTApp
     from tui.panes import tokenize as pane_module
 
-    app = RuGPTApp(session=demo_session)
-    async with app.run_test(size=(120, 40)) as pilot:
-        pane = app.query_one(pane_module.TokenizePane)
-        await wait_for(pilot, lambda: pane.view is not None)
+    async with tokenize_pane(demo_session) as (app, pilot, pane, area):
         monkeypatch.setattr(pane_module.TokenizePane, "INLINE_BUDGET_S", budget)
 
         def broken(*args):
             raise RuntimeError("vocabulary file is gone\nsecond line")
 
         monkeypatch.setattr(pane_module, "build_state", broken)
-        app.query_one("#tok-input", TextArea).focus()
+        area.focus()
         await pilot.press("я")
         stats = app.query_one("#tok-stats")
         await wait_for(pilot, lambda: "cannot tokenize" in str(stats.render()))

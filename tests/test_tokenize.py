@@ -8,8 +8,9 @@ from core.tokenview import (
     single_token_words,
     tensor_view,
     tokenize_view,
+    word_spread,
 )
-from tests.helpers import run_cli, wait_for
+from tests.helpers import run_cli, tokenize_pane, wait_for
 
 ALPHABET = st.one_of(
     st.characters(min_codepoint=0x0400, max_codepoint=0x04FF),   # Cyrillic
@@ -65,9 +66,11 @@ def test_word_statistics(demo_session):
         inside = [t for t in view.tokens if t.start < w.start + len(w.word) and
                   (t.end > w.start or (t.start == t.end and t.start >= w.start))]
         assert w.tokens == len(inside)
-    top = most_split(words, 1)[0]
-    assert top.word == "абвгдеёжз" and top.tokens > 1
-    assert "сеть" in single_token_words(words)
+    spread = word_spread(view)
+    assert spread["сеть"] == (1, 2)   # one token after a space, two at the start
+    top, tokens = most_split(spread, 1)[0]
+    assert top == "абвгдеёжз" and tokens == max(w.tokens for w in words if w.word == top) > 1
+    assert single_token_words(spread) == ["сеть"]
     assert view.chars_per_token == len(text) / view.count
 
 
@@ -123,16 +126,7 @@ def test_tokenize_cli_readable(demo_dir):
 
 
 async def test_pane_updates_as_you_type(demo_session):
-    from textual.widgets import TextArea
-
-    from tui.app import RuGPTApp
-    from tui.panes.tokenize import TokenizePane
-
-    app = RuGPTApp(session=demo_session)
-    async with app.run_test(size=(120, 40)) as pilot:
-        pane = app.query_one(TokenizePane)
-        await wait_for(pilot, lambda: pane.view is not None)
-        area = app.query_one("#tok-input", TextArea)
+    async with tokenize_pane(demo_session) as (app, pilot, pane, area):
         area.focus()
         area.clear()
         await pilot.press(*"мир и сеть")
@@ -142,8 +136,7 @@ async def test_pane_updates_as_you_type(demo_session):
         assert f"{len(expected)} tokens" in str(app.query_one("#tok-stats").render())
         chips = app.query_one("#tok-chips").text()
         assert "мир" in str(chips) and "·и" in str(chips)
-        most = {w.word: w.tokens for w in most_split(pane.view.words(), 12)}
-        assert pane.word_rows == sorted(most.items(), key=lambda kv: -kv[1])
+        assert pane.word_rows == most_split(word_spread(pane.view), 12)
         assert [w for w, _ in pane.word_rows] == ["мир", "и", "сеть"]  # "мир" with no space splits
         assert "сеть" in str(app.query_one("#tok-words").render())
 

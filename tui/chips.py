@@ -26,13 +26,9 @@ _VISIBLE["\x7f"] = "␡"
 _TRANSLATE = str.maketrans(_VISIBLE)
 
 
-def chip_label(tok, raw: bool) -> str:
+def label_for(raw_piece: str, text: str, data: bytes, special: bool, raw: bool) -> str:
     """The vocabulary piece (raw), or the text it stands for with visible spaces, tabs and
     line breaks; a token holding only part of a character shows its bytes, e.g. ‹d0›."""
-    return label_for(tok.raw, tok.text, bytes.fromhex(tok.bytes), tok.special, raw)
-
-
-def label_for(raw_piece: str, text: str, data: bytes, special: bool, raw: bool) -> str:
     if raw or special:
         return raw_piece
     if not text:
@@ -41,10 +37,6 @@ def label_for(raw_piece: str, text: str, data: bytes, special: bool, raw: bool) 
     if unicodedata.combining(label[0]) or cell_len(label) == 0:
         label = "◌" + label  # a mark with nothing to sit on would merge into the chip before
     return label
-
-
-def chip_style(index: int, tok) -> str:
-    return CHIP_STYLES[SPECIAL if tok.special else index % 2]
 
 
 def make_chip(label: str, style: int, tag: str) -> tuple:
@@ -100,6 +92,13 @@ def flow_chips(chips: list[tuple], width: int) -> tuple[list[tuple], list[list[i
     line: list[tuple] = []
     owner: list[int] = []
     used = 0
+
+    def new_line() -> None:
+        nonlocal line, owner, used
+        lines.append(tuple(line))
+        owners.append(owner)
+        line, owner, used = [], [], 0
+
     for i, chip in enumerate(chips):
         cells = chip[3]
         if 0 <= cells and used + cells <= width:  # the common case: it fits
@@ -111,29 +110,20 @@ def flow_chips(chips: list[tuple], width: int) -> tuple[list[tuple], list[list[i
         parts = label.split("\n")
         for k, part in enumerate(parts):
             if k:  # a line break inside the token
-                lines.append(tuple(line))
-                owners.append(owner)
-                line, owner, used = [], [], 0
-            last = k == len(parts) - 1
-            piece_tag = tag if last else ""
+                new_line()
+            piece_tag = tag if k == len(parts) - 1 else ""
             if not part and not piece_tag:
                 continue
-            need = cell_len(part) + len(piece_tag)
-            if used + need > width and line:
-                lines.append(tuple(line))
-                owners.append(owner)
-                line, owner, used = [], [], 0
+            if used + cell_len(part) + len(piece_tag) > width and line:
+                new_line()
             while cell_len(part) + len(piece_tag) > width - used and cell_len(part) > 1:
                 head, part = _cut(part, width - used)
                 line.append((head, style, "", cell_len(head)))
                 owner.append(i)
-                lines.append(tuple(line))
-                owners.append(owner)
-                line, owner, used = [], [], 0
+                new_line()
             piece = (part, style, piece_tag, cell_len(part) + len(piece_tag))
             line.append(piece)
             owner.append(i)
             used += piece[3]
-    lines.append(tuple(line))
-    owners.append(owner)
+    new_line()
     return lines, owners

@@ -41,13 +41,14 @@ class ChipView(ScrollView, can_focus=False):
     # -- what to show -------------------------------------------------------------------
 
     def show(self, chips: list[tuple], cursor: int = -1) -> None:
-        self._chips, self._cursor = chips, cursor
-        self._flow()
+        self._chips = chips
+        self._layout()
+        self._place_cursor(cursor)
 
     def set_cursor(self, cursor: int) -> None:
+        """Move the highlight: the layout stays, only the lines it leaves and enters redraw."""
         if cursor != self._cursor:
-            self._cursor = cursor
-            self._flow()
+            self._place_cursor(cursor)
 
     def text(self) -> str:
         """Everything shown, as plain text, one line per row."""
@@ -64,9 +65,10 @@ class ChipView(ScrollView, can_focus=False):
     # -- layout -------------------------------------------------------------------------
 
     def on_resize(self) -> None:
-        self._flow()
+        self._layout()
+        self._place_cursor(self._cursor)
 
-    def _flow(self) -> None:
+    def _layout(self) -> None:
         width = self.scrollable_content_region.width
         if width <= 0:  # not laid out yet: on_resize comes back here
             return
@@ -74,20 +76,23 @@ class ChipView(ScrollView, can_focus=False):
         self._lines, self._owners = lines, owners
         self._firsts = [o[0] if o else (owners[k - 1][-1] + 1 if k and owners[k - 1] else 0)
                         for k, o in enumerate(owners)]
+        self.virtual_size = Size(width, len(lines))  # a new size repaints everything
+
+    def _place_cursor(self, cursor: int) -> None:
+        """Key each line by what it shows (the cursor's lines also by the cursor), repaint
+        the visible lines whose keys changed, and keep the cursor's line in view."""
+        self._cursor = cursor
+        lines = self._lines
         keys = list(lines)
-        cursor_lines = self.lines_of(self._cursor) if self._cursor >= 0 else range(0)
+        cursor_lines = self.lines_of(cursor) if cursor >= 0 and lines else range(0)
         for k in cursor_lines:
             if k < len(keys):
-                keys[k] = (lines[k], self._cursor)
+                keys[k] = (lines[k], cursor)
         old, self._keys = self._keys, keys
         if len(self._strips) > 2 * len(keys) + 64:  # keep only what the layout can show
             strips = self._strips
             self._strips = {key: strips[key] for key in keys if key in strips}
-        size = Size(width, len(keys))
-        if size != self.virtual_size:
-            self.virtual_size = size  # repaints everything anyway
-        else:
-            self._refresh_changed(old, keys)
+        self._refresh_changed(old, keys)
         if cursor_lines:
             top, height = round(self.scroll_y), self.scrollable_content_region.height
             line = cursor_lines[-1]

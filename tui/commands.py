@@ -44,12 +44,12 @@ def cmd_info(args) -> int:
 
 
 def token_chips(view, raw: bool = False) -> Text:
-    """Tokens as alternating coloured chips; partial-character tokens show their bytes."""
-    from tui.chips import chip_label, chip_style
+    """Tokens as the Tokenize pane's chips: alternating colours, partial characters as bytes."""
+    from tui.chips import CHIP_STYLES, ChipMaker
 
     out = Text()
-    for i, tok in enumerate(view.tokens):
-        out.append(chip_label(tok, raw), style=chip_style(i, tok))
+    for label, style, _, _ in ChipMaker(raw, show_ids=False).chips(view):
+        out.append(label, style=CHIP_STYLES[style])
     return out
 
 

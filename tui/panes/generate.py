@@ -15,17 +15,15 @@ from textual.message import Message
 from textual.widgets import OptionList, Static, Switch, TextArea
 from textual.widgets.option_list import Option
 
+from tui.messages import Replaceable
 from tui.widgets import ChoiceInfo, LabeledInput, TokenStream, bar
 
 DEFAULT_PROMPT = "Это"
 FLUSH_EVERY_S = 0.03   # the stream reaches the screen in batches, never one repaint per token
 
 
-class GenerationProgress(Message):
-    """New tokens wait in the run's buffer. Replaceable, so a fast stream never floods the queue."""
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, GenerationProgress)
+class GenerationProgress(Replaceable):
+    """New tokens wait in the run's buffer."""
 
 
 @dataclass

@@ -44,8 +44,7 @@ def render_tensors(ids: list[int], line_counts: list[int], left_pad: bool) -> Te
     return out
 
 
-def render_stats(view, words: dict[str, tuple[int, int]]) -> Text:
-    singles = [w for w, (fewest, _) in words.items() if fewest == 1]
+def render_stats(view, words: dict[str, tuple[int, int]], singles: list[str]) -> Text:
     stats = Text()
     stats.append(f"{view.count} tokens", style="bold")
     stats.append(f" · {len(view.text)} characters · {view.chars_per_token:.2f} chars/token")
@@ -102,11 +101,11 @@ class TokenEditor(TextArea):
 
     async def on_text_area_changed(self, event: TextArea.Changed) -> None:
         event.stop()
+        self._hold.enter_context(self.app.batch_update())  # changes not made by edit() too
         try:
             if self.query_ancestor(TokenizePane).text_changed():
-                with self.app.batch_update():
-                    for _ in range(3):  # refreshed widgets tell the screen on their next turn
-                        await asyncio.sleep(0)
+                for _ in range(3):  # refreshed widgets tell the screen on their next turn
+                    await asyncio.sleep(0)
         finally:
             self._hold.close()
 
@@ -129,20 +128,23 @@ def build_state(tokenizer, text: str, base, chip_maker: ChipMaker) -> PaneState:
     """The view of `text`, re-tokenizing only around the edit from `base` (the view on
     screen). Every step is sized for a keystroke: the tokenizer runs on a few words, chips
     come from a cache, and per-line batch counts are remembered."""
-    from core.tokenview import line_token_counts, token_spread, tokenize_edit, word_counts
+    from core.tokenview import (
+        line_token_counts,
+        most_split,
+        single_token_words,
+        tokenize_edit,
+        word_spread,
+    )
 
     started = time.perf_counter()
     view = tokenize_edit(tokenizer, base, text)
     chips = chip_maker.chips(view)
-    words, _, counts = word_counts(view)
-    distinct = token_spread(words, counts)
+    spread = word_spread(view)
     lines = [line for line in text.splitlines() if line.strip()]
     line_counts = line_token_counts(tokenizer, lines) if len(lines) > 1 else []
     left_pad = getattr(tokenizer, "padding_side", "right") == "left"
-    top = sorted(distinct.items(), key=lambda item: -item[1][1])[:12]  # ties by position
-    return PaneState(view, chips, render_stats(view, distinct),
-                     render_tensors(view.ids, line_counts, left_pad),
-                     [(word, most) for word, (_, most) in top],
+    return PaneState(view, chips, render_stats(view, spread, single_token_words(spread)),
+                     render_tensors(view.ids, line_counts, left_pad), most_split(spread, 12),
                      time.perf_counter() - started)
 
 
@@ -162,13 +164,11 @@ class TokenizePane(Vertical):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.view = None      # the TokenView on screen
-        self.updates = 0      # views applied so far (tests and the latency bench wait on it)
         self.word_rows: list[tuple[str, int]] = []  # the most split words on screen
         self._pending = False   # an inline update is scheduled
         self._building = False  # a worker is building a view
         self._stale = False     # the text changed while the worker was building
-        self._chips: ChipMaker | None = None  # chip cache for the current tokenizer and toggles
-        self._chips_for = None
+        self._chips: ChipMaker | None = None  # chip cache; reset with the model or a toggle
         self._update_cost = 0.0  # seconds the last build took
         self._stats = Text()      # the counts for the view on screen
 
@@ -247,9 +247,8 @@ class TokenizePane(Vertical):
         return self.query_one("#tok-input", TextArea)
 
     def _chip_maker(self) -> ChipMaker:
-        tokenizer = self.app.session.tokenizer
-        if self._chips is None or self._chips_for is not tokenizer:
-            self._chips, self._chips_for = ChipMaker(self.raw, self.show_ids), tokenizer
+        if self._chips is None:
+            self._chips = ChipMaker(self.raw, self.show_ids)
         return self._chips
 
     def _cursor_token(self) -> int:
@@ -265,10 +264,13 @@ class TokenizePane(Vertical):
             state = build_state(self.app.session.tokenizer, self._editor().text, self.view,
                                 self._chip_maker())
         except Exception as exc:  # never a traceback on screen: say it, keep the last view
-            message = f"cannot tokenize: {type(exc).__name__}: {exc}".splitlines()[0]
-            self.query_one("#tok-stats", Static).update(Text(message, style="red"), layout=False)
+            self._show_error(exc)
             return
         self._apply(state)
+
+    def _show_error(self, error: BaseException) -> None:
+        message = f"cannot tokenize: {type(error).__name__}: {error}".splitlines()[0]
+        self.query_one("#tok-stats", Static).update(Text(message, style="red"), layout=False)
 
     @work(thread=True, group="tokenize-view", exit_on_error=False)
     def _build_in_background(self, tokenizer, text: str, base, chip_maker: ChipMaker) -> None:
@@ -288,9 +290,7 @@ class TokenizePane(Vertical):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "tokenize-view" and event.state == WorkerState.ERROR:
             self._building = False  # never leave the pane waiting on a failed build
-            error = event.worker.error
-            message = f"cannot tokenize: {type(error).__name__}: {error}".splitlines()[0]
-            self.query_one("#tok-stats", Static).update(Text(message, style="red"), layout=False)
+            self._show_error(event.worker.error)
 
     def _apply(self, state: PaneState) -> None:
         self.view = state.view
@@ -304,4 +304,3 @@ class TokenizePane(Vertical):
             self.word_rows = state.word_rows
             self.query_one("#tok-words", Static).update(render_words(state.word_rows),
                                                         layout=False)
-        self.updates += 1

@@ -20,6 +20,7 @@ from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
 from core.data import describe
+from tui.messages import Replaceable
 from tui.widgets import LabeledInput
 
 DEFAULT_OUT = "rugpt-finetuned"
@@ -51,11 +52,8 @@ class PathSuggester(Suggester):
         return value + names[0][len(prefix):] if names else None
 
 
-class TrainingProgress(Message):
-    """New events wait in the run's buffer; replaceable so fast steps never flood the queue."""
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, TrainingProgress)
+class TrainingProgress(Replaceable):
+    """New training events wait in the run's buffer."""
 
 
 @dataclass
