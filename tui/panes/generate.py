@@ -32,6 +32,12 @@ class GenerationFinished(Message):
 
 
 @dataclass
+class InspectorReady(Message):
+    """The next-token view, built on a worker; dropped if the pane is gone (app exiting)."""
+    text: Text
+
+
+@dataclass
 class GenerationFailed(Message):
     error: str
 
@@ -277,4 +283,7 @@ class GeneratePane(Horizontal):
             text.append(f"{piece!r:<14.14} {p:6.3f} ", style="bold")
             text.append(bar(p / scale, 12), style="cyan")
             text.append(f" {logit:+.2f}\n", style="dim")
-        self.app.call_from_thread(self.query_one("#gen-inspector", Static).update, text)
+        self.post_message(InspectorReady(text))
+
+    def on_inspector_ready(self, message: InspectorReady) -> None:
+        self.query_one("#gen-inspector", Static).update(message.text)
