@@ -1,30 +1,49 @@
-"""Checkpoints that are never half-written: everything goes to a temporary folder beside the
-target, and only a complete folder is renamed into place. A crash or kill during the (long)
-write leaves the previous checkpoint as it was."""
+"""Checkpoints that are never half-written and never cost a user a file.
+
+Everything goes to a temporary folder beside the target, and only a complete folder is renamed
+into place (`core.safe_write`). A crash, a kill, a full disk or a size limit during the (long)
+write leaves the previous checkpoint as it was.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import struct
+import zipfile
 from pathlib import Path
 
+from core.errors import SaveError, UserError
+from core.safe_write import (
+    MARKER_FILE,
+    FolderLock,
+    check_output_folder,
+    finish_temp,
+    read_marker,
+    recover,
+    remove_if_ours,
+    save_error,
+    start_temp,
+    temp_beside,
+    write_marker,
+)
+
 STATE_DIR = "training_state"
-TRAINER_FILE = "trainer_state.json"
+TRAINER_FILE = MARKER_FILE
 
 
 def save_checkpoint(out: str | os.PathLike, model, tokenizer, trainer_state: dict,
                     accelerator=None) -> Path:
     """Write model + tokenizer (+ optimizer, scheduler and RNG state through Accelerate) to
-    `out`. Under several processes every rank writes its RNG state; rank 0 does the rest."""
-    out = Path(out).resolve()
+    `out`. Under several processes every rank writes its RNG state; rank 0 does the rest.
+    Raises SaveError (one line) when the write fails; the previous checkpoint is kept."""
     main = accelerator is None or accelerator.is_main_process
-    tmp = out.with_name(f".{out.name}.writing")  # a leftover from a killed save is replaced
-    if main:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+    out = check_output_folder(out) if main else Path(out).resolve()
+    had_previous = out.exists()
+    tmp = temp_beside(out)
     try:
+        if main:
+            tmp = start_temp(out)
         if accelerator is not None:
             accelerator.wait_for_everyone()
             accelerator.save_state(str(tmp / STATE_DIR), safe_serialization=True)
@@ -33,41 +52,88 @@ def save_checkpoint(out: str | os.PathLike, model, tokenizer, trainer_state: dic
         if main:
             model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
-            (tmp / TRAINER_FILE).write_text(json.dumps(trainer_state, indent=2))
-            _swap_into_place(tmp, out)
-    except BaseException:
+            write_marker(tmp, trainer_state, [p.name for p in tmp.iterdir()])
+            finish_temp(tmp, out)
+    except (UserError, KeyboardInterrupt):
         if main:
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_if_ours(tmp)
+        raise
+    except BaseException as exc:
+        if main:
+            remove_if_ours(tmp)
+        if isinstance(exc, Exception):
+            raise save_error(exc, out, had_previous) from exc
         raise
     if accelerator is not None:
         accelerator.wait_for_everyone()
     return out
 
 
-def _swap_into_place(ready: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-    os.replace(ready, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def recover(out: str | os.PathLike) -> Path:
-    """If a save was cut between its two renames, put the previous checkpoint back."""
-    out = Path(out)
-    old = out.with_name(f".{out.name}.old")
-    if not out.exists() and old.exists():
-        os.replace(old, out)
-    return out
+def save_locked(out: str | os.PathLike, model, tokenizer, trainer_state: dict) -> Path:
+    """A one-off save (the app's `Save checkpoint`): the folder rule, the lock, the write."""
+    target = check_output_folder(out)
+    with FolderLock(target):
+        return save_checkpoint(target, model, tokenizer, trainer_state)
 
 
 def read_trainer_state(folder: str | os.PathLike) -> dict:
-    path = Path(folder) / TRAINER_FILE
-    if not path.is_file():
-        from core.errors import UserError
+    state = read_marker(Path(folder))
+    if state is None:
+        raise UserError(f"{folder}: not a rugpt-tui checkpoint (no readable {TRAINER_FILE})")
+    return state
 
-        raise UserError(f"{folder}: not a rugpt-tui checkpoint (no {TRAINER_FILE})")
-    return json.loads(path.read_text())
+
+def check_resumable(folder: str | os.PathLike) -> dict:
+    """Everything `--resume` will read, checked before anything is loaded or written."""
+    path = Path(folder)
+    recover(path)
+    if not path.is_dir():
+        raise UserError(f"--resume {folder}: no such folder")
+    state = read_trainer_state(path)
+    if "scheduler" not in state:
+        raise UserError(f"--resume {folder}: saved from the app, not during a run: nothing to "
+                        "resume (load it with --model instead)")
+    state_dir = path / STATE_DIR
+    if not state_dir.is_dir():
+        raise UserError(f"--resume {folder}: {STATE_DIR}/ is missing: the run cannot be resumed "
+                        "(the weights still load with --model)")
+    if not any(state_dir.glob("model*.safetensors")) and not any(state_dir.glob("pytorch_model*")):
+        raise UserError(f"--resume {folder}: {STATE_DIR}/ holds no model weights")
+    for file in sorted(path.glob("*.safetensors")) + sorted(state_dir.glob("*.safetensors")):
+        _check_safetensors(file)
+    for file in sorted(state_dir.glob("*.bin")) + sorted(state_dir.glob("*.pkl")):
+        _check_torch_archive(file)
+    return state
+
+
+def _check_safetensors(file: Path) -> None:
+    """A safetensors file is whole when its size is exactly header + the data it declares."""
+    size = file.stat().st_size
+    try:
+        with file.open("rb") as f:
+            (header_len,) = struct.unpack("<Q", f.read(8))
+            if header_len > size:
+                raise ValueError
+            header = json.loads(f.read(header_len))
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"),
+                  default=0)
+    except (struct.error, ValueError, KeyError, TypeError, IndexError):
+        raise UserError(f"--resume: {file}: damaged (unreadable header)") from None
+    if size != 8 + header_len + end:
+        raise UserError(f"--resume: {file}: truncated or damaged ({size:,} bytes, "
+                        f"expected {8 + header_len + end:,})")
+
+
+def _check_torch_archive(file: Path) -> None:
+    """torch.save writes a zip archive; a truncated one fails its directory or CRC check."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        bad = file.name
+    if bad is not None:
+        raise UserError(f"--resume: {file}: truncated or damaged")
+
+
+__all__ = ["STATE_DIR", "TRAINER_FILE", "SaveError", "check_resumable", "read_trainer_state",
+           "recover", "save_checkpoint", "save_locked"]

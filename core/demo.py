@@ -14,8 +14,16 @@ from importlib import resources
 from pathlib import Path
 
 from core.paths import cache_dir
+from core.safe_write import (
+    FolderLock,
+    check_output_folder,
+    finish_temp,
+    remove_if_ours,
+    start_temp,
+    write_marker,
+)
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
 VOCAB_SIZE = 3000
 SEED = 1234
@@ -76,20 +84,48 @@ def build_demo_model(out: str | os.PathLike) -> Path:
     return out
 
 
+COMPLETE_MARK = ".complete"   # written last: a cache entry without it is rebuilt
+
+
 def demo_model_dir() -> Path:
-    """The cached demo model folder, built on first use (atomically, so a crash never leaves half)."""
+    """The cached demo model folder, built on first use. Each build goes to its own temporary
+    folder that is renamed into place only when complete, so two apps building it at once,
+    or a build killed half-way, never leave a broken copy in use."""
     target = cache_dir() / f"demo-{_fingerprint()}"
-    if (target / "config.json").exists() and (target / "tokenizer.json").exists():
+    if (target / COMPLETE_MARK).exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".demo-build-", dir=target.parent))
     try:
         build_demo_model(tmp)
+        (tmp / COMPLETE_MARK).touch()
+        if target.exists() and not (target / COMPLETE_MARK).exists():
+            # an incomplete copy from an older build: move it aside (it is ours, in our cache)
+            stale = Path(tempfile.mkdtemp(prefix=".demo-stale-", dir=target.parent))
+            try:
+                os.replace(target, stale / "old")
+            except OSError:
+                pass
+            shutil.rmtree(stale, ignore_errors=True)
         try:
             os.replace(tmp, target)
-        except OSError:  # another process won the race: use its copy
-            if not (target / "config.json").exists():
+        except OSError:  # another process won the race: use its complete copy
+            if not (target / COMPLETE_MARK).exists():
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def write_demo_model(out: str | os.PathLike) -> Path:
+    """`rugpt-tui demo-model --out DIR`: the same build, written under the output-folder rule."""
+    target = check_output_folder(out)
+    with FolderLock(target):
+        tmp = start_temp(target)
+        try:
+            build_demo_model(tmp)
+            write_marker(tmp, {"step": 0, "note": "demo model"}, [p.name for p in tmp.iterdir()])
+            return finish_temp(tmp, target)
+        except BaseException:
+            remove_if_ours(tmp)
+            raise

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import torch
 
@@ -76,6 +78,7 @@ class TrainResult:
     eval_loss: float | None
     out: str | None
     stop_reason: str                    # done | cancel | nan | oom
+    save_error: str | None = None       # the last save failed (the previous one is kept)
 
 
 @dataclass
@@ -158,16 +161,49 @@ class TrainControl:
     save_on_stop: bool = True    # a stopped run saves its checkpoint (when it has --out)
 
 
+def check_paths(config: TrainConfig) -> None:
+    """Where the run will read and write, checked before any data is loaded or step taken:
+    an output folder that could cost a user a file is refused now, not after an hour."""
+    from core.checkpoint import check_resumable
+    from core.safe_write import FolderLock, check_output_folder
+
+    if config.out:
+        target = check_output_folder(config.out)
+        if int(os.environ.get("RANK", "0")) == 0:
+            FolderLock(target).acquire().release()   # in use by another run: say so now
+    if config.resume:
+        check_resumable(config.resume)
+
+
 def train(session, config: TrainConfig, on_event: Callable[[Event], None] = lambda e: None,
           should_stop: Callable[[], bool] = lambda: False,
           control: TrainControl | None = None) -> TrainResult:
+    """Fine-tune `session.model` in place. The output folder is locked for the whole run, so
+    a second run pointed at it is refused at its start."""
+    from core.safe_write import FolderLock
+
+    config.validate()
+    check_paths(config)
+    rank = int(os.environ.get("RANK", "0"))
+    lock = FolderLock(Path(config.out).resolve()) if config.out and rank == 0 else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        return _train(session, config, on_event, should_stop, control)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(session, config: TrainConfig, on_event: Callable[[Event], None],
+           should_stop: Callable[[], bool], control: TrainControl | None) -> TrainResult:
     from accelerate import Accelerator
     from torch.utils.data import DataLoader
 
     from core.batching import RowsDataset, collate
-    from core.checkpoint import read_trainer_state, recover, save_checkpoint
+    from core.checkpoint import STATE_DIR, read_trainer_state, recover, save_checkpoint
+    from core.errors import SaveError
 
-    config.validate()
     control = control or TrainControl()
     logging.getLogger("accelerate").setLevel(logging.ERROR)
     model, tokenizer = session.model, session.tokenizer
@@ -228,9 +264,11 @@ def train(session, config: TrainConfig, on_event: Callable[[Event], None] = lamb
     if config.resume:
         recover(config.resume)
         state = read_trainer_state(config.resume)
-        from core.checkpoint import STATE_DIR
-
-        accelerator.load_state(f"{config.resume}/{STATE_DIR}")
+        try:
+            accelerator.load_state(f"{config.resume}/{STATE_DIR}")
+        except Exception as exc:
+            raise UserError(f"--resume {config.resume}: cannot load {STATE_DIR}/: "
+                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
         scheduler.load_state_dict(state["scheduler"])
         step = state["step"]
         start_epoch = state["epoch"]
@@ -283,7 +321,12 @@ def train(session, config: TrainConfig, on_event: Callable[[Event], None] = lamb
         trainer_state = {"step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
                          "scheduler": scheduler.state_dict(), "config": asdict(config),
                          "total_steps": total_steps}
-        save_checkpoint(config.out, model, tokenizer, trainer_state, accelerator)
+        try:
+            save_checkpoint(config.out, model, tokenizer, trainer_state, accelerator)
+        except SaveError as exc:   # the run goes on (or ends) without it; nothing is lost
+            save_errors.append(str(exc))
+            emit({"event": "error", "message": str(exc)})
+            return None
         return config.out
 
     def eval_and_sample() -> float | None:
@@ -297,6 +340,7 @@ def train(session, config: TrainConfig, on_event: Callable[[Event], None] = lamb
 
     last_eval = None
     stop_reason = "done"
+    save_errors: list[str] = []
     window_tokens, window_start = 0, time.perf_counter()
     model.train()
     epoch = start_epoch
@@ -353,8 +397,9 @@ def train(session, config: TrainConfig, on_event: Callable[[Event], None] = lamb
             window_tokens, window_start = 0, now
             if control.save_now.is_set():
                 control.save_now.clear()
-                if config.out:
-                    emit({"event": "saved", "step": step, "out": checkpoint(epoch, batch_in_epoch)})
+                saved = checkpoint(epoch, batch_in_epoch)
+                if saved:
+                    emit({"event": "saved", "step": step, "out": saved})
                     window_start = time.perf_counter()
             if config.eval_every and step % config.eval_every == 0 and step < total_steps:
                 last_eval = eval_and_sample()
@@ -379,7 +424,8 @@ def train(session, config: TrainConfig, on_event: Callable[[Event], None] = lamb
     accelerator.unwrap_model(model).eval()
     emit({"event": "done", "out": out, "steps": step, "eval_loss": last_eval,
           "stop_reason": stop_reason})
-    return TrainResult(steps=step, eval_loss=last_eval, out=out, stop_reason=stop_reason)
+    return TrainResult(steps=step, eval_loss=last_eval, out=out, stop_reason=stop_reason,
+                       save_error=save_errors[-1] if out is None and save_errors else None)
 
 
 def _default_prompt(tokenizer, data: PreparedData) -> str:

@@ -7,12 +7,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args, env=None, timeout=120):
+def run_cli(*args, env=None, timeout=120, cwd=ROOT, **popen):
     """Run `rugpt-tui ARGS` as a user would, in a fresh process."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "tui.cli", *args], capture_output=True, text=True,
-                          env=full_env, cwd=ROOT, timeout=timeout)
+                          env=full_env, cwd=cwd, timeout=timeout, **popen)
+
+
+def tree_digest(folder) -> dict[str, bytes]:
+    """Every file under `folder` (relative path → bytes): equal digests mean nothing changed."""
+    folder = Path(folder)
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 async def wait_for(pilot, predicate, timeout=20.0, step=0.05):

@@ -10,7 +10,7 @@ import os
 import sys
 
 from core import DEFAULT_MODEL
-from core.errors import UserError
+from core.errors import SaveError, UserError
 
 
 def _add_model_args(p: argparse.ArgumentParser, default=DEFAULT_MODEL) -> None:
@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"rugpt-tui: error: {exc}", file=sys.stderr)
         return 2
+    except SaveError as exc:
+        print(f"rugpt-tui: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

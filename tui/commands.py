@@ -22,9 +22,9 @@ def _print_json(obj) -> None:
 
 
 def cmd_demo_model(args) -> int:
-    from core.demo import build_demo_model
+    from core.demo import write_demo_model
 
-    out = build_demo_model(args.out)
+    out = write_demo_model(args.out)
     print(f"demo model written to {out}")
     return 0
 
@@ -104,7 +104,7 @@ def cmd_train(args) -> int:
     import signal
     import threading
 
-    from core.training import TrainConfig, train
+    from core.training import TrainConfig, check_paths, train
 
     config = TrainConfig(
         train=args.train, test=args.test, test_split=args.test_split, epochs=args.epochs,
@@ -113,6 +113,7 @@ def cmd_train(args) -> int:
         eval_every=args.eval_every, mixed_precision=args.mixed_precision, seed=args.seed,
         sample_prompt=args.sample_prompt, out=args.out, resume=args.resume, max_steps=args.max_steps,
     ).validate()  # bad settings fail before the model loads
+    check_paths(config)   # so does an output folder that could cost a user a file
     session = _session(args)
     if session.notice:
         print(session.notice, file=sys.stderr)
@@ -128,6 +129,9 @@ def cmd_train(args) -> int:
             result = _train_with_progress(session, config, stop)
     finally:
         signal.signal(signal.SIGINT, previous)
+    if result.save_error:
+        print(f"rugpt-tui: error: {result.save_error}", file=sys.stderr)
+        return 1
     if result.stop_reason in ("nan", "oom"):
         return 1
     return 0

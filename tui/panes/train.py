@@ -188,6 +188,31 @@ class TrainPane(Horizontal):
             out=self.query_one("#train-out", Input).value.strip() or None,
         ).validate()
 
+    @on(Input.Changed, "#train-out")
+    def out_changed(self) -> None:
+        self.check_out_field(quiet=True)
+
+    def check_out_field(self, quiet: bool = False) -> str | None:
+        """The output folder under the rule every model write follows: a problem is shown on
+        the field (and, unless `quiet`, in the status line and a notification)."""
+        from core.errors import UserError
+        from core.safe_write import check_output_folder
+
+        field = self.query_one("#train-out", Input)
+        value = field.value.strip()
+        problem = None
+        if value:
+            try:
+                check_output_folder(value, "output folder")
+            except UserError as exc:
+                problem = str(exc)
+        field.set_class(problem is not None, "-invalid")
+        field.tooltip = problem
+        if problem and not quiet:
+            self.query_one("#train-status", Static).update(Text(problem, style="red"))
+            self.app.notify(problem, title="Output folder", severity="error", timeout=8)
+        return problem
+
     @on(Input.Changed, "#train-data, #train-test, #train-block")
     @on(Switch.Changed, "#train-pack")
     def data_changed(self) -> None:
@@ -254,6 +279,8 @@ class TrainPane(Horizontal):
         except UserError as exc:
             self.app.notify(str(exc), title="Start training", severity="error")
             return
+        if self.check_out_field() is not None:
+            return
         remember_base(session)   # "before" stays the model as loaded
         run = TrainRun(number=len(self.runs) + 1, config=config, control=TrainControl(save_on_stop=False))
         self.run = run
@@ -306,13 +333,26 @@ class TrainPane(Horizontal):
         if session is None:
             return
         out = self.query_one("#train-out", Input).value.strip() or DEFAULT_OUT
+        if self.check_out_field() is not None:
+            return
         self.app.run_worker(lambda: self._save_current(session, out), thread=True, group="save")
 
     def _save_current(self, session, out: str) -> None:
-        from core.checkpoint import save_checkpoint
+        from core.checkpoint import save_locked
+        from core.errors import SaveError, UserError
 
-        with session.lock:
-            save_checkpoint(out, session.model, session.tokenizer, {"step": 0, "note": "saved from the app"})
+        try:
+            with session.lock:
+                save_locked(out, session.model, session.tokenizer,
+                            {"step": 0, "note": "saved from the app"})
+        except (UserError, SaveError) as exc:   # one line; the app and the old save stay
+            self.app.call_from_thread(self.app.notify, str(exc), title="Save checkpoint",
+                                      severity="error", timeout=8)
+            return
+        except Exception as exc:
+            self.app.call_from_thread(self.app.notify, f"{type(exc).__name__}: {exc}".splitlines()[0],
+                                      title="Save checkpoint", severity="error", timeout=8)
+            return
         self.app.call_from_thread(self.app.notify, f"saved to {out}", title="Save checkpoint")
 
     def on_training_progress(self, message: TrainingProgress) -> None:
@@ -375,6 +415,9 @@ class TrainPane(Horizontal):
             saved = f" · saved to {r.out}" if r.out else ""
             self.query_one("#train-status", Static).update(
                 f"finished: {r.steps} steps · {loss} · stop: {r.stop_reason}{saved}")
+            if r.save_error:
+                self.query_one("#train-status", Static).update(Text(r.save_error, style="red"))
+                self.app.notify(r.save_error, title="Training", severity="error", timeout=8)
         runs.replace_option_prompt_at_index(run.number - 1, summary)
 
     @on(OptionList.OptionSelected, "#train-runs")
