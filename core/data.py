@@ -198,7 +198,16 @@ def sample_corpus_path() -> Path:
 
 
 def token_lists(tokenizer, texts: list[str]) -> list[list[int]]:
-    return tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    """Each text as the tokenizer encodes it on its own — with the BOS it puts in front, if
+    it puts one (Llama's `<s>`; GPT-2 adds none) — but without a closing EOS: the batching
+    adds exactly one after every text."""
+    if not texts:
+        return []
+    rows = tokenizer(texts, add_special_tokens=True)["input_ids"]
+    eos = tokenizer.eos_token_id
+    if eos is not None and rows and all(row and row[-1] == eos for row in rows):
+        rows = [row[:-1] for row in rows]   # a tokenizer that closes every text with EOS itself
+    return rows
 
 
 def stats_of(ids: list[list[int]], block_size: int, eos: bool = True) -> DataStats:

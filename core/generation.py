@@ -58,13 +58,19 @@ class Done:
 
 class IncrementalDecoder:
     """Turns ids into text as they arrive without ever emitting half a character (`�`):
-    text is held back until the bytes of the character are complete."""
+    text is held back until the bytes of the character are complete.
 
-    def __init__(self, tokenizer) -> None:
+    `context` is the end of the prompt: new text is decoded after it, so a SentencePiece
+    word marker keeps its space (decoded alone, `▁был` is "был": the decoder drops the
+    space that starts a text)."""
+
+    CONTEXT_TOKENS = 4
+
+    def __init__(self, tokenizer, context: list[int] | None = None) -> None:
         self.tokenizer = tokenizer
-        self.ids: list[int] = []
-        self.prefix = 0   # start of the window decoded for context
-        self.read = 0     # end of what has been emitted
+        self.ids: list[int] = list(context or [])[-self.CONTEXT_TOKENS:]
+        self.prefix = 0           # start of the window decoded for context
+        self.read = len(self.ids)  # end of what has been emitted
 
     def _decode(self, ids) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True,
@@ -153,7 +159,7 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
     seed = resolve_seed(s.seed)
     generator = make_generator(seed, device)
     eos_ids = eos_ids_of(model, tokenizer)
-    decoder = IncrementalDecoder(tokenizer)
+    decoder = IncrementalDecoder(tokenizer, context=prompt_ids)
     from transformers import DynamicCache
 
     cache = DynamicCache()
@@ -162,6 +168,7 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
     seen = torch.tensor(prompt_ids, device=device)          # (N,) for the repetition penalty
     step_input = seen[None, :]                               # (1, T): the whole prompt first
     new_ids: list[int] = []
+    pieces: list[str] = []                                   # the text as streamed
     recent = ""                                              # enough text to spot a stop string
     stop_reason = "length"
     ttft = None
@@ -180,6 +187,7 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
         seen = torch.cat([seen, seen.new_tensor([next_id])])
         step_input = seen[None, -1:]                         # (1, 1): one token per step
         piece = decoder.push(next_id)
+        pieces.append(piece)
         now = time.perf_counter()
         if ttft is None:
             ttft = now - start
@@ -194,7 +202,9 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
                 break
 
     elapsed = time.perf_counter() - start
-    text = tokenizer.decode(new_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    # What was streamed: the new tokens decoded after the prompt, less a character whose
+    # bytes the last token left unfinished.
+    text = "".join(pieces)
     yield Done(ids=new_ids, text=text, new_tokens=len(new_ids),
                tokens_per_s=len(new_ids) / elapsed if elapsed > 0 else 0.0,
                stop_reason=stop_reason, ttft_s=ttft, seed=seed,

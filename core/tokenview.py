@@ -103,10 +103,20 @@ def _is_byte_level(tokenizer) -> bool:
     return pre is not None and "ByteLevel" in repr(pre)
 
 
+def _uses_metaspace(tokenizer) -> bool:
+    """SentencePiece style: spaces are `▁` in the vocabulary (Llama, Mistral, Gemma)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
+    if backend is None:
+        return False
+    parts = (backend.normalizer, backend.pre_tokenizer, backend.decoder)
+    return any(part is not None and METASPACE in repr(part) for part in parts)
+
+
+METASPACE = "\u2581"   # ▁
 _HEX_BYTE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
 
-def _piece_bytes(tokenizer, raw: str, special: bool, byte_level: bool) -> bytes:
+def _piece_bytes(tokenizer, raw: str, special: bool, byte_level: bool, metaspace: bool) -> bytes:
     if special:
         return raw.encode("utf-8")
     if byte_level:
@@ -116,6 +126,8 @@ def _piece_bytes(tokenizer, raw: str, special: bool, byte_level: bool) -> bytes:
     hex_byte = _HEX_BYTE.match(raw)  # SentencePiece byte fallback
     if hex_byte:
         return bytes([int(hex_byte.group(1), 16)])
+    if metaspace:   # the piece itself: the decoder would drop a leading space
+        return raw.replace(METASPACE, " ").encode("utf-8")
     return tokenizer.convert_tokens_to_string([raw]).encode("utf-8")
 
 
@@ -127,6 +139,7 @@ class _PieceTable:
     def __init__(self, tokenizer) -> None:
         self.tokenizer = weakref.proxy(tokenizer)
         self.byte_level = _is_byte_level(tokenizer)
+        self.metaspace = not self.byte_level and _uses_metaspace(tokenizer)
         self.special_ids = set(tokenizer.all_special_ids)
         self.pieces: dict[int, tuple[str, bytes, bool]] = {}
         self.backend = _private_backend(tokenizer)
@@ -139,7 +152,8 @@ class _PieceTable:
             if raw is None:
                 raw = self.tokenizer.convert_ids_to_tokens(token_id)
             special = token_id in self.special_ids
-            piece = (raw, _piece_bytes(self.tokenizer, raw, special, self.byte_level), special)
+            data = _piece_bytes(self.tokenizer, raw, special, self.byte_level, self.metaspace)
+            piece = (raw, data, special)
             self.pieces[token_id] = piece
         return piece
 
@@ -227,16 +241,33 @@ def _spans_from_bytes(text: str, pieces: list[bytes]) -> tuple[list[int], list[i
 
 
 def _spans_from_offsets(text: str, offsets) -> tuple[list[int], list[int]]:
-    starts, ends = [], []
-    prev = 0
-    for i, (_, end) in enumerate(offsets):
-        end = max(prev, min(end, len(text)))
-        if i == len(offsets) - 1:
-            end = len(text)
-        starts.append(prev)
-        ends.append(end)
-        prev = end
-    return starts, ends
+    """Character spans from the tokenizer's own offsets, for tokenizers whose pieces do not
+    spell the text (a normalizer adds `▁` or changes characters).
+
+    A character belongs to the last token whose offsets cover it: a `▁` the normalizer put
+    before a word shares that word's first character and so owns nothing; the byte-fallback
+    pieces of one character all cover it, and the last one completes it. A character no
+    token covers goes to the token after it (at the end, to the last token that covers
+    something), and ownership never goes back, so the slices join to the text."""
+    n, count = len(text), len(offsets)
+    if count == 0:
+        return [], []
+    owner = np.full(n, -1, dtype=np.int64)
+    for i, (start, end) in enumerate(offsets):
+        start, end = min(max(start, 0), n), min(max(end, 0), n)
+        if end > start:
+            owner[start:end] = i
+    covered = np.flatnonzero(owner >= 0)
+    if covered.size == 0:
+        return [0] * count, [0] * (count - 1) + [n]
+    # uncovered characters: the owner of the next covered one (past the last: the last owner)
+    nxt = np.searchsorted(covered, np.arange(n), side="left")
+    filled = np.where(nxt < covered.size, owner[covered[np.minimum(nxt, covered.size - 1)]],
+                      owner[covered[-1]])
+    owner = np.maximum.accumulate(filled)
+    ends = np.searchsorted(owner, np.arange(count), side="right")
+    ends[-1] = n
+    return [0] + ends[:-1].tolist(), ends.tolist()
 
 
 class _Splice:

@@ -32,3 +32,37 @@ def fresh_session(demo_dir):
     from core.session import load_session
 
     return load_session("demo", device="cpu")
+
+
+# -- model families: every family-level test runs on GPT-2 (the demo) and on Llama ----------
+
+FAMILIES = ["demo", "llama"]
+
+
+@pytest.fixture(scope="session")
+def llama_dir(tmp_path_factory):
+    """A tiny Llama-family model with a SentencePiece-style tokenizer (tests/families.py)."""
+    from tests.families import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session", params=FAMILIES)
+def family_model(request, demo_dir):
+    """What `--model` is given for each family: `demo`, or the Llama folder."""
+    return "demo" if request.param == "demo" else str(request.getfixturevalue("llama_dir"))
+
+
+@pytest.fixture(scope="session")
+def family_session(family_model):
+    """A read-only session of each family (tests that change weights use fresh_family_session)."""
+    from core.session import load_session
+
+    return load_session(family_model, device="cpu")
+
+
+@pytest.fixture
+def fresh_family_session(family_model):
+    from core.session import load_session
+
+    return load_session(family_model, device="cpu")

@@ -19,6 +19,19 @@ def test_labels_make_invisible_characters_visible():
     assert label_for("ÐŁ", "П", "П".encode(), False, True) == "ÐŁ"   # raw pieces on demand
 
 
+def test_sentencepiece_chips_show_markers_and_bytes():
+    """`▁` a tokenizer added before a word shows as ▁ (it stands for no character), a typed
+    space as ·, byte-fallback pieces as their bytes until the one that completes the character."""
+    from core.tokenview import tokenize_view
+    from tests.families import llama_tokenizer
+
+    view = tokenize_view(llama_tokenizer(), "ъ 😀")
+    labels = [label for label, *_ in ChipMaker(raw=False, show_ids=False).chips(view)]
+    assert labels == ["<s>", "▁", "ъ", "·", "‹f0›", "‹9f›", "‹98›", "😀"]
+    raw = [label for label, *_ in ChipMaker(raw=True, show_ids=False).chips(view)]
+    assert raw == ["<s>", "▁", "ъ", "▁", "<0xF0>", "<0x9F>", "<0x98>", "<0x80>"]
+
+
 def chip(label, tag=""):
     return make_chip(label, 0, tag)
 

@@ -159,8 +159,8 @@ def test_unreachable_hub_probe_is_bounded(monkeypatch):
     assert time.monotonic() - start < 3
 
 
-def test_info_json_cli(demo_dir):
-    result = run_cli("info", "--model", "demo", "--json")
+def test_info_json_cli(family_model):
+    result = run_cli("info", "--model", family_model, "--json")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     for key, kind in [("model", str), ("model_class", str), ("tokenizer_class", str),
@@ -169,9 +169,14 @@ def test_info_json_cli(demo_dir):
         assert isinstance(info[key], kind), key
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(demo_dir)
+    from core.demo import demo_model_dir
+
+    folder = demo_model_dir() if family_model == "demo" else family_model
+    model = AutoModelForCausalLM.from_pretrained(folder)
     assert info["parameters"] == sum(p.numel() for p in model.parameters())
-    assert info["model"] == "demo" and info["model_class"] == "GPT2LMHeadModel"
+    assert info["model"] == family_model and info["model_class"] == type(model).__name__
+    assert info["vocab_size"] == model.config.vocab_size and info["max_positions"] == 256
+    assert info["model_class"] == {"demo": "GPT2LMHeadModel"}.get(family_model, "LlamaForCausalLM")
 
 
 def test_bad_device_setting_is_exit_2():

@@ -22,8 +22,8 @@ def set_field(app, field_id, value):
     app.query_one(f"#{field_id}", Input).value = value
 
 
-async def test_generate_stop_inspect_and_history(fresh_session):
-    demo_session = fresh_session
+async def test_generate_stop_inspect_and_history(fresh_family_session):
+    demo_session = fresh_family_session
     app = RuGPTApp(session=demo_session)
     async with app.run_test(size=(130, 42)) as pilot:
         await pilot.press("f3")

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,16 +15,54 @@ from tests.helpers import run_cli, tokenize_pane, wait_for
 
 ALPHABET = st.one_of(
     st.characters(min_codepoint=0x0400, max_codepoint=0x04FF),   # Cyrillic
-    st.sampled_from(list("abcXYZ0123456789 \t\n\r.,!?-—«»\u00a0")),
-    st.sampled_from(["\u0301", "\u0308", "\u200d", "😀", "🇷🇺", "👍🏽", "€", "日本", "ё", "Ё"]),
+    st.sampled_from(list("abcXYZ0123456789 \t\n\r.,!?-—«»\u00a0\u2003")),
+    st.sampled_from(["\u0301", "\u0308", "\u200d", "😀", "🇷🇺", "👍🏽", "👨\u200d👩\u200d👧", "€", "日本",
+                     "ё", "Ё", "е\u0308", "  ", " \t ", "\n\n"]),
     st.characters(codec="utf-8", exclude_categories=("Cs",)),
 )
 
 
+def tokenizer_of(name: str, demo_session):
+    """GPT-2 byte-level BPE (the demo), and SentencePiece-style BPE with byte fallback, with
+    the `▁` markers added by the pre-tokenizer (Llama as transformers builds it now) or by
+    the normalizer (older converted Llama tokenizers); and Qwen2's byte-level BPE, whose NFC
+    normalizer can join a letter and its combining mark into one character."""
+    from tests import families
+
+    if name == "demo":
+        return demo_session.tokenizer
+    if name == "llama":
+        return families.llama_tokenizer()
+    if name == "qwen2":
+        return families.qwen2_tokenizer()
+    return families.llama_normalizer_tokenizer()
+
+
+@pytest.fixture(scope="session", params=["demo", "llama", "llama-normalizer", "qwen2"])
+def any_tokenizer(request, demo_session):
+    return tokenizer_of(request.param, demo_session)
+
+
+@pytest.fixture(scope="session", params=["llama", "llama-normalizer"])
+def sentencepiece_tokenizer(request, demo_session):
+    return tokenizer_of(request.param, demo_session)
+
+
+def owners_by_offsets(tokenizer, text: str) -> dict[int, int]:
+    """The SPEC's rule, straight from the tokenizer's offsets: each character belongs to the
+    last token whose offsets cover it."""
+    offsets = tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
+    owner = {}
+    for i, (start, end) in enumerate(offsets):
+        for c in range(start, end):
+            owner[c] = i
+    return owner
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.lists(ALPHABET, max_size=60).map("".join))
-def test_view_matches_tokenizer_and_joins_back(demo_session, text):
-    tok = demo_session.tokenizer
+def test_view_matches_tokenizer_and_joins_back(any_tokenizer, text):
+    tok = any_tokenizer
     view = tokenize_view(tok, text)
     assert view.ids == tok(text)["input_ids"]
     assert "".join(t.text for t in view.tokens) == text
@@ -32,7 +71,26 @@ def test_view_matches_tokenizer_and_joins_back(demo_session, text):
         assert t.start == pos and text[t.start:t.end] == t.text
         pos = t.end
     assert pos == len(text)
-    assert b"".join(bytes.fromhex(t.bytes) for t in view.tokens) == text.encode("utf-8")
+    held = b"".join(bytes.fromhex(t.bytes) for t in view.tokens)
+    if view.table.byte_level and tok.backend_tokenizer.normalizer is None:
+        assert held == text.encode("utf-8")
+    # every token's characters are the ones its own offsets give it (the last one wins)
+    for c, i in owners_by_offsets(tok, text).items():
+        assert view.tokens[i].start <= c < view.tokens[i].end, (c, i)
+
+
+def test_sentencepiece_markers_and_byte_fallback(sentencepiece_tokenizer):
+    """`▁` that the tokenizer adds owns no character; `<0xNN>` pieces of a character give it
+    to the piece that completes it, and show their bytes."""
+    view = tokenize_view(sentencepiece_tokenizer, "ъ 😀")
+    pieces = [(t.raw, t.text) for t in view.tokens]
+    # the marker before "ъ" (added, not typed) and the four bytes of the emoji
+    assert pieces[0] == ("<s>", "")
+    assert pieces[1] == ("▁", "") and pieces[2][1] == "ъ"
+    assert [raw for raw, _ in pieces[-4:]] == ["<0xF0>", "<0x9F>", "<0x98>", "<0x80>"]
+    assert [text for _, text in pieces[-4:]] == ["", "", "", "😀"]
+    assert [t.bytes for t in view.tokens[-4:]] == ["f0", "9f", "98", "80"]
+    assert pieces[-5] == ("▁", " ")     # a typed space: it owns it
 
 
 def test_split_character_belongs_to_completing_token(demo_session):
@@ -109,14 +167,27 @@ def test_pane_batch_rows_match_the_padded_batch(demo_session):
         tok.padding_side = side
 
 
-def test_tokenize_cli_json(demo_dir):
+def test_tokenize_cli_json(family_model):
+    from transformers import AutoTokenizer
+
+    from core.demo import demo_model_dir
+
     text = "Привет, мир! 😀"
-    result = run_cli("tokenize", "--model", "demo", "--json", text)
+    result = run_cli("tokenize", "--model", family_model, "--json", text)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
+    tok = AutoTokenizer.from_pretrained(demo_model_dir() if family_model == "demo" else family_model)
+    assert data["ids"] == tok(text)["input_ids"]
     assert data["count"] == len(data["ids"]) == len(data["tokens"])
     assert "".join(t["text"] for t in data["tokens"]) == text
     assert set(data["tokens"][0]) >= {"id", "raw", "text", "bytes", "start", "end"}
+    # the emoji belongs to the token that completes its bytes, the others before it are empty
+    emoji = [t for t in data["tokens"] if t["start"] == text.index("😀") or t["text"] == "😀"]
+    assert emoji[-1]["text"] == "😀" and emoji[-1]["bytes"].endswith("80")
+    assert all(t["text"] == "" for t in emoji[:-1])
+    # "П" is owned by the piece that holds it, not by a word marker before it
+    owner = next(t for t in data["tokens"] if t["text"])
+    assert owner["text"].startswith("П") and "d09f" in owner["bytes"]
 
 
 def test_tokenize_cli_readable(demo_dir):

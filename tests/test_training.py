@@ -39,7 +39,8 @@ def config(corpus_files, **kw):
     return TrainConfig(**base)
 
 
-def test_eval_loss_falls_and_result_loads(corpus_files, tmp_path, fresh_session):
+def test_eval_loss_falls_and_result_loads(corpus_files, tmp_path, fresh_family_session):
+    fresh_session = fresh_family_session
     events = []
     result = train(fresh_session, config(corpus_files, out=str(tmp_path / "out")), on_event=events.append)
     evals = [e for e in events if e["event"] == "eval"]
@@ -52,24 +53,37 @@ def test_eval_loss_falls_and_result_loads(corpus_files, tmp_path, fresh_session)
                           "eval_loss": result.eval_loss, "stop_reason": "done"}
     assert (tmp_path / "out" / "model.safetensors").exists()
     reloaded = load_session(str(tmp_path / "out"), device="cpu")
+    assert type(reloaded.model) is type(fresh_session.model)
     for name, tensor in weights(fresh_session).items():
         assert torch.equal(reloaded.model.state_dict()[name], tensor), name
 
 
-def test_resume_after_cancel_reaches_the_same_weights(corpus_files, tmp_path, demo_dir):
-    full = load_session("demo", device="cpu")
+def test_every_sample_is_framed_as_the_tokenizer_frames_a_text(corpus_files, family_session):
+    """<s> text </s> for Llama (its tokenizer puts <s> in front), text </s> for GPT-2."""
+    from core.training import prepare_data
+
+    tok = family_session.tokenizer
+    data = prepare_data(tok, config(corpus_files, pack=False), 64)
+    first_line = corpus_files[0].read_text(encoding="utf-8").splitlines()[0]
+    expected = (tok(first_line)["input_ids"] + [tok.eos_token_id])[:64]
+    assert expected in data.train_rows
+    assert all(row.count(tok.eos_token_id) == 1 for row in data.train_rows if len(row) < 64)
+
+
+def test_resume_after_cancel_reaches_the_same_weights(corpus_files, tmp_path, family_model):
+    full = load_session(family_model, device="cpu")
     train(full, config(corpus_files))
 
-    part = load_session("demo", device="cpu")
+    part = load_session(family_model, device="cpu")
     steps = []
     cut = train(part, config(corpus_files, out=str(tmp_path / "ckpt")),
                 on_event=lambda e: steps.append(e) if e["event"] == "step" else None,
                 should_stop=lambda: len(steps) >= 7)
     assert cut.stop_reason == "cancel" and cut.steps == 7 and cut.out
 
-    resumed = load_session("demo", device="cpu")  # base weights: resume restores the rest
+    resumed = load_session(family_model, device="cpu")  # base weights: resume restores the rest
     done = train(resumed, config(corpus_files, resume=str(tmp_path / "ckpt")))
-    assert done.steps == train(load_session("demo", device="cpu"),
+    assert done.steps == train(load_session(family_model, device="cpu"),
                                config(corpus_files, max_steps=10**6)).steps
     expected = weights(full)
     for name, tensor in weights(resumed).items():

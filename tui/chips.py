@@ -28,10 +28,13 @@ _TRANSLATE = str.maketrans(_VISIBLE)
 
 def label_for(raw_piece: str, text: str, data: bytes, special: bool, raw: bool) -> str:
     """The vocabulary piece (raw), or the text it stands for with visible spaces, tabs and
-    line breaks; a token holding only part of a character shows its bytes, e.g. ‹d0›."""
+    line breaks; a token holding only part of a character shows its bytes, e.g. ‹d0› (a
+    SentencePiece `<0xD0>` piece too); a `▁` the tokenizer added before a word shows as ▁."""
     if raw or special:
         return raw_piece
     if not text:
+        if raw_piece and set(raw_piece) == {"\u2581"}:
+            return raw_piece   # a word marker the tokenizer added: it stands for no character
         return f"‹{data.hex()}›"
     label = text.translate(_TRANSLATE)
     if unicodedata.combining(label[0]) or cell_len(label) == 0:
