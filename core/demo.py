@@ -48,7 +48,6 @@ def _fingerprint() -> str:
 
 def build_demo_model(out: str | os.PathLike) -> Path:
     """Train the tokenizer, init the model, `save_pretrained` both into `out`."""
-    import torch
     from tokenizers import ByteLevelBPETokenizer
     from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
 
@@ -75,9 +74,17 @@ def build_demo_model(out: str | os.PathLike) -> Path:
         # Dropout off: the demo is for looking and for reproducible tests.
         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **MODEL_CONFIG,
     )
-    with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
-        torch.manual_seed(SEED)
-        model = GPT2LMHeadModel(config)
+    return save_seeded_model(GPT2LMHeadModel, config, tokenizer, SEED, out)
+
+
+def save_seeded_model(model_class, config, tokenizer, seed: int, out: Path) -> Path:
+    """Random-init `model_class(config)` from `seed` (the caller's global RNG untouched),
+    and `save_pretrained` it with its tokenizer into `out`."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = model_class(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)

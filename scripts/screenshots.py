@@ -64,6 +64,17 @@ async def main() -> None:
         await pilot.press("end", "left", "left")
         await pilot.pause(0.5)
         app.save_screenshot("generate.svg", str(out))
+
+        # the same session in an 80×24 terminal, the SSH default
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.5)
+        app.save_screenshot("generate-80x24.svg", str(out))
+        await pilot.press("f4")
+        await pilot.pause(0.5)
+        app.save_screenshot("train-80x24.svg", str(out))
+        await pilot.press("f2")
+        await pilot.pause(0.5)
+        app.save_screenshot("tokenize-80x24.svg", str(out))
     print(f"screenshots written to {out}")
 
 

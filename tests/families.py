@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core.demo import corpus_lines
+from core.demo import corpus_lines, save_seeded_model
 
 SEED = 4321
 VOCAB_SIZE = 1200
@@ -73,21 +73,13 @@ def llama_normalizer_tokenizer():
 
 
 def build_tiny_llama(out: str | Path) -> Path:
-    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    out = Path(out)
     tokenizer = llama_tokenizer()
     config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                          **LLAMA_CONFIG)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(SEED)
-        model = LlamaForCausalLM(config)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    return out
+    return save_seeded_model(LlamaForCausalLM, config, tokenizer, SEED, Path(out))
 
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"

@@ -232,18 +232,6 @@ async def test_pane_updates_as_you_type(demo_session):
         assert "batch of 2 lines" in str(app.query_one("#tok-tensors").render())
 
 
-def test_tokenize_pane_snapshot(snap_compare, demo_session):
-    from tui.app import RuGPTApp
-    from tui.panes.tokenize import TokenizePane
-
-    async def ready(pilot):
-        pane = pilot.app.query_one(TokenizePane)
-        await wait_for(pilot, lambda: pane.view is not None)
-        await pilot.pause()
-
-    assert snap_compare(RuGPTApp(session=demo_session), terminal_size=(120, 40), run_before=ready)
-
-
 EDIT_ALPHABET = st.one_of(
     st.sampled_from(list("абв где ёжз  \n\t.,!?-'s0123 ")),
     st.sampled_from(["</s>", "<s>", "😀", "\u0301", "  ", " \n ", "ab", "don't", "日本"]),

@@ -76,10 +76,11 @@ async def test_train_from_the_pane_stop_and_save(fresh_family_session, tmp_path)
         await pilot.press("f8")
         await wait_for(pilot, lambda: pane.run is not None and len(pane.run.evals) >= 1, timeout=60)
         await pilot.pause(0.3)
-        status = str(app.query_one("#train-status").render())
-        assert "step" in status and "tokens/s" in status
-        log_text = "\n".join(str(line.text) for line in app.query_one("#train-log").lines)
-        assert "eval loss" in log_text
+        # status and log are drawn at a bounded rate: within a second or two
+        await wait_for(pilot, lambda: "tok/s" in str(app.query_one("#train-status").render()))
+        assert "step" in str(app.query_one("#train-status").render())
+        await wait_for(pilot, lambda: "eval loss" in "\n".join(
+            str(line.text) for line in app.query_one("#train-log").lines))
         # save now, while it runs
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: any(e["event"] == "saved" for e in pane.run.events), timeout=60)
@@ -198,30 +199,6 @@ def test_interleaved_generation_leaves_training_bit_identical(demo_dir):
     expected = quiet.model.state_dict()
     for name, tensor in busy.model.state_dict().items():
         assert torch.equal(tensor, expected[name]), name
-
-
-def test_train_pane_snapshot_mid_run(snap_compare, demo_dir):
-    session = load_session("demo", device="cpu")
-    gate = Gate(session.model, after_steps=12)
-
-    async def run_before(pilot):
-        app = pilot.app
-        await pilot.press("f4")
-        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
-        app.query_one("#train-out", Input).value = ""
-        await pilot.press("f8")
-        pane = app.query_one(TrainPane)
-        await wait_for(pilot, lambda: gate.reached.is_set(), timeout=60)
-        await wait_for(pilot, lambda: len(pane.run.steps) == 12 and pane.run.shown == len(pane.run.events))
-        pane._draw_chart(pane.run)
-        app.query_one("#train-status").update("step 12/72 · (timings masked in the snapshot)")
-        app.set_focus(None)
-        await pilot.pause(0.5)
-
-    try:
-        assert snap_compare(RuGPTApp(session=session), terminal_size=(140, 45), run_before=run_before)
-    finally:
-        gate.open()
 
 
 async def test_path_completion(tmp_path):

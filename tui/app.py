@@ -30,6 +30,11 @@ class RuGPTApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "rugpt-tui"
     SETTLE_QUIET_S = 0.5  # no key for this long before the heap is settled
+    # The screen gets -narrow/-wide and -short/-tall: under 100 columns side panels fold
+    # behind ctrl+g, under 32 rows the header goes and fixed heights shrink (app.tcss).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+    NARROW_BELOW = 100
     # Priority: a focused editor must never swallow the app's keys.
     BINDINGS = [
         Binding("f1", "help", "Help", priority=True),
@@ -39,12 +44,13 @@ class RuGPTApp(App):
         Binding("f5", "generate", "Run", priority=True),
         Binding("f6", "stop_generation", "Stop", show=False, priority=True),
         Binding("f7", "regenerate", "Again (same seed)", show=False, priority=True),
-        Binding("f8", "start_training", "Start training", priority=True),
+        Binding("f8", "start_training", "Fine-tune", priority=True),
         Binding("f9", "stop_training", "Stop training", show=False, priority=True),
         Binding("ctrl+s", "save_checkpoint", "Save", show=False, priority=True),
         Binding("ctrl+b", "before_after", "Before/after", show=False, priority=True),
         Binding("ctrl+t", "toggle_raw", "Raw tokens", show=False, priority=True),
         Binding("ctrl+o", "toggle_ids", "Token ids", show=False, priority=True),
+        Binding("ctrl+g", "toggle_panels", "Panels", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -76,6 +82,7 @@ class RuGPTApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._fit_footer()
         self.query_one("#notice").display = False
         self.query_one("#tok-input").focus()   # type at once: the Tokenize editor has the cursor
         if self._preloaded is not None:
@@ -157,6 +164,19 @@ class RuGPTApp(App):
 
     def on_unmount(self) -> None:
         heap.thaw()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_footer(event.size.width)
+
+    def _fit_footer(self, width: int | None = None) -> None:
+        """A narrow terminal gets the compact footer, so every key in it stays readable."""
+        width = self.size.width if width is None else width
+        self.query_one(Footer).compact = width < self.NARROW_BELOW
+
+    def action_toggle_panels(self) -> None:
+        """Where side panels are folded away (narrow or short terminals), show them in place
+        of the main view, and back."""
+        self.screen.toggle_class("-panels")
 
     def on_session_notice(self, message: SessionNotice) -> None:
         notice = self.query_one("#notice", Static)
@@ -298,6 +318,8 @@ class RuGPTApp(App):
                             self.action_toggle_raw)
         yield SystemCommand("Toggle token ids", "Show each token's id in the chips",
                             self.action_toggle_ids)
+        yield SystemCommand("Toggle side panels", "On a small terminal: side panels ↔ main view (ctrl+g)",
+                            self.action_toggle_panels)
         for pane in self.query("GeneratePane, TrainPane"):
             yield from pane.commands()
 

@@ -25,11 +25,12 @@ HELP = """\
 | **ctrl+o** | Toggle token ids |
 | cursor in the Tokenize editor | its token is lit among the chips; id, piece and bytes under them |
 | **ctrl+b** | Before / after: same prompt and seed on base and current weights |
+| **ctrl+g** | small terminal (under 100 columns or 32 rows): side panels ↔ main view |
 | **←/→** in the output | move over generated tokens: probability and alternatives |
 
 Palette names: `Generate`, `Stop generation`, `Start training`, `Stop training`,
 `Save checkpoint`, `Load model`, `Load dataset`, `Toggle raw tokens`, `Before / after`,
-`Reset to base weights`.
+`Reset to base weights`, `Toggle side panels`.
 """
 
 

@@ -25,22 +25,27 @@ def bar(prob: float, width: int = 20) -> str:
 
 
 class LabeledInput(Vertical):
-    """An Input with its name above it."""
+    """An Input with its name above it: `width` cells wide, or as wide as its grid cell."""
 
     DEFAULT_CSS = """
-    LabeledInput { width: auto; height: 4; }
+    LabeledInput { width: auto; height: 3; }
+    LabeledInput.-fill { width: 1fr; }
     LabeledInput Label { padding: 0 1; color: $text-muted; }
     LabeledInput Input { width: 14; }
+    LabeledInput.-fill Input { width: 1fr; }
     """
 
-    def __init__(self, label: str, value: str, input_id: str, width: int = 14, **kwargs) -> None:
+    def __init__(self, label: str, value: str, input_id: str, width: int | None = 14,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.label, self.value, self.input_id, self.width = label, value, input_id, width
+        self.set_class(width is None, "-fill")
 
     def compose(self):
         yield Label(self.label)
         field = Input(self.value, id=self.input_id, compact=True)
-        field.styles.width = self.width
+        if self.width is not None:
+            field.styles.width = self.width
         yield field
 
 

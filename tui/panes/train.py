@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult, SystemCommand
-from textual.containers import Horizontal, Vertical
+from textual.containers import Grid, Horizontal, Vertical
 from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import Input, OptionList, ProgressBar, RichLog, Select, Static, Switch
@@ -24,7 +24,12 @@ from tui.messages import Replaceable
 from tui.widgets import LabeledInput
 
 DEFAULT_OUT = "rugpt-finetuned"
-CHART_EVERY_S = 0.25    # the chart redraws at most 4 times a second, however fast the steps
+# However fast the steps come, the screen (and the SSH link) sees the status line and the
+# progress bar at most twice a second, the chart once a second and new log lines in one
+# batch every 2 s; the last state is always drawn.
+STATUS_EVERY_S = 0.5
+CHART_EVERY_S = 1.0
+LOG_EVERY_S = 2.0
 
 
 def short_path(path: Path) -> str:
@@ -92,20 +97,25 @@ class TrainPane(Horizontal):
         self.run: TrainRun | None = None
         self.runs: list[TrainRun] = []
         self._preview_timer = None
-        self._last_chart = 0.0
+        self._painted = {"status": 0.0, "chart": 0.0, "log": 0.0}
+        self._log_lines: list[Text] = []
+        self._paint_timers: dict[str, object] = {}
+        self._last_step: dict | None = None
+        self._chart_run: TrainRun | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="train-left"):
-            with Horizontal(classes="train-row"):
-                yield LabeledInput("train data (file, folder or hub dataset)", "", "train-data", 48)
-                yield LabeledInput("test data (empty: hold out 10 %)", "", "train-test", 36)
+            with Grid(id="train-data-row"):
+                yield LabeledInput("train data (file, folder, hub)", "", "train-data", None)
+                yield LabeledInput("test data (empty: hold out 10 %)", "", "train-test", None)
             yield Static("", id="train-preview")
-            with Horizontal(classes="train-row"):
-                yield LabeledInput("epochs", "2", "train-epochs", 8)
-                yield LabeledInput("lr", "5e-5", "train-lr", 9)
-                yield LabeledInput("batch", "8", "train-batch", 7)
-                yield LabeledInput("block", "", "train-block", 7)
-                yield LabeledInput("eval every", "0", "train-eval-every", 10)
+            # A grid, not a row: at any width every label and field stays whole.
+            with Grid(id="train-settings"):
+                yield LabeledInput("epochs", "2", "train-epochs", None)
+                yield LabeledInput("lr", "5e-5", "train-lr", None)
+                yield LabeledInput("batch", "8", "train-batch", None)
+                yield LabeledInput("block", "", "train-block", None)
+                yield LabeledInput("eval every", "0", "train-eval-every", None)
                 with Vertical(classes="train-switch"):
                     yield Static("pack")
                     yield Switch(True, id="train-pack")
@@ -113,12 +123,12 @@ class TrainPane(Horizontal):
                     yield Static("precision")
                     yield Select([(v, v) for v in ("auto", "no", "bf16", "fp16")], value="auto",
                                  allow_blank=False, id="train-precision", compact=True)
-                yield LabeledInput("output folder", DEFAULT_OUT, "train-out", 22)
+                yield LabeledInput("output folder", DEFAULT_OUT, "train-out", None, id="train-out-box")
             yield ProgressBar(id="train-progress", show_eta=False)
             yield Static("F8 start · F9 stop · ctrl+s save now · ctrl+b before/after", id="train-status")
             yield PlotextPlot(id="train-chart")
         with Vertical(id="train-right"):
-            yield RichLog(id="train-log", wrap=True, markup=False, max_lines=2000)
+            yield RichLog(id="train-log", wrap=True, markup=False, max_lines=2000, min_width=20)
             yield OptionList(id="train-runs")
 
     def on_mount(self) -> None:
@@ -127,6 +137,7 @@ class TrainPane(Horizontal):
         self.query_one("#train-log").border_title = "evals and samples"
         self.query_one("#train-runs").border_title = "runs this session"
         self.query_one("#train-chart").border_title = "loss"
+        self.query_one("#train-progress").display = False
         self._draw_chart(None)
 
     def on_session(self, session) -> None:
@@ -288,7 +299,9 @@ class TrainPane(Horizontal):
         self.query_one("#train-runs", OptionList).add_option(Option(f"#{run.number} running…"))
         self.query_one("#train-log", RichLog).write(
             Text(f"— run #{run.number}: {describe(config.train)}", style="bold"))
-        self.query_one("#train-progress", ProgressBar).update(total=None, progress=0)
+        progress = self.query_one("#train-progress", ProgressBar)
+        progress.display = True   # hidden while idle: an empty bar would pulse forever
+        progress.update(total=None, progress=0)
         self.query_one("#train-status", Static).update("preparing data…")
         # Owned by the App, not the pane: switching tabs never stops it.
         self.app.run_worker(lambda: self._train(session, run), thread=True, exclusive=True,
@@ -362,7 +375,7 @@ class TrainPane(Horizontal):
         with run.lock:
             new = run.events[run.shown:]
             run.shown = len(run.events)
-        log = self.query_one("#train-log", RichLog)
+        lines = self._log_lines
         last_step = None
         for event in new:
             kind = event["event"]
@@ -371,38 +384,74 @@ class TrainPane(Horizontal):
                 last_step = event
             elif kind == "eval":
                 run.evals.append((event["step"], event["eval_loss"]))
-                log.write(Text(f"step {event['step']}: eval loss {event['eval_loss']:.4f} · "
-                               f"perplexity {event['perplexity']:.1f}", style="cyan"))
+                lines.append(Text(f"step {event['step']}: eval loss {event['eval_loss']:.4f} · "
+                                  f"perplexity {event['perplexity']:.1f}", style="cyan"))
             elif kind == "sample":
-                log.write(Text(f"  {event['text']}", style="italic"))
+                lines.append(Text(f"  {event['text']}", style="italic"))
             elif kind == "stats":
                 tr = event["train"]
-                log.write(Text(f"{tr['samples']} samples, {tr['tokens']:,} tokens, "
-                               f"{event['train_rows']} rows ({event['mode']})"))
+                lines.append(Text(f"{tr['samples']} samples, {tr['tokens']:,} tokens, "
+                                  f"{event['train_rows']} rows ({event['mode']})"))
             elif kind == "saved":
-                log.write(Text(f"saved at step {event['step']} → {event['out']}", style="green"))
+                lines.append(Text(f"saved at step {event['step']} → {event['out']}", style="green"))
             elif kind in ("notice", "error"):
-                log.write(Text(event["message"], style="yellow" if kind == "notice" else "red"))
+                lines.append(Text(event["message"], style="yellow" if kind == "notice" else "red"))
+        if lines:
+            # A new line scrolls (and so repaints) the whole log: lines that come close
+            # together are written in one go.
+            self._paint_soon("log", LOG_EVERY_S, self._flush_log)
         if last_step is not None:
-            bar = self.query_one("#train-progress", ProgressBar)
-            bar.update(total=last_step["total_steps"], progress=last_step["step"])
-            done, total = last_step["step"], last_step["total_steps"]
-            elapsed = time.monotonic() - run.started
-            eta = elapsed / done * (total - done) if done else 0
-            self.query_one("#train-status", Static).update(
-                f"step {done}/{total} · epoch {last_step['epoch']:.2f} · "
-                f"loss {last_step['loss']:.4f} · lr {last_step['lr']:.2e} · "
-                f"{last_step['tokens_per_s']:,.0f} tokens/s · ETA {eta:.0f} s · F9 stops")
-            now = time.monotonic()
-            if now - self._last_chart >= CHART_EVERY_S:
-                self._last_chart = now
-                self._draw_chart(run)
+            self._last_step = last_step
+            self._paint_soon("status", STATUS_EVERY_S, self._paint_status)
+            self._paint_soon("chart", CHART_EVERY_S, lambda: self._draw_chart(run))
+
+    def _paint_soon(self, what: str, every: float, paint) -> None:
+        """Paint now if `what` was last painted `every` seconds ago, else once when it is due."""
+        wait = self._painted[what] + every - time.monotonic()
+        if wait <= 0:
+            self._painted[what] = time.monotonic()
+            paint()
+        elif what not in self._paint_timers:
+            def due() -> None:
+                del self._paint_timers[what]
+                self._painted[what] = time.monotonic()
+                paint()
+            self._paint_timers[what] = self.set_timer(wait, due)
+
+    def paint_now(self) -> None:
+        """Draw everything that waits for its turn (log lines, status, chart) now."""
+        for timer in self._paint_timers.values():
+            timer.stop()
+        self._paint_timers.clear()
+        self._flush_log()
+        self._paint_status()
+        self._draw_chart(self.run)
+
+    def _flush_log(self) -> None:
+        log = self.query_one("#train-log", RichLog)
+        for line in self._log_lines:
+            log.write(line)
+        self._log_lines.clear()
+
+    def _paint_status(self) -> None:
+        run, step = self.run, self._last_step
+        if run is None or step is None:
+            return
+        done, total = step["step"], step["total_steps"]
+        self.query_one("#train-progress", ProgressBar).update(total=total, progress=done)
+        elapsed = time.monotonic() - run.started
+        eta = elapsed / done * (total - done) if done else 0
+        # One line (≤ 80 columns), so an update never changes the layout.
+        self.query_one("#train-status", Static).update(
+            f"step {done}/{total} · epoch {step['epoch']:.2f} · loss {step['loss']:.4f} · "
+            f"lr {step['lr']:.1e} · {step['tokens_per_s']:,.0f} tok/s · ETA {eta:.0f} s",
+            layout=False)
 
     def on_training_finished(self, message: TrainingFinished) -> None:
         run = message.run
         self.app.query_one("GeneratePane").schedule_inspect()   # new weights, new next token
         self.on_training_progress(TrainingProgress())
-        self._draw_chart(run)
+        self.paint_now()   # the final state, drawn at once
         runs = self.query_one("#train-runs", OptionList)
         if run.error:
             summary = f"#{run.number} failed: {run.error}"
@@ -424,19 +473,28 @@ class TrainPane(Horizontal):
     def show_run(self, event: OptionList.OptionSelected) -> None:
         self._draw_chart(self.runs[event.option_index])
 
+    def on_resize(self) -> None:
+        # the chart's labels depend on its height: draw it again for the new size
+        self.call_after_refresh(self._draw_chart, self._chart_run)
+
     def _draw_chart(self, run: TrainRun | None) -> None:
+        self._chart_run = run
         chart = self.query_one("#train-chart", PlotextPlot)
+        chart.border_title = "loss" if run is None else f"loss · run #{run.number}"
         plt = chart.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.theme("dark")
-        plt.xlabel("step")
+        # No colours of its own but the two lines': the pane's background shows through,
+        # and a redraw sends a few colour changes per row instead of one per cell.
+        plt.theme("clear")
+        if chart.size.height >= 14:   # on a short terminal every row goes to the curve
+            plt.xlabel("step")
         if run is not None and run.steps:
-            plt.plot([s for s, _ in run.steps], [v for _, v in run.steps], label="train", marker="braille")
+            plt.plot([s for s, _ in run.steps], [v for _, v in run.steps], label="train",
+                     marker="braille", color="cyan")
             if run.evals:
                 plt.plot([s for s, _ in run.evals], [v for _, v in run.evals], label="eval",
                          marker="dot", color="orange")
-            plt.title(f"run #{run.number}")
         chart.refresh()
 
     @property

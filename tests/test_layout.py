@@ -1,0 +1,207 @@
+"""Every screen at every size: 80×24 (the SSH default), 120×40 and 200×60 snapshots of each
+pane and the help screen; nothing a user must read or type is cut at 80×24; resizing during a
+run lays the app out again; the Train pane draws at a bounded rate."""
+
+import pytest
+from rich.cells import cell_len
+from textual.widgets import Input, TextArea
+
+from core.session import load_session
+from tests.helpers import wait_for
+from tests.test_train_pane import Gate
+from tui.app import RuGPTApp
+from tui.panes.generate import GeneratePane
+from tui.panes.tokenize import TokenizePane
+from tui.panes.train import TrainPane
+from tui.widgets import TokenStream
+
+SIZES = [(80, 24), (120, 40), (200, 60)]
+SIZE_IDS = [f"{w}x{h}" for w, h in SIZES]
+
+
+async def tokenize_ready(pilot):
+    pane = pilot.app.query_one(TokenizePane)
+    await wait_for(pilot, lambda: pane.view is not None)
+    await pilot.pause()
+
+
+async def after_a_generation(pilot):
+    app = pilot.app
+    await pilot.press("f3")
+    area = app.query_one("#gen-prompt", TextArea)
+    area.focus()
+    area.clear()
+    await pilot.press(*"Жил-был")
+    app.query_one("#gen-max-new", Input).value = "30"
+    app.query_one("#gen-seed", Input).value = "7"
+    pane = app.query_one(GeneratePane)
+    await pilot.press("f5")
+    await wait_for(pilot, lambda: pane.run is not None and pane.run.done is not None)
+    await wait_for(pilot, lambda: "(1, " in str(app.query_one("#gen-inspector").render()))
+    app.query_one(TokenStream).focus()
+    await pilot.press("end", "left", "left")
+    app.query_one("#gen-stats").update("30 tokens · (timings masked in the snapshot)")
+    await pilot.pause()
+
+
+def training_mid_run(gate):
+    async def run_before(pilot):
+        app = pilot.app
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        app.query_one("#train-out", Input).value = ""
+        await pilot.press("f8")
+        pane = app.query_one(TrainPane)
+        await wait_for(pilot, lambda: gate.reached.is_set(), timeout=60)
+        await wait_for(pilot, lambda: len(pane.run.steps) == 12 and pane.run.shown == len(pane.run.events))
+        # what the bounded-rate painters show within a second or two, drawn now
+        pane.paint_now()
+        app.query_one("#train-status").update("step 12/72 · (timings masked in the snapshot)")
+        app.set_focus(None)
+        await pilot.pause(0.5)
+    return run_before
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_tokenize_snapshot(snap_compare, demo_session, size):
+    assert snap_compare(RuGPTApp(session=demo_session), terminal_size=size, run_before=tokenize_ready)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_generate_snapshot_after_a_generation(snap_compare, demo_session, size):
+    assert snap_compare(RuGPTApp(session=demo_session), terminal_size=size, run_before=after_a_generation)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_train_snapshot_mid_run(snap_compare, demo_dir, size):
+    session = load_session("demo", device="cpu")
+    gate = Gate(session.model, after_steps=12)
+    try:
+        assert snap_compare(RuGPTApp(session=session), terminal_size=size,
+                            run_before=training_mid_run(gate))
+    finally:
+        gate.open()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_help_snapshot(snap_compare, demo_session, size):
+    async def open_help(pilot):
+        await tokenize_ready(pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+    assert snap_compare(RuGPTApp(session=demo_session), terminal_size=size, run_before=open_help)
+
+
+def test_side_panels_at_80x24_snapshot(snap_compare, demo_session):
+    """ctrl+g: the Generate pane's side panels (why this token, next token, history)."""
+    async def panels(pilot):
+        await after_a_generation(pilot)
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+    assert snap_compare(RuGPTApp(session=demo_session), terminal_size=(80, 24), run_before=panels)
+
+
+def labels_cut(app, pane: str) -> list[str]:
+    """Labels of the settings on the pane showing, narrower on screen than their text."""
+    cut = []
+    screen = app.screen.region
+    for widget in app.query_one(f"#{pane}").query(
+            "LabeledInput > Label, .train-switch > Static, .train-select > Static, #gen-greedy-box > Static"):
+        text = str(widget.render())
+        region = widget.content_region
+        if region.width < cell_len(text) or not screen.contains_region(region):
+            cut.append(text)
+    return cut
+
+
+async def test_nothing_a_user_reads_or_types_is_cut_at_80x24(demo_session):
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tokenize_ready(pilot)
+        assert app.screen.has_class("-narrow") and app.screen.has_class("-short")
+        # the main views get room: chips, output, chart
+        assert app.query_one("#tok-chips").region.height >= 8
+        await pilot.press("f3")
+        await pilot.pause()
+        assert labels_cut(app, "generate") == []
+        assert app.query_one("#gen-output-box").region.height >= 8
+        for field in app.query("#gen-settings Input"):
+            assert field.region.width >= 6 and app.screen.region.contains_region(field.region)
+        await pilot.press("f4")
+        await pilot.pause()
+        assert labels_cut(app, "train") == []
+        assert app.query_one("#train-out", Input).region.width >= 30
+        chart = app.query_one("#train-chart").region.height
+        assert chart >= 8 and all(chart >= w.region.height for w in app.query("#train-left > *"))
+        # every key in the footer, the pane keys first
+        keys = [k for k in app.query("FooterKey") if k.display]
+        assert [k.key_display for k in keys][:5] == ["^q", "f1", "f2", "f3", "f4"]
+        assert all(app.screen.region.contains_region(k.region) for k in keys)
+        # the help table fits the width
+        await pilot.press("f1")
+        await pilot.pause()
+        table = app.screen.query_one("MarkdownTable")
+        assert table.region.right <= 80 and app.screen.query_one("#help-box").region.width <= 80
+
+
+async def test_resizing_during_a_run_lays_the_app_out_again(fresh_session):
+    app = RuGPTApp(session=fresh_session)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        app.query_one("#train-out", Input).value = ""
+        app.query_one("#train-epochs", Input).value = "300"
+        await pilot.press("f8")
+        pane = app.query_one(TrainPane)
+        await wait_for(pilot, lambda: pane.run is not None and len(pane.run.steps) >= 2, timeout=60)
+        right = app.query_one("#train-right")
+        assert right.region.width > 0
+
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.3)
+        assert app.screen.has_class("-narrow") and app.screen.has_class("-short")
+        assert right.region.width == 0 and app.query_one("#train-chart").region.width >= 70
+        steps = len(pane.run.steps)
+        await wait_for(pilot, lambda: len(pane.run.steps) > steps + 2, timeout=60)
+        await pilot.press("ctrl+g")            # the log and runs, in place of the settings
+        await pilot.pause(0.3)
+        assert right.region.width >= 70 and app.query_one("#train-left").region.width == 0
+
+        await pilot.resize_terminal(200, 60)
+        await pilot.pause(0.3)
+        assert app.screen.has_class("-wide") and app.screen.has_class("-tall")
+        assert right.region.width > 0 and app.query_one("#train-left").region.width > 100
+        assert pane.training
+        await pilot.press("f9")
+        await wait_for(pilot, lambda: not pane.training, timeout=30)
+
+
+async def test_the_train_pane_draws_at_a_bounded_rate(fresh_session, monkeypatch):
+    """However many steps arrive, the chart is drawn about once a second and the status line
+    about twice a second (what an SSH link has to carry), and the last state is drawn."""
+    import time
+
+    app = RuGPTApp(session=fresh_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = app.query_one(TrainPane)
+        drawn = {"chart": 0, "status": 0}
+        chart, status = pane._draw_chart, pane._paint_status
+        monkeypatch.setattr(pane, "_draw_chart", lambda run: (drawn.__setitem__("chart", drawn["chart"] + 1), chart(run)))
+        monkeypatch.setattr(pane, "_paint_status", lambda: (drawn.__setitem__("status", drawn["status"] + 1), status()))
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        app.query_one("#train-out", Input).value = ""
+        app.query_one("#train-epochs", Input).value = "300"
+        start = time.monotonic()
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: pane.run is not None and len(pane.run.steps) >= 60, timeout=120)
+        await pilot.press("f9")
+        await wait_for(pilot, lambda: not pane.training, timeout=30)
+        await pilot.pause(0.2)
+        seconds = time.monotonic() - start
+        steps = len(pane.run.steps)
+        assert steps >= 60
+        assert drawn["chart"] <= seconds / 1.0 + 3 < steps
+        assert drawn["status"] <= seconds / 0.5 + 3 < steps
+        shown = str(app.query_one("#train-status").render())
+        assert f"{pane.run.result.steps} steps" in shown    # the final state, drawn
