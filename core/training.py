@@ -153,6 +153,15 @@ def _reset_accelerate_state() -> None:
     GradientState._reset_state()
 
 
+def train_defaults(model_name: str, max_positions: int) -> dict:
+    """The settings a run gets where it does not say, in one place for the app and the CLI:
+    quick settings that show learning within a minute on the tiny demo, conventional
+    fine-tuning values on a real model."""
+    if model_name == "demo":
+        return {"epochs": 8.0, "lr": 3e-3, "batch_size": 8, "block_size": min(32, max_positions)}
+    return {"epochs": 2.0, "lr": 5e-5, "batch_size": 8, "block_size": min(max_positions, 1024)}
+
+
 @dataclass
 class TrainControl:
     """Asks a running `train` to stop or to save, from another thread (the UI, a signal)."""
@@ -341,6 +350,8 @@ def _train(session, config: TrainConfig, on_event: Callable[[Event], None],
     last_eval = None
     stop_reason = "done"
     save_errors: list[str] = []
+    if step == 0:   # the "before" point of the curve: the model as it was loaded
+        last_eval = eval_and_sample()
     window_tokens, window_start = 0, time.perf_counter()
     model.train()
     epoch = start_epoch

@@ -1,6 +1,7 @@
 """Fine-tuning on the demo model: loss falls, results load, resume is exact, saves are atomic,
 bad steps stop cleanly, and two processes train like one."""
 
+import functools
 import json
 import os
 import signal
@@ -103,9 +104,11 @@ def test_nan_loss_stops_cleanly(corpus_files, fresh_session, monkeypatch):
     model = fresh_session.model
     original = model.forward
 
+    @functools.wraps(original)   # keeps the signature the decode loop inspects
     def poisoned(*args, **kwargs):
         out = original(*args, **kwargs)
-        out.loss = out.loss * float("nan")
+        if out.loss is not None:   # training steps (evaluation computes its own loss)
+            out.loss = out.loss * float("nan")
         return out
 
     monkeypatch.setattr(model, "forward", poisoned)
@@ -122,8 +125,9 @@ def test_out_of_memory_is_a_clear_message_and_model_stays_usable(corpus_files, f
     original = model.forward
     calls = {"n": 0}
 
+    @functools.wraps(original)
     def runs_out(*args, **kwargs):
-        calls["n"] += 1
+        calls["n"] += model.training     # the third training forward runs out of memory
         if calls["n"] == 3 and model.training:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return original(*args, **kwargs)
@@ -219,3 +223,38 @@ def test_two_processes_train_like_one(corpus_files, tmp_path, demo_dir):
     for name, tensor in weights(single).items():
         torch.testing.assert_close(rank0[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
     assert time.monotonic() - start < 300
+
+
+def test_first_eval_is_at_step_0_before_any_update(corpus_files, fresh_session):
+    events = []
+    before = weights(fresh_session)
+    train(fresh_session, config(corpus_files, max_steps=2),
+          on_event=lambda e: events.append((e, weights(fresh_session)) if e["event"] == "eval" else e))
+    kinds = [e[0]["event"] if isinstance(e, tuple) else e["event"] for e in events]
+    assert kinds[:3] == ["stats", "eval", "sample"] and "step" not in kinds[:3]
+    first_eval, weights_then = events[1]
+    assert first_eval["step"] == 0
+    assert all(torch.equal(weights_then[k], v) for k, v in before.items())   # no update yet
+
+
+async def test_cli_and_pane_take_the_same_per_model_defaults(corpus_files, tmp_path, demo_session):
+    """`train` with no settings gets what the Train pane shows for the model."""
+    from textual.widgets import Input
+
+    from core.training import train_defaults
+    from tui.app import RuGPTApp
+
+    train_file, _ = corpus_files
+    out = tmp_path / "defaults"
+    result = run_cli("train", "--model", "demo", "--train", str(train_file), "--max-steps", "2",
+                     "--out", str(out), "--jsonl")
+    assert result.returncode == 0, result.stderr
+    used = json.loads((out / "trainer_state.json").read_text())["config"]
+    defaults = train_defaults("demo", demo_session.max_positions)
+    assert {k: used[k] for k in defaults} == defaults
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        shown = {k: float(app.query_one(f"#train-{f}", Input).value) for k, f in
+                 (("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch"), ("block_size", "block"))}
+    assert shown == {k: float(v) for k, v in defaults.items()}

@@ -103,18 +103,24 @@ def cmd_generate(args) -> int:
 def cmd_train(args) -> int:
     import signal
     import threading
+    from dataclasses import replace
 
-    from core.training import TrainConfig, check_paths, train
+    from core.training import TrainConfig, check_paths, train, train_defaults
 
+    # Settings not given come from the model's defaults (the Train pane's too), once it loads.
+    given = {name: getattr(args, name) for name in ("epochs", "lr", "batch_size", "block_size")
+             if getattr(args, name) is not None}
     config = TrainConfig(
-        train=args.train, test=args.test, test_split=args.test_split, epochs=args.epochs,
-        lr=args.lr, batch_size=args.batch_size, block_size=args.block_size, pack=args.pack,
+        train=args.train, test=args.test, test_split=args.test_split, pack=args.pack,
         grad_accum=args.grad_accum, warmup=args.warmup, schedule=args.schedule,
         eval_every=args.eval_every, mixed_precision=args.mixed_precision, seed=args.seed,
         sample_prompt=args.sample_prompt, out=args.out, resume=args.resume, max_steps=args.max_steps,
+        **given,
     ).validate()  # bad settings fail before the model loads
     check_paths(config)   # so does an output folder that could cost a user a file
     session = _session(args)
+    defaults = train_defaults(session.info.model, session.max_positions)
+    config = replace(config, **{k: v for k, v in defaults.items() if k not in given}).validate()
     if session.notice:
         print(session.notice, file=sys.stderr)
 

@@ -147,13 +147,15 @@ class TrainPane(Horizontal):
 
             # The shipped corpus: `Start training` works at once on a fresh install.
             data.value = short_path(sample_corpus_path())
-        # Settings that show learning within a minute: quick and visible on the tiny demo,
-        # conventional fine-tuning values on a real model.
-        demo = session.info.model == "demo"
-        presets = {"train-epochs": "8" if demo else "2", "train-lr": "3e-3" if demo else "5e-5",
-                   "train-block": "32" if demo else str(min(session.max_positions, 1024))}
-        for field_id, value in presets.items():
-            self.query_one(f"#{field_id}", Input).value = value
+        # The model's defaults, the same `rugpt-tui train` uses.
+        from core.training import train_defaults
+
+        defaults = train_defaults(session.info.model, session.max_positions)
+        shown = {"epochs": f"{defaults['epochs']:g}", "lr": f"{defaults['lr']:.0e}".replace("e-0", "e-"),
+                 "batch_size": str(defaults["batch_size"]), "block_size": str(defaults["block_size"])}
+        for field_id, key in (("train-epochs", "epochs"), ("train-lr", "lr"),
+                              ("train-batch", "batch_size"), ("train-block", "block_size")):
+            self.query_one(f"#{field_id}", Input).value = shown[key]
         self.schedule_preview()
 
     def commands(self):
