@@ -89,10 +89,12 @@ def test_cancel_takes_effect_within_one_step(demo_session):
     assert done.stop_reason == "cancel" and done.new_tokens == 3
 
 
-def test_eos_stops_and_is_included(fresh_family_session):
+@pytest.mark.parametrize("as_list", [False, True], ids=["one id", "a list (Llama 3 style)"])
+def test_eos_stops_and_is_included(fresh_family_session, as_list):
     first, _, _ = run(fresh_family_session, "Это", greedy=True, max_new_tokens=1)
     eos = first[0].id
-    fresh_family_session.model.generation_config.eos_token_id = eos
+    config = fresh_family_session.model.generation_config
+    config.eos_token_id = [fresh_family_session.tokenizer.eos_token_id, eos] if as_list else eos
     tokens, _, done = run(fresh_family_session, "Это", greedy=True, max_new_tokens=30)
     assert done.stop_reason == "eos" and done.ids == [eos] and len(tokens) == 1
 
