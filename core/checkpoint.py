@@ -11,6 +11,7 @@ import json
 import os
 import struct
 import zipfile
+from contextlib import nullcontext
 from pathlib import Path
 
 from core.errors import SaveError, UserError
@@ -18,14 +19,10 @@ from core.safe_write import (
     MARKER_FILE,
     FolderLock,
     check_output_folder,
-    finish_temp,
     read_marker,
     recover,
-    remove_if_ours,
-    save_error,
-    start_temp,
     temp_beside,
-    write_marker,
+    writing_folder,
 )
 
 STATE_DIR = "training_state"
@@ -39,11 +36,8 @@ def save_checkpoint(out: str | os.PathLike, model, tokenizer, trainer_state: dic
     Raises SaveError (one line) when the write fails; the previous checkpoint is kept."""
     main = accelerator is None or accelerator.is_main_process
     out = check_output_folder(out) if main else Path(out).resolve()
-    had_previous = out.exists()
-    tmp = temp_beside(out)
-    try:
-        if main:
-            tmp = start_temp(out)
+    # Every rank writes into the same temporary folder; the main one owns it.
+    with writing_folder(out, trainer_state) if main else nullcontext(temp_beside(out)) as tmp:
         if accelerator is not None:
             accelerator.wait_for_everyone()
             accelerator.save_state(str(tmp / STATE_DIR), safe_serialization=True)
@@ -52,18 +46,6 @@ def save_checkpoint(out: str | os.PathLike, model, tokenizer, trainer_state: dic
         if main:
             model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
-            write_marker(tmp, trainer_state, [p.name for p in tmp.iterdir()])
-            finish_temp(tmp, out)
-    except (UserError, KeyboardInterrupt):
-        if main:
-            remove_if_ours(tmp)
-        raise
-    except BaseException as exc:
-        if main:
-            remove_if_ours(tmp)
-        if isinstance(exc, Exception):
-            raise save_error(exc, out, had_previous) from exc
-        raise
     if accelerator is not None:
         accelerator.wait_for_everyone()
     return out

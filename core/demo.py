@@ -14,14 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from core.paths import cache_dir
-from core.safe_write import (
-    FolderLock,
-    check_output_folder,
-    finish_temp,
-    remove_if_ours,
-    start_temp,
-    write_marker,
-)
+from core.safe_write import FolderLock, check_output_folder, writing_folder
 
 BUILDER_VERSION = 2
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
@@ -127,12 +120,6 @@ def demo_model_dir() -> Path:
 def write_demo_model(out: str | os.PathLike) -> Path:
     """`rugpt-tui demo-model --out DIR`: the same build, written under the output-folder rule."""
     target = check_output_folder(out)
-    with FolderLock(target):
-        tmp = start_temp(target)
-        try:
-            build_demo_model(tmp)
-            write_marker(tmp, {"step": 0, "note": "demo model"}, [p.name for p in tmp.iterdir()])
-            return finish_temp(tmp, target)
-        except BaseException:
-            remove_if_ours(tmp)
-            raise
+    with FolderLock(target), writing_folder(target, {"step": 0, "note": "demo model"}) as tmp:
+        build_demo_model(tmp)
+    return target

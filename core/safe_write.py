@@ -14,9 +14,10 @@ import errno
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
-from core.errors import SaveError, UserError
+from core.errors import SaveError, UserError, one_line
 
 try:
     import fcntl
@@ -226,12 +227,32 @@ def start_temp(out: Path) -> Path:
     return tmp
 
 
-def write_marker(folder: Path, state: dict, ours: list[str]) -> None:
+def write_marker(folder: Path, state: dict) -> None:
     """Our marker, last: it names every file we wrote, so a later save knows the others are
     the user's."""
+    ours = {p.name for p in folder.iterdir()} - {TEMP_MARK}
     marker = {"format": FORMAT, "format_version": FORMAT_VERSION, **state,
-              "files": sorted(set(ours) | {MARKER_FILE})}
+              "files": sorted(ours | {MARKER_FILE})}
     (folder / MARKER_FILE).write_text(json.dumps(marker, indent=2), encoding="utf-8")
+
+
+@contextmanager
+def writing_folder(out: Path, state: dict):
+    """A fresh temporary folder beside `out` to write into. When the block completes, our
+    marker (with `state`) goes in last and the folder becomes `out`, the user's files carried
+    over; on any failure it is removed, `out` stays as it was, and an OS-level failure
+    becomes one SaveError line."""
+    had_previous = out.exists()
+    tmp = start_temp(out)
+    try:
+        yield tmp
+        write_marker(tmp, state)
+        finish_temp(tmp, out)
+    except BaseException as exc:
+        remove_if_ours(tmp)
+        if isinstance(exc, Exception) and not isinstance(exc, UserError):
+            raise save_error(exc, out, had_previous) from exc
+        raise
 
 
 def finish_temp(tmp: Path, out: Path) -> Path:
@@ -327,6 +348,6 @@ def save_error(exc: BaseException, out: Path, had_previous: bool) -> SaveError:
             reason = wording.format(where=out.parent, out=out)
             break
     if reason is None:
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'failed'}"
+        reason = one_line(exc)
     kept = "previous checkpoint kept" if had_previous else "nothing was written"
     return SaveError(f"could not save {out}: {reason}: {kept}")

@@ -95,24 +95,28 @@ def _byte_decoder() -> dict[str, int]:
     return {chr(c): b for b, c in zip(printable, codes)}
 
 
+METASPACE = "\u2581"   # ▁: a space, in SentencePiece-style vocabularies
+
+
+def _rust_backend(tokenizer):
+    return getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
+
+
 def _is_byte_level(tokenizer) -> bool:
-    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
-    if backend is None:
-        return False
-    pre = backend.pre_tokenizer
+    backend = _rust_backend(tokenizer)
+    pre = backend.pre_tokenizer if backend is not None else None
     return pre is not None and "ByteLevel" in repr(pre)
 
 
 def _uses_metaspace(tokenizer) -> bool:
     """SentencePiece style: spaces are `▁` in the vocabulary (Llama, Mistral, Gemma)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
+    backend = _rust_backend(tokenizer)
     if backend is None:
         return False
     parts = (backend.normalizer, backend.pre_tokenizer, backend.decoder)
     return any(part is not None and METASPACE in repr(part) for part in parts)
 
 
-METASPACE = "\u2581"   # ▁
 _HEX_BYTE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
 

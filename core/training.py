@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from core.errors import UserError
+from core.errors import SaveError, UserError, one_line
 
 Event = dict
 
@@ -174,12 +174,10 @@ def check_paths(config: TrainConfig) -> None:
     """Where the run will read and write, checked before any data is loaded or step taken:
     an output folder that could cost a user a file is refused now, not after an hour."""
     from core.checkpoint import check_resumable
-    from core.safe_write import FolderLock, check_output_folder
+    from core.safe_write import check_output_folder
 
     if config.out:
-        target = check_output_folder(config.out)
-        if int(os.environ.get("RANK", "0")) == 0:
-            FolderLock(target).acquire().release()   # in use by another run: say so now
+        check_output_folder(config.out)
     if config.resume:
         check_resumable(config.resume)
 
@@ -210,8 +208,8 @@ def _train(session, config: TrainConfig, on_event: Callable[[Event], None],
     from torch.utils.data import DataLoader
 
     from core.batching import RowsDataset, collate
-    from core.checkpoint import STATE_DIR, read_trainer_state, recover, save_checkpoint
-    from core.errors import SaveError
+    from core.checkpoint import STATE_DIR, read_trainer_state, save_checkpoint
+
 
     control = control or TrainControl()
     logging.getLogger("accelerate").setLevel(logging.ERROR)
@@ -271,13 +269,12 @@ def _train(session, config: TrainConfig, on_event: Callable[[Event], None],
     start_epoch = 0
     skip_batches = 0
     if config.resume:
-        recover(config.resume)
-        state = read_trainer_state(config.resume)
+        state = read_trainer_state(config.resume)   # checked whole by check_paths
         try:
             accelerator.load_state(f"{config.resume}/{STATE_DIR}")
         except Exception as exc:
             raise UserError(f"--resume {config.resume}: cannot load {STATE_DIR}/: "
-                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                            f"{one_line(exc)}") from None
         scheduler.load_state_dict(state["scheduler"])
         step = state["step"]
         start_epoch = state["epoch"]

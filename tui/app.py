@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, LoadingIndicator, Static, TabbedContent, TabPane
 
 from core import DEFAULT_MODEL
+from core.errors import one_line
 from tui import heap
 from tui.dialogs import BeforeAfterScreen, QuitWhileTrainingScreen
 from tui.help import HelpScreen
@@ -32,9 +33,9 @@ class RuGPTApp(App):
     SETTLE_QUIET_S = 0.5  # no key for this long before the heap is settled
     # The screen gets -narrow/-wide and -short/-tall: under 100 columns side panels fold
     # behind ctrl+g, under 32 rows the header goes and fixed heights shrink (app.tcss).
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     NARROW_BELOW = 100
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     # Priority: a focused editor must never swallow the app's keys.
     BINDINGS = [
         Binding("f1", "help", "Help", priority=True),
@@ -111,7 +112,7 @@ class RuGPTApp(App):
             except UserError as exc:
                 self.post_message(SessionFailed(str(exc), name))
             except Exception as exc:  # never a traceback on screen
-                self.post_message(SessionFailed(f"{type(exc).__name__}: {exc}".splitlines()[0], name))
+                self.post_message(SessionFailed(one_line(exc), name))
             else:
                 try:  # build the Tokenize view's tables here rather than on the UI thread
                     from core.tokenview import tokenize_view
@@ -132,8 +133,8 @@ class RuGPTApp(App):
         self.sub_title = f"{info.model} · {info.device} · {info.dtype} · {info.parameters:,} params"
         self.query_one("#loading").display = False
         self.query_one("#model-status", Static).update(
-            f"[b]{info.model}[/b]  {info.model_class} · {info.parameters:,} parameters · "
-            f"{info.device} {info.dtype} · vocab {info.vocab_size:,} · context {info.max_positions:,}")
+            f"[b]{info.model}[/b] · {info.model_class} · {info.parameters:,} params · "
+            f"{info.device} {info.dtype} · vocab {info.vocab_size:,} · ctx {info.max_positions:,}")
         notice = self.query_one("#notice", Static)
         notice.display = bool(session.notice)
         notice.update(session.notice or "")

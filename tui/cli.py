@@ -10,7 +10,7 @@ import os
 import sys
 
 from core import DEFAULT_MODEL
-from core.errors import SaveError, UserError
+from core.errors import SaveError, UserError, one_line
 
 
 def _add_model_args(p: argparse.ArgumentParser, default=DEFAULT_MODEL) -> None:
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("RUGPT_TUI_DEBUG"):
             raise
-        print(f"rugpt-tui: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+        print(f"rugpt-tui: internal error: {one_line(exc)}",
               file=sys.stderr)
         return 1
 

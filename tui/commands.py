@@ -104,7 +104,9 @@ def cmd_train(args) -> int:
     import signal
     import threading
     from dataclasses import replace
+    from pathlib import Path
 
+    from core.safe_write import FolderLock
     from core.training import TrainConfig, check_paths, train, train_defaults
 
     # Settings not given come from the model's defaults (the Train pane's too), once it loads.
@@ -118,6 +120,8 @@ def cmd_train(args) -> int:
         **given,
     ).validate()  # bad settings fail before the model loads
     check_paths(config)   # so does an output folder that could cost a user a file
+    if config.out:        # …or one another run is writing to
+        FolderLock(Path(config.out).resolve()).acquire().release()
     session = _session(args)
     defaults = train_defaults(session.info.model, session.max_positions)
     config = replace(config, **{k: v for k, v in defaults.items() if k not in given}).validate()

@@ -15,6 +15,7 @@ from textual.message import Message
 from textual.widgets import OptionList, Static, Switch, TextArea
 from textual.widgets.option_list import Option
 
+from core.errors import one_line
 from tui.messages import Replaceable
 from tui.widgets import ChoiceInfo, LabeledInput, TokenStream, bar
 
@@ -188,7 +189,7 @@ class GeneratePane(Horizontal):
                     run.done = event
                     self.post_message(GenerationFinished(event))
         except Exception as exc:  # shown as one line, the app keeps running
-            self.post_message(GenerationFailed(f"{type(exc).__name__}: {exc}".splitlines()[0]))
+            self.post_message(GenerationFailed(one_line(exc)))
 
     def stop(self) -> None:
         if self.run is not None:

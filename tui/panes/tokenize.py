@@ -17,6 +17,7 @@ from textual.reactive import reactive
 from textual.widgets import Static, TextArea
 from textual.worker import Worker, WorkerState
 
+from core.errors import one_line
 from tui.chips import ChipMaker
 from tui.chipview import ChipView
 
@@ -76,6 +77,20 @@ def describe_token(view, index: int) -> str:
     kind = " · special" if special else ""
     return (f"cursor: token {index + 1}/{view.count} · id {view.ids[index]} · {piece!r} · "
             f"{len(data)} bytes {shown}{kind}")
+
+
+def fit_lines(text: Text, width: int, lines: int, console) -> Text:
+    """`text` in at most `lines` lines of `width` cells, the last cut with … if need be."""
+    if not width:
+        return text.copy()
+    wrapped = text.wrap(console, width)
+    if len(wrapped) <= lines:
+        return text.copy()
+    kept = wrapped[:lines]
+    last = kept[-1]
+    last.truncate(width - 1)
+    last.append("…")
+    return Text("\n").join(kept)
 
 
 def token_at(view, index: int) -> int:
@@ -171,6 +186,7 @@ class TokenizePane(Vertical):
         self._chips: ChipMaker | None = None  # chip cache; reset with the model or a toggle
         self._update_cost = 0.0  # seconds the last build took
         self._stats = Text()      # the counts for the view on screen
+        self._stats_width = 0     # the width they were fitted to
 
     def compose(self) -> ComposeResult:
         yield TokenEditor(SAMPLE_TEXT, id="tok-input", soft_wrap=True)
@@ -218,12 +234,27 @@ class TokenizePane(Vertical):
         self.query_one(ChipView).set_cursor(index)
         self._show_stats(index)
 
+    def on_resize(self) -> None:
+        # the counts and the cursor line are fitted to the width: fit them again when it changes
+        if self.view is not None and self.view.text == self._editor().text:
+            self.call_after_refresh(self._refit_stats)
+
+    def _refit_stats(self) -> None:
+        if self.query_one("#tok-stats").content_size.width != self._stats_width:
+            self._show_stats(self._cursor_token())
+
     def _show_stats(self, cursor: int) -> None:
         """The counts, and a line on the token at the cursor (the stats line is redrawn with
         every edit anyway; a border title would redraw the whole chip box)."""
-        stats = self._stats.copy()
-        stats.append("\n" + describe_token(self.view, cursor), style="dim")
-        self.query_one("#tok-stats", Static).update(stats, layout=False)
+        box = self.query_one("#tok-stats", Static)
+        width = self._stats_width = box.content_size.width
+        stats = fit_lines(self._stats, width, 2, self.app.console)
+        cursor_line = Text(describe_token(self.view, cursor), style="dim")
+        if width:   # one line, whatever the width: it must never be pushed out of the box
+            cursor_line.truncate(width, overflow="ellipsis")
+        stats.append("\n")
+        stats.append_text(cursor_line)
+        box.update(stats, layout=False)
 
     def watch_raw(self) -> None:
         self._chips = None
@@ -269,7 +300,7 @@ class TokenizePane(Vertical):
         self._apply(state)
 
     def _show_error(self, error: BaseException) -> None:
-        message = f"cannot tokenize: {type(error).__name__}: {error}".splitlines()[0]
+        message = f"cannot tokenize: {one_line(error)}"
         self.query_one("#tok-stats", Static).update(Text(message, style="red"), layout=False)
 
     @work(thread=True, group="tokenize-view", exit_on_error=False)

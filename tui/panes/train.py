@@ -20,6 +20,7 @@ from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
 from core.data import describe
+from core.errors import one_line
 from tui.messages import Replaceable
 from tui.widgets import LabeledInput
 
@@ -259,7 +260,7 @@ class TrainPane(Horizontal):
             self.post_message(DataPreview(Text(str(exc), style="red"), False))
             return
         except Exception as exc:  # never a traceback on screen
-            self.post_message(DataPreview(Text(f"{type(exc).__name__}: {exc}".splitlines()[0], style="red"), False))
+            self.post_message(DataPreview(Text(one_line(exc), style="red"), False))
             return
         tr, te = data.stats["train"], data.stats["test"]
         text = Text()
@@ -328,7 +329,7 @@ class TrainPane(Horizontal):
         except UserError as exc:
             run.error = str(exc)
         except Exception as exc:  # one line on screen, the app keeps running
-            run.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            run.error = one_line(exc)
         self.post_message(TrainingFinished(run))
 
     def stop(self) -> None:
@@ -360,13 +361,10 @@ class TrainPane(Horizontal):
             with session.lock:
                 save_locked(out, session.model, session.tokenizer,
                             {"step": 0, "note": "saved from the app"})
-        except (UserError, SaveError) as exc:   # one line; the app and the old save stay
-            self.app.call_from_thread(self.app.notify, str(exc), title="Save checkpoint",
+        except Exception as exc:   # one line; the app and the previous save stay
+            message = str(exc) if isinstance(exc, (UserError, SaveError)) else one_line(exc)
+            self.app.call_from_thread(self.app.notify, message, title="Save checkpoint",
                                       severity="error", timeout=8)
-            return
-        except Exception as exc:
-            self.app.call_from_thread(self.app.notify, f"{type(exc).__name__}: {exc}".splitlines()[0],
-                                      title="Save checkpoint", severity="error", timeout=8)
             return
         self.app.call_from_thread(self.app.notify, f"saved to {out}", title="Save checkpoint")
 
