@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup-venv.sh
 .venv/bin/ruff check .
+.venv/bin/lint-imports --no-cache >/dev/null || .venv/bin/lint-imports --no-cache
 # Tests never reach the hub: tiny models are built locally.
 export HF_HUB_OFFLINE=1
 set +e

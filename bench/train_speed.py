@@ -16,7 +16,9 @@ import torch
 
 from bench.common import demo_session, rugpt3_shape_session
 from core.demo import corpus_lines
-from core.training import TrainConfig, train
+from core.train_config import TrainConfig
+from core.train_events import Step
+from core.training import train
 
 
 def notebook_loop(session, texts, pad_to, max_samples):
@@ -45,7 +47,7 @@ def our_loop(session, train_file, batch_size, block_size, max_steps, mixed_preci
     train(session, TrainConfig(train=str(train_file), test_split=0.05, epochs=100, lr=5e-4,
                                batch_size=batch_size, block_size=block_size, max_steps=max_steps,
                                mixed_precision=mixed_precision, sample_tokens=1),
-          on_event=lambda e: speeds.append(e["tokens_per_s"]) if e["event"] == "step" else None)
+          on_event=lambda e: speeds.append(e.tokens_per_s) if isinstance(e, Step) else None)
     steady = speeds[1:] or speeds     # the first step pays one-time warm-up
     return statistics.median(steady), len(speeds) * batch_size * block_size
 

@@ -38,17 +38,6 @@ def pad_samples(ids: list[list[int]], eos_id: int, block_size: int) -> list[list
     return [(text + [eos_id])[:block_size] for text in ids if text]
 
 
-class PackedDataset(torch.utils.data.Dataset):
-    def __init__(self, blocks: torch.Tensor) -> None:
-        self.blocks = blocks
-
-    def __len__(self) -> int:
-        return self.blocks.size(0)
-
-    def __getitem__(self, i: int) -> list[int]:
-        return self.blocks[i].tolist()
-
-
 class RowsDataset(torch.utils.data.Dataset):
     def __init__(self, rows: list[list[int]]) -> None:
         self.rows = rows

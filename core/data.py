@@ -15,7 +15,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from core.errors import UserError
+from core.demo import corpus_path
+from core.errors import UserError, first_line
 
 TEXT_FIELDS = ("text", "input")
 SUFFIXES = (".txt", ".jsonl", ".json", ".csv")
@@ -161,8 +162,7 @@ def load_texts(spec: str):
         try:
             ds = datasets.load_dataset(spec, split="train")
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise UserError(f"dataset {spec!r}: cannot load it ({first})") from None
+            raise UserError(f"dataset {spec!r}: cannot load it ({first_line(exc, 200)})") from None
         column = "text" if "text" in ds.column_names else next(
             (c for c in ds.column_names if ds.features[c].dtype == "string"), None)
         if column is None:
@@ -192,8 +192,6 @@ def split_train_test(ds, test_fraction: float, seed: int):
 
 def sample_corpus_path() -> Path:
     """The Russian corpus that ships with the demo model: a dataset that works offline."""
-    from core.demo import corpus_path
-
     return corpus_path()
 
 

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from core.paths import cache_dir
+from core.quiet import quiet_transformers
 from core.safe_write import FolderLock, check_output_folder, writing_folder
 
 BUILDER_VERSION = 2
@@ -43,8 +44,6 @@ def build_demo_model(out: str | os.PathLike) -> Path:
     """Train the tokenizer, init the model, `save_pretrained` both into `out`."""
     from tokenizers import ByteLevelBPETokenizer
     from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
-
-    from core.session import quiet_transformers
 
     quiet_transformers()
     out = Path(out)

@@ -11,7 +11,12 @@ class SaveError(Exception):
     checkpoint is intact and the message says so (CLI exit code 1)."""
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an error's message (a library's messages run long), or its type."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 def one_line(exc: BaseException) -> str:
     """An unexpected error as it is shown: its type and the first line of its message."""
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+    return f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__

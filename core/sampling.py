@@ -13,31 +13,25 @@ from dataclasses import dataclass
 
 import torch
 
-from core.errors import UserError
+from core.settings import SAMPLING_SETTINGS, by_name, check_all
+
+_DEFAULT = {name: setting.default for name, setting in by_name(SAMPLING_SETTINGS).items()}
 
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    temperature: float = 1.0
-    top_k: int = 50             # 0 = off
-    top_p: float = 0.95         # 1.0 = off
-    repetition_penalty: float = 1.0
-    greedy: bool = False
-    max_new_tokens: int = 64
-    seed: int | None = None
+    temperature: float = _DEFAULT["temperature"]
+    top_k: int = _DEFAULT["top_k"]                 # 0 = off
+    top_p: float = _DEFAULT["top_p"]               # 1.0 = off
+    repetition_penalty: float = _DEFAULT["repetition_penalty"]
+    greedy: bool = _DEFAULT["greedy"]
+    max_new_tokens: int = _DEFAULT["max_new_tokens"]
+    seed: int | None = _DEFAULT["seed"]
     stop: tuple[str, ...] = ()
 
     def validate(self) -> SamplingSettings:
-        if not self.greedy and not self.temperature > 0:
-            raise UserError(f"temperature {self.temperature}: must be > 0 (or use greedy)")
-        if self.top_k < 0:
-            raise UserError(f"top-k {self.top_k}: must be ≥ 0 (0 turns it off)")
-        if not 0 < self.top_p <= 1:
-            raise UserError(f"top-p {self.top_p}: must be in (0, 1]")
-        if not self.repetition_penalty > 0:
-            raise UserError(f"repetition penalty {self.repetition_penalty}: must be > 0")
-        if self.max_new_tokens < 1:
-            raise UserError(f"max new tokens {self.max_new_tokens}: must be ≥ 1")
+        # greedy decoding never divides by the temperature
+        check_all(SAMPLING_SETTINGS, self, skip=("temperature",) if self.greedy else ())
         return self
 
 
@@ -58,14 +52,6 @@ def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: 
     return logits.scatter(0, seen, picked)
 
 
-def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """Keep every logit ≥ the k-th largest (ties at the k-th value stay)."""
-    if k <= 0 or k >= logits.size(-1):
-        return logits
-    kth = torch.topk(logits, k).values[-1]
-    return logits.masked_fill(logits < kth, float("-inf"))
-
-
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     """Keep the smallest set of best tokens whose mass reaches p (the crossing token included)."""
     if p >= 1.0:
@@ -78,21 +64,11 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
-def shape_distribution(logits: torch.Tensor, seen: torch.Tensor, s: SamplingSettings) -> torch.Tensor:
-    """(V,) raw logits → (V,) logits of the distribution the token is drawn from."""
-    logits = apply_repetition_penalty(logits.float(), seen, s.repetition_penalty)
-    if s.greedy:
-        return logits
-    if s.temperature != 1.0:
-        logits = logits / s.temperature
-    logits = top_k_filter(logits, s.top_k)
-    return top_p_filter(logits, s.top_p)
-
-
 def candidates(logits: torch.Tensor, seen: torch.Tensor, s: SamplingSettings):
-    """The same distribution as `shape_distribution`, restricted to the tokens it keeps:
-    (ids (C,), logits (C,)). After top-k only ~k tokens remain, so top-p sorts k values
-    instead of the whole vocabulary, and the draw is over k."""
+    """(V,) raw logits → the distribution the token is drawn from, as the tokens it keeps:
+    (ids (C,), logits (C,)); ids None means the whole vocabulary. Top-k keeps ties at the
+    k-th value; after it only ~k tokens remain, so top-p sorts k values instead of the whole
+    vocabulary, and the draw is over k."""
     logits = apply_repetition_penalty(logits.float(), seen, s.repetition_penalty)
     if s.greedy:
         return None, logits

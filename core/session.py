@@ -11,11 +11,17 @@ import socket
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from core import DEFAULT_MODEL
+from core.demo import demo_model_dir
 from core.device import Placement, choose_placement
-from core.errors import UserError
+from core.errors import UserError, first_line
+from core.quiet import quiet_transformers
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 HUB_PROBE_TIMEOUT_S = 3.0
 
@@ -43,28 +49,18 @@ class ModelInfo:
 class ModelSession:
     """A loaded model. `lock` serialises every use of the weights (generation vs training)."""
 
-    model: object
-    tokenizer: object
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
     placement: Placement
     info: ModelInfo
     notice: str | None = None  # e.g. "fell back to demo", shown on screen
     lock: threading.RLock = field(default_factory=threading.RLock)
     base_state: dict | None = field(default=None, repr=False)  # weights as loaded (core.compare)
-    base_model: object = field(default=None, repr=False)
+    base_model: PreTrainedModel | None = field(default=None, repr=False)
 
     @property
     def max_positions(self) -> int:
         return self.info.max_positions
-
-
-def quiet_transformers() -> None:
-    # Progress bars and warnings written to the terminal would tear the TUI.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
 
 
 def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
@@ -98,8 +94,6 @@ def resolve_source(name: str, *, allow_demo_fallback: bool = True,
                    on_notice=None) -> tuple[str, bool, str | None]:
     """Decide where `name` loads from: (path or id, local_files_only, notice). `on_notice`
     hears a fallback the moment it is decided, before the (slower) demo build and load."""
-    from core.demo import demo_model_dir
-
     if name == "demo":
         return str(demo_model_dir()), True, None
     path = Path(name).expanduser()
@@ -180,8 +174,7 @@ def load_session(name: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str 
     except UserError:
         raise
     except Exception as exc:  # the library's messages are long: keep the first line
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"cannot load model {name!r}: {first[:300]}") from exc
+        raise UserError(f"cannot load model {name!r}: {first_line(exc)}") from exc
 
     model.to(placement.device)
     model.eval()

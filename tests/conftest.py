@@ -11,6 +11,15 @@ os.environ.setdefault("RUGPT_TUI_CACHE", tempfile.mkdtemp(prefix="rugpt-tui-test
 import pytest  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def steady_cursor(monkeypatch):
+    """Editors in tests show a steady cursor: a blinking one would make a snapshot depend on
+    the moment it is taken."""
+    from textual.widgets import TextArea
+
+    monkeypatch.setattr(TextArea.__dict__["cursor_blink"], "_default", False)
+
+
 @pytest.fixture(scope="session")
 def demo_dir():
     """The demo model folder, built once per test session through the same cache users get."""

@@ -9,7 +9,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import torch  # noqa: E402
 
 from core.session import load_session  # noqa: E402
-from core.training import TrainConfig, train  # noqa: E402
+from core.train_config import TrainConfig  # noqa: E402
+from core.training import train  # noqa: E402
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ def test_core_never_imports_textual():
 
 
 def test_headless_cli_never_imports_textual():
-    code = "import sys, tui.cli, tui.commands, tui.chips; print('textual' in sys.modules)"
+    code = "import sys, tui.cli, tui.headless, tui.chips; print('textual' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
@@ -192,3 +192,33 @@ def test_demo_model_command(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "d" / "model.safetensors").exists()
     assert (tmp_path / "d" / "tokenizer.json").exists()
+
+
+def test_every_setting_is_declared_once_and_drawn_from_its_declaration():
+    """TrainConfig / SamplingSettings take each default from core.settings, and the command
+    line offers each declared setting under its flag, with the declared choices."""
+    from dataclasses import fields
+
+    from core.errors import UserError
+    from core.sampling import SamplingSettings
+    from core.settings import SAMPLING_SETTINGS, TRAIN_SETTINGS
+    from core.train_config import TrainConfig
+    from tui.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for settings, config, command in ((TRAIN_SETTINGS, TrainConfig(train="x"), "train"),
+                                      (SAMPLING_SETTINGS, SamplingSettings(), "generate")):
+        options = {opt: action for action in commands[command]._actions for opt in action.option_strings}
+        assert {s.name for s in settings} <= {f.name for f in fields(config)}
+        for s in settings:
+            assert getattr(config, s.name) == s.default, s.name
+            if s.cli:
+                assert options[s.flag].default is None, s.flag   # "not given": core fills it in
+                assert tuple(options[s.flag].choices or ()) == s.choices
+    assert "--pad" in {o for a in commands["train"]._actions for o in a.option_strings}
+    with pytest.raises(UserError, match="^lr 0: must be > 0$"):
+        TrainConfig(train="x", lr=0).validate()
+    with pytest.raises(UserError, match=r"^top-p 1.5: must be in \(0, 1\]$"):
+        SamplingSettings(top_p=1.5).validate()
+    SamplingSettings(temperature=0, greedy=True).validate()   # greedy never divides by T

@@ -29,7 +29,7 @@ async def test_generate_stop_inspect_and_history(fresh_family_session):
         await pilot.press("f3")
         pane = app.query_one(GeneratePane)
         await set_prompt(pilot, "Жил-был")
-        set_field(app, "gen-max-new", "24")
+        set_field(app, "gen-max-new-tokens", "24")
         app.query_one("#gen-greedy", Switch).value = True
         await pilot.press("f5")
         await wait_for(pilot, lambda: pane.run is not None and pane.run.done is not None)
@@ -57,7 +57,7 @@ async def test_generate_stop_inspect_and_history(fresh_family_session):
 
         # a long sampled run, stopped with F6 mid-way: the model is held inside its 6th
         # forward until the key has been handled, so the stop lands at a known point
-        set_field(app, "gen-max-new", "200")
+        set_field(app, "gen-max-new-tokens", "200")
         app.query_one("#gen-greedy", Switch).value = False
         model = demo_session.model
         original, calls, held = model.forward, [], threading.Event()
@@ -84,7 +84,7 @@ async def test_generate_stop_inspect_and_history(fresh_family_session):
 
         # F7 repeats the last run with its seed; history keeps every run
         seed = pane.run.done.seed
-        set_field(app, "gen-max-new", "10")
+        set_field(app, "gen-max-new-tokens", "10")
         await pilot.press("f7")
         await wait_for(pilot, lambda: pane.run.done is not None)
         first_again = pane.run.done

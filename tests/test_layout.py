@@ -32,7 +32,7 @@ async def after_a_generation(pilot):
     area.focus()
     area.clear()
     await pilot.press(*"Жил-был")
-    app.query_one("#gen-max-new", Input).value = "30"
+    app.query_one("#gen-max-new-tokens", Input).value = "30"
     app.query_one("#gen-seed", Input).value = "7"
     pane = app.query_one(GeneratePane)
     await pilot.press("f5")
@@ -53,7 +53,7 @@ def training_mid_run(gate):
         await pilot.press("f8")
         pane = app.query_one(TrainPane)
         await wait_for(pilot, lambda: gate.reached.is_set(), timeout=60)
-        await wait_for(pilot, lambda: len(pane.run.steps) == 12 and pane.run.shown == len(pane.run.events))
+        await wait_for(pilot, lambda: len(pane.run.steps) == 12 and pane.run.events.caught_up())
         # what the bounded-rate painters show within a second or two, drawn now
         pane.paint_now()
         app.query_one("#train-status").update("step 12/72 · (timings masked in the snapshot)")
@@ -185,8 +185,8 @@ async def test_the_train_pane_draws_at_a_bounded_rate(fresh_session, monkeypatch
     async with app.run_test(size=(120, 40)) as pilot:
         pane = app.query_one(TrainPane)
         drawn = {"chart": 0, "status": 0}
-        chart, status = pane._draw_chart, pane._paint_status
-        monkeypatch.setattr(pane, "_draw_chart", lambda run: (drawn.__setitem__("chart", drawn["chart"] + 1), chart(run)))
+        chart, status = pane.draw_chart, pane._paint_status
+        monkeypatch.setattr(pane, "draw_chart", lambda run: (drawn.__setitem__("chart", drawn["chart"] + 1), chart(run)))
         monkeypatch.setattr(pane, "_paint_status", lambda: (drawn.__setitem__("status", drawn["status"] + 1), status()))
         await pilot.press("f4")
         await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))

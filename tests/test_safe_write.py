@@ -280,15 +280,17 @@ def test_a_stale_lock_from_a_dead_run_is_taken_over(tmp_path):
 
 @pytest.fixture
 def resumable(tmp_path, fresh_session):
-    from core.training import TrainConfig, train
+    from core.train_config import TrainConfig, TrainControl
+    from core.train_events import Step
+    from core.training import train
 
     (tmp_path / "train.txt").write_text(CORPUS, encoding="utf-8")
     out = tmp_path / "ckpt"
     steps = []
     train(fresh_session, TrainConfig(train=str(tmp_path / "train.txt"), epochs=3, block_size=16,
                                      batch_size=2, out=str(out), sample_tokens=2),
-          on_event=lambda e: steps.append(e) if e["event"] == "step" else None,
-          should_stop=lambda: len(steps) >= 2)
+          on_event=lambda e: steps.append(e) if isinstance(e, Step) else None,
+          control=TrainControl(cancelled=lambda: len(steps) >= 2))
     check_resumable(out)
     return tmp_path, out
 

@@ -12,10 +12,9 @@ from transformers.generation.logits_process import (
 from core.errors import UserError
 from core.sampling import (
     SamplingSettings,
+    candidates,
     choose_next,
     make_generator,
-    shape_distribution,
-    top_k_filter,
     top_p_filter,
 )
 
@@ -35,6 +34,14 @@ def hf_probs(logits: torch.Tensor, seen: torch.Tensor, s: SamplingSettings) -> t
     return scores.softmax(-1)[0]
 
 
+def full_distribution(logits, seen, settings):
+    """Our sampler's distribution over the whole vocabulary (0 for the tokens it drops)."""
+    ids, kept = candidates(logits, seen, settings)
+    if ids is None:
+        return kept.softmax(-1)
+    return torch.full_like(logits, float("-inf")).scatter(0, ids, kept).softmax(-1)
+
+
 @pytest.mark.parametrize("case", range(200))
 def test_distribution_matches_transformers_on_random_logits(case):
     g = torch.Generator().manual_seed(case)
@@ -50,7 +57,7 @@ def test_distribution_matches_transformers_on_random_logits(case):
         repetition_penalty=float(torch.rand(1, generator=g) * 1.5 + 0.5),
         greedy=case % 7 == 0,
     )
-    ours = shape_distribution(logits, seen, settings).softmax(-1)
+    ours = full_distribution(logits, seen, settings)
     theirs = hf_probs(logits, seen, settings)
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-7)
 
@@ -66,8 +73,9 @@ def test_distribution_matches_transformers_on_random_logits(case):
 
 def test_top_k_keeps_ties():
     logits = torch.tensor([3.0, 2.0, 2.0, 2.0, 1.0])
-    kept = torch.isfinite(top_k_filter(logits, 2))
-    assert kept.tolist() == [True, True, True, True, False]
+    probs = full_distribution(logits, torch.tensor([], dtype=torch.long),
+                              SamplingSettings(top_k=2, top_p=1.0))
+    assert (probs > 0).tolist() == [True, True, True, True, False]
 
 
 def test_top_p_keeps_the_crossing_token_and_at_least_one():

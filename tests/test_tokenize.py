@@ -1,16 +1,12 @@
 import json
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.tokenview import (
-    most_split,
-    single_token_words,
-    tensor_view,
-    tokenize_view,
-    word_spread,
-)
+from core.tokenview import tokenize_view
+from core.word_stats import most_split, single_token_words, word_counts, word_spread
 from tests.helpers import run_cli, tokenize_pane, wait_for
 
 ALPHABET = st.one_of(
@@ -118,16 +114,16 @@ def test_word_statistics(demo_session):
     tok = demo_session.tokenizer
     text = "сеть абвгдеёжз сеть"
     view = tokenize_view(tok, text)
-    words = view.words()
-    assert [w.word for w in words] == ["сеть", "абвгдеёжз", "сеть"]
-    for w in words:  # each count is what the tokenizer gives for that word in context
-        inside = [t for t in view.tokens if t.start < w.start + len(w.word) and
-                  (t.end > w.start or (t.start == t.end and t.start >= w.start))]
-        assert w.tokens == len(inside)
+    words = list(zip(*word_counts(view)))
+    assert [word for word, _, _ in words] == ["сеть", "абвгдеёжз", "сеть"]
+    for word, start, tokens in words:  # each count is what the tokenizer gives for that word in context
+        inside = [t for t in view.tokens if t.start < start + len(word) and
+                  (t.end > start or (t.start == t.end and t.start >= start))]
+        assert tokens == len(inside)
     spread = word_spread(view)
     assert spread["сеть"] == (1, 2)   # one token after a space, two at the start
     top, tokens = most_split(spread, 1)[0]
-    assert top == "абвгдеёжз" and tokens == max(w.tokens for w in words if w.word == top) > 1
+    assert top == "абвгдеёжз" and tokens == max(n for word, _, n in words if word == top) > 1
     assert single_token_words(spread) == ["сеть"]
     assert view.chars_per_token == len(text) / view.count
 
@@ -137,20 +133,16 @@ def test_empty_text(demo_session):
     assert view.ids == [] and view.tokens == [] and view.chars_per_token == 0
 
 
-def test_tensor_shapes_and_padded_batch(demo_session):
-    tok = demo_session.tokenizer
-    single = tensor_view(tok, ["Привет, мир"])
-    assert single.shape == (1, len(tok("Привет, мир")["input_ids"]))
-    lines = ["Короткая.", "Строка подлиннее, в ней больше слов и токенов."]
-    batch = tensor_view(tok, lines)
-    lengths = [len(tok(line)["input_ids"]) for line in lines]
-    assert batch.shape == (2, max(lengths))
-    assert [sum(m) for m in batch.attention_mask] == lengths
-    assert batch.input_ids[0][lengths[0]:] == [tok.pad_token_id] * (max(lengths) - lengths[0])
+def tensor_view(tokenizer, lines):
+    """What `tokenizer(..., return_tensors="pt", padding=True)` hands the model."""
+    batch = tokenizer(lines, return_tensors="pt", padding=True)
+    return SimpleNamespace(shape=tuple(batch["input_ids"].shape),
+                           input_ids=batch["input_ids"].tolist(),
+                           attention_mask=batch["attention_mask"].tolist())
 
 
 def test_pane_batch_rows_match_the_padded_batch(demo_session):
-    from core.tokenview import line_token_counts, pad_mask
+    from core.word_stats import line_token_counts, pad_mask
 
     tok = demo_session.tokenizer
     lines = ["Короткая.", "Строка подлиннее, в ней больше слов.", "Короткая.", "😀 и ё"]
@@ -260,13 +252,14 @@ def test_edit_retokenizes_exactly(demo_session, base, edits):
 
 def test_edit_tokenizes_only_the_words_around_it(demo_session, monkeypatch):
     from core import tokenview
+    from core.token_splice import Splice
 
     tok = demo_session.tokenizer
     text = " ".join(["слово"] * 300)
     view = tokenview.tokenize_view(tok, text)
     seen = []
-    real = tokenview._Splice.encode
-    monkeypatch.setattr(tokenview._Splice, "encode", lambda self, t: seen.append(t) or real(self, t))
+    real = Splice.encode
+    monkeypatch.setattr(Splice, "encode", lambda self, t: seen.append(t) or real(self, t))
     edited = text[:700] + "я" + text[700:]
     new = tokenview.tokenize_edit(tok, view, edited)
     assert new.ids == tok(edited)["input_ids"]
@@ -276,7 +269,8 @@ def test_edit_tokenizes_only_the_words_around_it(demo_session, monkeypatch):
 def test_view_ignores_padding_and_truncation_left_on_the_tokenizer(demo_session):
     """A batch call elsewhere (training data, the CLI) leaves padding/truncation set on the
     shared Rust tokenizer; the view must still give exactly `tokenizer(text)`'s ids."""
-    from core.tokenview import line_token_counts, tokenize_edit
+    from core.tokenview import tokenize_edit
+    from core.word_stats import line_token_counts
 
     tok = demo_session.tokenizer
     text = "Нейронная сеть учится предсказывать следующее слово. " * 4

@@ -11,7 +11,9 @@ from core.data import sample_corpus_path
 from core.generation import generate_stream
 from core.sampling import SamplingSettings
 from core.session import load_session
-from core.training import TrainConfig, train
+from core.train_config import TrainConfig
+from core.train_events import Saved
+from core.training import train
 from tests.helpers import wait_for
 from tui.app import RuGPTApp
 from tui.panes.train import TrainPane
@@ -83,7 +85,7 @@ async def test_train_from_the_pane_stop_and_save(fresh_family_session, tmp_path)
             str(line.text) for line in app.query_one("#train-log").lines))
         # save now, while it runs
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: any(e["event"] == "saved" for e in pane.run.events), timeout=60)
+        await wait_for(pilot, lambda: any(isinstance(e, Saved) for e in pane.run.events.items), timeout=60)
         assert (tmp_path / "run" / "model.safetensors").exists()
         await pilot.press("f9")
         await wait_for(pilot, lambda: not pane.run.running, timeout=30)

@@ -14,7 +14,10 @@ import torch
 
 from core.data import sample_corpus_path
 from core.session import load_session
-from core.training import TrainConfig, train
+from core.settings import train_defaults
+from core.train_config import TrainConfig, TrainControl
+from core.train_events import Eval, Step
+from core.training import train
 from tests.helpers import ROOT, run_cli
 
 
@@ -43,7 +46,7 @@ def config(corpus_files, **kw):
 def test_eval_loss_falls_and_result_loads(corpus_files, tmp_path, fresh_family_session):
     fresh_session = fresh_family_session
     events = []
-    result = train(fresh_session, config(corpus_files, out=str(tmp_path / "out")), on_event=events.append)
+    result = train(fresh_session, config(corpus_files, out=str(tmp_path / "out")), on_event=lambda e: events.append(e.as_json()))
     evals = [e for e in events if e["event"] == "eval"]
     assert len(evals) >= 2
     assert evals[-1]["eval_loss"] < evals[0]["eval_loss"] - 0.05
@@ -61,7 +64,7 @@ def test_eval_loss_falls_and_result_loads(corpus_files, tmp_path, fresh_family_s
 
 def test_every_sample_is_framed_as_the_tokenizer_frames_a_text(corpus_files, family_session):
     """<s> text </s> for Llama (its tokenizer puts <s> in front), text </s> for GPT-2."""
-    from core.training import prepare_data
+    from core.train_data import prepare_data
 
     tok = family_session.tokenizer
     data = prepare_data(tok, config(corpus_files, pack=False), 64)
@@ -78,8 +81,8 @@ def test_resume_after_cancel_reaches_the_same_weights(corpus_files, tmp_path, fa
     part = load_session(family_model, device="cpu")
     steps = []
     cut = train(part, config(corpus_files, out=str(tmp_path / "ckpt")),
-                on_event=lambda e: steps.append(e) if e["event"] == "step" else None,
-                should_stop=lambda: len(steps) >= 7)
+                on_event=lambda e: steps.append(e) if isinstance(e, Step) else None,
+                control=TrainControl(cancelled=lambda: len(steps) >= 7))
     assert cut.stop_reason == "cancel" and cut.steps == 7 and cut.out
 
     resumed = load_session(family_model, device="cpu")  # base weights: resume restores the rest
@@ -94,7 +97,7 @@ def test_resume_after_cancel_reaches_the_same_weights(corpus_files, tmp_path, fa
 def test_pad_mode_trains(corpus_files, fresh_session):
     events = []
     result = train(fresh_session, config(corpus_files, pack=False, epochs=1, batch_size=4),
-                   on_event=events.append)
+                   on_event=lambda e: events.append(e.as_json()))
     assert result.stop_reason == "done"
     assert events[0]["event"] == "stats" and events[0]["mode"] == "pad"
     assert events[0]["train"]["samples"] == 200
@@ -113,7 +116,7 @@ def test_nan_loss_stops_cleanly(corpus_files, fresh_session, monkeypatch):
 
     monkeypatch.setattr(model, "forward", poisoned)
     events = []
-    result = train(fresh_session, config(corpus_files), on_event=events.append)
+    result = train(fresh_session, config(corpus_files), on_event=lambda e: events.append(e.as_json()))
     assert result.stop_reason == "nan" and result.steps == 0
     assert any(e["event"] == "error" and "lower --lr" in e["message"] for e in events)
 
@@ -134,7 +137,7 @@ def test_out_of_memory_is_a_clear_message_and_model_stays_usable(corpus_files, f
 
     monkeypatch.setattr(model, "forward", runs_out)
     events = []
-    result = train(fresh_session, config(corpus_files), on_event=events.append)
+    result = train(fresh_session, config(corpus_files), on_event=lambda e: events.append(e.as_json()))
     assert result.stop_reason == "oom"
     message = next(e["message"] for e in events if e["event"] == "error")
     assert "--batch-size" in message and "--block-size" in message
@@ -229,7 +232,8 @@ def test_first_eval_is_at_step_0_before_any_update(corpus_files, fresh_session):
     events = []
     before = weights(fresh_session)
     train(fresh_session, config(corpus_files, max_steps=2),
-          on_event=lambda e: events.append((e, weights(fresh_session)) if e["event"] == "eval" else e))
+          on_event=lambda e: events.append((e.as_json(), weights(fresh_session)) if isinstance(e, Eval)
+                                           else e.as_json()))
     kinds = [e[0]["event"] if isinstance(e, tuple) else e["event"] for e in events]
     assert kinds[:3] == ["stats", "eval", "sample"] and "step" not in kinds[:3]
     first_eval, weights_then = events[1]
@@ -241,8 +245,8 @@ async def test_cli_and_pane_take_the_same_per_model_defaults(corpus_files, tmp_p
     """`train` with no settings gets what the Train pane shows for the model."""
     from textual.widgets import Input
 
-    from core.training import train_defaults
     from tui.app import RuGPTApp
+    from tui.widgets import read_fields
 
     train_file, _ = corpus_files
     out = tmp_path / "defaults"
@@ -251,10 +255,13 @@ async def test_cli_and_pane_take_the_same_per_model_defaults(corpus_files, tmp_p
     assert result.returncode == 0, result.stderr
     used = json.loads((out / "trainer_state.json").read_text())["config"]
     defaults = train_defaults("demo", demo_session.max_positions)
-    assert {k: used[k] for k in defaults} == defaults
+    assert defaults["lr"] == 3e-3 and defaults["block_size"] == 32   # the demo's own preset
+    assert {k: used[k] for k in defaults} == {**defaults, "max_steps": 2}
     app = RuGPTApp(session=demo_session)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
-        shown = {k: float(app.query_one(f"#train-{f}", Input).value) for k, f in
-                 (("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch"), ("block_size", "block"))}
-    assert shown == {k: float(v) for k, v in defaults.items()}
+        shown = read_fields(app.query_one("#train-settings"))
+        raw = {k: app.query_one(f"#train-{f}", Input).value for k, f in
+               (("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch-size"), ("block_size", "block-size"))}
+    assert len(shown) >= 7 and shown == {k: defaults[k] for k in shown}
+    assert {k: float(v) for k, v in raw.items()} == {k: float(defaults[k]) for k in raw}

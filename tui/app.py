@@ -7,24 +7,41 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, LoadingIndicator, Static, TabbedContent, TabPane
 
 from core import DEFAULT_MODEL
-from core.errors import one_line
+from core.errors import UserError, one_line
 from tui import heap
-from tui.dialogs import BeforeAfterScreen, QuitWhileTrainingScreen
+from tui.dialogs import AskScreen, BeforeAfterScreen, QuitWhileTrainingScreen
 from tui.help import HelpScreen
-from tui.messages import SessionFailed, SessionLoaded, SessionNotice
+from tui.messages import (
+    SessionChanged,
+    SessionFailed,
+    SessionLoaded,
+    SessionNotice,
+    WeightsChanged,
+)
 from tui.panes.generate import GeneratePane
 from tui.panes.tokenize import TokenizePane
 from tui.panes.train import TrainPane
-from tui.prompt import AskScreen
+
+if TYPE_CHECKING:
+    from core.compare import BeforeAfter
+    from core.session import ModelSession
+
+
+@dataclass
+class BeforeAfterReady(Message):
+    result: BeforeAfter
 
 
 class RuGPTApp(App):
@@ -56,15 +73,19 @@ class RuGPTApp(App):
     ]
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto",
-                 trust_remote_code: bool = False, session=None) -> None:
+                 trust_remote_code: bool = False, session: ModelSession | None = None) -> None:
         super().__init__()
         self.model_name = model
         self.device = device
         self.dtype = dtype
         self.trust_remote_code = trust_remote_code
-        self.session = None
+        self.session: ModelSession | None = None
         self._preloaded = session
         self.load_error: str | None = None
+        # The panes, held here: a modal screen on top hides them from queries.
+        self.tokenize_pane = TokenizePane(id="tokenize-pane")
+        self.generate_pane = GeneratePane(id="generate-pane")
+        self.train_pane = TrainPane(id="train-pane")
         self._last_key_at = 0.0
 
     def compose(self) -> ComposeResult:
@@ -75,11 +96,11 @@ class RuGPTApp(App):
         yield Static(id="notice")
         with TabbedContent(initial="tokenize", id="tabs"):
             with TabPane("Tokenize F2", id="tokenize"):
-                yield TokenizePane(id="tokenize-pane")
+                yield self.tokenize_pane
             with TabPane("Generate F3", id="generate"):
-                yield GeneratePane(id="generate-pane")
+                yield self.generate_pane
             with TabPane("Train F4", id="train"):
-                yield TrainPane(id="train-pane")
+                yield self.train_pane
         yield Footer()
 
     def on_mount(self) -> None:
@@ -101,8 +122,6 @@ class RuGPTApp(App):
         heap.thaw()  # the model being replaced must be collectable, cycles and all
 
         def load() -> None:
-            from core.errors import UserError
-
             try:
                 from core.session import load_session
 
@@ -138,13 +157,19 @@ class RuGPTApp(App):
         notice = self.query_one("#notice", Static)
         notice.display = bool(session.notice)
         notice.update(session.notice or "")
-        for pane in self.query("TokenizePane, GeneratePane, TrainPane"):
-            pane.on_session(session)
+        self._tell_panes(SessionChanged(session))
         self._settle_heap_when_idle()
+
+    def _tell_panes(self, message: SessionChanged | WeightsChanged) -> None:
+        for pane in (self.tokenize_pane, self.generate_pane, self.train_pane):
+            pane.post_message(message)
+
+    def on_weights_changed(self, message: WeightsChanged) -> None:
+        self._tell_panes(WeightsChanged())
 
     def _training(self) -> bool:
         """A run's objects must not be frozen: once it ends they could never be collected."""
-        return any(pane.training for pane in self.query(TrainPane))
+        return self.train_pane.training
 
     def _settle_heap_when_idle(self, tries: int = 0) -> None:
         """Once the new model's first views are up and the one it replaced is gone, collect
@@ -212,69 +237,66 @@ class RuGPTApp(App):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "generate" and self.session is not None:
-            self.query_one(GeneratePane).schedule_inspect()  # weights may have changed meanwhile
+            self.generate_pane.schedule_inspect()  # weights may have changed meanwhile
 
     def action_generate(self) -> None:
         self.action_show_tab("generate")
-        self.query_one(GeneratePane).generate()
+        self.generate_pane.generate()
 
     def action_stop_generation(self) -> None:
-        self.query_one(GeneratePane).stop()
+        self.generate_pane.stop()
 
     def action_regenerate(self) -> None:
         self.action_show_tab("generate")
-        self.query_one(GeneratePane).regenerate()
+        self.generate_pane.regenerate()
 
     def action_start_training(self) -> None:
         self.action_show_tab("train")
-        self.query_one(TrainPane).start()
+        self.train_pane.start()
 
     def action_stop_training(self) -> None:
-        self.query_one(TrainPane).stop()
+        self.train_pane.stop()
 
     def action_save_checkpoint(self) -> None:
-        self.query_one(TrainPane).save_now()
+        self.train_pane.save_now()
 
     def action_before_after(self) -> None:
         session = self.session
         if session is None:
             self.notify("No model loaded yet", severity="warning")
             return
-        from core.errors import UserError
-
-        generate = self.query_one(GeneratePane)
         try:
-            settings = generate.read_settings()
+            prompt, settings = self.generate_pane.request()
         except UserError as exc:
             self.notify(str(exc), title="Before / after", severity="error")
             return
-        prompt = generate.query_one("#gen-prompt").text
         self.notify("generating on base and current weights…", title="Before / after", timeout=2)
 
         def work() -> None:
-            from dataclasses import replace
-
             from core.compare import before_after
 
             result = before_after(session, prompt, replace(settings, seed=settings.seed or 0))
-            self.call_from_thread(self.push_screen, BeforeAfterScreen(result))
+            self.post_message(BeforeAfterReady(result))
 
         self.run_worker(work, thread=True, exclusive=True, group="before-after")
+
+    def on_before_after_ready(self, message: BeforeAfterReady) -> None:
+        self.push_screen(BeforeAfterScreen(message.result))
 
     def action_reset_weights(self) -> None:
         if self.session is None:
             return
-        if self.query_one(TrainPane).training:
+        if self._training():
             self.notify("Stop training first (F9)", severity="warning")
             return
         from core.compare import reset_to_base
 
         reset_to_base(self.session)
-        self.query_one(GeneratePane).schedule_inspect()
+        self._tell_panes(WeightsChanged())
         self.notify("weights reset to the model as loaded", title="Reset to base weights")
 
     async def action_quit(self) -> None:
-        pane = self.query_one(TrainPane)
+        pane = self.train_pane
         if not pane.training:
             self.exit()
             return
@@ -282,26 +304,24 @@ class RuGPTApp(App):
         def chosen(choice: str | None) -> None:
             if choice in (None, "cancel"):
                 return
-            run = pane.run
-            run.control.save_on_stop = choice == "save" and run.config.out is not None
-            run.control.stop.set()
-            self._exit_when_stopped(run)
+            pane.stop(save=choice == "save")
+            self._exit_when_stopped(pane)
 
         self.push_screen(QuitWhileTrainingScreen(), chosen)
 
-    def _exit_when_stopped(self, run) -> None:
+    def _exit_when_stopped(self, pane: TrainPane) -> None:
         """The run stops after its current step (and saves, if asked); then the app exits."""
-        if run.running:
-            self.set_timer(0.05, lambda: self._exit_when_stopped(run))
+        if pane.training:
+            self.set_timer(0.05, lambda: self._exit_when_stopped(pane))
         else:
             self.exit()
 
     def action_toggle_raw(self) -> None:
-        pane = self.query_one(TokenizePane)
+        pane = self.tokenize_pane
         pane.raw = not pane.raw
 
     def action_toggle_ids(self) -> None:
-        pane = self.query_one(TokenizePane)
+        pane = self.tokenize_pane
         pane.show_ids = not pane.show_ids
 
     def action_load_model(self) -> None:
@@ -321,8 +341,12 @@ class RuGPTApp(App):
                             self.action_toggle_ids)
         yield SystemCommand("Toggle side panels", "On a small terminal: side panels ↔ main view (ctrl+g)",
                             self.action_toggle_panels)
-        for pane in self.query("GeneratePane, TrainPane"):
-            yield from pane.commands()
+        yield from self.generate_pane.commands()
+        yield from self.train_pane.commands()
+        yield SystemCommand("Before / after", "Same prompt and seed on base and current weights (ctrl+b)",
+                            self.action_before_after)
+        yield SystemCommand("Reset to base weights", "Undo all training in this session",
+                            self.action_reset_weights)
 
 
 def run_app(model: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto",

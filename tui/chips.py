@@ -1,17 +1,28 @@
 """How tokens look as chips, shared by the Tokenize pane and `rugpt-tui tokenize`.
 (No Textual here: the headless CLI uses it too.)
 
-A chip is a tuple `(label, style, tag, cells)`: the text shown, a style index into
-CHIP_STYLES, the id shown after it ("" when ids are off) and its width in terminal cells
-(-1 when the label breaks the line). Chips are plain values, so a laid-out line of chips is
-its own cache key: a line an edit did not touch compares equal and is not drawn again.
+A `Chip` is a small value: the text shown, a style index into CHIP_STYLES, the id shown
+after it ("" when ids are off) and its width in terminal cells (-1 when the label breaks the
+line). Chips compare by value, so a laid-out line of chips is its own cache key: a line an
+edit did not touch compares equal and is not drawn again.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from typing import TYPE_CHECKING, NamedTuple
 
 from rich.cells import cell_len
+
+if TYPE_CHECKING:
+    from core.tokenview import TokenView
+
+
+class Chip(NamedTuple):
+    label: str
+    style: int                        # index into CHIP_STYLES
+    tag: str                          # the token id shown after the label, or ""
+    cells: int                        # width on screen; -1 when the label breaks the line
 
 # Alternating, so neighbouring tokens stand apart; then special tokens; then the token at
 # the editor's cursor.
@@ -42,9 +53,8 @@ def label_for(raw_piece: str, text: str, data: bytes, special: bool, raw: bool) 
     return label
 
 
-def make_chip(label: str, style: int, tag: str) -> tuple:
-    cells = -1 if "\n" in label else cell_len(label) + len(tag)
-    return (label, style, tag, cells)
+def make_chip(label: str, style: int, tag: str) -> Chip:
+    return Chip(label, style, tag, -1 if "\n" in label else cell_len(label) + len(tag))
 
 
 class ChipMaker:
@@ -55,7 +65,7 @@ class ChipMaker:
         self.raw, self.show_ids = raw, show_ids
         self._cache: tuple[dict, dict, dict] = ({}, {}, {})
 
-    def chips(self, view) -> list[tuple]:
+    def chips(self, view: TokenView) -> list[Chip]:
         text, get, cache = view.text, view.table.get, self._cache
         out = []
         append = out.append
@@ -85,14 +95,14 @@ def _cut(text: str, width: int) -> tuple[str, str]:
     return text, ""
 
 
-def flow_chips(chips: list[tuple], width: int) -> tuple[list[tuple], list[list[int]]]:
+def flow_chips(chips: list[Chip], width: int) -> tuple[list[tuple[Chip, ...]], list[list[int]]]:
     """Lay chips out like words in a paragraph `width` cells wide: a chip that does not fit
     starts a new line, a chip wider than a line is cut, ↵ ends a line. Returns the lines
     (tuples of chips) and, for each line, which token each of its chips belongs to."""
     width = max(1, width)
-    lines: list[tuple] = []
+    lines: list[tuple[Chip, ...]] = []
     owners: list[list[int]] = []
-    line: list[tuple] = []
+    line: list[Chip] = []
     owner: list[int] = []
     used = 0
 
@@ -103,30 +113,28 @@ def flow_chips(chips: list[tuple], width: int) -> tuple[list[tuple], list[list[i
         line, owner, used = [], [], 0
 
     for i, chip in enumerate(chips):
-        cells = chip[3]
-        if 0 <= cells and used + cells <= width:  # the common case: it fits
+        if 0 <= chip.cells and used + chip.cells <= width:  # the common case: it fits
             line.append(chip)
             owner.append(i)
-            used += cells
+            used += chip.cells
             continue
-        label, style, tag, _ = chip
-        parts = label.split("\n")
+        parts = chip.label.split("\n")
         for k, part in enumerate(parts):
             if k:  # a line break inside the token
                 new_line()
-            piece_tag = tag if k == len(parts) - 1 else ""
+            piece_tag = chip.tag if k == len(parts) - 1 else ""
             if not part and not piece_tag:
                 continue
             if used + cell_len(part) + len(piece_tag) > width and line:
                 new_line()
             while cell_len(part) + len(piece_tag) > width - used and cell_len(part) > 1:
                 head, part = _cut(part, width - used)
-                line.append((head, style, "", cell_len(head)))
+                line.append(Chip(head, chip.style, "", cell_len(head)))
                 owner.append(i)
                 new_line()
-            piece = (part, style, piece_tag, cell_len(part) + len(piece_tag))
+            piece = Chip(part, chip.style, piece_tag, cell_len(part) + len(piece_tag))
             line.append(piece)
             owner.append(i)
-            used += piece[3]
+            used += piece.cells
     new_line()
     return lines, owners

@@ -52,7 +52,7 @@ class ChipView(ScrollView, can_focus=False):
 
     def text(self) -> str:
         """Everything shown, as plain text, one line per row."""
-        return "\n".join("".join(c[0] + c[2] for c in line) for line in self._lines)
+        return "\n".join("".join(c.label + c.tag for c in line) for line in self._lines)
 
     def lines_of(self, token: int) -> range:
         """The lines holding (a part of) a token."""
@@ -140,11 +140,10 @@ class ChipView(ScrollView, can_focus=False):
         cursor = len(styles) - 1
         segments = []
         cells = 0
-        for (label, style, tag, width), owner in zip(self._lines[line], self._owners[line]):
-            if owner == self._cursor:
-                style = cursor
-            segments.append(Segment(label, styles[style]))
-            if tag:
-                segments.append(Segment(tag, self._tag_styles[style]))
-            cells += width
+        for chip, owner in zip(self._lines[line], self._owners[line]):
+            style = cursor if owner == self._cursor else chip.style
+            segments.append(Segment(chip.label, styles[style]))
+            if chip.tag:
+                segments.append(Segment(chip.tag, self._tag_styles[style]))
+            cells += chip.cells
         return Strip(segments, cells)

@@ -11,14 +11,50 @@ import sys
 
 from core import DEFAULT_MODEL
 from core.errors import SaveError, UserError, one_line
+from core.settings import DEVICES, DTYPES, SAMPLING_SETTINGS, TRAIN_PRESETS, TRAIN_SETTINGS, Setting
+
+# Settings whose default depends on the model (core.settings.TRAIN_PRESETS).
+PER_MODEL = tuple(sorted({name for preset in TRAIN_PRESETS.values() for name in preset}))
 
 
 def _add_model_args(p: argparse.ArgumentParser, default=DEFAULT_MODEL) -> None:
     p.add_argument("--model", default=default, help="hub id, model folder, or 'demo'")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--dtype", default="auto", choices=DTYPES)
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow model repositories to run their own code (off by default)")
+
+
+def add_settings(p: argparse.ArgumentParser, settings: tuple[Setting, ...],
+                 per_model: tuple[str, ...] = ()) -> None:
+    """One option per declared setting. Every default is None — "not given" — so the
+    command can tell the user's choice from a default, which `core` fills in."""
+    for s in settings:
+        if not s.cli:
+            continue
+        default = s.show(s.default) or "none"
+        if s.name in per_model:
+            named = [f"{model} {s.show(preset[s.name])}" for model, preset in TRAIN_PRESETS.items()
+                     if s.name in preset]
+            default = f"per model: {', '.join(named)}, else {default}"
+        help_text = f"{s.help} (default: {default})"
+        if s.kind is bool:
+            if s.off_flag:
+                group = p.add_mutually_exclusive_group()
+                group.add_argument(s.flag, dest=s.name, action="store_true", default=None,
+                                   help=help_text)
+                group.add_argument(s.off_flag, dest=s.name, action="store_false", default=None)
+            else:
+                p.add_argument(s.flag, dest=s.name, action="store_true", default=None, help=s.help)
+        else:
+            p.add_argument(s.flag, dest=s.name, type=s.kind, default=None,
+                           choices=s.choices or None, help=help_text)
+
+
+def given(args: argparse.Namespace, settings: tuple[Setting, ...]) -> dict:
+    """The settings the command line named."""
+    return {s.name: getattr(args, s.name) for s in settings
+            if s.cli and getattr(args, s.name) is not None}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,13 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="stream text from the model")
     _add_model_args(p)
     p.add_argument("--prompt", required=True)
-    p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=50)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--repetition-penalty", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--greedy", action="store_true")
+    add_settings(p, SAMPLING_SETTINGS)
     p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     p.add_argument("--jsonl", action="store_true")
 
@@ -57,26 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--train", required=True, help=".txt, .jsonl/.json, .csv, a folder of .txt, or a hub dataset")
     p.add_argument("--test", default=None)
-    p.add_argument("--test-split", type=float, default=0.1, help="held-out share when --test is not given")
-    p.add_argument("--epochs", type=float, default=None, help="default: per model (demo 8, else 2)")
-    p.add_argument("--lr", type=float, default=None, help="default: per model (demo 3e-3, else 5e-5)")
-    p.add_argument("--batch-size", type=int, default=None, help="default 8")
-    p.add_argument("--block-size", type=int, default=None,
-                   help="default: per model (demo 32, else min(context, 1024))")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--pack", dest="pack", action="store_true", default=True)
-    mode.add_argument("--pad", dest="pack", action="store_false")
-    p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--warmup", type=float, default=0.05, help="warmup share of the steps")
-    p.add_argument("--schedule", choices=["cosine", "linear"], default="cosine")
-    p.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps")
-    p.add_argument("--mixed-precision", choices=["auto", "no", "bf16", "fp16"], default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sample-prompt", default=None)
     p.add_argument("--out", default=None)
     p.add_argument("--resume", default=None)
-    p.add_argument("--max-steps", type=int, default=None)
+    add_settings(p, TRAIN_SETTINGS, per_model=PER_MODEL)
     p.add_argument("--jsonl", action="store_true")
+
     return parser
 
 
@@ -88,9 +103,9 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_app(model=args.model, device=args.device, dtype=args.dtype,
                            trust_remote_code=args.trust_remote_code)
-        from tui import commands
+        from tui import headless
 
-        return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)
+        return getattr(headless, "cmd_" + args.command.replace("-", "_"))(args)
     except UserError as exc:
         print(f"rugpt-tui: error: {exc}", file=sys.stderr)
         return 2
@@ -105,8 +120,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rugpt-tui: internal error: {one_line(exc)}",
               file=sys.stderr)
         return 1
-
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,13 +1,42 @@
-"""Modal screens: before/after comparison and the quit-while-training question."""
+"""Modal screens: a one-line question, the before/after comparison and the
+quit-while-training question."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Static
+from textual.widgets import Button, Input, Label, Static
+
+if TYPE_CHECKING:
+    from core.compare import BeforeAfter
+
+
+class AskScreen(ModalScreen[str | None]):
+    """A one-line question (a model name, a path); Enter answers, Esc cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, question: str, value: str = "", placeholder: str = "") -> None:
+        super().__init__()
+        self.question = question
+        self.value = value
+        self.placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="ask-box"):
+            yield Label(self.question)
+            yield Input(value=self.value, placeholder=self.placeholder, id="ask-input")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 class BeforeAfterScreen(ModalScreen):
@@ -15,7 +44,7 @@ class BeforeAfterScreen(ModalScreen):
 
     BINDINGS = [Binding("escape,ctrl+b,q", "dismiss", "Close")]
 
-    def __init__(self, result) -> None:
+    def __init__(self, result: BeforeAfter) -> None:
         super().__init__()
         self.result = result
 

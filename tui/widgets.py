@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
+from textual.suggester import Suggester
 from textual.widget import Widget
-from textual.widgets import Input, Label, Static
+from textual.widgets import Input, Label, Select, Static, Switch
+
+from core.settings import Setting
 
 
 def prob_style(prob: float) -> str:
@@ -24,13 +30,38 @@ def bar(prob: float, width: int = 20) -> str:
     return "█" * int(full) + ("▌" if full - int(full) >= 0.5 else "")
 
 
+def short_path(path: Path) -> str:
+    """Relative to the working folder when inside it (shorter, and the same on every machine)."""
+    relative = os.path.relpath(path)
+    return path.as_posix() if relative.startswith("..") else relative
+
+
+class PathSuggester(Suggester):
+    """Completes file and folder names as you type a path."""
+
+    def __init__(self) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+
+    async def get_suggestion(self, value: str) -> str | None:
+        if not value:
+            return None
+        path = Path(value).expanduser()
+        folder, prefix = (path, "") if value.endswith(os.sep) else (path.parent, path.name)
+        try:
+            names = sorted(p.name + (os.sep if p.is_dir() else "") for p in folder.iterdir()
+                           if p.name.startswith(prefix) and not p.name.startswith("."))
+        except OSError:
+            return None
+        return value + names[0][len(prefix):] if names else None
+
+
 class LabeledInput(Vertical):
     """An Input with its name above it: `width` cells wide, or as wide as its grid cell."""
 
     DEFAULT_CSS = """
     LabeledInput { width: auto; height: 3; }
     LabeledInput.-fill { width: 1fr; }
-    LabeledInput Label { padding: 0 1; color: $text-muted; }
+    LabeledInput > Label { padding: 0 1; color: $text-muted; }
     LabeledInput Input { width: 14; }
     LabeledInput.-fill Input { width: 1fr; }
     """
@@ -47,6 +78,56 @@ class LabeledInput(Vertical):
         if self.width is not None:
             field.styles.width = self.width
         yield field
+
+
+class SettingField(LabeledInput):
+    """A declared setting (core.settings) as a field: an Input, a Switch for a flag, a
+    Select for a choice. Its id is `PREFIX-NAME`, e.g. `train-batch-size`."""
+
+    DEFAULT_CSS = """
+    SettingField.-switch, SettingField.-select { width: 1fr; }
+    SettingField Switch { border: none; height: 1; padding: 0 1; }
+    """
+
+    def __init__(self, setting: Setting, value, prefix: str, width: int | None = None,
+                 **kwargs) -> None:
+        super().__init__(setting.label, setting.show(value), f"{prefix}-{setting.name.replace('_', '-')}",
+                         width, **kwargs)
+        self.setting, self.initial = setting, value
+        self.set_class(setting.kind is bool, "-switch")
+        self.set_class(bool(setting.choices), "-select")
+
+    def compose(self):
+        if self.setting.kind is bool:
+            yield Label(self.label)
+            yield Switch(bool(self.initial), id=self.input_id)
+        elif self.setting.choices:
+            yield Label(self.label)
+            yield Select([(v, v) for v in self.setting.choices], value=self.initial,
+                         allow_blank=False, id=self.input_id, compact=True)
+        else:
+            yield from super().compose()
+
+    @property
+    def control(self) -> Input | Switch | Select:
+        return self.query_one(f"#{self.input_id}")
+
+    def read(self):
+        """The value on screen, or a one-line error naming the field."""
+        if self.setting.kind is bool or self.setting.choices:
+            return self.control.value
+        return self.setting.parse(self.control.value)
+
+    def show(self, value) -> None:
+        if self.setting.kind is bool or self.setting.choices:
+            self.control.value = value
+        else:
+            self.control.value = self.setting.show(value)
+
+
+def read_fields(root: Widget) -> dict:
+    """Every SettingField under `root`, read: name → value."""
+    return {f.setting.name: f.read() for f in root.query(SettingField)}
 
 
 class TokenStream(Widget, can_focus=True):

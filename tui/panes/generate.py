@@ -5,22 +5,31 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import OptionList, Static, Switch, TextArea
+from textual.widgets import OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
-from core.errors import one_line
-from tui.messages import Replaceable
-from tui.widgets import ChoiceInfo, LabeledInput, TokenStream, bar
+from core.errors import UserError, one_line
+from core.settings import SAMPLING_SETTINGS
+from tui.messages import Replaceable, RunBuffer, SessionChanged, WeightsChanged
+from tui.widgets import ChoiceInfo, SettingField, TokenStream, bar, read_fields
+
+if TYPE_CHECKING:
+    from core.generation import Done, TokenEvent
+    from core.sampling import SamplingSettings
+    from core.session import ModelSession
 
 DEFAULT_PROMPT = "Это"
 FLUSH_EVERY_S = 0.03   # the stream reaches the screen in batches, never one repaint per token
+FIELD_WIDTHS = {"temperature": 13, "top_k": 8, "top_p": 8, "repetition_penalty": 13,
+                "max_new_tokens": 9, "seed": 12}
 
 
 class GenerationProgress(Replaceable):
@@ -29,7 +38,7 @@ class GenerationProgress(Replaceable):
 
 @dataclass
 class GenerationFinished(Message):
-    done: object
+    done: Done
 
 
 @dataclass
@@ -46,22 +55,14 @@ class GenerationFailed(Message):
 class Run:
     """One generation: its settings, its tokens so far, and its end."""
 
-    def __init__(self, prompt: str, settings) -> None:
+    def __init__(self, prompt: str, settings: SamplingSettings) -> None:
         self.prompt = prompt
         self.settings = settings
-        self.tokens: list = []
-        self.shown = 0
+        self.tokens: RunBuffer[TokenEvent] = RunBuffer()
         self.notices: list[str] = []
-        self.done = None
+        self.done: Done | None = None
         self.stop = threading.Event()
-        self.lock = threading.Lock()
         self.started = time.perf_counter()
-
-    def take_new(self) -> list:
-        with self.lock:
-            new = self.tokens[self.shown:]
-            self.shown = len(self.tokens)
-        return new
 
 
 class GeneratePane(Horizontal):
@@ -75,15 +76,9 @@ class GeneratePane(Horizontal):
         with Vertical(id="gen-left"):
             yield TextArea(DEFAULT_PROMPT, id="gen-prompt", soft_wrap=True)
             with Horizontal(id="gen-settings"):
-                yield LabeledInput("temperature", "1.0", "gen-temperature", 13)
-                yield LabeledInput("top-k", "50", "gen-top-k", 8)
-                yield LabeledInput("top-p", "0.95", "gen-top-p", 8)
-                yield LabeledInput("rep. penalty", "1.0", "gen-rep", 13)
-                yield LabeledInput("max new", "64", "gen-max-new", 9)
-                yield LabeledInput("seed", "", "gen-seed", 12)
-                with Vertical(id="gen-greedy-box"):
-                    yield Static("greedy")
-                    yield Switch(False, id="gen-greedy")
+                for setting in SAMPLING_SETTINGS:
+                    yield SettingField(setting, setting.default, "gen", FIELD_WIDTHS.get(setting.name),
+                                       id=f"gen-{setting.name}-box")
             with VerticalScroll(id="gen-output-box"):
                 yield TokenStream(id="gen-output")
             yield Static("F5 generate · F6 stop · F7 again, same seed · ←/→ over the output",
@@ -94,15 +89,17 @@ class GeneratePane(Horizontal):
             yield OptionList(id="gen-history")
 
     def on_mount(self) -> None:
-        self.query_one("#gen-prompt", TextArea).cursor_blink = not self.app.is_headless
         self.query_one("#gen-output-box").border_title = "output (tint: probability of each token)"
         self.query_one("#gen-choice").border_title = "why this token"
         self.query_one("#gen-inspector").border_title = "next token"
         self.query_one("#gen-history").border_title = "history"
         self.query_one(ChoiceInfo).show(None, None)
 
-    def on_session(self, session) -> None:
+    def on_session_changed(self, message: SessionChanged) -> None:
         self.schedule_inspect()
+
+    def on_weights_changed(self, message: WeightsChanged) -> None:
+        self.schedule_inspect()   # the same prompt, a new next token
 
     def commands(self):
         yield SystemCommand("Generate", "Generate from the prompt (F5)", self.generate)
@@ -112,37 +109,20 @@ class GeneratePane(Horizontal):
 
     # -- settings ----------------------------------------------------------------------
 
-    def read_settings(self, seed_override: int | None = None):
+    def read_settings(self, seed_override: int | None = None) -> SamplingSettings:
         """The settings on screen, or a one-line error naming the bad field."""
-        from core.errors import UserError
         from core.sampling import SamplingSettings
 
-        def value(field_id: str, kind, name: str):
-            raw = self.query_one(f"#{field_id}").value.strip()
-            try:
-                return kind(raw)
-            except ValueError:
-                raise UserError(f"{name}: {raw!r} is not a number") from None
+        settings = SamplingSettings(**read_fields(self.query_one("#gen-settings"))).validate()
+        return settings if seed_override is None else replace(settings, seed=seed_override)
 
-        seed_text = self.query_one("#gen-seed").value.strip()
-        seed = seed_override
-        if seed is None and seed_text:
-            seed = value("gen-seed", int, "seed")
-        return SamplingSettings(
-            temperature=value("gen-temperature", float, "temperature"),
-            top_k=value("gen-top-k", int, "top-k"),
-            top_p=value("gen-top-p", float, "top-p"),
-            repetition_penalty=value("gen-rep", float, "repetition penalty"),
-            max_new_tokens=value("gen-max-new", int, "max new tokens"),
-            greedy=self.query_one("#gen-greedy", Switch).value,
-            seed=seed,
-        ).validate()
+    def request(self) -> tuple[str, SamplingSettings]:
+        """The prompt and the settings on screen (before/after generates from them)."""
+        return self.query_one("#gen-prompt", TextArea).text, self.read_settings()
 
     # -- running -------------------------------------------------------------------------
 
     def generate(self, seed: int | None = None) -> None:
-        from core.errors import UserError
-
         session = self.app.session
         if session is None:
             self.app.notify("No model loaded yet", severity="warning")
@@ -165,7 +145,7 @@ class GeneratePane(Horizontal):
         self.app.run_worker(lambda: self._produce(session, run), thread=True, exclusive=True,
                             group="generate", name="generate")
 
-    def _produce(self, session, run: Run) -> None:
+    def _produce(self, session: ModelSession, run: Run) -> None:
         """Worker thread: pull events from the core loop, hand them over in ≈30 ms batches."""
         from textual.worker import get_current_worker
 
@@ -177,8 +157,7 @@ class GeneratePane(Horizontal):
             for event in generate_stream(session, run.prompt, run.settings,
                                          should_stop=lambda: run.stop.is_set() or worker.is_cancelled):
                 if isinstance(event, TokenEvent):
-                    with run.lock:
-                        run.tokens.append(event)
+                    run.tokens.push(event)
                     now = time.perf_counter()
                     if now - last_flush >= FLUSH_EVERY_S:
                         last_flush = now
@@ -206,11 +185,11 @@ class GeneratePane(Horizontal):
         run = self.run
         if run is None:
             return
-        new = run.take_new()
+        new = run.tokens.take_new()
         if new:
             self.query_one(TokenStream).extend(new)
             elapsed = time.perf_counter() - run.started
-            ttft = run.tokens[0].elapsed_s if run.tokens else 0
+            ttft = run.tokens.items[0].elapsed_s
             self.query_one("#gen-stats", Static).update(
                 f"{len(run.tokens)} tokens · {len(run.tokens) / elapsed:.1f} tokens/s · "
                 f"first token {ttft * 1000:.0f} ms · F6 stops")
@@ -243,7 +222,7 @@ class GeneratePane(Horizontal):
         run = self.history[event.option_index]
         output = self.query_one(TokenStream)
         output.selected = -1
-        output.set_content(run.prompt, run.tokens)
+        output.set_content(run.prompt, run.tokens.items)
 
     @on(TokenStream.Selected)
     def show_choice(self, event: TokenStream.Selected) -> None:
@@ -271,7 +250,7 @@ class GeneratePane(Horizontal):
         self.app.run_worker(lambda: self._inspect(session, prompt), thread=True, exclusive=True,
                             group="inspect", name="inspect")
 
-    def _inspect(self, session, prompt: str) -> None:
+    def _inspect(self, session: ModelSession, prompt: str) -> None:
         from core.generation import inspect_next
 
         view = inspect_next(session, prompt)

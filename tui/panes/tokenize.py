@@ -7,6 +7,7 @@ import time
 from bisect import bisect_right
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -18,8 +19,12 @@ from textual.widgets import Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from core.errors import one_line
-from tui.chips import ChipMaker
+from tui.chips import Chip, ChipMaker
 from tui.chipview import ChipView
+from tui.messages import SessionChanged
+
+if TYPE_CHECKING:
+    from core.tokenview import TokenView
 
 SAMPLE_TEXT = "Нейронная сеть учится предсказывать следующее слово. Привет, мир! 😀"
 
@@ -27,7 +32,7 @@ SAMPLE_TEXT = "Нейронная сеть учится предсказыват
 def render_tensors(ids: list[int], line_counts: list[int], left_pad: bool) -> Text:
     """What `tokenizer(text, return_tensors="pt")` hands the model; for several lines, the
     padded batch `tokenizer(lines, padding=True)` would make, row by row."""
-    from core.tokenview import pad_mask
+    from core.word_stats import pad_mask
 
     out = Text()
     out.append("tokenizer(text, return_tensors='pt')\n", style="bold")
@@ -131,8 +136,8 @@ class TokenEditor(TextArea):
 @dataclass
 class PaneState:
     """Everything the pane shows for one text, built without touching a widget."""
-    view: object
-    chips: list
+    view: TokenView
+    chips: list[Chip]
     stats: Text
     tensors: Text
     word_rows: list[tuple[str, int]]
@@ -143,13 +148,8 @@ def build_state(tokenizer, text: str, base, chip_maker: ChipMaker) -> PaneState:
     """The view of `text`, re-tokenizing only around the edit from `base` (the view on
     screen). Every step is sized for a keystroke: the tokenizer runs on a few words, chips
     come from a cache, and per-line batch counts are remembered."""
-    from core.tokenview import (
-        line_token_counts,
-        most_split,
-        single_token_words,
-        tokenize_edit,
-        word_spread,
-    )
+    from core.tokenview import tokenize_edit
+    from core.word_stats import line_token_counts, most_split, single_token_words, word_spread
 
     started = time.perf_counter()
     view = tokenize_edit(tokenizer, base, text)
@@ -197,14 +197,12 @@ class TokenizePane(Vertical):
             yield Static(id="tok-tensors")
 
     def on_mount(self) -> None:
-        # Headless runs (tests, snapshots, benches) need frames that do not blink.
-        self.query_one("#tok-input", TextArea).cursor_blink = not self.app.is_headless
         self.query_one("#tok-words").border_title = "most split words"
         self.query_one("#tok-tensors").border_title = "what the model gets"
         self.query_one("#tok-chips").border_title = "tokens"
 
-    def on_session(self, session) -> None:
-        self._chips = None
+    def on_session_changed(self, message: SessionChanged) -> None:
+        self._chips = None   # chips are per tokenizer
         self.refresh_view()
 
     def text_changed(self) -> bool:

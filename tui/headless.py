@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 from rich.console import Console
 from rich.text import Text
+
+from core import train_events as ev
+from core.safe_write import FolderLock
+from core.sampling import SamplingSettings
+from core.settings import SAMPLING_SETTINGS, TRAIN_SETTINGS, train_defaults
+from core.train_config import TrainConfig, TrainControl, check_paths
+from tui.chips import CHIP_STYLES, ChipMaker
+from tui.cli import given
 
 
 def _session(args):
@@ -45,11 +56,9 @@ def cmd_info(args) -> int:
 
 def token_chips(view, raw: bool = False) -> Text:
     """Tokens as the Tokenize pane's chips: alternating colours, partial characters as bytes."""
-    from tui.chips import CHIP_STYLES, ChipMaker
-
     out = Text()
-    for label, style, _, _ in ChipMaker(raw, show_ids=False).chips(view):
-        out.append(label, style=CHIP_STYLES[style])
+    for chip in ChipMaker(raw, show_ids=False).chips(view):
+        out.append(chip.label, style=CHIP_STYLES[chip.style])
     return out
 
 
@@ -70,14 +79,9 @@ def cmd_tokenize(args) -> int:
 
 def cmd_generate(args) -> int:
     from core.generation import Done, Notice, TokenEvent, generate_stream
-    from core.sampling import SamplingSettings
 
-    settings = SamplingSettings(
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-        repetition_penalty=args.repetition_penalty, greedy=args.greedy,
-        max_new_tokens=args.max_new_tokens, seed=args.seed, stop=tuple(args.stop),
-    ).validate()  # bad settings fail before the model loads
-    session = _session(args)
+    settings = SamplingSettings(**given(args, SAMPLING_SETTINGS), stop=tuple(args.stop)).validate()
+    session = _session(args)   # bad settings failed above, before the model loads
     if session.notice:
         print(session.notice, file=sys.stderr)
     for event in generate_stream(session, args.prompt, settings):
@@ -101,42 +105,31 @@ def cmd_generate(args) -> int:
 
 
 def cmd_train(args) -> int:
-    import signal
-    import threading
-    from dataclasses import replace
-    from pathlib import Path
+    from core.training import train
 
-    from core.safe_write import FolderLock
-    from core.training import TrainConfig, check_paths, train, train_defaults
-
-    # Settings not given come from the model's defaults (the Train pane's too), once it loads.
-    given = {name: getattr(args, name) for name in ("epochs", "lr", "batch_size", "block_size")
-             if getattr(args, name) is not None}
-    config = TrainConfig(
-        train=args.train, test=args.test, test_split=args.test_split, pack=args.pack,
-        grad_accum=args.grad_accum, warmup=args.warmup, schedule=args.schedule,
-        eval_every=args.eval_every, mixed_precision=args.mixed_precision, seed=args.seed,
-        sample_prompt=args.sample_prompt, out=args.out, resume=args.resume, max_steps=args.max_steps,
-        **given,
-    ).validate()  # bad settings fail before the model loads
+    chosen = given(args, TRAIN_SETTINGS)
+    config = TrainConfig(train=args.train, test=args.test, out=args.out, resume=args.resume,
+                         **chosen).validate()   # bad settings fail before the model loads
     check_paths(config)   # so does an output folder that could cost a user a file
     if config.out:        # …or one another run is writing to
         FolderLock(Path(config.out).resolve()).acquire().release()
     session = _session(args)
+    # Settings not given take the model's defaults (the Train pane's too).
     defaults = train_defaults(session.info.model, session.max_positions)
-    config = replace(config, **{k: v for k, v in defaults.items() if k not in given}).validate()
+    config = replace(config, **{k: v for k, v in defaults.items() if k not in chosen}).validate()
     if session.notice:
         print(session.notice, file=sys.stderr)
 
-    stop = threading.Event()
+    control = TrainControl()
     # ctrl+c: finish the current step, save (with --out), then exit; a second ctrl+c kills
-    previous = signal.signal(signal.SIGINT,
-                             lambda *_: (stop.set(), signal.signal(signal.SIGINT, signal.SIG_DFL)))
+    previous = signal.signal(signal.SIGINT, lambda *_: (control.stop.set(),
+                                                        signal.signal(signal.SIGINT, signal.SIG_DFL)))
     try:
         if args.jsonl:
-            result = train(session, config, on_event=_print_json, should_stop=stop.is_set)
+            result = train(session, config, on_event=lambda e: _print_json(e.as_json()),
+                           control=control)
         else:
-            result = _train_with_progress(session, config, stop)
+            result = _train_with_progress(session, config, control)
     finally:
         signal.signal(signal.SIGINT, previous)
     if result.save_error:
@@ -147,7 +140,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _train_with_progress(session, config, stop):
+def _train_with_progress(session, config: TrainConfig, control: TrainControl):
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from core.training import train
@@ -157,29 +150,29 @@ def _train_with_progress(session, config, stop):
                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console)
     task = bar.add_task("train", total=None, info="")
 
-    def on_event(event):
-        kind = event["event"]
-        if kind == "stats":  # the data is valid: from here on there is progress to show
-            bar.start()
-            tr, te = event["train"], event["test"]
-            bar.console.print(f"train: {tr['samples']} samples, {tr['tokens']} tokens, longest "
-                              f"{tr['longest']}; test: {te['samples']} samples ({event['mode']})")
-        elif kind == "step":
-            bar.update(task, total=event["total_steps"], completed=event["step"],
-                       info=f"loss {event['loss']:.3f} lr {event['lr']:.2e} "
-                            f"{event['tokens_per_s']:.0f} tok/s")
-        elif kind == "eval":
-            bar.console.print(f"step {event['step']}: eval loss {event['eval_loss']:.4f}, "
-                              f"perplexity {event['perplexity']:.1f}")
-        elif kind == "sample":
-            bar.console.print(f"  sample: {event['text']}")
-        elif kind in ("notice", "error"):
-            bar.console.print(f"{kind}: {event['message']}")
-        elif kind == "done":
-            bar.console.print(f"done: {event['steps']} steps, stop: {event['stop_reason']}"
-                              + (f", saved to {event['out']}" if event["out"] else ""))
+    def on_event(event: ev.TrainEvent) -> None:
+        match event:
+            case ev.Stats(train=tr, test=te, mode=mode):
+                bar.start()   # the data is valid: from here on there is progress to show
+                bar.console.print(f"train: {tr['samples']} samples, {tr['tokens']} tokens, longest "
+                                  f"{tr['longest']}; test: {te['samples']} samples ({mode})")
+            case ev.Step():
+                bar.update(task, total=event.total_steps, completed=event.step,
+                           info=f"loss {event.loss:.3f} lr {event.lr:.2e} "
+                                f"{event.tokens_per_s:.0f} tok/s")
+            case ev.Eval():
+                bar.console.print(f"step {event.step}: eval loss {event.eval_loss:.4f}, "
+                                  f"perplexity {event.perplexity:.1f}")
+            case ev.Sample():
+                bar.console.print(f"  sample: {event.text}")
+            case ev.Notice() | ev.Error():
+                bar.console.print(f"{event.kind}: {event.message}")
+            case ev.Done():
+                bar.console.print(f"done: {event.steps} steps, stop: {event.stop_reason}"
+                                  + (f", saved to {event.out}" if event.out else ""))
 
     try:
-        return train(session, config, on_event=on_event, should_stop=stop.is_set)
+        return train(session, config, on_event=on_event, control=control)
     finally:
         bar.stop()
+

@@ -1,0 +1,154 @@
+"""A training run as the Train pane holds it, and how its events are drawn: log lines, the
+status line and the loss chart."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual_plotext import PlotextPlot
+
+from core import train_events as ev
+from core.train_config import TrainConfig, TrainControl, TrainResult
+from tui.messages import RunBuffer
+
+if TYPE_CHECKING:
+    from textual.timer import Timer
+    from textual.widget import Widget
+
+
+@dataclass
+class TrainRun:
+    number: int
+    config: TrainConfig
+    control: TrainControl
+    events: RunBuffer[ev.TrainEvent] = field(default_factory=RunBuffer)
+    steps: list[tuple[int, float]] = field(default_factory=list)    # (step, loss)
+    evals: list[tuple[int, float]] = field(default_factory=list)    # (step, eval loss)
+    last_step: ev.Step | None = None
+    result: TrainResult | None = None
+    error: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def running(self) -> bool:
+        return self.result is None and self.error is None
+
+    def take_new(self) -> list[ev.TrainEvent]:
+        """The events since the last look, with the curves brought up to date."""
+        new = self.events.take_new()
+        for event in new:
+            if isinstance(event, ev.Step):
+                self.steps.append((event.step, event.loss))
+                self.last_step = event
+            elif isinstance(event, ev.Eval):
+                self.evals.append((event.step, event.eval_loss))
+        return new
+
+    def status_line(self) -> str:
+        """One line (≤ 80 columns), so an update never changes the layout."""
+        step = self.last_step
+        if step is None:
+            return ""
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / step.step * (step.total_steps - step.step) if step.step else 0
+        return (f"step {step.step}/{step.total_steps} · epoch {step.epoch:.2f} · "
+                f"loss {step.loss:.4f} · lr {step.lr:.1e} · {step.tokens_per_s:,.0f} tok/s · "
+                f"ETA {eta:.0f} s")
+
+    def summary(self) -> str:
+        """The run in the runs list."""
+        if self.running:
+            return f"#{self.number} running…"
+        if self.error:
+            return f"#{self.number} failed: {self.error}"
+        r = self.result
+        loss = f"eval {r.eval_loss:.3f}" if r.eval_loss is not None else "no eval"
+        return f"#{self.number} {r.steps} steps · {loss} · {r.stop_reason}"
+
+
+def preview_text(stats: dict, block: int, pack: bool) -> Text:
+    """The chosen data in one line: what the run will train and evaluate on."""
+    tr, te = stats["train"], stats["test"]
+    text = Text()
+    text.append(f"train {tr['samples']} samples · {tr['tokens']:,} tokens · longest {tr['longest']}",
+                style="green")
+    if tr["truncated"]:
+        text.append(f" · {tr['truncated']} longer than the block", style="yellow")
+    text.append(f"   test {te['samples']} samples · {te['tokens']:,} tokens")
+    text.append(f"   → {stats['train_rows']} {'blocks' if pack else 'rows'} of ≤ {block}")
+    return text
+
+
+def log_line(event: ev.TrainEvent) -> Text | None:
+    """How an event reads in the run's log (steps go to the status line and the chart)."""
+    match event:
+        case ev.Eval():
+            return Text(f"step {event.step}: eval loss {event.eval_loss:.4f} · "
+                        f"perplexity {event.perplexity:.1f}", style="cyan")
+        case ev.Sample():
+            return Text(f"  {event.text}", style="italic")
+        case ev.Stats(train=tr):
+            return Text(f"{tr['samples']} samples, {tr['tokens']:,} tokens, "
+                        f"{event.train_rows} rows ({event.mode})")
+        case ev.Saved():
+            return Text(f"saved at step {event.step} → {event.out}", style="green")
+        case ev.Notice():
+            return Text(event.message, style="yellow")
+        case ev.Error():
+            return Text(event.message, style="red")
+    return None
+
+
+class PaintPacer:
+    """Paints each part of a widget at most once per its interval, and always paints the
+    last state: what comes between two paints is folded into the next."""
+
+    def __init__(self, owner: Widget) -> None:
+        self.owner = owner
+        self.painted: dict[str, float] = {}
+        self.timers: dict[str, Timer] = {}
+
+    def soon(self, what: str, every: float, paint: Callable[[], None]) -> None:
+        """Paint now if `what` was last painted `every` seconds ago, else once when it is due."""
+        wait = self.painted.get(what, 0.0) + every - time.monotonic()
+        if wait <= 0:
+            self.painted[what] = time.monotonic()
+            paint()
+        elif what not in self.timers:
+            def due() -> None:
+                del self.timers[what]
+                self.painted[what] = time.monotonic()
+                paint()
+            self.timers[what] = self.owner.set_timer(wait, due)
+
+    def cancel(self) -> None:
+        """Forget the paints that wait (the caller paints everything now)."""
+        for timer in self.timers.values():
+            timer.stop()
+        self.timers.clear()
+
+
+class LossChart(PlotextPlot):
+    """Train loss (every step) and eval loss (every eval) of one run."""
+
+    def draw(self, run: TrainRun | None) -> None:
+        self.border_title = "loss" if run is None else f"loss · run #{run.number}"
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        # No colours of its own but the two lines': the pane's background shows through,
+        # and a redraw sends a few colour changes per row instead of one per cell.
+        plt.theme("clear")
+        if self.size.height >= 14:   # on a short terminal every row goes to the curve
+            plt.xlabel("step")
+        if run is not None and run.steps:
+            plt.plot([s for s, _ in run.steps], [v for _, v in run.steps], label="train",
+                     marker="braille", color="cyan")
+            if run.evals:
+                plt.plot([s for s, _ in run.evals], [v for _, v in run.evals], label="eval",
+                         marker="dot", color="orange")
+        self.refresh()
