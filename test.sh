@@ -8,7 +8,9 @@ bash scripts/setup-venv.sh
 # Tests never reach the hub: tiny models are built locally.
 export HF_HUB_OFFLINE=1
 set +e
-.venv/bin/python -m pytest -q "$@"
+# Two worker processes (one per core of the reference machine): the suite's CLI tests spend
+# most of their time starting Python, which two workers overlap.
+.venv/bin/python -m pytest -q -n "${RUGPT_TUI_TEST_WORKERS:-2}" "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

@@ -16,7 +16,7 @@ import asyncio
 import time
 
 from bench.common import demo_session, pct, type_into_tokenize_pane
-from core.demo import corpus_lines
+from core.demo import tokenizer_lines as corpus_lines
 
 
 def russian_text(n_chars: int = 2000, sep: str = " ") -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from bench.common import demo_session, rugpt3_shape_session
-from core.demo import corpus_lines
+from core.demo import tokenizer_lines as corpus_lines
 from core.train_config import TrainConfig
 from core.train_events import Step
 from core.training import train

@@ -67,3 +67,9 @@ def corpus_sentences(n: int, seed: int = 7) -> list[str]:
     """`n` lines of one or two sentences, the same every time for the same seed."""
     rng = random.Random(seed)
     return [_sentence(rng) for _ in range(n)]
+
+
+CORPUS_LINES = 2000
+
+if __name__ == "__main__":   # python -m core.corpus > core/resources/corpus_ru.txt
+    print("\n".join(corpus_sentences(CORPUS_LINES)))

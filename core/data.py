@@ -9,6 +9,7 @@ Every local file is checked before loading, and the first problem is reported as
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -212,6 +213,22 @@ def stats_of(ids: list[list[int]], block_size: int, eos: bool = True) -> DataSta
     lengths = [len(x) + (1 if eos else 0) for x in ids]
     return DataStats(samples=len(ids), tokens=sum(lengths), longest=max(lengths, default=0),
                      truncated=sum(n > block_size for n in lengths), block_size=block_size)
+
+
+def fingerprint(spec: str) -> str:
+    """A hash of the data a run read — the file, or every .txt of a folder, names and bytes —
+    so a run can be matched with its data later. A hub dataset is named, not hashed."""
+    path = Path(spec).expanduser()
+    if not path.exists():
+        return f"hub:{spec}"
+    h = hashlib.sha256()
+    files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
+    for file in files:
+        h.update(file.name.encode() + b"\0")
+        with open(file, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return "sha256:" + h.hexdigest()[:16]
 
 
 def describe(spec: str) -> str:

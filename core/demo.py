@@ -1,8 +1,9 @@
 """The `demo` model: a tiny GPT-2 built locally and deterministically from a shipped corpus.
 
 It makes the app work with no network, and it is the test fixture. Tokenizer: byte-level BPE
-trained with `tokenizers` on `resources/corpus_ru.txt`, special tokens laid out as in current
-ruGPT-3 (`<pad>`=0, `<s>`=1, `</s>`=2). Weights: random init from a fixed seed.
+trained with `tokenizers` on `resources/texts_ru.txt` and the training corpus, special tokens
+laid out as in current ruGPT-3 (`<pad>`=0, `<s>`=1, `</s>`=2). Weights: random init from a
+fixed seed.
 """
 
 import hashlib
@@ -17,7 +18,7 @@ from core.paths import cache_dir
 from core.quiet import quiet_transformers
 from core.safe_write import FolderLock, check_output_folder, writing_folder
 
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
 VOCAB_SIZE = 3000
 SEED = 1234
@@ -25,16 +26,26 @@ MODEL_CONFIG = dict(n_layer=2, n_head=4, n_embd=64, n_positions=256, n_inner=256
 
 
 def corpus_path() -> Path:
+    """The demo's training corpus (core.corpus made it): what the Train pane offers first."""
     return Path(str(resources.files("core") / "resources" / "corpus_ru.txt"))
 
 
-def corpus_lines() -> list[str]:
-    text = corpus_path().read_text(encoding="utf-8")
-    return [line for line in text.splitlines() if line.strip()]
+def texts_path() -> Path:
+    """Varied Russian prose of our own, for the tokenizer only: the Tokenize pane shows real
+    BPE pieces on any text, not just on the corpus's few words."""
+    return Path(str(resources.files("core") / "resources" / "texts_ru.txt"))
+
+
+def tokenizer_lines() -> list[str]:
+    lines = []
+    for path in (texts_path(), corpus_path()):
+        lines += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return lines
 
 
 def _fingerprint() -> str:
     h = hashlib.sha256()
+    h.update(texts_path().read_bytes())
     h.update(corpus_path().read_bytes())
     h.update(json.dumps([BUILDER_VERSION, SPECIAL_TOKENS, VOCAB_SIZE, SEED, MODEL_CONFIG]).encode())
     return h.hexdigest()[:12]
@@ -51,7 +62,7 @@ def build_demo_model(out: str | os.PathLike) -> Path:
 
     bpe = ByteLevelBPETokenizer(add_prefix_space=False)
     bpe.train_from_iterator(
-        corpus_lines(), vocab_size=VOCAB_SIZE, min_frequency=1,
+        tokenizer_lines(), vocab_size=VOCAB_SIZE, min_frequency=1,
         special_tokens=SPECIAL_TOKENS, show_progress=False,
     )
     # `tokenizer_object=` keeps the trained vocabulary (vocab_file/merges_file paths do not).

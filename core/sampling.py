@@ -29,6 +29,11 @@ class SamplingSettings:
     seed: int | None = _DEFAULT["seed"]
     stop: tuple[str, ...] = ()
 
+    def as_record(self) -> dict:
+        """The settings as stored with a generation (the seed is stored beside them)."""
+        record = {s.name: getattr(self, s.name) for s in SAMPLING_SETTINGS if s.name != "seed"}
+        return {**record, "stop": list(self.stop)}
+
     def validate(self) -> SamplingSettings:
         # greedy decoding never divides by the temperature
         check_all(SAMPLING_SETTINGS, self, skip=("temperature",) if self.greedy else ())

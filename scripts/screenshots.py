@@ -6,11 +6,14 @@
 import asyncio
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# A workspace of its own: the screenshots never read or change your settings and history.
+os.environ["RUGPT_TUI_HOME"] = tempfile.mkdtemp(prefix="rugpt-tui-screenshots-")
 
 
 async def wait_for(pilot, predicate, timeout=60.0):
@@ -23,7 +26,7 @@ async def wait_for(pilot, predicate, timeout=60.0):
 
 
 async def main() -> None:
-    from textual.widgets import Input, TextArea
+    from textual.widgets import Input, SelectionList, TextArea
 
     from core.session import load_session
     from tui.app import RuGPTApp
@@ -48,9 +51,20 @@ async def main() -> None:
         train = app.query_one(TrainPane)
         await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
         app.query_one("#train-out", Input).value = ""
+        # two runs of the demo's corpus, a slower learning rate first, overlaid in the chart
+        app.query_one("#train-lr", Input).value = "5e-4"
+        await pilot.pause(0.5)
         await pilot.press("f8")
         await wait_for(pilot, lambda: train.run is not None and not train.run.running, timeout=300)
+        app.action_reset_weights()   # the second run starts from the same base weights
+        app.query_one("#train-lr", Input).value = "3e-3"
+        await pilot.pause(0.5)
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: len(train.runs) == 2 and not train.run.running, timeout=300)
         await pilot.pause(0.3)
+        app.save_screenshot("train-run.svg", str(out))
+        app.query_one("#train-runs", SelectionList).select_all()
+        await pilot.pause(0.5)
         app.save_screenshot("train.svg", str(out))
 
         await pilot.press("f3")

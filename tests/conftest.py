@@ -7,8 +7,20 @@ import tempfile
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ.setdefault("RUGPT_TUI_CACHE", tempfile.mkdtemp(prefix="rugpt-tui-test-cache-"))
+# Never the real home: settings and the workspace database go to a temporary folder (and
+# to a fresh one per test, below).
+os.environ["RUGPT_TUI_HOME"] = tempfile.mkdtemp(prefix="rugpt-tui-test-home-")
 
 import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def workspace_home(tmp_path_factory, monkeypatch):
+    """Each test starts with no settings and an empty history: what one test saves never
+    changes another."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("RUGPT_TUI_HOME", str(home))
+    return home
 
 
 @pytest.fixture(autouse=True)

@@ -8,11 +8,20 @@ from tests.helpers import wait_for
 from tui.app import RuGPTApp
 
 
-async def test_app_loads_demo_and_switches_panes(demo_dir):
+async def test_app_loads_demo_and_switches_panes(demo_dir, monkeypatch):
+    import threading
+
+    import core.session
+
+    loaded = threading.Event()   # the load waits until the test has seen the first frame
+    real_load = core.session.load_session
+    monkeypatch.setattr(core.session, "load_session",
+                        lambda *a, **kw: (loaded.wait(30), real_load(*a, **kw))[1])
     app = RuGPTApp(model="demo", device="cpu")
     async with app.run_test(size=(120, 40)) as pilot:
         status = app.query_one("#model-status")
-        assert "loading" in str(status.render())  # first frame before the model is there
+        assert "loading" in str(status.render())  # the UI is up while the model loads
+        loaded.set()
         await wait_for(pilot, lambda: app.session is not None, timeout=60)
         await pilot.pause()
         assert "GPT2LMHeadModel" in str(status.render())

@@ -167,3 +167,11 @@ async def test_a_failing_tokenizer_is_reported_in_one_line(demo_session, monkeyp
         assert "RuntimeError: vocabulary file is gone" in str(stats.render())
         assert "second line" not in str(stats.render())
         assert app.is_running and not pane._building
+
+
+def test_control_characters_a_model_writes_are_shown_not_sent():
+    """Generated text can hold any byte-level token, ESC included: it is drawn as a symbol,
+    never sent to the terminal as an escape sequence."""
+    from tui.chips import printable
+
+    assert printable("a\x1b[2Jb\x07\n\tc\x9b\x7f") == "a␛[2Jb␇\n\tc\ufffd␡"

@@ -186,7 +186,7 @@ async def test_the_train_pane_draws_at_a_bounded_rate(fresh_session, monkeypatch
         pane = app.query_one(TrainPane)
         drawn = {"chart": 0, "status": 0}
         chart, status = pane.draw_chart, pane._paint_status
-        monkeypatch.setattr(pane, "draw_chart", lambda run: (drawn.__setitem__("chart", drawn["chart"] + 1), chart(run)))
+        monkeypatch.setattr(pane, "draw_chart", lambda: (drawn.__setitem__("chart", drawn["chart"] + 1), chart()))
         monkeypatch.setattr(pane, "_paint_status", lambda: (drawn.__setitem__("status", drawn["status"] + 1), status()))
         await pilot.press("f4")
         await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))

@@ -27,7 +27,7 @@ def corpus_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("corpus")
     lines = [line for line in sample_corpus_path().read_text(encoding="utf-8").splitlines() if line.strip()]
     (folder / "train.txt").write_text("\n".join(lines[:200]), encoding="utf-8")
-    (folder / "test.txt").write_text("\n".join(lines[200:]), encoding="utf-8")
+    (folder / "test.txt").write_text("\n".join(lines[200:260]), encoding="utf-8")
     return folder / "train.txt", folder / "test.txt"
 
 
@@ -265,3 +265,28 @@ async def test_cli_and_pane_take_the_same_per_model_defaults(corpus_files, tmp_p
                (("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch-size"), ("block_size", "block-size"))}
     assert len(shown) >= 7 and shown == {k: defaults[k] for k in shown}
     assert {k: float(v) for k, v in raw.items()} == {k: float(defaults[k]) for k in raw}
+
+
+def test_the_demo_learns_and_generalises(demo_dir):
+    """The demo's own settings on its own corpus, two epochs: eval loss halves from step 0,
+    train and eval stay within a nat (no memorising), and the sample is the corpus's words."""
+    import re
+
+    from core.corpus import CORPUS_LINES, corpus_sentences
+    from core.train_events import Sample
+
+    corpus = sample_corpus_path().read_text(encoding="utf-8")
+    assert corpus.splitlines() == corpus_sentences(CORPUS_LINES)   # the shipped file is the generator's
+    session = load_session("demo", device="cpu")
+    settings = {**train_defaults("demo", session.max_positions), "epochs": 2.0}
+    events = []
+    result = train(session, TrainConfig(train=str(sample_corpus_path()), **settings), on_event=events.append)
+    evals = [e.eval_loss for e in events if isinstance(e, Eval)]
+    losses = [e.loss for e in events if isinstance(e, Step)]
+    assert result.steps >= 30
+    assert evals[-1] <= 0.5 * evals[0]
+    assert abs(evals[-1] - sum(losses[-10:]) / 10) <= 1.0
+    sample = [e for e in events if isinstance(e, Sample)][-1].text
+    words = re.findall(r"\w+", sample)[2:]   # after the prompt: two words of a test line
+    known = set(re.findall(r"\w+", corpus))
+    assert len(words) >= 5 and sum(w in known for w in words) >= 0.8 * len(words), words

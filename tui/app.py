@@ -8,11 +8,13 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.command import SimpleCommand
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
@@ -20,7 +22,10 @@ from textual.widgets import Footer, Header, LoadingIndicator, Static, TabbedCont
 
 from core import DEFAULT_MODEL
 from core.errors import UserError, one_line
+from core.store import Store
+from core.workspace import load_settings, save_settings
 from tui import heap
+from tui.chips import printable
 from tui.dialogs import AskScreen, BeforeAfterScreen, QuitWhileTrainingScreen
 from tui.help import HelpScreen
 from tui.messages import (
@@ -69,15 +74,26 @@ class RuGPTApp(App):
         Binding("ctrl+t", "toggle_raw", "Raw tokens", show=False, priority=True),
         Binding("ctrl+o", "toggle_ids", "Token ids", show=False, priority=True),
         Binding("ctrl+g", "toggle_panels", "Panels", show=False, priority=True),
+        Binding("ctrl+r", "search_history", "History", show=False, priority=True),
+        Binding("ctrl+l", "toggle_log_scale", "Log scale", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto",
+    def __init__(self, model: str | None = None, device: str | None = None, dtype: str | None = None,
                  trust_remote_code: bool = False, session: ModelSession | None = None) -> None:
         super().__init__()
-        self.model_name = model
-        self.device = device
-        self.dtype = dtype
+        # What the workspace remembers; a flag given on the command line wins.
+        self.saved, settings_problem = load_settings()
+        self.model_name = model or self.saved.model or DEFAULT_MODEL
+        self.device = device or self.saved.device
+        self.dtype = dtype or self.saved.dtype
+        self.store: Store | None = None
+        self._problems = [p for p in (settings_problem,) if p]
+        try:
+            self.store = Store.open()
+        except UserError as exc:   # history and runs are off; everything else works
+            self._problems.append(str(exc))
+        self._save_timer = None
         self.trust_remote_code = trust_remote_code
         self.session: ModelSession | None = None
         self._preloaded = session
@@ -107,6 +123,7 @@ class RuGPTApp(App):
         self._fit_footer()
         self.query_one("#notice").display = False
         self.query_one("#tok-input").focus()   # type at once: the Tokenize editor has the cursor
+        self._restore_settings()
         if self._preloaded is not None:
             self.post_message(SessionLoaded(self._preloaded))
         else:
@@ -154,11 +171,60 @@ class RuGPTApp(App):
         self.query_one("#model-status", Static).update(
             f"[b]{info.model}[/b] · {info.model_class} · {info.parameters:,} params · "
             f"{info.device} {info.dtype} · vocab {info.vocab_size:,} · ctx {info.max_positions:,}")
-        notice = self.query_one("#notice", Static)
-        notice.display = bool(session.notice)
-        notice.update(session.notice or "")
-        self._tell_panes(SessionChanged(session))
+        self._show_notice(session.notice)
+        self._tell_panes(SessionChanged(session, self.saved.train.get(session.info.model, {})))
+        self.schedule_save()
         self._settle_heap_when_idle()
+
+    # -- the workspace: settings that outlive the session ---------------------------------
+
+    def _restore_settings(self) -> None:
+        saved = self.saved
+        if saved.theme in self.available_themes:
+            self.theme = saved.theme
+        self.generate_pane.restore(saved.generate)
+        self.train_pane.restore_paths(saved.data)
+        for problem in self._problems:   # a broken settings file, an unusable database
+            self.notify(problem, title="Workspace", severity="warning", timeout=10)
+        self._show_notice(None)
+        self.theme_changed_signal.subscribe(self, lambda _theme: self.schedule_save())
+
+    def schedule_save(self) -> None:
+        """Settings are taken as they are now and written a second after they stop changing
+        (or at exit, when the panes are already gone)."""
+        self._collect_settings()
+        if self._save_timer is not None:
+            self._save_timer.stop()
+        self._save_timer = self.set_timer(1.0, self.save_settings)
+
+    def _collect_settings(self) -> None:
+        saved = self.saved
+        if self.session is not None:
+            saved.model = self.session.info.model
+            changed = self.train_pane.changed_settings()
+            if changed:
+                saved.train[saved.model] = changed
+            else:
+                saved.train.pop(saved.model, None)
+        saved.device, saved.dtype, saved.theme = self.device, self.dtype, self.theme
+        saved.generate = self.generate_pane.changed_settings()
+        saved.data = self.train_pane.data_paths()
+
+    def save_settings(self) -> None:
+        self._save_timer = None
+        try:
+            save_settings(self.saved)
+        except OSError as exc:
+            self.notify(f"settings not saved: {one_line(exc)}", title="Workspace", severity="warning")
+
+    def on_input_changed(self) -> None:
+        self.schedule_save()
+
+    def on_switch_changed(self) -> None:
+        self.schedule_save()
+
+    def on_select_changed(self) -> None:
+        self.schedule_save()
 
     def _tell_panes(self, message: SessionChanged | WeightsChanged) -> None:
         for pane in (self.tokenize_pane, self.generate_pane, self.train_pane):
@@ -189,6 +255,9 @@ class RuGPTApp(App):
         await super().on_event(event)
 
     def on_unmount(self) -> None:
+        if self._save_timer is not None:   # settings changed in the last second
+            self._save_timer.stop()
+            self.save_settings()
         heap.thaw()
 
     def on_resize(self, event: events.Resize) -> None:
@@ -204,10 +273,15 @@ class RuGPTApp(App):
         of the main view, and back."""
         self.screen.toggle_class("-panels")
 
-    def on_session_notice(self, message: SessionNotice) -> None:
+    def _show_notice(self, text: str | None) -> None:
+        """The notice bar: what the model load said, and any workspace problem."""
+        lines = [line for line in (text, *self._problems) if line]
         notice = self.query_one("#notice", Static)
-        notice.update(message.text)
-        notice.display = True
+        notice.update(" · ".join(lines))
+        notice.display = bool(lines)
+
+    def on_session_notice(self, message: SessionNotice) -> None:
+        self._show_notice(message.text)
         self.query_one("#model-status", Static).update("loading the demo model…")
 
     def on_session_failed(self, message: SessionFailed) -> None:
@@ -283,6 +357,33 @@ class RuGPTApp(App):
     def on_before_after_ready(self, message: BeforeAfterReady) -> None:
         self.push_screen(BeforeAfterScreen(message.result))
 
+    def action_search_history(self) -> None:
+        """Every past generation in a searchable list; choosing one restores its prompt,
+        settings and seed in the Generate pane."""
+        if self.store is None:
+            self.notify("The workspace database is off: no history", severity="warning")
+            return
+        rows = self.store.history(limit=1000)
+        if not rows:
+            self.notify("No generations yet: F5 generates", title="Search history")
+            return
+        items = []
+        for row in rows:
+            text = printable(row["prompt"] + " → " + row["text"]).replace("\n", " ")
+            items.append(SimpleCommand(text[:70], partial(self.restore_generation, row),
+                                       f"{row['time'][:16].replace('T', ' ')} · {row['model']} · "
+                                       f"seed {row['seed']}"))
+        self.search_commands(items, placeholder="Search history…")
+
+    def restore_generation(self, row: dict) -> None:
+        self.action_show_tab("generate")
+        self.generate_pane.restore({**row["settings"], "seed": row["seed"]}, prompt=row["prompt"])
+        self.notify(f"prompt, settings and seed {row['seed']} restored: F5 generates it again",
+                    title="Search history", timeout=4)
+
+    def action_toggle_log_scale(self) -> None:
+        self.train_pane.toggle_log_scale()
+
     def action_reset_weights(self) -> None:
         if self.session is None:
             return
@@ -339,6 +440,10 @@ class RuGPTApp(App):
                             self.action_toggle_raw)
         yield SystemCommand("Toggle token ids", "Show each token's id in the chips",
                             self.action_toggle_ids)
+        yield SystemCommand("Search history", "Find a past generation and restore it (ctrl+r)",
+                            self.action_search_history)
+        yield SystemCommand("Toggle log scale", "The loss chart on a log scale, and back (ctrl+l)",
+                            self.action_toggle_log_scale)
         yield SystemCommand("Toggle side panels", "On a small terminal: side panels ↔ main view (ctrl+g)",
                             self.action_toggle_panels)
         yield from self.generate_pane.commands()
@@ -349,7 +454,7 @@ class RuGPTApp(App):
                             self.action_reset_weights)
 
 
-def run_app(model: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto",
+def run_app(model: str | None = None, device: str | None = None, dtype: str | None = None,
             trust_remote_code: bool = False) -> int:
     RuGPTApp(model=model, device=device, dtype=dtype, trust_remote_code=trust_remote_code).run()
     return 0

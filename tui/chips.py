@@ -36,6 +36,17 @@ _VISIBLE.update({chr(c): chr(0x2400 + c) for c in range(32) if chr(c) not in _VI
 _VISIBLE["\x7f"] = "␡"
 _TRANSLATE = str.maketrans(_VISIBLE)
 
+# Running text (generated text, samples) keeps its line breaks and tabs, but a control
+# character a model produced (ESC, BEL, a C1 code) is shown, never sent to the terminal.
+_SAFE = {chr(c): chr(0x2400 + c) for c in range(32) if chr(c) not in "\n\t"}
+_SAFE.update({"\x7f": "␡"}, **{chr(c): "\ufffd" for c in range(0x80, 0xA0)})
+_SAFE_TRANSLATE = str.maketrans(_SAFE)
+
+
+def printable(text: str) -> str:
+    """`text` safe to draw: control characters as their visible symbols (␛ for ESC)."""
+    return text.translate(_SAFE_TRANSLATE)
+
 
 def label_for(raw_piece: str, text: str, data: bytes, special: bool, raw: bool) -> str:
     """The vocabulary piece (raw), or the text it stands for with visible spaces, tabs and

@@ -17,10 +17,18 @@ from core.settings import DEVICES, DTYPES, SAMPLING_SETTINGS, TRAIN_PRESETS, TRA
 PER_MODEL = tuple(sorted({name for preset in TRAIN_PRESETS.values() for name in preset}))
 
 
-def _add_model_args(p: argparse.ArgumentParser, default=DEFAULT_MODEL) -> None:
-    p.add_argument("--model", default=default, help="hub id, model folder, or 'demo'")
-    p.add_argument("--device", default="auto", choices=DEVICES)
-    p.add_argument("--dtype", default="auto", choices=DTYPES)
+def _add_model_args(p: argparse.ArgumentParser, remembered: bool = False) -> None:
+    """The model options. The app (`remembered`) takes what is not given from its settings
+    file — the last model, device and dtype; a subcommand takes the defaults."""
+    if remembered:
+        p.add_argument("--model", default=None,
+                       help=f"hub id, model folder, or 'demo' (default: the last one, else {DEFAULT_MODEL})")
+        p.add_argument("--device", default=None, choices=DEVICES, help="default: the last one, else auto")
+        p.add_argument("--dtype", default=None, choices=DTYPES, help="default: the last one, else auto")
+    else:
+        p.add_argument("--model", default=DEFAULT_MODEL, help="hub id, model folder, or 'demo'")
+        p.add_argument("--device", default="auto", choices=DEVICES)
+        p.add_argument("--dtype", default="auto", choices=DTYPES)
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow model repositories to run their own code (off by default)")
 
@@ -60,7 +68,7 @@ def given(args: argparse.Namespace, settings: tuple[Setting, ...]) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rugpt-tui", description="Explore and fine-tune a Russian GPT in the terminal.")
-    _add_model_args(parser)
+    _add_model_args(parser, remembered=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("demo-model", help="write the tiny offline demo model to a folder")
@@ -92,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings(p, TRAIN_SETTINGS, per_model=PER_MODEL)
     p.add_argument("--jsonl", action="store_true")
 
+    p = sub.add_parser("history", help="past generations, newest first")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--search", default=None, metavar="TEXT", help="only those whose prompt or text holds TEXT")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+
+    p = sub.add_parser("runs", help="past training runs, newest first")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     return parser
 
 

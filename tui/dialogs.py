@@ -12,6 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from tui.chips import printable
+
 if TYPE_CHECKING:
     from core.compare import BeforeAfter
 
@@ -53,8 +55,9 @@ class BeforeAfterScreen(ModalScreen):
         with Vertical(id="ba-box"):
             yield Label(f"prompt {r.prompt!r} · seed {r.seed} · Esc closes", id="ba-title")
             with Horizontal():
-                before = Static(Text.assemble((r.prompt, "dim"), r.before), id="ba-before")
-                after = Static(Text.assemble((r.prompt, "dim"), r.after), id="ba-after")
+                prompt = (printable(r.prompt), "dim")
+                before = Static(Text.assemble(prompt, printable(r.before)), id="ba-before")
+                after = Static(Text.assemble(prompt, printable(r.after)), id="ba-after")
                 before.border_title = "before: base weights"
                 after.border_title = "after: current weights"
                 yield before

@@ -12,12 +12,35 @@ from rich.console import Console
 from rich.text import Text
 
 from core import train_events as ev
+from core.data import describe, fingerprint
+from core.errors import UserError, one_line
 from core.safe_write import FolderLock
 from core.sampling import SamplingSettings
 from core.settings import SAMPLING_SETTINGS, TRAIN_SETTINGS, train_defaults
+from core.store import RunRecorder, Store
 from core.train_config import TrainConfig, TrainControl, check_paths
 from tui.chips import CHIP_STYLES, ChipMaker
 from tui.cli import given
+
+
+def tee(*consumers):
+    """One event stream to several consumers (None: not there)."""
+    present = [c for c in consumers if c is not None]
+
+    def on_event(event) -> None:
+        for consume in present:
+            consume(event)
+    return on_event
+
+
+def _store() -> Store | None:
+    """The workspace database, or None (said once on stderr) when it cannot be used: the
+    command still does its work."""
+    try:
+        return Store.open()
+    except UserError as exc:
+        print(f"note: {exc}", file=sys.stderr)
+        return None
 
 
 def _session(args):
@@ -84,6 +107,7 @@ def cmd_generate(args) -> int:
     session = _session(args)   # bad settings failed above, before the model loads
     if session.notice:
         print(session.notice, file=sys.stderr)
+    store = _store()
     for event in generate_stream(session, args.prompt, settings):
         if isinstance(event, Notice):
             print(f"note: {event.message}", file=sys.stderr)
@@ -94,6 +118,10 @@ def cmd_generate(args) -> int:
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
         elif isinstance(event, Done):
+            if store is not None:
+                store.add_generation(session.info.model, args.prompt, event.text, event.seed,
+                                     settings.as_record(), event.new_tokens, event.tokens_per_s,
+                                     event.stop_reason)
             if args.jsonl:
                 _print_json(event.as_json())
             else:
@@ -120,16 +148,25 @@ def cmd_train(args) -> int:
     if session.notice:
         print(session.notice, file=sys.stderr)
 
+    store = _store()
+    record = None
+    if store is not None:
+        run_id = store.start_run(session.info.model, config, fingerprint(config.train))
+        record = RunRecorder(store, run_id)
     control = TrainControl()
     # ctrl+c: finish the current step, save (with --out), then exit; a second ctrl+c kills
     previous = signal.signal(signal.SIGINT, lambda *_: (control.stop.set(),
                                                         signal.signal(signal.SIGINT, signal.SIG_DFL)))
     try:
         if args.jsonl:
-            result = train(session, config, on_event=lambda e: _print_json(e.as_json()),
+            result = train(session, config, on_event=tee(lambda e: _print_json(e.as_json()), record),
                            control=control)
         else:
-            result = _train_with_progress(session, config, control)
+            result = _train_with_progress(session, config, control, record)
+    except BaseException as exc:
+        if store is not None:
+            store.end_run(run_id, "failed", str(exc) if isinstance(exc, UserError) else one_line(exc))
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
     if result.save_error:
@@ -140,7 +177,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _train_with_progress(session, config: TrainConfig, control: TrainControl):
+def _train_with_progress(session, config: TrainConfig, control: TrainControl, record):
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from core.training import train
@@ -172,7 +209,40 @@ def _train_with_progress(session, config: TrainConfig, control: TrainControl):
                                   + (f", saved to {event.out}" if event.out else ""))
 
     try:
-        return train(session, config, on_event=on_event, control=control)
+        return train(session, config, on_event=tee(on_event, record), control=control)
     finally:
         bar.stop()
 
+
+def cmd_history(args) -> int:
+    store = _store()
+    rows = store.history(search=args.search, limit=args.limit) if store else []
+    if args.json:
+        _print_json([{"time": r["time"], "model": r["model"], "prompt": r["prompt"], "text": r["text"],
+                      "seed": r["seed"], "settings": r["settings"], "new_tokens": r["new_tokens"],
+                      "tokens_per_s": r["tokens_per_s"]} for r in rows])
+        return 0
+    for r in rows:
+        text = (r["prompt"] + r["text"]).replace("\n", " ")
+        print(f"{r['time'][:19].replace('T', ' ')}  {r['model']}  seed {r['seed']}  {text[:100]}")
+    if not rows:
+        print("no generations yet" + (f" with {args.search!r}" if args.search else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_runs(args) -> int:
+    store = _store()
+    rows = store.runs(limit=args.limit) if store else []
+    if args.json:
+        _print_json([{"id": r["id"], "time": r["time"], "model": r["model"], "train": r["train"],
+                      "steps": r["steps"], "eval_loss": r["eval_loss"], "status": r["status"],
+                      "out": r["out"], "data_hash": r["data_hash"], "error": r["error"]} for r in rows])
+        return 0
+    for r in rows:
+        loss = f"eval {r['eval_loss']:.3f}" if r["eval_loss"] is not None else "no eval"
+        saved = f" → {r['out']}" if r["out"] else ""
+        print(f"#{r['id']:<4} {r['time'][:19].replace('T', ' ')}  {r['model']}  {describe(r['train'])}  "
+              f"{r['steps']} steps  {loss}  {r['status']}{saved}")
+    if not rows:
+        print("no training runs yet", file=sys.stderr)
+    return 0

@@ -26,11 +26,14 @@ HELP = """\
 | cursor in the Tokenize editor | its token is lit among the chips; id, piece and bytes under them |
 | **ctrl+b** | Before / after: same prompt and seed on base and current weights |
 | **ctrl+g** | small terminal (under 100 columns or 32 rows): side panels ↔ main view |
+| **ctrl+r** | Search history: every past generation; Enter restores its prompt, settings, seed |
+| **ctrl+l** | Toggle log scale of the loss chart |
+| **space** in the runs list | tick a run: ticked runs are overlaid in the loss chart |
 | **←/→** in the output | move over generated tokens: probability and alternatives |
 
 Palette names: `Generate`, `Stop generation`, `Start training`, `Stop training`,
 `Save checkpoint`, `Load model`, `Load dataset`, `Toggle raw tokens`, `Before / after`,
-`Reset to base weights`, `Toggle side panels`.
+`Reset to base weights`, `Toggle side panels`, `Search history`, `Toggle log scale`.
 """
 
 

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from textual.message import Message
@@ -33,8 +33,10 @@ class SessionNotice(Message):
 
 @dataclass
 class SessionChanged(Message, bubble=False):
-    """From the app to every pane: a model was loaded."""
+    """From the app to every pane: a model was loaded; `remembered` holds the training
+    settings last chosen for it."""
     session: ModelSession
+    remembered: dict = field(default_factory=dict)
 
 
 class WeightsChanged(Message, bubble=False):

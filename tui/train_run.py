@@ -12,7 +12,9 @@ from rich.text import Text
 from textual_plotext import PlotextPlot
 
 from core import train_events as ev
+from core.data import describe
 from core.train_config import TrainConfig, TrainControl, TrainResult
+from tui.chips import printable
 from tui.messages import RunBuffer
 
 if TYPE_CHECKING:
@@ -36,6 +38,9 @@ class TrainRun:
     @property
     def running(self) -> bool:
         return self.result is None and self.error is None
+
+    def curve(self) -> Curve:
+        return Curve(f"#{self.number}", list(self.steps), list(self.evals))
 
     def take_new(self) -> list[ev.TrainEvent]:
         """The events since the last look, with the curves brought up to date."""
@@ -66,8 +71,15 @@ class TrainRun:
         if self.error:
             return f"#{self.number} failed: {self.error}"
         r = self.result
-        loss = f"eval {r.eval_loss:.3f}" if r.eval_loss is not None else "no eval"
-        return f"#{self.number} {r.steps} steps · {loss} · {r.stop_reason}"
+        return run_summary(self.number, r.steps, r.eval_loss, r.stop_reason, describe(self.config.train))
+
+
+def run_summary(number: int, steps: int, eval_loss: float | None, status: str, data: str,
+                when: str = "") -> str:
+    """A run in the runs list: this session's and those the workspace remembers alike."""
+    loss = f"eval {eval_loss:.3f}" if eval_loss is not None else "no eval"
+    when = f" · {when}" if when else ""
+    return f"#{number} {steps} steps · {loss} · {status} · {data}{when}"
 
 
 def preview_text(stats: dict, block: int, pack: bool) -> Text:
@@ -90,7 +102,7 @@ def log_line(event: ev.TrainEvent) -> Text | None:
             return Text(f"step {event.step}: eval loss {event.eval_loss:.4f} · "
                         f"perplexity {event.perplexity:.1f}", style="cyan")
         case ev.Sample():
-            return Text(f"  {event.text}", style="italic")
+            return Text(f"  {printable(event.text)}", style="italic")
         case ev.Stats(train=tr):
             return Text(f"{tr['samples']} samples, {tr['tokens']:,} tokens, "
                         f"{event.train_rows} rows ({event.mode})")
@@ -132,23 +144,44 @@ class PaintPacer:
         self.timers.clear()
 
 
-class LossChart(PlotextPlot):
-    """Train loss (every step) and eval loss (every eval) of one run."""
+@dataclass
+class Curve:
+    """One run's losses, as the chart draws them."""
+    label: str                                   # "#12"
+    steps: list[tuple[int, float]]               # (step, train loss)
+    evals: list[tuple[int, float]]               # (step, eval loss)
 
-    def draw(self, run: TrainRun | None) -> None:
-        self.border_title = "loss" if run is None else f"loss · run #{run.number}"
+
+# One colour per run when runs are overlaid: train as a line, eval as dots of the same colour.
+RUN_COLOURS = ("cyan", "orange", "green", "magenta", "yellow", "red")
+
+
+class LossChart(PlotextPlot):
+    """Train loss (every step) and eval loss (every eval) of one run, or of several overlaid;
+    on a linear or a log scale."""
+
+    def draw(self, curves: list[Curve], log_scale: bool = False) -> None:
+        labels = " ".join(c.label for c in curves)
+        self.border_title = "loss" + (f" · run {labels}" if curves else "") + (" · log" if log_scale else "")
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        # No colours of its own but the two lines': the pane's background shows through,
-        # and a redraw sends a few colour changes per row instead of one per cell.
+        # No colours of its own but the lines': the pane's background shows through, and a
+        # redraw sends a few colour changes per row instead of one per cell.
         plt.theme("clear")
         if self.size.height >= 14:   # on a short terminal every row goes to the curve
             plt.xlabel("step")
-        if run is not None and run.steps:
-            plt.plot([s for s, _ in run.steps], [v for _, v in run.steps], label="train",
-                     marker="braille", color="cyan")
-            if run.evals:
-                plt.plot([s for s, _ in run.evals], [v for _, v in run.evals], label="eval",
-                         marker="dot", color="orange")
+        if log_scale:
+            plt.yscale("log")
+        several = len(curves) > 1
+        for i, curve in enumerate(curves):
+            train_colour = RUN_COLOURS[i % len(RUN_COLOURS)] if several else "cyan"
+            eval_colour = train_colour if several else "orange"
+            name = f"{curve.label} " if several else ""
+            if curve.steps:
+                plt.plot([s for s, _ in curve.steps], [v for _, v in curve.steps],
+                         label=f"{name}train", marker="braille", color=train_colour)
+            if curve.evals:
+                plt.plot([s for s, _ in curve.evals], [v for _, v in curve.evals],
+                         label=f"{name}eval", marker="dot", color=eval_colour)
         self.refresh()

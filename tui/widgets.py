@@ -14,7 +14,9 @@ from textual.suggester import Suggester
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select, Static, Switch
 
+from core.errors import UserError
 from core.settings import Setting
+from tui.chips import printable
 
 
 def prob_style(prob: float) -> str:
@@ -125,6 +127,20 @@ class SettingField(LabeledInput):
             self.control.value = self.setting.show(value)
 
 
+def changed_values(fields, defaults: dict) -> dict:
+    """The fields' valid values that differ from `defaults` (what a settings file keeps)."""
+    changed = {}
+    for field in fields:
+        try:
+            value = field.read()
+            field.setting.check(value)
+        except UserError:
+            continue
+        if value != defaults.get(field.setting.name):
+            changed[field.setting.name] = value
+    return changed
+
+
 def read_fields(root: Widget) -> dict:
     """Every SettingField under `root`, read: name → value."""
     return {f.setting.name: f.read() for f in root.query(SettingField)}
@@ -168,10 +184,10 @@ class TokenStream(Widget, can_focus=True):
         self.refresh(layout=True)
 
     def render(self) -> Text:
-        out = Text(self.prompt, style="dim")
+        out = Text(printable(self.prompt), style="dim")
         for i, tok in enumerate(self.tokens):
             style = prob_style(tok.prob)
-            piece = tok.text or ("▏" if i == self.selected else "")
+            piece = printable(tok.text) or ("▏" if i == self.selected else "")
             if i == self.selected:
                 style += " reverse bold"
             out.append(piece, style=style)

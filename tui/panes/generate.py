@@ -18,8 +18,9 @@ from textual.widgets.option_list import Option
 
 from core.errors import UserError, one_line
 from core.settings import SAMPLING_SETTINGS
+from tui.chips import printable
 from tui.messages import Replaceable, RunBuffer, SessionChanged, WeightsChanged
-from tui.widgets import ChoiceInfo, SettingField, TokenStream, bar, read_fields
+from tui.widgets import ChoiceInfo, SettingField, TokenStream, bar, changed_values, read_fields
 
 if TYPE_CHECKING:
     from core.generation import Done, TokenEvent
@@ -116,6 +117,19 @@ class GeneratePane(Horizontal):
         settings = SamplingSettings(**read_fields(self.query_one("#gen-settings"))).validate()
         return settings if seed_override is None else replace(settings, seed=seed_override)
 
+    def restore(self, values: dict, prompt: str | None = None) -> None:
+        """Show saved settings (and a prompt): the last session's, or a history entry's."""
+        for field in self.query(SettingField):
+            if field.setting.name in values:
+                field.show(values[field.setting.name])
+        if prompt is not None:
+            self.query_one("#gen-prompt", TextArea).load_text(prompt)
+
+    def changed_settings(self) -> dict:
+        """The valid settings on screen that differ from the declared defaults."""
+        return changed_values(self.query(SettingField),
+                              {s.name: s.default for s in SAMPLING_SETTINGS})
+
     def request(self) -> tuple[str, SamplingSettings]:
         """The prompt and the settings on screen (before/after generates from them)."""
         return self.query_one("#gen-prompt", TextArea).text, self.read_settings()
@@ -152,6 +166,7 @@ class GeneratePane(Horizontal):
         from core.generation import Done, Notice, TokenEvent, generate_stream
 
         worker = get_current_worker()
+        store = self.app.store
         last_flush = 0.0
         try:
             for event in generate_stream(session, run.prompt, run.settings,
@@ -167,6 +182,10 @@ class GeneratePane(Horizontal):
                 elif isinstance(event, Done):
                     run.done = event
                     self.post_message(GenerationFinished(event))
+                    if store is not None:   # the workspace's history, for later sessions
+                        store.add_generation(session.info.model, run.prompt, event.text, event.seed,
+                                             run.settings.as_record(), event.new_tokens,
+                                             event.tokens_per_s, event.stop_reason)
         except Exception as exc:  # shown as one line, the app keeps running
             self.post_message(GenerationFailed(one_line(exc)))
 
@@ -203,7 +222,7 @@ class GeneratePane(Horizontal):
         self.on_generation_progress(GenerationProgress())
         done = run.done
         self.history.append(run)
-        preview = (run.prompt + done.text).replace("\n", " ")[:40]
+        preview = printable(run.prompt + done.text).replace("\n", " ")[:40]
         self.query_one("#gen-history", OptionList).add_option(
             Option(f"#{len(self.history)} seed {done.seed} · {done.new_tokens} tok · {preview}"))
         stats = (f"{done.new_tokens} tokens · {done.tokens_per_s:.1f} tokens/s · "

@@ -11,21 +11,38 @@ from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.containers import Grid, Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Input, OptionList, ProgressBar, RichLog, Static, Switch
-from textual.widgets.option_list import Option
+from textual.widgets import Input, ProgressBar, RichLog, SelectionList, Static, Switch
 
 from core.checkpoint import save_locked
-from core.data import describe, sample_corpus_path
+from core.data import describe, fingerprint, sample_corpus_path
 from core.errors import SaveError, UserError, one_line
 from core.safe_write import check_output_folder
 from core.settings import TRAIN_SETTINGS, by_name, default_block_size, train_defaults
+from core.store import RunRecorder
 from core.train_config import TrainConfig, TrainControl
 from tui.messages import Replaceable, SessionChanged, WeightsChanged
-from tui.train_run import LossChart, PaintPacer, TrainRun, log_line, preview_text
-from tui.widgets import LabeledInput, PathSuggester, SettingField, read_fields, short_path
+from tui.train_run import (
+    RUN_COLOURS,
+    Curve,
+    LossChart,
+    PaintPacer,
+    TrainRun,
+    log_line,
+    preview_text,
+    run_summary,
+)
+from tui.widgets import (
+    LabeledInput,
+    PathSuggester,
+    SettingField,
+    changed_values,
+    read_fields,
+    short_path,
+)
 
 if TYPE_CHECKING:
     from core.session import ModelSession
+    from core.store import Store
 
 # The settings the pane shows, in its grid's order; the rest keep their defaults.
 SHOWN = ("epochs", "lr", "batch_size", "block_size", "eval_every", "pack", "mixed_precision")
@@ -67,7 +84,11 @@ class TrainPane(Horizontal):
         self._preview_timer = None
         self._pacer = PaintPacer(self)
         self._log_lines: list[Text] = []
-        self._chart_run: TrainRun | None = None
+        self._shown_run: int | None = None     # the run the chart shows when none is ticked
+        self._defaults: dict = {}              # what the fields showed for this model
+        self._past: dict[int, dict] = {}       # runs the workspace remembers, by id
+        self._past_curves: dict[int, Curve] = {}
+        self.log_scale = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="train-left"):
@@ -86,15 +107,21 @@ class TrainPane(Horizontal):
             yield LossChart(id="train-chart")
         with Vertical(id="train-right"):
             yield RichLog(id="train-log", wrap=True, markup=False, max_lines=2000, min_width=20)
-            yield OptionList(id="train-runs")
+            yield SelectionList[int](id="train-runs")
 
     def on_mount(self) -> None:
         self.query_one("#train-data", Input).suggester = PathSuggester()
         self.query_one("#train-test", Input).suggester = PathSuggester()
         self.query_one("#train-log").border_title = "evals and samples"
-        self.query_one("#train-runs").border_title = "runs this session"
+        runs = self.query_one("#train-runs")
+        runs.border_title = "runs"
+        runs.border_subtitle = "space: overlay · ctrl+l: log"
         self.query_one("#train-progress").display = False
-        self.query_one(LossChart).draw(None)
+        self.query_one(LossChart).draw([])
+        store = self.app.store
+        if store is not None:
+            self._past = {row["id"]: row for row in store.runs(limit=200)}
+        self._fill_runs_list()
 
     def on_session_changed(self, message: SessionChanged) -> None:
         session = message.session
@@ -102,11 +129,28 @@ class TrainPane(Horizontal):
         if not data.value:
             # The shipped corpus: `Start training` works at once on a fresh install.
             data.value = short_path(sample_corpus_path())
-        # The model's defaults, the same `rugpt-tui train` uses.
-        defaults = train_defaults(session.info.model, session.max_positions)
+        # The model's defaults, the same `rugpt-tui train` uses, then what was last chosen
+        # for this model.
+        self._defaults = train_defaults(session.info.model, session.max_positions)
         for field in self.query(SettingField):
-            field.show(defaults[field.setting.name])
+            name = field.setting.name
+            field.show(message.remembered.get(name, self._defaults[name]))
         self.schedule_preview()
+
+    def restore_paths(self, paths: dict[str, str]) -> None:
+        """The data and output paths last used."""
+        for key, field_id in (("train", "train-data"), ("test", "train-test"), ("out", "train-out")):
+            if key in paths:
+                self.query_one(f"#{field_id}", Input).value = paths[key]
+
+    def data_paths(self) -> dict[str, str]:
+        values = {key: self.query_one(f"#{field_id}", Input).value.strip()
+                  for key, field_id in (("train", "train-data"), ("test", "train-test"), ("out", "train-out"))}
+        return {key: value for key, value in values.items() if value}
+
+    def changed_settings(self) -> dict:
+        """The valid settings on screen that differ from this model's defaults."""
+        return changed_values(self.query(SettingField), self._defaults)
 
     def commands(self):
         yield SystemCommand("Start training", "Fine-tune on the chosen data (F8)", self.start)
@@ -213,10 +257,14 @@ class TrainPane(Horizontal):
         if self.check_out_field() is not None:
             return
         remember_base(session)   # "before" stays the model as loaded
-        run = TrainRun(number=len(self.runs) + 1, config=config, control=TrainControl(save_on_stop=False))
+        store = self.app.store
+        number = (store.start_run(session.info.model, config) if store is not None
+                  else len(self.runs) + 1)
+        run = TrainRun(number=number, config=config, control=TrainControl(save_on_stop=False))
         self.run = run
         self.runs.append(run)
-        self.query_one("#train-runs", OptionList).add_option(Option(run.summary()))
+        self._shown_run = run.number
+        self._fill_runs_list()
         self.query_one("#train-log", RichLog).write(
             Text(f"— run #{run.number}: {describe(config.train)}", style="bold"))
         progress = self.query_one("#train-progress", ProgressBar)
@@ -224,19 +272,25 @@ class TrainPane(Horizontal):
         progress.update(total=None, progress=0)
         self.query_one("#train-status", Static).update("preparing data…")
         # Owned by the App, not the pane: switching tabs never stops it.
-        self.app.run_worker(lambda: self._train(session, run), thread=True, exclusive=True,
+        self.app.run_worker(lambda: self._train(session, run, store), thread=True, exclusive=True,
                             group="train", name="train")
 
-    def _train(self, session: ModelSession, run: TrainRun) -> None:
+    def _train(self, session: ModelSession, run: TrainRun, store: Store | None) -> None:
         from textual.worker import get_current_worker
 
         from core.training import train
 
         worker = get_current_worker()
         run.control.cancelled = lambda: worker.is_cancelled   # the app exits: never outlive it
+        record = None
+        if store is not None:   # the workspace keeps every step, eval and sample as it comes
+            store.set_data_hash(run.number, fingerprint(run.config.train))
+            record = RunRecorder(store, run.number)
 
         def on_event(event) -> None:
             run.events.push(event)
+            if record is not None:
+                record(event)
             self.post_message(TrainingProgress())
 
         try:
@@ -245,6 +299,8 @@ class TrainPane(Horizontal):
             run.error = str(exc)
         except Exception as exc:  # one line on screen, the app keeps running
             run.error = one_line(exc)
+        if run.error and store is not None:
+            store.end_run(run.number, "failed", run.error)
         self.post_message(TrainingFinished(run))
 
     def stop(self, save: bool = False) -> None:
@@ -299,14 +355,14 @@ class TrainPane(Horizontal):
             self._pacer.soon("log", LOG_EVERY_S, self._flush_log)
         if run.last_step is not None:
             self._pacer.soon("status", STATUS_EVERY_S, self._paint_status)
-            self._pacer.soon("chart", CHART_EVERY_S, lambda: self.draw_chart(run))
+            self._pacer.soon("chart", CHART_EVERY_S, self.draw_chart)
 
     def paint_now(self) -> None:
         """Draw everything that waits for its turn (log lines, status, chart) now."""
         self._pacer.cancel()
         self._flush_log()
         self._paint_status()
-        self.draw_chart(self.run)
+        self.draw_chart()
 
     def _flush_log(self) -> None:
         log = self.query_one("#train-log", RichLog)
@@ -339,17 +395,57 @@ class TrainPane(Horizontal):
             if r.save_error:
                 status.update(Text(r.save_error, style="red"))
                 self.app.notify(r.save_error, title="Training", severity="error", timeout=8)
-        self.query_one("#train-runs", OptionList).replace_option_prompt_at_index(
-            run.number - 1, run.summary())
+        self._fill_runs_list()
 
-    @on(OptionList.OptionSelected, "#train-runs")
-    def show_run(self, event: OptionList.OptionSelected) -> None:
-        self.draw_chart(self.runs[event.option_index])
+    # -- the runs list and the chart ---------------------------------------------------------
+
+    def _fill_runs_list(self) -> None:
+        """Every run, newest first: this session's and those the workspace remembers."""
+        runs = self.query_one("#train-runs", SelectionList)
+        ticked = set(runs.selected)
+        mine = {run.number: run for run in self.runs}
+        entries = [(number, run.summary()) for number, run in mine.items()]
+        entries += [(rid, run_summary(rid, row["steps"], row["eval_loss"], row["status"],
+                                      describe(row["train"]), row["time"][:16].replace("T", " ")))
+                    for rid, row in self._past.items() if rid not in mine]
+        entries.sort(key=lambda entry: -entry[0])
+        highlighted = runs.highlighted
+        runs.clear_options()
+        runs.add_options([(label, number, number in ticked) for number, label in entries])
+        if entries:
+            runs.highlighted = min(highlighted or 0, len(entries) - 1)
+
+    @on(SelectionList.SelectionHighlighted, "#train-runs")
+    def run_highlighted(self, event: SelectionList.SelectionHighlighted) -> None:
+        if event.selection.value != self._shown_run:
+            self._shown_run = event.selection.value
+            self.draw_chart()
+
+    @on(SelectionList.SelectedChanged, "#train-runs")
+    def overlay_changed(self) -> None:
+        self.draw_chart()
+
+    def toggle_log_scale(self) -> None:
+        self.log_scale = not self.log_scale
+        self.draw_chart()
 
     def on_resize(self) -> None:
         # the chart's labels depend on its height: draw it again for the new size
-        self.call_after_refresh(self.draw_chart, self._chart_run)
+        self.call_after_refresh(self.draw_chart)
 
-    def draw_chart(self, run: TrainRun | None) -> None:
-        self._chart_run = run
-        self.query_one(LossChart).draw(run)
+    def _curve(self, number: int) -> Curve | None:
+        run = next((r for r in self.runs if r.number == number), None)
+        if run is not None:
+            return run.curve()
+        if number not in self._past_curves and self.app.store is not None:
+            steps, evals = self.app.store.curves(number)
+            self._past_curves[number] = Curve(f"#{number}", steps, evals)
+        return self._past_curves.get(number)
+
+    def draw_chart(self) -> None:
+        """The ticked runs overlaid; with none ticked, the highlighted (or running) run."""
+        numbers = list(self.query_one("#train-runs", SelectionList).selected)[:len(RUN_COLOURS)]
+        if not numbers and self._shown_run is not None:
+            numbers = [self._shown_run]
+        curves = [c for c in map(self._curve, sorted(numbers)) if c is not None]
+        self.query_one(LossChart).draw(curves, self.log_scale)

@@ -1,0 +1,213 @@
+"""The workspace: settings that outlive the app, a history and runs that survive restarts,
+kills and a second instance, and the `history` / `runs` commands."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from core.errors import UserError
+from core.store import Store
+from core.workspace import SavedSettings, database_path, load_settings, save_settings, settings_path
+from tests.helpers import ROOT, run_cli, wait_for
+
+
+def test_settings_round_trip_and_only_settings_are_written(workspace_home):
+    saved = SavedSettings(model="demo", theme="nord", generate={"top_k": 7, "seed": 3},
+                          train={"demo": {"epochs": 3.0, "pack": False}}, data={"train": "x.txt"})
+    assert save_settings(saved) is True
+    assert save_settings(saved) is False          # unchanged: not written again
+    loaded, problem = load_settings()
+    assert problem is None and loaded == saved
+    assert sorted(p.name for p in workspace_home.iterdir()) == ["settings.toml"]
+
+
+@pytest.mark.parametrize("text, names", [
+    ("model = \"demo\"\n[generate\ntop_k = 5\n", "line 2"),
+    ("[generate]\ntop_k = -3\n", "generate.top_k"),
+    ("[train.demo]\nlr = \"fast\"\n", "lr"),
+    ("device = \"tpu\"\n", "device"),
+])
+def test_a_broken_settings_file_is_kept_aside_and_defaults_are_used(workspace_home, text, names):
+    path = settings_path()
+    path.write_text(text, encoding="utf-8")
+    (workspace_home / "settings.toml.bad").write_bytes(b"an older broken file")
+    loaded, problem = load_settings()
+    assert loaded == SavedSettings()
+    assert names in problem and "settings.toml.bad.1" in problem and "\n" not in problem
+    assert (workspace_home / "settings.toml.bad.1").read_text(encoding="utf-8") == text
+    assert (workspace_home / "settings.toml.bad").read_bytes() == b"an older broken file"
+    assert not path.exists()
+
+
+def test_a_broken_file_that_cannot_be_moved_is_never_overwritten(workspace_home):
+    path = settings_path()
+    path.write_text("[broken", encoding="utf-8")
+    os.chmod(workspace_home, 0o500)   # the folder is read-only: the file cannot be moved aside
+    try:
+        _, problem = load_settings()
+        if os.access(workspace_home, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        assert "left in place" in problem
+        assert save_settings(SavedSettings(model="demo")) is False
+    finally:
+        os.chmod(workspace_home, 0o700)
+    assert path.read_text(encoding="utf-8") == "[broken"
+
+
+def test_cli_history_and_runs(tmp_path):
+    for prompt in ("Кот", "СОБАКА и кот"):
+        assert run_cli("generate", "--model", "demo", "--prompt", prompt, "--max-new-tokens", "4",
+                       "--seed", "5").returncode == 0
+    history = json.loads(run_cli("history", "--json").stdout)
+    assert [h["prompt"] for h in history] == ["СОБАКА и кот", "Кот"]   # newest first
+    entry = history[0]
+    assert set(entry) >= {"time", "model", "prompt", "text", "seed", "settings"}
+    assert entry["model"] == "demo" and entry["seed"] == 5 and entry["settings"]["top_k"] == 50
+    assert "T" in entry["time"]
+    found = json.loads(run_cli("history", "--json", "--search", "собака").stdout)
+    assert [h["prompt"] for h in found] == ["СОБАКА и кот"]           # any case, Cyrillic too
+
+    out = tmp_path / "model"
+    train = run_cli("train", "--model", "demo", "--train", str(ROOT / "core/resources/corpus_ru.txt"),
+                    "--max-steps", "3", "--out", str(out), "--jsonl")
+    assert train.returncode == 0, train.stderr
+    runs = json.loads(run_cli("runs", "--json").stdout)
+    assert len(runs) == 1
+    run = runs[0]
+    assert set(run) >= {"id", "time", "model", "train", "steps", "eval_loss", "status", "out"}
+    assert run["steps"] == 3 and run["status"] == "done" and run["out"] == str(out)
+    assert run["eval_loss"] == json.loads(train.stdout.splitlines()[-1])["eval_loss"]
+    store = Store.open()
+    steps, evals = store.curves(run["id"])
+    assert [s for s, _ in steps] == [1, 2, 3] and evals[0][0] == 0   # the step-0 eval too
+    assert "3 steps" in run_cli("runs").stdout
+
+
+def test_a_run_killed_mid_way_keeps_its_steps(tmp_path):
+    corpus = ROOT / "core/resources/corpus_ru.txt"
+    proc = subprocess.Popen([sys.executable, "-m", "tui.cli", "train", "--model", "demo", "--train",
+                             str(corpus), "--epochs", "200", "--jsonl"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    seen, first_at = 0, None
+    try:
+        for line in proc.stdout:
+            if '"event": "step"' in line:
+                seen = json.loads(line)["step"]
+                first_at = first_at or time.monotonic()
+                if time.monotonic() - first_at > 2.5:
+                    break
+        kept_by_now = seen
+        time.sleep(1.5)   # steps are committed at least once a second
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    runs = json.loads(run_cli("runs", "--json").stdout)
+    assert runs[0]["status"] == "interrupted"     # killed: its process is gone
+    steps, evals = Store.open().curves(runs[0]["id"])
+    assert len(steps) >= kept_by_now > 0 and evals[0][0] == 0
+    check = sqlite3.connect(database_path()).execute("PRAGMA integrity_check").fetchone()[0]
+    assert check == "ok"
+
+
+WRITER = """
+import sys
+from core.store import Store
+store = Store.open()
+for i in range(150):
+    store.add_generation("demo", f"{sys.argv[1]} {i}", "текст", i, {"top_k": 50}, 1, 1.0, "length")
+"""
+
+
+def test_two_instances_write_at_once():
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, name], cwd=ROOT) for name in ("a", "b")]
+    reader = Store.open()
+    while any(w.poll() is None for w in writers):
+        reader.history(limit=10)          # reading meanwhile never fails or blocks for long
+    assert [w.returncode for w in writers] == [0, 0]
+    rows = reader.history(limit=1000)
+    assert len(rows) == 300
+    assert {r["prompt"] for r in rows} == {f"{n} {i}" for n in "ab" for i in range(150)}
+    check = sqlite3.connect(database_path()).execute("PRAGMA integrity_check").fetchone()[0]
+    assert check == "ok"
+
+
+def test_a_database_from_a_newer_version_is_left_alone(workspace_home):
+    Store.open().close()
+    db = sqlite3.connect(database_path())
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    before = database_path().read_bytes()
+    with pytest.raises(UserError, match="newer rugpt-tui"):
+        Store.open()
+    assert database_path().read_bytes() == before
+
+
+async def test_the_app_remembers_settings_runs_and_history(demo_session):
+    """Change settings, generate, train; quit; a new app on the same workspace shows them."""
+    from textual.widgets import Input, SelectionList, TextArea
+
+    from tui.app import RuGPTApp
+
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3")
+        app.query_one("#gen-top-k", Input).value = "7"
+        app.query_one("#gen-max-new-tokens", Input).value = "5"
+        app.query_one("#gen-seed", Input).value = "11"
+        prompt = app.query_one("#gen-prompt", TextArea)
+        prompt.load_text("Кот спал")
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.generate_pane.run is not None
+                       and app.generate_pane.run.done is not None)
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        app.query_one("#train-out", Input).value = ""
+        app.query_one("#train-epochs", Input).value = "0.3"
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: app.train_pane.run is not None and not app.train_pane.training,
+                       timeout=60)
+        steps = app.train_pane.run.result.steps
+        await pilot.press("ctrl+q")
+    saved, problem = load_settings()
+    assert problem is None and saved.generate == {"top_k": 7, "max_new_tokens": 5, "seed": 11}
+    assert saved.train["demo"] == {"epochs": 0.3} and saved.model == "demo"
+
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.query_one("#gen-top-k", Input).value == "7"
+        await wait_for(pilot, lambda: app.query_one("#train-epochs", Input).value == "0.3")
+        runs = app.query_one("#train-runs", SelectionList)
+        assert runs.option_count == 1 and f"{steps} steps" in str(runs.get_option_at_index(0).prompt)
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: "run #" in app.query_one("#train-chart").border_title)
+        app.query_one("#gen-seed", Input).value = ""
+        prompt = app.query_one("#gen-prompt", TextArea)
+        prompt.load_text("другое")
+        await pilot.press("ctrl+r")
+        await pilot.pause(0.3)
+        await pilot.press(*"кот", "enter")
+        await wait_for(pilot, lambda: prompt.text == "Кот спал")
+        assert app.query_one("#gen-seed", Input).value == "11"
+
+
+async def test_the_app_says_a_settings_file_is_broken_and_keeps_it(demo_session, workspace_home):
+    from tui.app import RuGPTApp
+
+    settings_path().write_text("[generate]\ntop_p = 7\n", encoding="utf-8")
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        notice = str(app.query_one("#notice").render())
+        assert "settings.toml" in notice and "top_p" in notice and "defaults" in notice
+        assert app.query_one("#gen-top-p").value == "0.95"   # the defaults, and the app works
+        await pilot.press("f3", "f5")
+        await wait_for(pilot, lambda: app.generate_pane.run is not None
+                       and app.generate_pane.run.done is not None)
+    assert (workspace_home / "settings.toml.bad").read_text(encoding="utf-8") == "[generate]\ntop_p = 7\n"
