@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
+from core.errors import UserError
 from core.generation import Done, generate_stream
 from core.sampling import SamplingSettings
 
@@ -27,6 +29,24 @@ def reset_to_base(session) -> None:
     remember_base(session)
     with session.lock, torch.no_grad():
         session.model.load_state_dict(session.base_state)
+
+
+def load_trained_weights(session, folder: str) -> None:
+    """Put a checkpoint's weights into the session's model, keeping the weights as loaded as
+    the base: before/after then compares the model before and after that run."""
+    from safetensors.torch import load_file
+
+    remember_base(session)
+    state = {}
+    for file in sorted(Path(folder).glob("*.safetensors")):
+        state.update(load_file(str(file)))
+    if not state:
+        raise UserError(f"{folder}: no weights (*.safetensors) in this folder")
+    with session.lock, torch.no_grad():
+        missing, unexpected = session.model.load_state_dict(state, strict=False)
+    if unexpected or len(missing) > 2:   # tied output weights are not saved twice
+        raise UserError(f"{folder}: these weights do not fit {session.info.model}")
+    session.base_model = None   # a comparison model built before holds other weights
 
 
 def base_model(session):

@@ -138,7 +138,7 @@ class FolderLock:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
                 owner = self._owner()
-                if owner.isdigit() and _alive(int(owner)):
+                if owner.isdigit() and process_alive(int(owner)):
                     self._refuse()
                 self.path.unlink(missing_ok=True)   # stale: its owner is gone
                 continue
@@ -164,7 +164,8 @@ class FolderLock:
         self.release()
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this machine with that pid is running."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -3,7 +3,7 @@
 SQLite in WAL mode with a busy timeout, so two app instances (and a CLI run beside them)
 read and write at once without corrupting anything; the schema has a version and
 migrations. A run's steps are committed in small batches as they happen, so a run killed
-with -9 keeps everything up to its last second.
+with -9 keeps everything up to its last second (and reads `killed`).
 
     store = Store.open()                      # core.workspace.database_path()
     run_id = store.start_run(model, config)   # then feed RunRecorder(store, run_id) the events
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from core import train_events as ev
 from core.errors import UserError, first_line
+from core.safe_write import process_alive
 from core.workspace import database_path
 
 if TYPE_CHECKING:
@@ -55,6 +56,11 @@ MIGRATIONS: list[list[str]] = [
             run_id INTEGER NOT NULL REFERENCES runs(id), kind TEXT NOT NULL, message TEXT)""",
         "CREATE INDEX generations_time ON generations(time)",
     ],
+    [   # 2: how long a run is (for the ETA of a run in another process), and whether its
+        # end has been seen (a run that ended while nobody watched is announced)
+        "ALTER TABLE runs ADD COLUMN total_steps INTEGER",
+        "ALTER TABLE runs ADD COLUMN seen INTEGER NOT NULL DEFAULT 0",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 10_000
@@ -68,13 +74,7 @@ def _alive(pid: int | None, host: str | None) -> bool:
     """Whether the process that wrote a run still runs (only knowable on this machine)."""
     if pid is None or host != socket.gethostname():
         return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(pid)
 
 
 class Store:
@@ -184,12 +184,13 @@ class Store:
 
     def runs(self, limit: int = 500) -> list[dict]:
         """Runs, newest first. A run whose process died without saying how it ended (killed,
-        power cut) reads `interrupted`."""
-        rows = self._read("SELECT id, time, model, train, data_hash, steps, eval_loss, status, out, "
-                          "error, pid, host, ended FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+        power cut) reads `killed`."""
+        rows = self._read("SELECT id, time, model, train, data_hash, steps, total_steps, eval_loss, "
+                          "status, out, error, pid, host, ended, seen FROM runs "
+                          "ORDER BY id DESC LIMIT ?", (limit,))
         for row in rows:
             if row["status"] == "running" and not _alive(row["pid"], row["host"]):
-                row["status"] = "interrupted"
+                row["status"] = "killed"
         return rows
 
     def run(self, run_id: int) -> dict | None:
@@ -199,7 +200,7 @@ class Store:
         row = rows[0]
         row["config"] = json.loads(row["config"])
         if row["status"] == "running" and not _alive(row["pid"], row["host"]):
-            row["status"] = "interrupted"
+            row["status"] = "killed"
         return row
 
     def curves(self, run_id: int) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
@@ -215,6 +216,21 @@ class Store:
         with self.lock:
             return [tuple(r) for r in self.db.execute(
                 "SELECT step, text FROM run_samples WHERE run_id = ? ORDER BY rowid", (run_id,))]
+
+    def evals(self, run_id: int) -> list[tuple[int, float, float]]:
+        with self.lock:
+            return [tuple(r) for r in self.db.execute(
+                "SELECT step, eval_loss, perplexity FROM run_evals WHERE run_id = ? ORDER BY step",
+                (run_id,))]
+
+    def mark_seen(self, run_ids: list[int]) -> None:
+        """These runs' ends were seen (watched, or announced): not announced again."""
+        self._write([("UPDATE runs SET seen = 1 WHERE id = ?", (rid,)) for rid in run_ids])
+
+    def unseen_ends(self) -> list[dict]:
+        """Runs of other processes that ended while nobody watched, oldest first."""
+        return [r for r in reversed(self.runs(limit=200))
+                if not r["seen"] and r["ended"] and r["pid"] != os.getpid()]
 
     def end_run(self, run_id: int, status: str, error: str | None = None) -> None:
         """A run that ended without a Done event (it failed before or during training)."""
@@ -242,7 +258,8 @@ class RunRecorder:
                 self.pending.append(("INSERT OR REPLACE INTO run_steps VALUES (?,?,?,?,?,?)",
                                      (rid, event.step, event.loss, event.lr, event.tokens_per_s,
                                       event.epoch)))
-                self.pending.append(("UPDATE runs SET steps = ? WHERE id = ?", (event.step, rid)))
+                self.pending.append(("UPDATE runs SET steps = ?, total_steps = ? WHERE id = ?",
+                                     (event.step, event.total_steps, rid)))
                 if (len(self.pending) >= 2 * self.FLUSH_STEPS
                         or time.monotonic() - self.last_flush >= self.FLUSH_EVERY_S):
                     self.flush()

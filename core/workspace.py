@@ -29,6 +29,7 @@ APP_NAME = "rugpt-tui"
 SETTINGS_FILE = "settings.toml"
 DATABASE_FILE = "workspace.db"
 DATA_PATHS = ("train", "test", "out")
+ON_HANGUP = ("keep", "stop")
 
 
 def config_dir() -> Path:
@@ -63,6 +64,7 @@ class SavedSettings:
     device: str = "auto"
     dtype: str = "auto"
     theme: str | None = None
+    on_hangup: str = "keep"          # the terminal hangs up mid-run: keep training | stop (and save)
     generate: dict[str, Any] = field(default_factory=dict)          # sampling setting → value
     train: dict[str, dict[str, Any]] = field(default_factory=dict)  # model → training settings
     data: dict[str, str] = field(default_factory=dict)              # train / test / out paths
@@ -109,7 +111,7 @@ def parse_settings(text: str) -> SavedSettings:
             if not isinstance(raw[key], str):
                 raise UserError(f"{key} = {raw[key]!r}: expected a string")
             setattr(saved, key, raw[key])
-    for key, choices in (("device", DEVICES), ("dtype", DTYPES)):
+    for key, choices in (("device", DEVICES), ("dtype", DTYPES), ("on_hangup", ON_HANGUP)):
         if key in raw:
             if raw[key] not in choices:
                 raise UserError(f"{key} = {raw[key]!r}: one of {', '.join(choices)}")

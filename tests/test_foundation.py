@@ -187,13 +187,6 @@ def test_bad_device_setting_is_exit_2():
     assert "--device cuda" in result.stderr
 
 
-def test_demo_model_command(tmp_path):
-    result = run_cli("demo-model", "--out", str(tmp_path / "d"))
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "d" / "model.safetensors").exists()
-    assert (tmp_path / "d" / "tokenizer.json").exists()
-
-
 def test_every_setting_is_declared_once_and_drawn_from_its_declaration():
     """TrainConfig / SamplingSettings take each default from core.settings, and the command
     line offers each declared setting under its flag, with the declared choices."""

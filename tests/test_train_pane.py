@@ -154,7 +154,7 @@ async def test_before_after_and_reset(fresh_session):
 
     app = RuGPTApp(session=fresh_session)
     async with app.run_test(size=(140, 45)) as pilot:
-        pane = await start_training(pilot, "3")
+        pane = await start_training(pilot, "0.5")
         await wait_for(pilot, lambda: pane.run is not None and not pane.run.running, timeout=120)
         await pilot.press("ctrl+b")
         await wait_for(pilot, lambda: isinstance(app.screen, BeforeAfterScreen), timeout=30)
@@ -176,7 +176,7 @@ async def test_before_after_and_reset(fresh_session):
 
 def test_interleaved_generation_leaves_training_bit_identical(demo_dir):
     """Same seeds, dropout off: generating from the model while it trains changes nothing."""
-    config = TrainConfig(train=str(sample_corpus_path()), epochs=2, lr=3e-3, batch_size=8,
+    config = TrainConfig(train=str(sample_corpus_path()), epochs=0.5, lr=3e-3, batch_size=8,
                          block_size=32, seed=4, sample_tokens=6)
     quiet = load_session("demo", device="cpu")
     train(quiet, config)
@@ -204,7 +204,7 @@ def test_interleaved_generation_leaves_training_bit_identical(demo_dir):
 
 
 async def test_path_completion(tmp_path):
-    from tui.panes.train import PathSuggester
+    from tui.widgets import PathSuggester
 
     (tmp_path / "тексты.jsonl").write_text("{}", encoding="utf-8")
     (tmp_path / "folder").mkdir()

@@ -60,10 +60,10 @@ def test_a_broken_file_that_cannot_be_moved_is_never_overwritten(workspace_home)
     assert path.read_text(encoding="utf-8") == "[broken"
 
 
-def test_cli_history_and_runs(tmp_path):
-    for prompt in ("Кот", "СОБАКА и кот"):
-        assert run_cli("generate", "--model", "demo", "--prompt", prompt, "--max-new-tokens", "4",
-                       "--seed", "5").returncode == 0
+def test_cli_history_and_runs(tmp_path, capsys):
+    Store.open().add_generation("demo", "Кот", " спал", 3, {"top_k": 50}, 1, 10.0, "length")
+    assert run_cli("generate", "--model", "demo", "--prompt", "СОБАКА и кот", "--max-new-tokens", "4",
+                   "--seed", "5").returncode == 0
     history = json.loads(run_cli("history", "--json").stdout)
     assert [h["prompt"] for h in history] == ["СОБАКА и кот", "Кот"]   # newest first
     entry = history[0]
@@ -86,7 +86,9 @@ def test_cli_history_and_runs(tmp_path):
     store = Store.open()
     steps, evals = store.curves(run["id"])
     assert [s for s, _ in steps] == [1, 2, 3] and evals[0][0] == 0   # the step-0 eval too
-    assert "3 steps" in run_cli("runs").stdout
+    from tui.cli import main
+
+    assert main(["runs"]) == 0 and "3 steps" in capsys.readouterr().out   # the table, in-process
 
 
 def test_a_run_killed_mid_way_keeps_its_steps(tmp_path):
@@ -108,7 +110,7 @@ def test_a_run_killed_mid_way_keeps_its_steps(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     runs = json.loads(run_cli("runs", "--json").stdout)
-    assert runs[0]["status"] == "interrupted"     # killed: its process is gone
+    assert runs[0]["status"] == "killed"     # its process is gone without an end
     steps, evals = Store.open().curves(runs[0]["id"])
     assert len(steps) >= kept_by_now > 0 and evals[0][0] == 0
     check = sqlite3.connect(database_path()).execute("PRAGMA integrity_check").fetchone()[0]

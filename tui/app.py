@@ -4,30 +4,33 @@ at once even mid-load."""
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from functools import partial
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.command import SimpleCommand
 from textual.containers import Horizontal
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, LoadingIndicator, Static, TabbedContent, TabPane
 
 from core import DEFAULT_MODEL
-from core.errors import UserError, one_line
-from core.store import Store
-from core.workspace import load_settings, save_settings
+from core.errors import UserError
+from core.hangup import silence_terminal
 from tui import heap
-from tui.chips import printable
-from tui.dialogs import AskScreen, BeforeAfterScreen, QuitWhileTrainingScreen
+from tui.dialogs import (
+    AskScreen,
+    BeforeAfterReady,
+    BeforeAfterScreen,
+    QuitWhileTrainingScreen,
+    compare_in_background,
+)
 from tui.help import HelpScreen
+from tui.keeper import WorkspaceKeeper
+from tui.loader import load_in_background
 from tui.messages import (
     SessionChanged,
     SessionFailed,
@@ -35,18 +38,14 @@ from tui.messages import (
     SessionNotice,
     WeightsChanged,
 )
+from tui.palette import palette_commands
 from tui.panes.generate import GeneratePane
 from tui.panes.tokenize import TokenizePane
 from tui.panes.train import TrainPane
 
 if TYPE_CHECKING:
-    from core.compare import BeforeAfter
     from core.session import ModelSession
-
-
-@dataclass
-class BeforeAfterReady(Message):
-    result: BeforeAfter
+    from tui.train_run import TrainRun
 
 
 class RuGPTApp(App):
@@ -76,6 +75,7 @@ class RuGPTApp(App):
         Binding("ctrl+g", "toggle_panels", "Panels", show=False, priority=True),
         Binding("ctrl+r", "search_history", "History", show=False, priority=True),
         Binding("ctrl+l", "toggle_log_scale", "Log scale", show=False, priority=True),
+        Binding("ctrl+e", "load_finished_run", "Load finished run", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -83,17 +83,13 @@ class RuGPTApp(App):
                  trust_remote_code: bool = False, session: ModelSession | None = None) -> None:
         super().__init__()
         # What the workspace remembers; a flag given on the command line wins.
-        self.saved, settings_problem = load_settings()
+        self.workspace = WorkspaceKeeper(self)
+        self.saved, self.store = self.workspace.saved, self.workspace.store
         self.model_name = model or self.saved.model or DEFAULT_MODEL
         self.device = device or self.saved.device
         self.dtype = dtype or self.saved.dtype
-        self.store: Store | None = None
-        self._problems = [p for p in (settings_problem,) if p]
-        try:
-            self.store = Store.open()
-        except UserError as exc:   # history and runs are off; everything else works
-            self._problems.append(str(exc))
-        self._save_timer = None
+        self.detached: TrainRun | None = None   # a run going on after the terminal hung up
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.trust_remote_code = trust_remote_code
         self.session: ModelSession | None = None
         self._preloaded = session
@@ -120,10 +116,13 @@ class RuGPTApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._fit_footer()
         self.query_one("#notice").display = False
         self.query_one("#tok-input").focus()   # type at once: the Tokenize editor has the cursor
-        self._restore_settings()
+        self.workspace.restore()
+        self._show_notice(None)
+        self.workspace.announce_finished_runs()
         if self._preloaded is not None:
             self.post_message(SessionLoaded(self._preloaded))
         else:
@@ -131,34 +130,15 @@ class RuGPTApp(App):
 
     # -- model loading -------------------------------------------------------------------
 
-    def load_model(self, name: str) -> None:
-        """Load on a daemon thread: `from_pretrained` cannot be interrupted, and a daemon
-        thread never keeps the process alive after quit."""
+    def load_model(self, name: str, trained: str | None = None) -> None:
+        """Load in the background (tui.loader); with `trained`, that checkpoint's weights go
+        on top, the model as loaded staying the "before" of before/after."""
         self.query_one("#loading").display = True
         self.query_one("#model-status", Static).update(f"loading {name}…")
         heap.thaw()  # the model being replaced must be collectable, cycles and all
 
-        def load() -> None:
-            try:
-                from core.session import load_session
-
-                session = load_session(name, device=self.device, dtype=self.dtype,
-                                       trust_remote_code=self.trust_remote_code,
-                                       on_notice=lambda text: self.post_message(SessionNotice(text)))
-            except UserError as exc:
-                self.post_message(SessionFailed(str(exc), name))
-            except Exception as exc:  # never a traceback on screen
-                self.post_message(SessionFailed(one_line(exc), name))
-            else:
-                try:  # build the Tokenize view's tables here rather than on the UI thread
-                    from core.tokenview import tokenize_view
-
-                    tokenize_view(session.tokenizer, "")
-                except Exception:
-                    pass  # the pane reports any real problem when it tokenizes
-                self.post_message(SessionLoaded(session))
-
-        threading.Thread(target=load, name="model-load", daemon=True).start()
+        load_in_background(self.post_message, name, self.device, self.dtype,
+                           self.trust_remote_code, trained)
 
     def on_session_loaded(self, message: SessionLoaded) -> None:
         session = message.session
@@ -178,44 +158,21 @@ class RuGPTApp(App):
 
     # -- the workspace: settings that outlive the session ---------------------------------
 
-    def _restore_settings(self) -> None:
-        saved = self.saved
-        if saved.theme in self.available_themes:
-            self.theme = saved.theme
-        self.generate_pane.restore(saved.generate)
-        self.train_pane.restore_paths(saved.data)
-        for problem in self._problems:   # a broken settings file, an unusable database
-            self.notify(problem, title="Workspace", severity="warning", timeout=10)
-        self._show_notice(None)
-        self.theme_changed_signal.subscribe(self, lambda _theme: self.schedule_save())
+    @property
+    def finished_away(self) -> dict | None:
+        return self.workspace.finished_away
+
+    def action_load_finished_run(self) -> None:
+        self.workspace.load_finished_run()
+
+    def action_search_history(self) -> None:
+        self.workspace.search_history()
+
+    def action_toggle_on_hangup(self) -> None:
+        self.workspace.toggle_on_hangup()
 
     def schedule_save(self) -> None:
-        """Settings are taken as they are now and written a second after they stop changing
-        (or at exit, when the panes are already gone)."""
-        self._collect_settings()
-        if self._save_timer is not None:
-            self._save_timer.stop()
-        self._save_timer = self.set_timer(1.0, self.save_settings)
-
-    def _collect_settings(self) -> None:
-        saved = self.saved
-        if self.session is not None:
-            saved.model = self.session.info.model
-            changed = self.train_pane.changed_settings()
-            if changed:
-                saved.train[saved.model] = changed
-            else:
-                saved.train.pop(saved.model, None)
-        saved.device, saved.dtype, saved.theme = self.device, self.dtype, self.theme
-        saved.generate = self.generate_pane.changed_settings()
-        saved.data = self.train_pane.data_paths()
-
-    def save_settings(self) -> None:
-        self._save_timer = None
-        try:
-            save_settings(self.saved)
-        except OSError as exc:
-            self.notify(f"settings not saved: {one_line(exc)}", title="Workspace", severity="warning")
+        self.workspace.schedule_save()
 
     def on_input_changed(self) -> None:
         self.schedule_save()
@@ -237,17 +194,11 @@ class RuGPTApp(App):
         """A run's objects must not be frozen: once it ends they could never be collected."""
         return self.train_pane.training
 
-    def _settle_heap_when_idle(self, tries: int = 0) -> None:
+    def _settle_heap_when_idle(self) -> None:
         """Once the new model's first views are up and the one it replaced is gone, collect
-        and freeze the heap — at a moment when no one is typing, as the collection takes a
-        few hundred milliseconds."""
-        if self._training():
-            return
-        quiet = time.monotonic() - self._last_key_at > self.SETTLE_QUIET_S
-        if tries < 3 or (not quiet and tries < 40):
-            self.set_timer(0.5, lambda: self._settle_heap_when_idle(tries + 1))
-            return
-        heap.settle()
+        and freeze the heap — at a quiet moment, never while a run is alive."""
+        heap.settle_when_idle(self.set_timer, lambda: self._training(),
+                              lambda: time.monotonic() - self._last_key_at > self.SETTLE_QUIET_S)
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
@@ -255,9 +206,7 @@ class RuGPTApp(App):
         await super().on_event(event)
 
     def on_unmount(self) -> None:
-        if self._save_timer is not None:   # settings changed in the last second
-            self._save_timer.stop()
-            self.save_settings()
+        self.workspace.save_pending()
         heap.thaw()
 
     def on_resize(self, event: events.Resize) -> None:
@@ -275,7 +224,7 @@ class RuGPTApp(App):
 
     def _show_notice(self, text: str | None) -> None:
         """The notice bar: what the model load said, and any workspace problem."""
-        lines = [line for line in (text, *self._problems) if line]
+        lines = [line for line in (text, *self.workspace.problems) if line]
         notice = self.query_one("#notice", Static)
         notice.update(" · ".join(lines))
         notice.display = bool(lines)
@@ -345,41 +294,10 @@ class RuGPTApp(App):
             self.notify(str(exc), title="Before / after", severity="error")
             return
         self.notify("generating on base and current weights…", title="Before / after", timeout=2)
-
-        def work() -> None:
-            from core.compare import before_after
-
-            result = before_after(session, prompt, replace(settings, seed=settings.seed or 0))
-            self.post_message(BeforeAfterReady(result))
-
-        self.run_worker(work, thread=True, exclusive=True, group="before-after")
+        compare_in_background(self, session, prompt, replace(settings, seed=settings.seed or 0))
 
     def on_before_after_ready(self, message: BeforeAfterReady) -> None:
         self.push_screen(BeforeAfterScreen(message.result))
-
-    def action_search_history(self) -> None:
-        """Every past generation in a searchable list; choosing one restores its prompt,
-        settings and seed in the Generate pane."""
-        if self.store is None:
-            self.notify("The workspace database is off: no history", severity="warning")
-            return
-        rows = self.store.history(limit=1000)
-        if not rows:
-            self.notify("No generations yet: F5 generates", title="Search history")
-            return
-        items = []
-        for row in rows:
-            text = printable(row["prompt"] + " → " + row["text"]).replace("\n", " ")
-            items.append(SimpleCommand(text[:70], partial(self.restore_generation, row),
-                                       f"{row['time'][:16].replace('T', ' ')} · {row['model']} · "
-                                       f"seed {row['seed']}"))
-        self.search_commands(items, placeholder="Search history…")
-
-    def restore_generation(self, row: dict) -> None:
-        self.action_show_tab("generate")
-        self.generate_pane.restore({**row["settings"], "seed": row["seed"]}, prompt=row["prompt"])
-        self.notify(f"prompt, settings and seed {row['seed']} restored: F5 generates it again",
-                    title="Search history", timeout=4)
 
     def action_toggle_log_scale(self) -> None:
         self.train_pane.toggle_log_scale()
@@ -406,16 +324,35 @@ class RuGPTApp(App):
             if choice in (None, "cancel"):
                 return
             pane.stop(save=choice == "save")
-            self._exit_when_stopped(pane)
+            self.exit_when_stopped()
 
         self.push_screen(QuitWhileTrainingScreen(), chosen)
 
-    def _exit_when_stopped(self, pane: TrainPane) -> None:
+    def exit_when_stopped(self) -> None:
         """The run stops after its current step (and saves, if asked); then the app exits."""
-        if pane.training:
-            self.set_timer(0.05, lambda: self._exit_when_stopped(pane))
+        if self.train_pane.training:
+            self.set_timer(0.05, self.exit_when_stopped)
         else:
             self.exit()
+
+    def detach_from_terminal(self) -> None:
+        """The terminal is gone (SIGHUP). Nothing is written to
+        it again; a run goes on detached to its end — or stops and saves, by the `on_hangup`
+        setting — recorded as usual; the app quits and its process waits for the run."""
+        silence_terminal()
+        run = self.train_pane.run
+        if run is not None and run.running:
+            self.detached = run
+            if self.saved.on_hangup == "stop":
+                run.control.save_on_stop = run.config.out is not None
+                run.control.stop.set()
+        self.call_in_loop(self.exit)
+
+    def call_in_loop(self, callback) -> None:
+        """Run `callback` on the app's event loop (signal handlers interrupt it anywhere)."""
+        if self._loop is None:
+            raise SystemExit(0)   # not even started: nothing to keep
+        self._loop.call_soon_threadsafe(callback)
 
     def action_toggle_raw(self) -> None:
         pane = self.tokenize_pane
@@ -434,27 +371,4 @@ class RuGPTApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Load model", "Load a hub id, a model folder or the demo model",
-                            self.action_load_model)
-        yield SystemCommand("Toggle raw tokens", "Byte-level vocabulary pieces ↔ readable text",
-                            self.action_toggle_raw)
-        yield SystemCommand("Toggle token ids", "Show each token's id in the chips",
-                            self.action_toggle_ids)
-        yield SystemCommand("Search history", "Find a past generation and restore it (ctrl+r)",
-                            self.action_search_history)
-        yield SystemCommand("Toggle log scale", "The loss chart on a log scale, and back (ctrl+l)",
-                            self.action_toggle_log_scale)
-        yield SystemCommand("Toggle side panels", "On a small terminal: side panels ↔ main view (ctrl+g)",
-                            self.action_toggle_panels)
-        yield from self.generate_pane.commands()
-        yield from self.train_pane.commands()
-        yield SystemCommand("Before / after", "Same prompt and seed on base and current weights (ctrl+b)",
-                            self.action_before_after)
-        yield SystemCommand("Reset to base weights", "Undo all training in this session",
-                            self.action_reset_weights)
-
-
-def run_app(model: str | None = None, device: str | None = None, dtype: str | None = None,
-            trust_remote_code: bool = False) -> int:
-    RuGPTApp(model=model, device=device, dtype=dtype, trust_remote_code=trust_remote_code).run()
-    return 0
+        yield from palette_commands(self)

@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None)
     p.add_argument("--resume", default=None)
     add_settings(p, TRAIN_SETTINGS, per_model=PER_MODEL)
+    p.add_argument("--on-hangup", choices=["keep", "stop"], default="keep",
+                   help="the terminal hangs up mid-run: keep training to the end (default), "
+                        "or save and stop")
     p.add_argument("--jsonl", action="store_true")
 
     p = sub.add_parser("history", help="past generations, newest first")
@@ -115,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command is None:
-            from tui.app import run_app
+            from tui.launch import run_app
 
             return run_app(model=args.model, device=args.device, dtype=args.dtype,
                            trust_remote_code=args.trust_remote_code)

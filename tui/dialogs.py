@@ -3,19 +3,25 @@ quit-while-training question."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from tui.chips import printable
 
 if TYPE_CHECKING:
+    from textual.app import App
+
     from core.compare import BeforeAfter
+    from core.sampling import SamplingSettings
+    from core.session import ModelSession
 
 
 class AskScreen(ModalScreen[str | None]):
@@ -39,6 +45,23 @@ class AskScreen(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+@dataclass
+class BeforeAfterReady(Message):
+    result: BeforeAfter
+
+
+def compare_in_background(app: App, session: ModelSession, prompt: str,
+                          settings: SamplingSettings) -> None:
+    """Generate from `prompt` with the base and the current weights on a worker; the app
+    gets BeforeAfterReady."""
+    def work() -> None:
+        from core.compare import before_after
+
+        app.post_message(BeforeAfterReady(before_after(session, prompt, settings)))
+
+    app.run_worker(work, thread=True, exclusive=True, group="before-after")
 
 
 class BeforeAfterScreen(ModalScreen):

@@ -14,8 +14,8 @@ from rich.text import Text
 from core import train_events as ev
 from core.data import describe, fingerprint
 from core.errors import UserError, one_line
+from core.hangup import silence_terminal
 from core.safe_write import FolderLock
-from core.sampling import SamplingSettings
 from core.settings import SAMPLING_SETTINGS, TRAIN_SETTINGS, train_defaults
 from core.store import RunRecorder, Store
 from core.train_config import TrainConfig, TrainControl, check_paths
@@ -102,6 +102,7 @@ def cmd_tokenize(args) -> int:
 
 def cmd_generate(args) -> int:
     from core.generation import Done, Notice, TokenEvent, generate_stream
+    from core.sampling import SamplingSettings
 
     settings = SamplingSettings(**given(args, SAMPLING_SETTINGS), stop=tuple(args.stop)).validate()
     session = _session(args)   # bad settings failed above, before the model loads
@@ -154,9 +155,23 @@ def cmd_train(args) -> int:
         run_id = store.start_run(session.info.model, config, fingerprint(config.train))
         record = RunRecorder(store, run_id)
     control = TrainControl()
-    # ctrl+c: finish the current step, save (with --out), then exit; a second ctrl+c kills
-    previous = signal.signal(signal.SIGINT, lambda *_: (control.stop.set(),
-                                                        signal.signal(signal.SIGINT, signal.SIG_DFL)))
+
+    hung_up = []
+
+    def hangup(*_) -> None:   # the terminal is gone: keep training (or save and stop), silently
+        hung_up.append(True)
+        silence_terminal()
+        if args.on_hangup == "stop":
+            control.stop.set()
+
+    # ctrl+c and SIGTERM: finish the current step, save (with --out), then exit; a second
+    # ctrl+c kills
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, lambda *_: (
+            control.stop.set(), signal.signal(signal.SIGINT, signal.SIG_DFL))),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: control.stop.set()),
+        signal.SIGHUP: signal.signal(signal.SIGHUP, hangup),
+    }
     try:
         if args.jsonl:
             result = train(session, config, on_event=tee(lambda e: _print_json(e.as_json()), record),
@@ -168,7 +183,10 @@ def cmd_train(args) -> int:
             store.end_run(run_id, "failed", str(exc) if isinstance(exc, UserError) else one_line(exc))
         raise
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if store is not None and not hung_up:   # its end was seen: nothing to announce later
+        store.mark_seen([run_id])
     if result.save_error:
         print(f"rugpt-tui: error: {result.save_error}", file=sys.stderr)
         return 1

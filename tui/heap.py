@@ -20,3 +20,15 @@ def settle() -> None:
 
 def thaw() -> None:
     gc.unfreeze()
+
+
+def settle_when_idle(set_timer, busy, quiet, tries: int = 0) -> None:
+    """`settle()` once the app has had a few half-seconds to draw the new model's first
+    views and no key has come for a while (`quiet()`); never while `busy()` (a run's objects
+    frozen now could never be collected once it ends). `set_timer(delay, callback)` waits."""
+    if busy():
+        return
+    if tries < 3 or (not quiet() and tries < 40):
+        set_timer(0.5, lambda: settle_when_idle(set_timer, busy, quiet, tries + 1))
+        return
+    settle()

@@ -29,11 +29,14 @@ HELP = """\
 | **ctrl+r** | Search history: every past generation; Enter restores its prompt, settings, seed |
 | **ctrl+l** | Toggle log scale of the loss chart |
 | **space** in the runs list | tick a run: ticked runs are overlaid in the loss chart |
+| **ctrl+e** | load the run that finished while you were away (then ctrl+b compares) |
+| **F9** on another process's run | ask it to save and stop |
 | **←/→** in the output | move over generated tokens: probability and alternatives |
 
 Palette names: `Generate`, `Stop generation`, `Start training`, `Stop training`,
 `Save checkpoint`, `Load model`, `Load dataset`, `Toggle raw tokens`, `Before / after`,
-`Reset to base weights`, `Toggle side panels`, `Search history`, `Toggle log scale`.
+`Reset to base weights`, `Toggle side panels`, `Search history`, `Toggle log scale`,
+`Load finished run`, `On hangup: keep training / save and stop`.
 """
 
 

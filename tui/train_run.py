@@ -3,9 +3,12 @@ status line and the loss chart."""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
     from textual.timer import Timer
     from textual.widget import Widget
 
+    from core.store import Store
+
 
 @dataclass
 class TrainRun:
@@ -34,6 +39,7 @@ class TrainRun:
     result: TrainResult | None = None
     error: str | None = None
     started: float = field(default_factory=time.monotonic)
+    finished: threading.Event = field(default_factory=threading.Event)   # result or error is in
 
     @property
     def running(self) -> bool:
@@ -80,6 +86,34 @@ def run_summary(number: int, steps: int, eval_loss: float | None, status: str, d
     loss = f"eval {eval_loss:.3f}" if eval_loss is not None else "no eval"
     when = f" · {when}" if when else ""
     return f"#{number} {steps} steps · {loss} · {status} · {data}{when}"
+
+
+def foreign_live(row: dict) -> bool:
+    """A run the workspace has as still going in another process."""
+    return row["status"] == "running" and row["pid"] != os.getpid()
+
+
+def other_run_status(row: dict) -> str:
+    """The status line of a run going in another process: its step, eval and ETA."""
+    started = datetime.fromisoformat(row["time"]).timestamp()
+    done, total = row["steps"] or 0, row["total_steps"] or 0
+    eta = (time.time() - started) / done * (total - done) if done and total else 0
+    loss = f" · eval {row['eval_loss']:.3f}" if row["eval_loss"] is not None else ""
+    return (f"run #{row['id']} in process {row['pid']}: step {done}/{total or '?'}{loss} · "
+            f"ETA {eta:.0f} s · F9 asks it to save and stop")
+
+
+def other_run_lines(store: Store, run_id: int, shown: set) -> list[Text]:
+    """The evals and samples of a run in another process not shown yet (`shown` is updated),
+    in step order."""
+    evals = [(step, ("eval", step), Text(f"#{run_id} step {step}: eval loss {loss:.4f} · "
+                                         f"perplexity {ppl:.1f}", style="cyan"))
+             for step, loss, ppl in store.evals(run_id)]
+    samples = [(step, ("sample", step), Text(f"  {printable(text)}", style="italic"))
+               for step, text in store.samples(run_id)]
+    new = sorted((item for item in evals + samples if item[1] not in shown), key=lambda item: item[0])
+    shown.update(key for _, key, _ in new)
+    return [line for _, _, line in new]
 
 
 def preview_text(stats: dict, block: int, pack: bool) -> Text:

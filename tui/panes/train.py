@@ -3,56 +3,50 @@ loss fall and the samples change, and keep talking to the model in the Generate 
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult, SystemCommand
-from textual.containers import Grid, Horizontal, Vertical
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Input, ProgressBar, RichLog, SelectionList, Static, Switch
+from textual.widgets import ProgressBar, RichLog, Static
 
 from core.checkpoint import save_locked
-from core.data import describe, fingerprint, sample_corpus_path
+from core.data import describe, fingerprint
 from core.errors import SaveError, UserError, one_line
-from core.safe_write import check_output_folder
-from core.settings import TRAIN_SETTINGS, by_name, default_block_size, train_defaults
 from core.store import RunRecorder
-from core.train_config import TrainConfig, TrainControl
+from core.train_config import TrainControl
 from tui.messages import Replaceable, SessionChanged, WeightsChanged
+from tui.runs_list import RunsList
+from tui.train_form import TrainForm
 from tui.train_run import (
-    RUN_COLOURS,
-    Curve,
     LossChart,
     PaintPacer,
     TrainRun,
+    foreign_live,
     log_line,
-    preview_text,
-    run_summary,
-)
-from tui.widgets import (
-    LabeledInput,
-    PathSuggester,
-    SettingField,
-    changed_values,
-    read_fields,
-    short_path,
+    other_run_lines,
+    other_run_status,
 )
 
 if TYPE_CHECKING:
     from core.session import ModelSession
     from core.store import Store
 
-# The settings the pane shows, in its grid's order; the rest keep their defaults.
-SHOWN = ("epochs", "lr", "batch_size", "block_size", "eval_every", "pack", "mixed_precision")
-DEFAULT_OUT = "rugpt-finetuned"
 # However fast the steps come, the screen (and the SSH link) sees the status line and the
 # progress bar at most twice a second, the chart once a second and new log lines in one
 # batch every 2 s; the last state is always drawn.
 STATUS_EVERY_S = 0.5
 CHART_EVERY_S = 1.0
 LOG_EVERY_S = 2.0
+POLL_S = 1.0   # how often the workspace is read for runs of other processes
+
+
+
 
 
 class TrainingProgress(Replaceable):
@@ -70,87 +64,49 @@ class SaveFinished(Message):
     ok: bool
 
 
-@dataclass
-class DataPreview(Message):
-    text: Text
-    ok: bool
-
-
 class TrainPane(Horizontal):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.run: TrainRun | None = None
         self.runs: list[TrainRun] = []
-        self._preview_timer = None
+        self.form = TrainForm(id="train-form")
         self._pacer = PaintPacer(self)
         self._log_lines: list[Text] = []
-        self._shown_run: int | None = None     # the run the chart shows when none is ticked
-        self._defaults: dict = {}              # what the fields showed for this model
-        self._past: dict[int, dict] = {}       # runs the workspace remembers, by id
-        self._past_curves: dict[int, Curve] = {}
+        self.runs_list = RunsList(self.runs, id="train-runs")
+        self._other_logged: dict[int, set] = {}   # evals and samples of other runs, shown
         self.log_scale = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="train-left"):
-            with Grid(id="train-data-row"):
-                yield LabeledInput("train data (file, folder, hub)", "", "train-data", None)
-                yield LabeledInput("test data (empty: hold out 10 %)", "", "train-test", None)
-            yield Static("", id="train-preview")
-            # A grid, not a row: at any width every label and field stays whole.
-            with Grid(id="train-settings"):
-                settings = by_name(TRAIN_SETTINGS)
-                for name in SHOWN:
-                    yield SettingField(settings[name], settings[name].default, "train")
-                yield LabeledInput("output folder", DEFAULT_OUT, "train-out", None, id="train-out-box")
+            yield self.form
             yield ProgressBar(id="train-progress", show_eta=False)
             yield Static("F8 start · F9 stop · ctrl+s save now · ctrl+b before/after", id="train-status")
             yield LossChart(id="train-chart")
         with Vertical(id="train-right"):
             yield RichLog(id="train-log", wrap=True, markup=False, max_lines=2000, min_width=20)
-            yield SelectionList[int](id="train-runs")
+            yield self.runs_list
 
     def on_mount(self) -> None:
-        self.query_one("#train-data", Input).suggester = PathSuggester()
-        self.query_one("#train-test", Input).suggester = PathSuggester()
         self.query_one("#train-log").border_title = "evals and samples"
-        runs = self.query_one("#train-runs")
-        runs.border_title = "runs"
-        runs.border_subtitle = "space: overlay · ctrl+l: log"
+        self.runs_list.border_title = "runs"
+        self.runs_list.border_subtitle = "space: overlay · ctrl+l: log"
         self.query_one("#train-progress").display = False
         self.query_one(LossChart).draw([])
-        store = self.app.store
-        if store is not None:
-            self._past = {row["id"]: row for row in store.runs(limit=200)}
-        self._fill_runs_list()
+        self.runs_list.load(self.app.store)
+        if self.app.store is not None:
+            self.set_interval(POLL_S, self.poll_workspace)
 
     def on_session_changed(self, message: SessionChanged) -> None:
-        session = message.session
-        data = self.query_one("#train-data", Input)
-        if not data.value:
-            # The shipped corpus: `Start training` works at once on a fresh install.
-            data.value = short_path(sample_corpus_path())
-        # The model's defaults, the same `rugpt-tui train` uses, then what was last chosen
-        # for this model.
-        self._defaults = train_defaults(session.info.model, session.max_positions)
-        for field in self.query(SettingField):
-            name = field.setting.name
-            field.show(message.remembered.get(name, self._defaults[name]))
-        self.schedule_preview()
+        self.form.show_model(message.session, message.remembered)
 
     def restore_paths(self, paths: dict[str, str]) -> None:
-        """The data and output paths last used."""
-        for key, field_id in (("train", "train-data"), ("test", "train-test"), ("out", "train-out")):
-            if key in paths:
-                self.query_one(f"#{field_id}", Input).value = paths[key]
+        self.form.restore_paths(paths)
 
     def data_paths(self) -> dict[str, str]:
-        values = {key: self.query_one(f"#{field_id}", Input).value.strip()
-                  for key, field_id in (("train", "train-data"), ("test", "train-test"), ("out", "train-out"))}
-        return {key: value for key, value in values.items() if value}
+        return self.form.data_paths()
 
     def changed_settings(self) -> dict:
-        """The valid settings on screen that differ from this model's defaults."""
-        return changed_values(self.query(SettingField), self._defaults)
+        return self.form.changed_settings()
 
     def commands(self):
         yield SystemCommand("Start training", "Fine-tune on the chosen data (F8)", self.start)
@@ -160,82 +116,20 @@ class TrainPane(Horizontal):
 
     def focus_data(self) -> None:
         self.app.action_show_tab("train")
-        self.query_one("#train-data", Input).focus()
+        self.form.focus_data()
 
     @property
     def training(self) -> bool:
         return self.run is not None and self.run.running
 
-    # -- settings and data preview -------------------------------------------------------
-
-    def read_config(self) -> TrainConfig:
-        data = self.query_one("#train-data", Input).value.strip()
-        if not data:
-            raise UserError("train data: choose a file, a folder or a hub dataset")
-        return TrainConfig(
-            train=data, test=self.query_one("#train-test", Input).value.strip() or None,
-            out=self.query_one("#train-out", Input).value.strip() or None,
-            **read_fields(self.query_one("#train-settings")),
-        ).validate()
-
-    @on(Input.Changed, "#train-out")
-    def out_changed(self) -> None:
-        self.check_out_field(quiet=True)
-
-    def check_out_field(self, quiet: bool = False) -> str | None:
-        """The output folder under the rule every model write follows: a problem is shown on
-        the field (and, unless `quiet`, in the status line and a notification)."""
-        field = self.query_one("#train-out", Input)
-        value = field.value.strip()
-        problem = None
-        if value:
-            try:
-                check_output_folder(value, "output folder")
-            except UserError as exc:
-                problem = str(exc)
-        field.set_class(problem is not None, "-invalid")
-        field.tooltip = problem
-        if problem and not quiet:
+    def check_out_field(self) -> str | None:
+        """The output folder's problem, if it has one, said in the status line and a
+        notification (the field is marked as it is typed)."""
+        problem = self.form.check_out_field()
+        if problem:
             self.query_one("#train-status", Static).update(Text(problem, style="red"))
             self.app.notify(problem, title="Output folder", severity="error", timeout=8)
         return problem
-
-    @on(Input.Changed, "#train-data, #train-test, #train-block-size")
-    @on(Switch.Changed, "#train-pack")
-    def data_changed(self) -> None:
-        self.schedule_preview()
-
-    def schedule_preview(self) -> None:
-        if self._preview_timer is not None:
-            self._preview_timer.stop()
-        self._preview_timer = self.set_timer(0.4, self._start_preview)
-
-    def _start_preview(self) -> None:
-        session = self.app.session
-        if session is None:
-            return
-        try:
-            config = self.read_config()
-        except UserError as exc:
-            self.query_one("#train-preview", Static).update(Text(str(exc), style="red"))
-            return
-        self.app.run_worker(lambda: self._preview(session, config), thread=True, exclusive=True,
-                            group="train-preview", name="train-preview")
-
-    def _preview(self, session: ModelSession, config: TrainConfig) -> None:
-        from core.train_data import prepare_data
-
-        block = config.block_size or default_block_size(session.max_positions)
-        try:
-            data = prepare_data(session.tokenizer, config, block)
-        except Exception as exc:  # one line, never a traceback on screen
-            error = str(exc) if isinstance(exc, UserError) else one_line(exc)
-            self.post_message(DataPreview(Text(error, style="red"), False))
-            return
-        self.post_message(DataPreview(preview_text(data.stats, block, config.pack), True))
-
-    def on_data_preview(self, message: DataPreview) -> None:
-        self.query_one("#train-preview", Static).update(message.text)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -250,7 +144,7 @@ class TrainPane(Horizontal):
             self.app.notify("A training run is already going (F9 stops it)", severity="warning")
             return
         try:
-            config = self.read_config()
+            config = self.form.read_config()
         except UserError as exc:
             self.app.notify(str(exc), title="Start training", severity="error")
             return
@@ -263,8 +157,8 @@ class TrainPane(Horizontal):
         run = TrainRun(number=number, config=config, control=TrainControl(save_on_stop=False))
         self.run = run
         self.runs.append(run)
-        self._shown_run = run.number
-        self._fill_runs_list()
+        self.runs_list.shown = run.number
+        self.runs_list.refill()
         self.query_one("#train-log", RichLog).write(
             Text(f"— run #{run.number}: {describe(config.train)}", style="bold"))
         progress = self.query_one("#train-progress", ProgressBar)
@@ -280,8 +174,10 @@ class TrainPane(Horizontal):
 
         from core.training import train
 
-        worker = get_current_worker()
-        run.control.cancelled = lambda: worker.is_cancelled   # the app exits: never outlive it
+        worker, app = get_current_worker(), self.app   # the app is still reachable after it quit
+        # The app quits: the run stops with it — unless the terminal hung up, when the run
+        # goes on detached to its end (the app's process waits for it).
+        run.control.cancelled = lambda: worker.is_cancelled and not app.detached
         record = None
         if store is not None:   # the workspace keeps every step, eval and sample as it comes
             store.set_data_hash(run.number, fingerprint(run.config.train))
@@ -299,17 +195,51 @@ class TrainPane(Horizontal):
             run.error = str(exc)
         except Exception as exc:  # one line on screen, the app keeps running
             run.error = one_line(exc)
-        if run.error and store is not None:
-            store.end_run(run.number, "failed", run.error)
+        finally:
+            if store is not None:
+                if run.error:
+                    store.end_run(run.number, "failed", run.error)
+                if not app.detached:   # its end was seen here; else it is announced later
+                    store.mark_seen([run.number])
+            run.finished.set()
         self.post_message(TrainingFinished(run))
 
     def stop(self, save: bool = False) -> None:
         """Stop after the current step; with `save`, save a checkpoint first (when the run
-        has an output folder)."""
+        has an output folder). With no run of ours going, a run of another process that is
+        highlighted is asked to save and stop (SIGTERM)."""
         if self.training:
             self.run.control.save_on_stop = save and self.run.config.out is not None
             self.run.control.stop.set()
             self.query_one("#train-status", Static).update("stopping after this step…")
+            return
+        row = self.runs_list.past.get(self.runs_list.shown)
+        if row is not None and foreign_live(row) and row["host"] == socket.gethostname():
+            try:
+                os.kill(row["pid"], signal.SIGTERM)
+            except OSError as exc:
+                self.app.notify(one_line(exc), title="Stop training", severity="error")
+                return
+            self.query_one("#train-status", Static).update(
+                f"run #{row['id']} (process {row['pid']}) saves and stops after its step…")
+
+    # -- runs of other processes (detached after a hangup, or a CLI run) --------------------
+
+    def poll_workspace(self) -> None:
+        """Runs as the workspace has them now: a run of another process is shown live — its
+        curve, evals, samples and ETA — as it writes them."""
+        changed = self.runs_list.poll(self.app.store)
+        if self.runs_list.shown in changed and not self.training:
+            self.draw_chart()
+            self._show_other_run(self.runs_list.past[self.runs_list.shown])
+
+    def _show_other_run(self, row: dict) -> None:
+        """The status line and new evals and samples of a run of another process."""
+        if foreign_live(row):
+            self.query_one("#train-status", Static).update(other_run_status(row), layout=False)
+            shown = self._other_logged.setdefault(row["id"], set())
+            self._log_lines.extend(other_run_lines(self.app.store, row["id"], shown))
+            self._flush_log()
 
     def save_now(self) -> None:
         run = self.run
@@ -322,7 +252,7 @@ class TrainPane(Horizontal):
         session = self.app.session
         if session is None:
             return
-        out = self.query_one("#train-out", Input).value.strip() or DEFAULT_OUT
+        out = self.form.out_folder()
         if self.check_out_field() is not None:
             return
         self.app.run_worker(lambda: self._save_current(session, out), thread=True, group="save")
@@ -395,35 +325,15 @@ class TrainPane(Horizontal):
             if r.save_error:
                 status.update(Text(r.save_error, style="red"))
                 self.app.notify(r.save_error, title="Training", severity="error", timeout=8)
-        self._fill_runs_list()
+        self.runs_list.refill()
 
     # -- the runs list and the chart ---------------------------------------------------------
 
-    def _fill_runs_list(self) -> None:
-        """Every run, newest first: this session's and those the workspace remembers."""
-        runs = self.query_one("#train-runs", SelectionList)
-        ticked = set(runs.selected)
-        mine = {run.number: run for run in self.runs}
-        entries = [(number, run.summary()) for number, run in mine.items()]
-        entries += [(rid, run_summary(rid, row["steps"], row["eval_loss"], row["status"],
-                                      describe(row["train"]), row["time"][:16].replace("T", " ")))
-                    for rid, row in self._past.items() if rid not in mine]
-        entries.sort(key=lambda entry: -entry[0])
-        highlighted = runs.highlighted
-        runs.clear_options()
-        runs.add_options([(label, number, number in ticked) for number, label in entries])
-        if entries:
-            runs.highlighted = min(highlighted or 0, len(entries) - 1)
-
-    @on(SelectionList.SelectionHighlighted, "#train-runs")
-    def run_highlighted(self, event: SelectionList.SelectionHighlighted) -> None:
-        if event.selection.value != self._shown_run:
-            self._shown_run = event.selection.value
-            self.draw_chart()
-
-    @on(SelectionList.SelectedChanged, "#train-runs")
-    def overlay_changed(self) -> None:
+    def on_runs_list_shown(self) -> None:
         self.draw_chart()
+        row = self.runs_list.past.get(self.runs_list.shown)
+        if row is not None and not self.training:
+            self._show_other_run(row)
 
     def toggle_log_scale(self) -> None:
         self.log_scale = not self.log_scale
@@ -433,19 +343,5 @@ class TrainPane(Horizontal):
         # the chart's labels depend on its height: draw it again for the new size
         self.call_after_refresh(self.draw_chart)
 
-    def _curve(self, number: int) -> Curve | None:
-        run = next((r for r in self.runs if r.number == number), None)
-        if run is not None:
-            return run.curve()
-        if number not in self._past_curves and self.app.store is not None:
-            steps, evals = self.app.store.curves(number)
-            self._past_curves[number] = Curve(f"#{number}", steps, evals)
-        return self._past_curves.get(number)
-
     def draw_chart(self) -> None:
-        """The ticked runs overlaid; with none ticked, the highlighted (or running) run."""
-        numbers = list(self.query_one("#train-runs", SelectionList).selected)[:len(RUN_COLOURS)]
-        if not numbers and self._shown_run is not None:
-            numbers = [self._shown_run]
-        curves = [c for c in map(self._curve, sorted(numbers)) if c is not None]
-        self.query_one(LossChart).draw(curves, self.log_scale)
+        self.query_one(LossChart).draw(self.runs_list.chosen(self.app.store), self.log_scale)

@@ -1,0 +1,166 @@
+"""The Train pane's form: the data (with a preview of what it makes), the settings drawn from
+their declarations, and the output folder checked as it is typed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Grid, Vertical
+from textual.message import Message
+from textual.widgets import Input, Static, Switch
+
+from core.data import sample_corpus_path
+from core.errors import UserError, one_line
+from core.safe_write import check_output_folder
+from core.settings import TRAIN_SETTINGS, by_name, default_block_size, train_defaults
+from core.train_config import TrainConfig
+from tui.train_run import preview_text
+from tui.widgets import (
+    LabeledInput,
+    PathSuggester,
+    SettingField,
+    changed_values,
+    read_fields,
+    short_path,
+)
+
+if TYPE_CHECKING:
+    from core.session import ModelSession
+
+DEFAULT_OUT = "rugpt-finetuned"
+# The settings the form shows, in its grid's order; the rest keep their defaults.
+SHOWN = ("epochs", "lr", "batch_size", "block_size", "eval_every", "pack", "mixed_precision")
+PATH_FIELDS = (("train", "train-data"), ("test", "train-test"), ("out", "train-out"))
+
+
+@dataclass
+class DataPreview(Message):
+    text: Text
+    ok: bool
+
+
+class TrainForm(Vertical):
+    DEFAULT_CSS = "TrainForm { height: auto; }"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._preview_timer = None
+        self._defaults: dict = {}   # what the fields showed for this model
+
+    def compose(self) -> ComposeResult:
+        with Grid(id="train-data-row"):
+            yield LabeledInput("train data (file, folder, hub)", "", "train-data", None)
+            yield LabeledInput("test data (empty: hold out 10 %)", "", "train-test", None)
+        yield Static("", id="train-preview")
+        # A grid, not a row: at any width every label and field stays whole.
+        with Grid(id="train-settings"):
+            settings = by_name(TRAIN_SETTINGS)
+            for name in SHOWN:
+                yield SettingField(settings[name], settings[name].default, "train")
+            yield LabeledInput("output folder", DEFAULT_OUT, "train-out", None, id="train-out-box")
+
+    def on_mount(self) -> None:
+        self.query_one("#train-data", Input).suggester = PathSuggester()
+        self.query_one("#train-test", Input).suggester = PathSuggester()
+
+    def show_model(self, session: ModelSession, remembered: dict) -> None:
+        """The model's defaults (the ones `rugpt-tui train` uses), then what was last chosen
+        for it; the shipped corpus when no data is chosen yet."""
+        data = self.query_one("#train-data", Input)
+        if not data.value:
+            data.value = short_path(sample_corpus_path())   # F8 works at once on a fresh install
+        self._defaults = train_defaults(session.info.model, session.max_positions)
+        for field in self.query(SettingField):
+            name = field.setting.name
+            field.show(remembered.get(name, self._defaults[name]))
+        self.schedule_preview()
+
+    def restore_paths(self, paths: dict[str, str]) -> None:
+        """The data and output paths last used."""
+        for key, field_id in PATH_FIELDS:
+            if key in paths:
+                self.query_one(f"#{field_id}", Input).value = paths[key]
+
+    def data_paths(self) -> dict[str, str]:
+        values = {key: self.query_one(f"#{field_id}", Input).value.strip() for key, field_id in PATH_FIELDS}
+        return {key: value for key, value in values.items() if value}
+
+    def changed_settings(self) -> dict:
+        """The valid settings on screen that differ from this model's defaults."""
+        return changed_values(self.query(SettingField), self._defaults)
+
+    def focus_data(self) -> None:
+        self.query_one("#train-data", Input).focus()
+
+    def out_folder(self) -> str:
+        return self.query_one("#train-out", Input).value.strip() or DEFAULT_OUT
+
+    def read_config(self) -> TrainConfig:
+        data = self.query_one("#train-data", Input).value.strip()
+        if not data:
+            raise UserError("train data: choose a file, a folder or a hub dataset")
+        return TrainConfig(
+            train=data, test=self.query_one("#train-test", Input).value.strip() or None,
+            out=self.query_one("#train-out", Input).value.strip() or None,
+            **read_fields(self.query_one("#train-settings")),
+        ).validate()
+
+    @on(Input.Changed, "#train-out")
+    def out_changed(self) -> None:
+        self.check_out_field()
+
+    def check_out_field(self) -> str | None:
+        """The output folder under the rule every model write follows: a problem is marked on
+        the field (its tooltip says why) and returned."""
+        field = self.query_one("#train-out", Input)
+        value = field.value.strip()
+        problem = None
+        if value:
+            try:
+                check_output_folder(value, "output folder")
+            except UserError as exc:
+                problem = str(exc)
+        field.set_class(problem is not None, "-invalid")
+        field.tooltip = problem
+        return problem
+
+    @on(Input.Changed, "#train-data, #train-test, #train-block-size")
+    @on(Switch.Changed, "#train-pack")
+    def data_changed(self) -> None:
+        self.schedule_preview()
+
+    def schedule_preview(self) -> None:
+        if self._preview_timer is not None:
+            self._preview_timer.stop()
+        self._preview_timer = self.set_timer(0.4, self._start_preview)
+
+    def _start_preview(self) -> None:
+        session = self.app.session
+        if session is None:
+            return
+        try:
+            config = self.read_config()
+        except UserError as exc:
+            self.query_one("#train-preview", Static).update(Text(str(exc), style="red"))
+            return
+        self.app.run_worker(lambda: self._preview(session, config), thread=True, exclusive=True,
+                            group="train-preview", name="train-preview")
+
+    def _preview(self, session: ModelSession, config: TrainConfig) -> None:
+        from core.train_data import prepare_data
+
+        block = config.block_size or default_block_size(session.max_positions)
+        try:
+            data = prepare_data(session.tokenizer, config, block)
+        except Exception as exc:  # one line, never a traceback on screen
+            error = str(exc) if isinstance(exc, UserError) else one_line(exc)
+            self.post_message(DataPreview(Text(error, style="red"), False))
+            return
+        self.post_message(DataPreview(preview_text(data.stats, block, config.pack), True))
+
+    def on_data_preview(self, message: DataPreview) -> None:
+        self.query_one("#train-preview", Static).update(message.text)
