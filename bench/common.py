@@ -3,9 +3,12 @@
 import os
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The apps a benchmark runs keep their settings and history in a workspace of their own.
+os.environ.setdefault("RUGPT_TUI_HOME", tempfile.mkdtemp(prefix="rugpt-tui-bench-"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 

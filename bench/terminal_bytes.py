@@ -35,7 +35,8 @@ class Terminal:
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows),
-                   HF_HUB_OFFLINE="1", PYTHONPATH=str(tree))
+                   HF_HUB_OFFLINE="1", PYTHONPATH=str(tree),
+                   RUGPT_TUI_HOME=tempfile.mkdtemp(prefix="rugpt-tui-bench-"))   # not yours
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tui.cli", "--model", "demo"], cwd=tree, env=env,
             stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
