@@ -205,3 +205,25 @@ async def test_the_train_pane_draws_at_a_bounded_rate(fresh_session, monkeypatch
         assert drawn["status"] <= seconds / 0.5 + 3 < steps
         shown = str(app.query_one("#train-status").render())
         assert f"{pane.run.result.steps} steps" in shown    # the final state, drawn
+
+
+def test_a_paint_whose_timer_fires_after_it_was_cancelled_is_dropped():
+    """paint_now() cancels the waiting paints; a stopped timer may still fire once."""
+    from types import SimpleNamespace
+
+    from tui.train_run import PaintPacer
+
+    fired = []
+
+    class Owner:
+        def set_timer(self, wait, callback):
+            fired.append(callback)
+            return SimpleNamespace(stop=lambda: None)
+
+    painted = []
+    pacer = PaintPacer(Owner())
+    pacer.soon("chart", 1.0, lambda: painted.append("first"))    # never painted: at once
+    pacer.soon("chart", 1.0, lambda: painted.append("second"))   # too soon: waits
+    pacer.cancel()
+    fired[0]()
+    assert painted == ["first"]

@@ -166,7 +166,9 @@ class PaintPacer:
             paint()
         elif what not in self.timers:
             def due() -> None:
-                del self.timers[what]
+                # a timer stopped by cancel() may still fire once: it then finds nothing
+                if self.timers.pop(what, None) is None:
+                    return
                 self.painted[what] = time.monotonic()
                 paint()
             self.timers[what] = self.owner.set_timer(wait, due)
