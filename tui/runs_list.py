@@ -27,6 +27,7 @@ class RunsList(SelectionList[int]):
         self.past: dict[int, dict] = {}      # the workspace's runs, by id
         self._curves: dict[int, Curve] = {}
         self.shown: int | None = None        # the run the chart shows when none is ticked
+        self._ticked: frozenset[int] = frozenset()
 
     def load(self, store: Store | None) -> None:
         if store is not None:
@@ -36,9 +37,10 @@ class RunsList(SelectionList[int]):
     def poll(self, store: Store) -> list[int]:
         """Read the workspace again; the ids of the runs that changed (a live run grew)."""
         rows = {row["id"]: row for row in store.runs(limit=200)}
-        changed = [rid for rid, row in rows.items() if self.past.get(rid) != row]
+        mine = {run.number for run in self.mine}   # drawn from memory: their rows don't matter
+        changed = [rid for rid, row in rows.items() if rid not in mine and self.past.get(rid) != row]
+        self.past = rows
         if changed:
-            self.past = rows
             for rid in changed:
                 self._curves.pop(rid, None)
             self.refill()
@@ -79,5 +81,8 @@ class RunsList(SelectionList[int]):
             self.post_message(self.Shown())
 
     @on(SelectionList.SelectedChanged)
-    def _ticked(self) -> None:
-        self.post_message(self.Shown())
+    def _ticks_changed(self) -> None:
+        ticked = frozenset(self.selected)
+        if ticked != self._ticked:   # refilling the list re-announces the same ticks
+            self._ticked = ticked
+            self.post_message(self.Shown())
