@@ -193,16 +193,6 @@ class Store:
                 row["status"] = "killed"
         return rows
 
-    def run(self, run_id: int) -> dict | None:
-        rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
-        if not rows:
-            return None
-        row = rows[0]
-        row["config"] = json.loads(row["config"])
-        if row["status"] == "running" and not _alive(row["pid"], row["host"]):
-            row["status"] = "killed"
-        return row
-
     def curves(self, run_id: int) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
         """(step, train loss) and (step, eval loss) of a run."""
         with self.lock:
