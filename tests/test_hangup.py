@@ -6,6 +6,7 @@ import fcntl
 import os
 import pty
 import select
+import signal
 import struct
 import sys
 import termios
@@ -23,10 +24,13 @@ from tui.app import RuGPTApp
 CORPUS = ROOT / "core" / "resources" / "corpus_ru.txt"
 
 
-def spawn(*args):
-    """`rugpt-tui ARGS` on a new 120×40 pseudo-terminal: (pid, the terminal's master side)."""
+def spawn(*args, block_sighup=False):
+    """`rugpt-tui ARGS` on a new 120×40 pseudo-terminal: (pid, the terminal's master side).
+    `block_sighup`: the child never gets SIGHUP — its terminal just dies (EIO)."""
     pid, fd = pty.fork()
     if pid == 0:   # the child: a session leader whose controlling terminal is the pty
+        if block_sighup:   # the mask outlives exec
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
         os.chdir(ROOT)
         os.execv(sys.executable, [sys.executable, "-m", "tui.cli", *args])
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
@@ -60,12 +64,16 @@ def wait_exit(pid, timeout=120.0) -> int:
     raise AssertionError("the process did not exit by itself")
 
 
-def start_training(fd) -> None:
-    """Wait for the model, press F8 (again, until the pane has taken it), wait for steps."""
+def wait_loaded(fd) -> None:
     ready, end = b"", time.monotonic() + 90
     while b"GPT2LMHeadModel" not in ready and time.monotonic() < end:   # the model is loaded
         if select.select([fd], [], [], 0.2)[0]:
             ready = (ready + os.read(fd, 1 << 16))[-4096:]
+
+
+def start_training(fd) -> None:
+    """Wait for the model, press F8 (again, until the pane has taken it), wait for steps."""
+    wait_loaded(fd)
     for _ in range(20):
         os.write(fd, b"\x1b[19~")   # F8
         try:
@@ -120,11 +128,35 @@ async def test_the_app_keeps_training_after_its_terminal_hangs_up(demo_dir, tmp_
     assert Store.open().unseen_ends() == []   # announced once
 
 
+def test_a_terminal_that_dies_without_sighup_is_a_hangup_too(demo_dir, tmp_path):
+    """SIGHUP blocked: the terminal just fails (EIO). A run still goes on to its end and the
+    process exits; an idle app notices the dead terminal and quits."""
+    out = tmp_path / "model"
+    settings_path().write_text(
+        f'model = "demo"\n[train.demo]\nepochs = 1.0\n[data]\ntrain = "{CORPUS}"\nout = "{out}"\n',
+        encoding="utf-8")
+    pid, fd = spawn("--model", "demo", block_sighup=True)
+    try:
+        start_training(fd)
+    finally:
+        os.close(fd)
+    assert wait_exit(pid) == 0
+    assert check_finished(out)["steps"] == 63
+
+    pid, fd = spawn("--model", "demo", block_sighup=True)
+    try:
+        wait_loaded(fd)
+    finally:
+        os.close(fd)
+    assert wait_exit(pid, timeout=30) == 0
+
+
 def test_train_keeps_going_or_saves_and_stops_on_a_hangup(demo_dir, tmp_path):
+    """Keep, on SIGHUP; stop, on a terminal that dies without one (SIGHUP blocked)."""
     for on_hangup, status in (("keep", "done"), ("stop", "cancel")):
         out = tmp_path / on_hangup
         pid, fd = spawn("train", "--model", "demo", "--train", str(CORPUS), "--epochs", "2",
-                        "--out", str(out), "--on-hangup", on_hangup)
+                        "--out", str(out), "--on-hangup", on_hangup, block_sighup=on_hangup == "stop")
         try:
             read_until(fd, lambda run: run["steps"] >= 5 and run["out"] is None)
         finally:

@@ -5,6 +5,7 @@ at once even mid-load."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -89,6 +90,7 @@ class RuGPTApp(App):
         self.device = device or self.saved.device
         self.dtype = dtype or self.saved.dtype
         self.detached: TrainRun | None = None   # a run going on after the terminal hung up
+        self._detach_once = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.trust_remote_code = trust_remote_code
         self.session: ModelSession | None = None
@@ -336,9 +338,12 @@ class RuGPTApp(App):
             self.exit()
 
     def detach_from_terminal(self) -> None:
-        """The terminal is gone (SIGHUP). Nothing is written to
+        """The terminal is gone (SIGHUP, or it fails with EIO). Nothing is written to
         it again; a run goes on detached to its end — or stops and saves, by the `on_hangup`
-        setting — recorded as usual; the app quits and its process waits for the run."""
+        setting — recorded as usual; the app quits and its process waits for the run.
+        Called from a signal handler or the terminal driver's threads; only the first call acts."""
+        if not self._detach_once.acquire(blocking=False):   # never blocks a signal handler
+            return
         silence_terminal()
         run = self.train_pane.run
         if run is not None and run.running:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from rich.text import Text
 from core import train_events as ev
 from core.data import describe, fingerprint
 from core.errors import UserError, one_line
-from core.hangup import silence_terminal
+from core.hangup import TerminalWatch, silence_terminal, terminal_fd
 from core.safe_write import FolderLock
 from core.settings import SAMPLING_SETTINGS, TRAIN_SETTINGS, train_defaults
 from core.store import RunRecorder, Store
@@ -156,13 +157,22 @@ def cmd_train(args) -> int:
         record = RunRecorder(store, run_id)
     control = TrainControl()
 
-    hung_up = []
+    hung_up = threading.Lock()
 
     def hangup(*_) -> None:   # the terminal is gone: keep training (or save and stop), silently
-        hung_up.append(True)
+        if not hung_up.acquire(blocking=False):   # once (SIGHUP, a failed write, the watch)
+            return
         silence_terminal()
         if args.on_hangup == "stop":
             control.stop.set()
+
+    def shown(show):   # printing never kills a run: output failing means the terminal is gone
+        def on_event(event) -> None:
+            try:
+                show(event)
+            except OSError:
+                hangup()
+        return on_event
 
     # ctrl+c and SIGTERM: finish the current step, save (with --out), then exit; a second
     # ctrl+c kills
@@ -172,20 +182,24 @@ def cmd_train(args) -> int:
         signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: control.stop.set()),
         signal.SIGHUP: signal.signal(signal.SIGHUP, hangup),
     }
+    fd = terminal_fd()   # a terminal can die without SIGHUP (blocked, ignored): watch it
+    watch = TerminalWatch(fd, hangup).start() if fd is not None else None
     try:
         if args.jsonl:
-            result = train(session, config, on_event=tee(lambda e: _print_json(e.as_json()), record),
-                           control=control)
+            result = train(session, config, on_event=tee(shown(lambda e: _print_json(e.as_json())),
+                                                         record), control=control)
         else:
-            result = _train_with_progress(session, config, control, record)
+            result = _train_with_progress(session, config, control, record, shown)
     except BaseException as exc:
         if store is not None:
             store.end_run(run_id, "failed", str(exc) if isinstance(exc, UserError) else one_line(exc))
         raise
     finally:
+        if watch is not None:
+            watch.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if store is not None and not hung_up:   # its end was seen: nothing to announce later
+    if store is not None and not hung_up.locked():   # its end was seen: nothing to announce later
         store.mark_seen([run_id])
     if result.save_error:
         print(f"rugpt-tui: error: {result.save_error}", file=sys.stderr)
@@ -195,7 +209,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _train_with_progress(session, config: TrainConfig, control: TrainControl, record):
+def _train_with_progress(session, config: TrainConfig, control: TrainControl, record, shown):
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from core.training import train
@@ -227,9 +241,12 @@ def _train_with_progress(session, config: TrainConfig, control: TrainControl, re
                                   + (f", saved to {event.out}" if event.out else ""))
 
     try:
-        return train(session, config, on_event=tee(on_event, record), control=control)
+        return train(session, config, on_event=tee(shown(on_event), record), control=control)
     finally:
-        bar.stop()
+        try:
+            bar.stop()
+        except OSError:   # its last refresh, to a terminal that is gone
+            pass
 
 
 def cmd_history(args) -> int:
