@@ -1,55 +1,75 @@
-"""Two ways to turn texts into batches.
+"""Two ways to turn tokenized texts into rows, and rows into batches.
 
 pack (default): every text + EOS, joined, cut into `block_size` blocks — no padding at all.
-pad: one text per row, EOS appended, padded to the longest row of the batch; the loss skips
-padding through the attention mask (labels -100), never by comparing ids with the pad id,
-so a real EOS is always learned even when the pad id equals the EOS id.
+pad: one text per row, EOS appended, cut to `block_size`, padded to the longest row of the
+batch; the loss skips padding through the attention mask (labels -100), never by comparing
+ids with the pad id, so a real EOS is always learned even when the pad id equals the EOS id.
+
+Rows are views of the token stream (`core.token_cache.TokenStream`, memory-mapped), never
+copies: a corpus costs a few bytes per token of resident memory, whatever its size.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-
-def pack_blocks(ids: list[list[int]], eos_id: int, block_size: int) -> torch.Tensor:
-    """(N, block_size) blocks from the texts joined with EOS; a tail shorter than a block is
-    dropped unless it is all there is."""
-    stream = [t for text in ids for t in (*text, eos_id)]
-    n_blocks = len(stream) // block_size
-    if n_blocks == 0:
-        return torch.tensor([stream], dtype=torch.long)          # (1, len) — a tiny dataset
-    return torch.tensor(stream[: n_blocks * block_size], dtype=torch.long).view(n_blocks, block_size)
+from core.token_cache import TokenStream
 
 
-def pad_rows(rows: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
+class PackedRows(torch.utils.data.Dataset):
+    """(N, block_size) blocks of the stream; a tail shorter than a block is dropped unless it
+    is all there is (a tiny dataset: one short row)."""
+
+    def __init__(self, stream: TokenStream, block_size: int) -> None:
+        n = len(stream.ids) // block_size
+        self.width = block_size if n else len(stream.ids)
+        self.blocks = stream.ids[: max(n, 1) * self.width].reshape(-1, self.width) if self.width \
+            else np.zeros((0, 0), stream.ids.dtype)
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.blocks[i]
+
+    def row_tokens(self) -> np.ndarray:
+        return np.full(len(self), self.width, np.int64)
+
+
+class PaddedRows(torch.utils.data.Dataset):
+    """One row per non-empty text (its ids and EOS), cut to `block_size`."""
+
+    def __init__(self, stream: TokenStream, block_size: int) -> None:
+        lengths = stream.lengths()
+        kept = np.flatnonzero(lengths > 1)           # a text that tokenized to nothing: no row
+        self.ids, self.starts = stream.ids, stream.starts[kept]
+        self.lengths = np.minimum(lengths[kept], block_size)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        start = int(self.starts[i])
+        return self.ids[start: start + int(self.lengths[i])]
+
+    def row_tokens(self) -> np.ndarray:
+        return self.lengths
+
+
+def pad_rows(rows, pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad to the longest row: input_ids, attention_mask and labels, each (B, T)."""
     width = max(len(r) for r in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
-        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        input_ids[i, : len(row)] = torch.as_tensor(np.asarray(row, dtype=np.int64))
         mask[i, : len(row)] = 1
     labels = input_ids.masked_fill(mask == 0, -100)
     return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
 
-def pad_samples(ids: list[list[int]], eos_id: int, block_size: int) -> list[list[int]]:
-    """One row per text with EOS appended, cut to `block_size`."""
-    return [(text + [eos_id])[:block_size] for text in ids if text]
-
-
-class RowsDataset(torch.utils.data.Dataset):
-    def __init__(self, rows: list[list[int]]) -> None:
-        self.rows = rows
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> list[int]:
-        return self.rows[i]
-
-
 def collate(pad_id: int):
-    def fn(rows: list[list[int]]) -> dict[str, torch.Tensor]:
+    def fn(rows) -> dict[str, torch.Tensor]:
         return pad_rows(rows, pad_id)
     return fn

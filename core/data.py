@@ -8,9 +8,9 @@ Every local file is checked before loading, and the first problem is reported as
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
-import io
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -35,24 +35,41 @@ class DataStats:
         return asdict(self)
 
 
-def _read_text_file(path: Path) -> str:
-    data = path.read_bytes()
-    if not data.strip():
+CHUNK = 1 << 24
+
+
+def _check_text_file(path: Path) -> None:
+    """A UTF-8 text file with something besides whitespace, read in chunks (a corpus may be
+    gigabytes)."""
+    decode = codecs.getincrementaldecoder("utf-8")().decode
+    lines_before, nonblank, first = 0, False, True
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            if first:
+                if b"\x00" in chunk[:65536]:
+                    raise UserError(f"{path}: looks like a binary file (NUL bytes), not text")
+                first = False
+            try:
+                decode(chunk)
+            except UnicodeDecodeError as exc:
+                seen = exc.object   # the chunk, after any bytes held from the one before
+                line = lines_before + seen[: exc.start].count(b"\n") + 1
+                raise UserError(f"{path}:{line}: not valid UTF-8 (byte 0x{seen[exc.start]:02x}); "
+                                "save the file as UTF-8") from None
+            lines_before += chunk.count(b"\n")
+            nonblank = nonblank or bool(chunk.strip())
+    if not nonblank:
         raise UserError(f"{path}: the file is empty")
-    if b"\x00" in data[:65536]:
-        raise UserError(f"{path}: looks like a binary file (NUL bytes), not text")
     try:
-        return data.decode("utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise UserError(f"{path}:{line}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
-                        "save the file as UTF-8") from None
+        decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise UserError(f"{path}:{lines_before + 1}: not valid UTF-8 (the file ends inside a "
+                        "character); save the file as UTF-8") from None
 
 
-def _check_txt(path: Path) -> None:
-    text = _read_text_file(path)
-    if not any(line.strip() for line in text.splitlines()):
-        raise UserError(f"{path}: no non-blank lines")
+def _open_text(path: Path):
+    """Lines of a file `_check_text_file` passed (a BOM dropped)."""
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def _field_of(obj, path: Path, line: int) -> str:
@@ -68,10 +85,13 @@ def _field_of(obj, path: Path, line: int) -> str:
 
 def _check_json(path: Path) -> str:
     """Validate a JSON-lines file (or a JSON array); returns the text field name."""
-    text = _read_text_file(path)
-    if text.lstrip().startswith("["):
+    _check_text_file(path)
+    with _open_text(path) as f:
+        head = f.read(4096).lstrip()
+    if head.startswith("["):
         try:
-            items = json.loads(text)
+            with _open_text(path) as f:
+                items = json.load(f)
         except json.JSONDecodeError as exc:
             raise UserError(f"{path}:{exc.lineno}: bad JSON: {exc.msg}") from None
         if not items:
@@ -81,26 +101,31 @@ def _check_json(path: Path) -> str:
             raise UserError(f"{path}: mixes 'input' and 'text' fields; use one of them")
         return fields.pop()
     field = None
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{number}: bad JSON: {exc.msg} (column {exc.colno})") from None
-        name = _field_of(obj, path, number)
-        if field is None:
-            field = name
-        elif name != field and field not in obj:
-            raise UserError(f"{path}:{number}: field '{name}' but earlier lines use '{field}'")
+    with _open_text(path) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}:{number}: bad JSON: {exc.msg} (column {exc.colno})") from None
+            name = _field_of(obj, path, number)
+            if field is None:
+                field = name
+            elif name != field and field not in obj:
+                raise UserError(f"{path}:{number}: field '{name}' but earlier lines use '{field}'")
     if field is None:
         raise UserError(f"{path}: no JSON lines")
     return field
 
 
 def _check_csv(path: Path) -> str:
-    text = _read_text_file(path)
-    reader = csv.reader(io.StringIO(text))
+    _check_text_file(path)
+    with _open_text(path) as f:
+        return _check_csv_rows(path, csv.reader(f))
+
+
+def _check_csv_rows(path: Path, reader) -> str:
     try:
         header = next(reader)
     except StopIteration:
@@ -124,8 +149,9 @@ def _is_hub_name(spec: str) -> bool:
     return not spec.startswith((".", "/", "~")) and spec.count("/") <= 1 and not spec.endswith(SUFFIXES)
 
 
-def load_texts(spec: str):
-    """A `datasets.Dataset` with one column, `text`, from any supported source."""
+def load_texts(spec: str, cache_dir: str | None = None):
+    """A `datasets.Dataset` with one column, `text`, from any supported source. Its Arrow
+    files go to `cache_dir` (default: datasets' own cache)."""
     import datasets
 
     datasets.disable_progress_bars()
@@ -136,23 +162,23 @@ def load_texts(spec: str):
         if not files:
             raise UserError(f"{path}: no .txt files in this folder")
         for f in files:
-            _read_text_file(f)
+            _check_text_file(f)
         ds = datasets.load_dataset("text", data_files=[str(f) for f in files],
-                                   sample_by="document", split="train")
+                                   sample_by="document", split="train", cache_dir=cache_dir)
     elif path.is_file():
         suffix = path.suffix.lower()
         if suffix == ".txt":
-            _check_txt(path)
-            ds = datasets.load_dataset("text", data_files=str(path), split="train")
+            _check_text_file(path)
+            ds = datasets.load_dataset("text", data_files=str(path), split="train", cache_dir=cache_dir)
         elif suffix in (".jsonl", ".json"):
             field = _check_json(path)
-            ds = datasets.load_dataset("json", data_files=str(path), split="train")
+            ds = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=cache_dir)
             ds = ds.select_columns([field]).rename_column(field, "text") if field != "text" \
                 else ds.select_columns(["text"])
         elif suffix == ".csv":
             field = _check_csv(path)
             ds = datasets.load_dataset("csv", data_files=str(path), split="train",
-                                       keep_default_na=False)
+                                       keep_default_na=False, cache_dir=cache_dir)
             ds = ds.select_columns([field])
             if field != "text":
                 ds = ds.rename_column(field, "text")
@@ -161,7 +187,7 @@ def load_texts(spec: str):
                             "(use .txt, .jsonl, .json, .csv or a folder of .txt)")
     elif _is_hub_name(spec):
         try:
-            ds = datasets.load_dataset(spec, split="train")
+            ds = datasets.load_dataset(spec, split="train", cache_dir=cache_dir)
         except Exception as exc:
             raise UserError(f"dataset {spec!r}: cannot load it ({first_line(exc, 200)})") from None
         column = "text" if "text" in ds.column_names else next(
@@ -174,7 +200,8 @@ def load_texts(spec: str):
     else:
         raise UserError(f"{spec}: no such file or folder")
 
-    ds = ds.filter(lambda row: isinstance(row["text"], str) and row["text"].strip() != "")
+    ds = ds.filter(lambda batch: [isinstance(t, str) and t.strip() != "" for t in batch["text"]],
+                   batched=True, batch_size=10_000)
     if len(ds) == 0:
         raise UserError(f"{spec}: no non-empty samples")
     return ds
@@ -196,39 +223,28 @@ def sample_corpus_path() -> Path:
     return corpus_path()
 
 
-def token_lists(tokenizer, texts: list[str]) -> list[list[int]]:
-    """Each text as the tokenizer encodes it on its own — with the BOS it puts in front, if
-    it puts one (Llama's `<s>`; GPT-2 adds none) — but without a closing EOS: the batching
-    adds exactly one after every text."""
-    if not texts:
-        return []
-    rows = tokenizer(texts, add_special_tokens=True)["input_ids"]
-    eos = tokenizer.eos_token_id
-    if eos is not None and rows and all(row and row[-1] == eos for row in rows):
-        rows = [row[:-1] for row in rows]   # a tokenizer that closes every text with EOS itself
-    return rows
-
-
-def stats_of(ids: list[list[int]], block_size: int, eos: bool = True) -> DataStats:
-    lengths = [len(x) + (1 if eos else 0) for x in ids]
-    return DataStats(samples=len(ids), tokens=sum(lengths), longest=max(lengths, default=0),
-                     truncated=sum(n > block_size for n in lengths), block_size=block_size)
+_FINGERPRINTS: dict[tuple, str] = {}
 
 
 def fingerprint(spec: str) -> str:
     """A hash of the data a run read — the file, or every .txt of a folder, names and bytes —
-    so a run can be matched with its data later. A hub dataset is named, not hashed."""
+    so a run can be matched with its data later, and its tokens found in the cache. A hub
+    dataset is named, not hashed. Remembered for the process while the files are unchanged."""
     path = Path(spec).expanduser()
     if not path.exists():
         return f"hub:{spec}"
-    h = hashlib.sha256()
     files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
-    for file in files:
-        h.update(file.name.encode() + b"\0")
-        with open(file, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return "sha256:" + h.hexdigest()[:16]
+    stat = tuple((str(f.resolve()), s.st_size, s.st_mtime_ns, s.st_ino) for f in files
+                 for s in [f.stat()])
+    if stat not in _FINGERPRINTS:
+        h = hashlib.sha256()
+        for file in files:
+            h.update(file.name.encode() + b"\0")
+            with open(file, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        _FINGERPRINTS[stat] = "sha256:" + h.hexdigest()[:16]
+    return _FINGERPRINTS[stat]
 
 
 def describe(spec: str) -> str:

@@ -135,6 +135,8 @@ TRAIN_SETTINGS = (
     Setting("clip", float, 1.0, "gradient norm clip (0: off)", low=0, cli=False),
     Setting("eval_every", int, 0, "also evaluate every N steps (0: once per epoch)",
             label="eval every", low=0),
+    Setting("eval_tokens", int, 65536, "held-out tokens an evaluation reads: the same seeded "
+            "sample every time (0: the whole held-out set)", low=0),
     Setting("mixed_precision", str, "auto", "autocast precision (auto: bf16 on a GPU that has it)",
             label="precision", choices=MIXED_PRECISIONS),
     Setting("seed", int, 0, "seed of the data order, dropout and samples"),

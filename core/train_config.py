@@ -33,6 +33,7 @@ class TrainConfig:
     weight_decay: float = _DEFAULT["weight_decay"]
     clip: float = _DEFAULT["clip"]
     eval_every: int = _DEFAULT["eval_every"]
+    eval_tokens: int = _DEFAULT["eval_tokens"]
     mixed_precision: str = _DEFAULT["mixed_precision"]
     seed: int = _DEFAULT["seed"]
     sample_prompt: str | None = _DEFAULT["sample_prompt"]

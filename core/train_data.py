@@ -1,19 +1,22 @@
-"""From texts to batches: load and tokenize once, plan the steps, and hand out batches in a
-fixed order that hides epochs and the skip to where a resumed run left off."""
+"""From texts to batches: rows from the tokenized data (tokenized once, `core.corpus_tokens`),
+plan the steps, and hand out batches in a fixed order that hides epochs and the skip to where
+a resumed run left off."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
-from core.batching import RowsDataset, pack_blocks, pad_samples
-from core.data import load_texts, split_train_test, stats_of, token_lists
-from core.errors import UserError
+from core.batching import PackedRows, PaddedRows
+from core.corpus_tokens import corpus_tokens
+from core.data import DataStats
+from core.token_cache import Progress, TokenCache, TokenStream
 from core.train_config import TrainConfig
 
 if TYPE_CHECKING:
@@ -22,40 +25,53 @@ if TYPE_CHECKING:
 
 @dataclass
 class PreparedData:
-    train_rows: list[list[int]]
-    test_rows: list[list[int]]
+    train_rows: PackedRows | PaddedRows
+    test_rows: PackedRows | PaddedRows
+    eval_rows: list[int]              # the held-out rows every evaluation reads
     stats: dict
 
 
-def prepare_data(tokenizer, config: TrainConfig, block_size: int) -> PreparedData:
-    """Load, validate, split and tokenize; rows are packed blocks or single texts."""
-    train_ds = load_texts(config.train)
-    if config.test:
-        test_ds = load_texts(config.test)
-    else:
-        train_ds, test_ds = split_train_test(train_ds, config.test_split, config.seed)
-    train_ids = token_lists(tokenizer, list(train_ds["text"]))
-    test_ids = token_lists(tokenizer, list(test_ds["text"]))
-    eos = tokenizer.eos_token_id
-    if eos is None:
-        raise UserError("the tokenizer has no end-of-text token to separate samples")
-    if config.pack:
-        train_rows = pack_blocks(train_ids, eos, block_size).tolist()
-        test_rows = pack_blocks(test_ids, eos, block_size).tolist()
-    else:
-        train_rows = pad_samples(train_ids, eos, block_size)
-        test_rows = pad_samples(test_ids, eos, block_size)
-    stats = {"train": stats_of(train_ids, block_size).as_dict(),
-             "test": stats_of(test_ids, block_size).as_dict(),
+def stream_stats(stream: TokenStream, block_size: int) -> DataStats:
+    lengths = stream.lengths()   # EOS included
+    return DataStats(samples=stream.texts, tokens=int(lengths.sum()),
+                     longest=int(lengths.max(initial=0)),
+                     truncated=int((lengths > block_size).sum()), block_size=block_size)
+
+
+def eval_sample(rows: PackedRows | PaddedRows, budget: int, seed: int) -> list[int]:
+    """Held-out rows in a seeded order until `budget` tokens (0: all of them), in their
+    original order: the same rows at every evaluation, so the curve's points compare."""
+    if not budget:
+        return list(range(len(rows)))
+    order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed)).numpy()
+    tokens = np.cumsum(rows.row_tokens()[order])
+    take = int(np.searchsorted(tokens, budget)) + 1   # the row that reaches the budget counts
+    return sorted(order[:take].tolist())
+
+
+def prepare_data(tokenizer, config: TrainConfig, block_size: int,
+                 progress: Progress | None = None, cancelled: Callable[[], bool] = lambda: False,
+                 cache: TokenCache | None = None) -> PreparedData:
+    """The data as rows: packed blocks or single texts, views of the cached token streams
+    (tokenized now if they are not cached yet)."""
+    tokens = corpus_tokens(tokenizer, config, progress, cancelled, cache)
+    rows = PackedRows if config.pack else PaddedRows
+    train_rows, test_rows = rows(tokens.train, block_size), rows(tokens.test, block_size)
+    eval_rows = eval_sample(test_rows, config.eval_tokens, config.seed)
+    stats = {"train": stream_stats(tokens.train, block_size).as_dict(),
+             "test": stream_stats(tokens.test, block_size).as_dict(),
              "train_rows": len(train_rows), "test_rows": len(test_rows),
-             "mode": "pack" if config.pack else "pad"}
-    return PreparedData(train_rows, test_rows, stats)
+             "mode": "pack" if config.pack else "pad",
+             "eval_rows": len(eval_rows),
+             "eval_tokens": int(test_rows.row_tokens()[eval_rows].sum()),
+             "cached": not tokens.built}
+    return PreparedData(train_rows, test_rows, eval_rows, stats)
 
 
 def default_prompt(tokenizer, data: PreparedData) -> str:
     """The first few words of the first test sample: the notebook's before/after prompt."""
-    rows = data.test_rows or data.train_rows
-    words = tokenizer.decode(rows[0][:8], skip_special_tokens=True).split()
+    rows = data.test_rows if len(data.test_rows) else data.train_rows
+    words = tokenizer.decode(rows[0][:8].tolist(), skip_special_tokens=True).split()
     return " ".join(words[:2]) if words else "Это"
 
 
@@ -99,7 +115,7 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=g).tolist()
 
 
-def batches(accelerator: Accelerator, rows: list[list[int]], config: TrainConfig, plan: StepPlan,
+def batches(accelerator: Accelerator, rows: PackedRows | PaddedRows, config: TrainConfig, plan: StepPlan,
             collate_fn, start: Position) -> Iterator[tuple[dict, Position]]:
     """Endless batches from `start` on, each with the position after it; a batch that ends
     an epoch comes with the next epoch's start."""
@@ -107,7 +123,7 @@ def batches(accelerator: Accelerator, rows: list[list[int]], config: TrainConfig
     while True:
         order = epoch_order(len(rows), config.seed, epoch)
         loader = accelerator.prepare(DataLoader(
-            RowsDataset([rows[i] for i in order]), batch_size=config.batch_size,
+            Subset(rows, order), batch_size=config.batch_size,
             collate_fn=collate_fn, drop_last=plan.drop_last))
         if skip:
             loader = accelerator.skip_first_batches(loader, skip)

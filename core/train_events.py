@@ -1,4 +1,5 @@
-"""What a training run reports, in order: `Stats` once the data is read, an `Eval` (and a
+"""What a training run reports, in order: `Tokenizing` progress while new data is tokenized
+(none when it is cached), `Stats` once the data is read, an `Eval` (and a
 `Sample`) at step 0, a `Step` per optimizer step, more `Eval`/`Sample` pairs, `Saved` after
 each save asked for, `Notice`/`Error` lines, and `Done` last.
 
@@ -26,6 +27,18 @@ class Stats(TrainEvent):
     train_rows: int
     test_rows: int
     mode: str                         # pack | pad
+    eval_rows: int = 0                # the held-out rows each evaluation reads…
+    eval_tokens: int = 0              # …and their tokens (a seeded sample, or all of them)
+    cached: bool = False              # the tokens came from the cache
+
+
+@dataclass
+class Tokenizing(TrainEvent):
+    """Progress of a first tokenization of the data (none when it is cached). Shown live by
+    the CLI (on stderr) and the pane; not a `--jsonl` line."""
+    kind = "tokenize"
+    done: int                         # texts tokenized
+    total: int
 
 
 @dataclass

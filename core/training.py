@@ -30,6 +30,7 @@ from core.generation import generate_stream
 from core.safe_write import FolderLock
 from core.sampling import SamplingSettings
 from core.settings import default_block_size
+from core.token_cache import Cancelled
 from core.train_config import TrainConfig, TrainControl, TrainResult, check_paths
 from core.train_data import (
     Position,
@@ -40,13 +41,26 @@ from core.train_data import (
     plan_steps,
     prepare_data,
 )
-from core.train_events import Done, Error, Eval, Notice, Sample, Saved, Stats, Step, TrainEvent
+from core.train_events import (
+    Done,
+    Error,
+    Eval,
+    Notice,
+    Sample,
+    Saved,
+    Stats,
+    Step,
+    Tokenizing,
+    TrainEvent,
+)
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
     from torch.utils.data import DataLoader
 
     from core.session import ModelSession
+
+EVAL_BATCH_TOKENS = 8192
 
 
 def train(session: ModelSession, config: TrainConfig,
@@ -69,7 +83,11 @@ def train(session: ModelSession, config: TrainConfig,
 
 def _train(session: ModelSession, config: TrainConfig, on_event: Callable[[TrainEvent], None],
            control: TrainControl) -> TrainResult:
-    run = Run.start(session, config, on_event)
+    try:
+        run = Run.start(session, config, on_event, control)
+    except Cancelled:   # stopped while the data was being tokenized
+        on_event(Done(None, 0, None, "cancel"))
+        return TrainResult(steps=0, eval_loss=None, out=None, stop_reason="cancel")
     plan, step, last_eval, stop_reason = run.plan, run.start_step, None, "done"
     if step == 0:   # the "before" point of the curve: the model as it was loaded
         last_eval = run.eval_and_sample(step)
@@ -172,8 +190,8 @@ def evaluate(accelerator: Accelerator, model, test_loader, lock) -> float | None
                                    attention_mask=batch["attention_mask"]).logits   # (B, T, V)
                 labels = batch["labels"][:, 1:]                                      # (B, T-1)
                 token_loss = torch.nn.functional.cross_entropy(
-                    logits[:, :-1].float().transpose(1, 2), labels,
-                    ignore_index=-100, reduction="none")                            # (B, T-1)
+                    logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
+                    ignore_index=-100, reduction="none").view_as(labels)            # (B, T-1)
                 sample_sum, sample_count = accelerator.gather_for_metrics(
                     (token_loss.sum(1), (labels != -100).sum(1)))
                 sums.append(sample_sum)
@@ -255,11 +273,11 @@ class Run:
 
     @classmethod
     def start(cls, session: ModelSession, config: TrainConfig,
-              on_event: Callable[[TrainEvent], None]) -> Run:
+              on_event: Callable[[TrainEvent], None], control: TrainControl | None = None) -> Run:
         from accelerate import Accelerator
-        from torch.utils.data import DataLoader
+        from torch.utils.data import DataLoader, Subset
 
-        from core.batching import RowsDataset, collate
+        from core.batching import collate
 
         logging.getLogger("accelerate").setLevel(logging.ERROR)
         model, tokenizer = session.model, session.tokenizer
@@ -272,9 +290,11 @@ class Run:
             gradient_accumulation_steps=config.grad_accum, cpu=str(model.device) == "cpu")
         emit = on_event if accelerator.is_main_process else (lambda e: None)
 
-        data = prepare_data(tokenizer, config, block_size)
+        data = prepare_data(tokenizer, config, block_size,
+                            progress=lambda done, total: emit(Tokenizing(done, total)),
+                            cancelled=(control or TrainControl()).stopping)
         emit(Stats(**data.stats))
-        if not data.train_rows:
+        if not len(data.train_rows):
             raise UserError(f"{config.train}: no training samples after tokenization")
         if model.dtype != torch.float32:
             # fp32 master weights; mixed precision (bf16 autocast) keeps the speed
@@ -294,7 +314,9 @@ class Run:
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         collate_fn = collate(pad_id)
         test_loader = accelerator.prepare(DataLoader(
-            RowsDataset(data.test_rows), batch_size=config.batch_size, collate_fn=collate_fn))
+            Subset(data.test_rows, data.eval_rows), collate_fn=collate_fn,
+            # no gradients to keep: bigger batches, about as many tokens as a step's at block 1024
+            batch_size=max(config.batch_size, EVAL_BATCH_TOKENS // block_size)))
         run = cls(session, config, emit, accelerator, model, optimizer, scheduler, data, plan,
                   block_size, collate_fn, test_loader)
         if config.resume:

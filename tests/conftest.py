@@ -7,6 +7,7 @@ import tempfile
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ.setdefault("RUGPT_TUI_CACHE", tempfile.mkdtemp(prefix="rugpt-tui-test-cache-"))
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="rugpt-tui-test-hf-")   # datasets' caches too
 # Never the real home: settings and the workspace database go to a temporary folder (and
 # to a fresh one per test, below).
 os.environ["RUGPT_TUI_HOME"] = tempfile.mkdtemp(prefix="rugpt-tui-test-home-")

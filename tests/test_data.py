@@ -2,12 +2,13 @@
 
 import json
 
+import numpy as np
 import pytest
-import torch
 
-from core.batching import pack_blocks, pad_rows, pad_samples
+from core.batching import PackedRows, PaddedRows, pad_rows
 from core.data import load_texts, split_train_test
 from core.errors import UserError
+from core.token_cache import TokenStream
 from tui.cli import main as cli_main
 
 
@@ -104,10 +105,18 @@ def test_missing_path_and_offline_hub_dataset(tmp_path):
         load_texts("someone/some-dataset")
 
 
+def stream(texts: list[list[int]], eos: int) -> TokenStream:
+    """Texts' ids as the token cache keeps them: each followed by EOS, end to end."""
+    ids = [t for text in texts for t in (*text, eos)]
+    starts = np.cumsum([0] + [len(text) + 1 for text in texts])
+    return TokenStream(np.array(ids, np.uint16), starts.astype(np.int64))
+
+
 def test_pad_mode_masks_padding_only_never_eos():
     eos = pad = 2  # old-style tokenizers: the pad id *is* the EOS id
-    rows = pad_samples([[10, 11, 12], [20]], eos_id=eos, block_size=16)
-    batch = pad_rows(rows, pad)
+    rows = PaddedRows(stream([[10, 11, 12], [], [20]], eos), block_size=16)
+    assert len(rows) == 2   # a text that tokenized to nothing makes no row
+    batch = pad_rows([rows[0], rows[1]], pad)
     assert batch["input_ids"].tolist() == [[10, 11, 12, 2], [20, 2, 2, 2]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
     # the real EOS after each text is learned; only the padding is skipped
@@ -115,13 +124,14 @@ def test_pad_mode_masks_padding_only_never_eos():
 
 
 def test_pad_mode_truncates_to_block_size():
-    rows = pad_samples([list(range(10, 30))], eos_id=2, block_size=8)
-    assert rows == [list(range(10, 18))]
+    rows = PaddedRows(stream([list(range(10, 30))], eos=2), block_size=8)
+    assert [row.tolist() for row in rows] == [list(range(10, 18))]
 
 
 def test_pack_mode_has_no_padding():
-    blocks = pack_blocks([[5, 6, 7], [8, 9], [10, 11, 12, 13]], eos_id=2, block_size=4)
-    assert blocks.tolist() == [[5, 6, 7, 2], [8, 9, 2, 10], [11, 12, 13, 2]]
-    tiny = pack_blocks([[5]], eos_id=2, block_size=4)
-    assert tiny.tolist() == [[5, 2]]
-    assert torch.equal(pad_rows(blocks.tolist(), 0)["labels"], blocks)
+    blocks = PackedRows(stream([[5, 6, 7], [8, 9], [10, 11, 12, 13]], eos=2), block_size=4)
+    assert [row.tolist() for row in blocks] == [[5, 6, 7, 2], [8, 9, 2, 10], [11, 12, 13, 2]]
+    tiny = PackedRows(stream([[5]], eos=2), block_size=4)
+    assert [row.tolist() for row in tiny] == [[5, 2]]
+    batch = pad_rows([blocks[i] for i in range(len(blocks))], 0)
+    assert batch["labels"].tolist() == [row.tolist() for row in blocks]

@@ -70,8 +70,9 @@ def test_every_sample_is_framed_as_the_tokenizer_frames_a_text(corpus_files, fam
     data = prepare_data(tok, config(corpus_files, pack=False), 64)
     first_line = corpus_files[0].read_text(encoding="utf-8").splitlines()[0]
     expected = (tok(first_line)["input_ids"] + [tok.eos_token_id])[:64]
-    assert expected in data.train_rows
-    assert all(row.count(tok.eos_token_id) == 1 for row in data.train_rows if len(row) < 64)
+    rows = [row.tolist() for row in data.train_rows]
+    assert expected in rows
+    assert all(row.count(tok.eos_token_id) == 1 for row in rows if len(row) < 64)
 
 
 def test_resume_after_cancel_reaches_the_same_weights(corpus_files, tmp_path, family_model):

@@ -185,9 +185,16 @@ def cmd_train(args) -> int:
     fd = terminal_fd()   # a terminal can die without SIGHUP (blocked, ignored): watch it
     watch = TerminalWatch(fd, hangup).start() if fd is not None else None
     try:
-        if args.jsonl:
-            result = train(session, config, on_event=tee(shown(lambda e: _print_json(e.as_json())),
-                                                         record), control=control)
+        if args.jsonl:   # the lines on stdout; tokenizing progress on stderr
+            tokenizing = _tokenize_progress(Console(stderr=True, highlight=False))
+
+            def print_line(event: ev.TrainEvent) -> None:
+                if not tokenizing(event):
+                    _print_json(event.as_json())
+            try:
+                result = train(session, config, on_event=tee(shown(print_line), record), control=control)
+            finally:
+                tokenizing(None)
         else:
             result = _train_with_progress(session, config, control, record, shown)
     except BaseException as exc:
@@ -215,16 +222,21 @@ def _train_with_progress(session, config: TrainConfig, control: TrainControl, re
     from core.training import train
 
     console = Console(stderr=True, highlight=False)
+    tokenizing = _tokenize_progress(console)
     bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console)
     task = bar.add_task("train", total=None, info="")
 
     def on_event(event: ev.TrainEvent) -> None:
+        if tokenizing(event):
+            return
         match event:
             case ev.Stats(train=tr, test=te, mode=mode):
                 bar.start()   # the data is valid: from here on there is progress to show
                 bar.console.print(f"train: {tr['samples']} samples, {tr['tokens']} tokens, longest "
-                                  f"{tr['longest']}; test: {te['samples']} samples ({mode})")
+                                  f"{tr['longest']}; test: {te['samples']} samples ({mode}); "
+                                  f"each eval reads {event.eval_tokens:,} held-out tokens"
+                                  + ("; tokens from the cache" if event.cached else ""))
             case ev.Step():
                 bar.update(task, total=event.total_steps, completed=event.step,
                            info=f"loss {event.loss:.3f} lr {event.lr:.2e} "
@@ -243,10 +255,44 @@ def _train_with_progress(session, config: TrainConfig, control: TrainControl, re
     try:
         return train(session, config, on_event=tee(shown(on_event), record), control=control)
     finally:
+        tokenizing(None)
         try:
             bar.stop()
         except OSError:   # its last refresh, to a terminal that is gone
             pass
+
+
+def _tokenize_progress(console: Console):
+    """A progress bar with ETA on stderr while the data is tokenized for the first time.
+    Returns `consume(event) -> bool`: True for the events it showed; None ends the bar."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(TextColumn("[bold]tokenize"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("texts"), TimeRemainingColumn(), console=console, transient=True)
+    task = None
+
+    def consume(event) -> bool:
+        nonlocal task
+        if isinstance(event, ev.Tokenizing):
+            if task is None:
+                bar.start()
+                task = bar.add_task("tokenize", total=event.total)
+            bar.update(task, completed=event.done, total=event.total)
+            return True
+        if task is not None:   # tokenizing is over (or the run ended)
+            task = None
+            try:
+                bar.stop()
+            except OSError:   # a terminal that is gone
+                pass
+        return False
+    return consume
 
 
 def cmd_history(args) -> int:

@@ -18,7 +18,7 @@ from core.errors import UserError, one_line
 from core.safe_write import check_output_folder
 from core.settings import TRAIN_SETTINGS, by_name, default_block_size, train_defaults
 from core.train_config import TrainConfig
-from tui.train_run import preview_text
+from tui.train_run import ProgressMeter, estimate_text, preview_text
 from tui.widgets import (
     LabeledInput,
     PathSuggester,
@@ -39,8 +39,10 @@ PATH_FIELDS = (("train", "train-data"), ("test", "train-test"), ("out", "train-o
 
 @dataclass
 class DataPreview(Message):
+    number: int                      # which preview (a newer one replaces an older one's)
     text: Text
     ok: bool
+    final: bool = True               # False: an estimate or progress, the stats are to come
 
 
 class TrainForm(Vertical):
@@ -49,6 +51,8 @@ class TrainForm(Vertical):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._preview_timer = None
+        self._preview_number = 0
+        self._preview_data: tuple | None = None   # the data the newest preview reads
         self._defaults: dict = {}   # what the fields showed for this model
 
     def compose(self) -> ComposeResult:
@@ -147,20 +151,47 @@ class TrainForm(Vertical):
         except UserError as exc:
             self.query_one("#train-preview", Static).update(Text(str(exc), style="red"))
             return
-        self.app.run_worker(lambda: self._preview(session, config), thread=True, exclusive=True,
+        # A new block size or pack/pad needs no new tokenization: a preview still tokenizing
+        # the same data goes on (the new one waits for it); other data abandons it.
+        self._preview_number += 1
+        self._preview_data = (config.train, config.test, config.test_split, config.seed)
+        number, data = self._preview_number, self._preview_data
+        self.app.run_worker(lambda: self._preview(session, config, number, data), thread=True,
                             group="train-preview", name="train-preview")
 
-    def _preview(self, session: ModelSession, config: TrainConfig) -> None:
+    def _preview(self, session: ModelSession, config: TrainConfig, number: int, data: tuple) -> None:
+        """Stats of the data as rows. Big new data answers at once with an estimate from its
+        first megabyte, then shows the tokenization's progress, then the stats."""
+        from textual.worker import get_current_worker
+
+        from core.corpus_tokens import quick_estimate
+        from core.token_cache import Cancelled
         from core.train_data import prepare_data
 
+        worker = get_current_worker()
         block = config.block_size or default_block_size(session.max_positions)
+        meter, estimate = ProgressMeter(), None
+
+        def progress(done: int, total: int) -> None:
+            if self._preview_data == data and meter.due():
+                self.post_message(DataPreview(number, meter.line(estimate, done, total), True, final=False))
         try:
-            data = prepare_data(session.tokenizer, config, block)
+            estimate = quick_estimate(session.tokenizer, config.train)
+            if estimate is not None:
+                self.post_message(DataPreview(number, estimate_text(estimate), True, final=False))
+            prepared = prepare_data(session.tokenizer, config, block, progress=progress,
+                                    cancelled=lambda: worker.is_cancelled or self._preview_data != data)
+        except Cancelled:
+            return
         except Exception as exc:  # one line, never a traceback on screen
             error = str(exc) if isinstance(exc, UserError) else one_line(exc)
-            self.post_message(DataPreview(Text(error, style="red"), False))
+            self.post_message(DataPreview(number, Text(error, style="red"), False))
             return
-        self.post_message(DataPreview(preview_text(data.stats, block, config.pack), True))
+        self.post_message(DataPreview(number, preview_text(prepared.stats, block, config.pack), True))
 
     def on_data_preview(self, message: DataPreview) -> None:
-        self.query_one("#train-preview", Static).update(message.text)
+        # The newest preview's answer, or progress of an earlier one that tokenizes the same
+        # data (the newest waits for it).
+        newest = message.number == self._preview_number
+        if newest or (not message.final and message.number < self._preview_number):
+            self.query_one("#train-preview", Static).update(message.text)

@@ -36,6 +36,8 @@ class TrainRun:
     steps: list[tuple[int, float]] = field(default_factory=list)    # (step, loss)
     evals: list[tuple[int, float]] = field(default_factory=list)    # (step, eval loss)
     last_step: ev.Step | None = None
+    tokenizing: ev.Tokenizing | None = None   # the data's first tokenization, while it lasts
+    meter: ProgressMeter = field(default_factory=lambda: ProgressMeter())
     result: TrainResult | None = None
     error: str | None = None
     started: float = field(default_factory=time.monotonic)
@@ -57,7 +59,9 @@ class TrainRun:
                 self.last_step = event
             elif isinstance(event, ev.Eval):
                 self.evals.append((event.step, event.eval_loss))
-        return new
+            elif isinstance(event, ev.Tokenizing):
+                self.tokenizing = event
+        return [event for event in new if not isinstance(event, ev.Tokenizing)]
 
     def status_line(self) -> str:
         """One line (≤ 80 columns), so an update never changes the layout."""
@@ -126,7 +130,37 @@ def preview_text(stats: dict, block: int, pack: bool) -> Text:
         text.append(f" · {tr['truncated']} longer than the block", style="yellow")
     text.append(f"   test {te['samples']} samples · {te['tokens']:,} tokens")
     text.append(f"   → {stats['train_rows']} {'blocks' if pack else 'rows'} of ≤ {block}")
+    if stats["eval_rows"] < stats["test_rows"]:
+        text.append(f" · each eval reads {stats['eval_tokens']:,} held-out tokens")
     return text
+
+
+def estimate_text(estimate: dict) -> Text:
+    """Big data before it is tokenized: what its first megabyte suggests."""
+    return Text(f"{estimate['bytes'] / 1e6:,.0f} MB · ≈ {estimate['texts']:,} texts · "
+                f"≈ {estimate['tokens']:,} tokens (from the first MB)", style="green")
+
+
+class ProgressMeter:
+    """A tokenization's progress with its ETA, painted at most four times a second."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.painted = 0.0
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.painted < 0.25:
+            return False
+        self.painted = now
+        return True
+
+    def line(self, estimate: dict | None, done: int, total: int) -> Text:
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / done * (total - done) if done else 0
+        about = f"≈ {estimate['tokens']:,} tokens · " if estimate else ""
+        return Text(f"{about}tokenizing {100 * done / max(total, 1):.0f} % "
+                    f"({done:,}/{total:,} texts) · ETA {eta:.0f} s", style="yellow")
 
 
 def log_line(event: ev.TrainEvent) -> Text | None:
@@ -139,7 +173,9 @@ def log_line(event: ev.TrainEvent) -> Text | None:
             return Text(f"  {printable(event.text)}", style="italic")
         case ev.Stats(train=tr):
             return Text(f"{tr['samples']} samples, {tr['tokens']:,} tokens, "
-                        f"{event.train_rows} rows ({event.mode})")
+                        f"{event.train_rows} rows ({event.mode}); each eval reads "
+                        f"{event.eval_tokens:,} held-out tokens"
+                        + (" · tokens from the cache" if event.cached else ""))
         case ev.Saved():
             return Text(f"saved at step {event.step} → {event.out}", style="green")
         case ev.Notice():

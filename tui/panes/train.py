@@ -283,7 +283,7 @@ class TrainPane(Horizontal):
             # A new line scrolls (and so repaints) the whole log: lines that come close
             # together are written in one go.
             self._pacer.soon("log", LOG_EVERY_S, self._flush_log)
-        if run.last_step is not None:
+        if run.last_step is not None or run.tokenizing is not None:
             self._pacer.soon("status", STATUS_EVERY_S, self._paint_status)
             self._pacer.soon("chart", CHART_EVERY_S, self.draw_chart)
 
@@ -302,7 +302,15 @@ class TrainPane(Horizontal):
 
     def _paint_status(self) -> None:
         run = self.run
-        if run is None or run.last_step is None:
+        if run is None:
+            return
+        if run.last_step is None and run.tokenizing is not None:   # the data's first tokenization
+            done, total = run.tokenizing.done, run.tokenizing.total
+            self.query_one("#train-progress", ProgressBar).update(total=total, progress=done)
+            self.query_one("#train-status", Static).update(
+                run.meter.line(None, done, total), layout=False)
+            return
+        if run.last_step is None:
             return
         self.query_one("#train-progress", ProgressBar).update(
             total=run.last_step.total_steps, progress=run.last_step.step)

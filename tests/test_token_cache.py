@@ -1,0 +1,157 @@
+"""Tokenize once: the cache is reused when nothing changed, rebuilt when the data, the
+tokenizer or the split changed, never used damaged, and its rows are exactly the rows a fresh
+tokenization gives."""
+
+import os
+
+import numpy as np
+import pytest
+
+from core.corpus import corpus_sentences
+from core.data import load_texts, split_train_test
+from core.token_cache import Cancelled, TokenCache
+from core.train_config import TrainConfig
+from core.train_data import eval_sample, prepare_data
+from core.training import train
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "texts.txt"
+    path.write_text("\n".join(corpus_sentences(300, seed=3)) + "\n\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return TokenCache(tmp_path / "tokens")
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from core.session import load_session
+
+    return load_session("demo", device="cpu").tokenizer
+
+
+def rows(data):
+    return [row.tolist() for row in data.train_rows], [row.tolist() for row in data.test_rows]
+
+
+def fresh_rows(tok, path, block, pack, split=0.1, seed=0):
+    """The rows as the notebook would make them: split, `tokenizer(text)` each, EOS after."""
+    train_ds, test_ds = split_train_test(load_texts(str(path)), split, seed)
+    result = []
+    for ds in (train_ds, test_ds):
+        texts = [tok(text)["input_ids"] + [tok.eos_token_id] for text in ds["text"]]
+        if pack:
+            stream = [t for text in texts for t in text]
+            n = len(stream) // block
+            result.append([stream[i * block:(i + 1) * block] for i in range(n)])
+        else:
+            result.append([text[:block] for text in texts])
+    return tuple(result)
+
+
+def prepare(tok, path, cache, block=32, **settings):
+    return prepare_data(tok, TrainConfig(train=str(path), **settings), block, cache=cache)
+
+
+def test_rows_from_the_cache_are_the_freshly_tokenized_rows(tok, corpus, cache):
+    first = prepare(tok, corpus, cache)
+    assert not first.stats["cached"]
+    assert rows(first) == fresh_rows(tok, corpus, 32, pack=True)
+    again = prepare(tok, corpus, cache)
+    assert again.stats["cached"] and rows(again) == rows(first)
+    # another block size, or one text a row: the same cached tokens, no new tokenization
+    for block, pack in ((48, True), (16, False), (64, False)):
+        data = prepare(tok, corpus, cache, block=block, pack=pack)
+        assert data.stats["cached"]
+        assert rows(data) == fresh_rows(tok, corpus, block, pack), (block, pack)
+    assert data.stats["train"]["samples"] == 270 and data.stats["test"]["samples"] == 30
+
+
+def test_the_cache_is_rebuilt_when_the_data_the_tokenizer_or_the_split_changes(tok, corpus, cache):
+    from core.session import load_session
+
+    prepare(tok, corpus, cache)
+    for settings in ({"seed": 1}, {"test_split": 0.2}):
+        assert not prepare(tok, corpus, cache, **settings).stats["cached"], settings
+        assert prepare(tok, corpus, cache, **settings).stats["cached"], settings
+    with open(corpus, "a", encoding="utf-8") as f:
+        f.write("Ещё одна строка.\n")
+    changed = prepare(tok, corpus, cache)
+    assert not changed.stats["cached"] and changed.stats["train"]["samples"] == 271
+    other = load_session("demo", device="cpu").tokenizer
+    other.add_tokens(["строка"])   # another tokenizer: other ids
+    assert not prepare(other, corpus, cache).stats["cached"]
+    assert prepare(tok, corpus, cache).stats["cached"]   # the first one's entry is still there
+
+
+def test_a_damaged_or_half_written_entry_is_never_used(tok, corpus, cache):
+    expected = rows(prepare(tok, corpus, cache))
+    (entry,) = [p for p in cache.root.iterdir() if not p.name.startswith(".")]
+    ids = entry / "train.ids"
+    with open(ids, "r+b") as f:   # truncated, as by a full disk
+        f.truncate(ids.stat().st_size // 2)
+    data = prepare(tok, corpus, cache)
+    assert not data.stats["cached"] and rows(data) == expected
+    raw = bytearray(ids.read_bytes())   # one byte changed, the size the same
+    raw[len(raw) // 2] ^= 0xFF
+    ids.write_bytes(bytes(raw))
+    data = prepare(tok, corpus, cache)
+    assert not data.stats["cached"] and rows(data) == expected
+    (entry / "meta.json").unlink()   # a folder that was never completed
+    data = prepare(tok, corpus, cache)
+    assert not data.stats["cached"] and rows(data) == expected
+
+
+def test_a_cancelled_tokenization_leaves_nothing(tok, corpus, cache):
+    config = TrainConfig(train=str(corpus))
+    with pytest.raises(Cancelled):
+        prepare_data(tok, config, 32, cache=cache, cancelled=lambda: True)
+    assert [p.name for p in cache.root.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_least_recently_used_entries_go_when_the_cache_is_full(tok, corpus, cache):
+    for seed in (1, 2):
+        prepare(tok, corpus, cache, seed=seed)
+    sizes = [size for _, size, _ in cache.entries()]
+    assert len(sizes) == 2
+    cache.cap = int(sum(sizes) * 1.25)   # room for two entries, not three
+    first = cache.entries()[0][2]
+    os.utime(first / "meta.json", (1, 1))
+    assert prepare(tok, corpus, cache, seed=1).stats["cached"]   # used again: recent now
+    prepare(tok, corpus, cache, seed=3)
+    left = {p.name for _, _, p in cache.entries()}
+    assert len(left) == 2 and first.name in left
+
+
+def test_evaluation_reads_a_fixed_seeded_sample_of_the_held_out_set(tok, corpus, cache):
+    data = prepare(tok, corpus, cache, block=16, pack=False)
+    tokens = data.test_rows.row_tokens()
+    picked = eval_sample(data.test_rows, 100, seed=5)
+    assert picked == eval_sample(data.test_rows, 100, seed=5) == sorted(picked)
+    assert tokens[picked].sum() >= 100 > tokens[picked].sum() - tokens[picked].max()
+    assert eval_sample(data.test_rows, 0, seed=5) == list(range(len(data.test_rows)))
+    data = prepare(tok, corpus, cache, block=16, pack=False, eval_tokens=100)
+    assert data.stats["eval_tokens"] == int(tokens[data.eval_rows].sum()) < data.stats["test"]["tokens"]
+
+
+def test_a_second_run_on_the_same_data_does_not_tokenize(demo_dir, corpus, monkeypatch, tmp_path):
+    from core.session import load_session
+    from core.train_events import Stats, Tokenizing
+
+    monkeypatch.setenv("RUGPT_TUI_CACHE", str(tmp_path / "cache"))
+    session = load_session(str(demo_dir), device="cpu")
+    runs = []
+    for _ in range(2):
+        events = []
+        train(session, TrainConfig(train=str(corpus), max_steps=1, block_size=32), on_event=events.append)
+        runs.append(events)
+    first, second = runs
+    assert any(isinstance(e, Tokenizing) for e in first)
+    assert not any(isinstance(e, Tokenizing) for e in second)
+    stats = [next(e for e in events if isinstance(e, Stats)) for events in runs]
+    assert (stats[0].cached, stats[1].cached) == (False, True)
+    assert np.array_equal(stats[0].train["tokens"], stats[1].train["tokens"])
