@@ -174,8 +174,7 @@ def log_line(event: ev.TrainEvent) -> Text | None:
         case ev.Stats(train=tr):
             return Text(f"{tr['samples']} samples, {tr['tokens']:,} tokens, "
                         f"{event.train_rows} rows ({event.mode}); each eval reads "
-                        f"{event.eval_tokens:,} held-out tokens"
-                        + (" · tokens from the cache" if event.cached else ""))
+                        f"{event.eval_tokens:,} held-out tokens")
         case ev.Saved():
             return Text(f"saved at step {event.step} → {event.out}", style="green")
         case ev.Notice():
