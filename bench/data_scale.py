@@ -6,10 +6,11 @@ For each size:
   over the file's lines, 4,096 at a time) — the most a tokenizing pipeline can hope for;
 - first run: `prepare_data` with an empty cache (load through `datasets`, split, tokenize,
   write the cache) — its tokens/s against the bare tokenizer's (goal ≥ 0.8×) and its peak
-  resident memory above the model's own, per token (goal ≤ 16 bytes);
+  resident memory per token above the same run's on the shipped 2,000-line corpus (the
+  model's and the libraries' own; goal ≤ 16 bytes);
 - second run: `train` for one step on the same data — seconds from the model being loaded
   to the first optimizer step (goal ≤ 3 s at any size; it includes the step-0 eval of a
-  fixed 65,536-token sample) and peak memory per token.
+  fixed 65,536-token sample) and peak memory per token. Block 256, the demo's context.
 
 Each measurement runs in a process of its own (peak memory is per process), demo tokenizer
 and model, on this machine's cores.
@@ -80,7 +81,7 @@ from core.token_cache import TokenCache
 from core.train_config import TrainConfig
 from core.train_data import prepare_data
 start = time.perf_counter()
-data = prepare_data(session.tokenizer, TrainConfig(train=path), 1024, cache=TokenCache(cache_dir))
+data = prepare_data(session.tokenizer, TrainConfig(train=path), 256, cache=TokenCache(cache_dir))
 seconds = time.perf_counter() - start
 tokens = data.stats["train"]["tokens"] + data.stats["test"]["tokens"]
 print(json.dumps({"tokens": tokens, "seconds": seconds, "peak_above": peak() - base,
@@ -99,7 +100,7 @@ def on_event(event):
         if isinstance(event, Stats):
             marks["tokens"] = event.train["tokens"] + event.test["tokens"]
             marks["cached"] = event.cached
-train(session, TrainConfig(train=path, max_steps=1, block_size=1024, batch_size=8,
+train(session, TrainConfig(train=path, max_steps=1, block_size=256, batch_size=8,
                            sample_tokens=1), on_event=on_event)
 print(json.dumps({"data_ready": marks["stats"], "first_step": marks["step"],
                   "tokens": marks["tokens"], "cached": marks["cached"], "peak_above": peak() - base}))
@@ -108,9 +109,11 @@ print(json.dumps({"data_ready": marks["stats"], "first_step": marks["step"],
 
 def probe(body: str, path: Path, cache_dir: Path) -> dict:
     code = PROBE_HEAD.format(root=str(ROOT)) + body
-    out = subprocess.run([sys.executable, "-c", code, str(path), str(cache_dir)], check=True,
-                         capture_output=True, text=True, env=dict(os.environ)).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run([sys.executable, "-c", code, str(path), str(cache_dir)],
+                          capture_output=True, text=True, env=dict(os.environ))
+    if done.returncode:
+        raise SystemExit(done.stderr.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -122,6 +125,10 @@ def main() -> None:
         os.environ["HF_HOME"] = str(tmp / "hf")   # datasets' own caches, thrown away after
         print(f"{'size':>7} {'tokens':>12} {'bare tok/s':>11} {'first tok/s':>12} {'ratio':>6} "
               f"{'B/token 1st':>11} {'ready s':>8} {'1st step s':>10} {'B/token 2nd':>11}")
+        # The same probes on the shipped 2,000-line corpus: what a run costs besides its data
+        small = ROOT / "core" / "resources" / "corpus_ru.txt"
+        base_first = probe(FIRST, small, tmp / "small" / "tokens")["peak_above"]
+        base_second = probe(SECOND, small, tmp / "small" / "tokens")["peak_above"]
         for megabytes in (int(s) for s in args.sizes.split(",")):
             path = tmp / f"corpus-{megabytes}mb.txt"
             write_corpus(path, megabytes)
@@ -133,9 +140,9 @@ def main() -> None:
             bare_rate = bare["tokens"] / bare["seconds"]
             first_rate = bare["tokens"] / first["seconds"]   # the same text tokens (no EOS)
             print(f"{megabytes:>5}MB {first['tokens']:>12,} {bare_rate:>11,.0f} {first_rate:>12,.0f} "
-                  f"{first_rate / bare_rate:>5.2f}× {first['peak_above'] / first['tokens']:>11.1f} "
+                  f"{first_rate / bare_rate:>5.2f}× {(first['peak_above'] - base_first) / first['tokens']:>11.1f} "
                   f"{second['data_ready']:>8.2f} {second['first_step']:>10.2f} "
-                  f"{second['peak_above'] / second['tokens']:>11.1f}", flush=True)
+                  f"{(second['peak_above'] - base_second) / second['tokens']:>11.1f}", flush=True)
             path.unlink()
 
 

@@ -17,9 +17,12 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from core.data import fingerprint, load_texts, split_train_test
+import numpy as np
+
+from core.data import fingerprint, load_texts, split_mask
 from core.errors import UserError
 from core.token_cache import FORMAT, Progress, TokenCache, Tokens, token_dtype
 from core.train_config import TrainConfig
@@ -72,11 +75,42 @@ def tokenizer_parallelism() -> Iterator[None]:
         os.environ["TOKENIZERS_PARALLELISM"] = before if before is not None else "false"
 
 
-def _split(config: TrainConfig, texts_dir: str):
+@dataclass
+class Texts:
+    """The data as loaded: the train texts, and the held-out ones — a separate dataset, or a
+    seeded mask over the train texts (read in file order, in one pass)."""
+    train: object                         # datasets.Dataset
+    test: object | None = None
+    test_mask: np.ndarray | None = None   # (N,) bool over `train`
+
+    @property
+    def total(self) -> int:
+        return len(self.train) + (len(self.test) if self.test is not None else 0)
+
+    def fingerprints(self) -> list[str]:
+        return [self.train._fingerprint, self.test._fingerprint if self.test is not None else None]
+
+    def batches(self) -> Iterator[tuple[list[str], list[str]]]:
+        """(train texts, held-out texts), BATCH_TEXTS at a time."""
+        start = 0
+        for batch in self.train.iter(batch_size=BATCH_TEXTS):
+            texts = batch["text"]
+            if self.test_mask is None:
+                yield texts, []
+            else:
+                held = self.test_mask[start: start + len(texts)]
+                yield ([t for t, h in zip(texts, held) if not h], [t for t, h in zip(texts, held) if h])
+            start += len(texts)
+        if self.test is not None:
+            for batch in self.test.iter(batch_size=BATCH_TEXTS):
+                yield [], batch["text"]
+
+
+def _load(config: TrainConfig, texts_dir: str) -> Texts:
     train_ds = load_texts(config.train, texts_dir)
     if config.test:
-        return train_ds, load_texts(config.test, texts_dir)
-    return split_train_test(train_ds, config.test_split, config.seed)
+        return Texts(train_ds, test=load_texts(config.test, texts_dir))
+    return Texts(train_ds, test_mask=split_mask(len(train_ds), config.test_split, config.seed))
 
 
 @contextmanager
@@ -96,7 +130,7 @@ def _key(tokenizer, config: TrainConfig, loaded=None) -> str | None:
     file to hash: its key comes from the loaded dataset's own fingerprint (`loaded`)."""
     parts: dict = {"format": FORMAT, "tokenizer": tokenizer_fingerprint(tokenizer)}
     if loaded is not None:
-        parts["data"] = [ds._fingerprint for ds in loaded]
+        parts["data"] = loaded.fingerprints()
     else:
         parts["data"] = [fingerprint(config.train), fingerprint(config.test) if config.test else None]
         if any(str(p).startswith("hub:") for p in parts["data"]):
@@ -104,11 +138,6 @@ def _key(tokenizer, config: TrainConfig, loaded=None) -> str | None:
     if not config.test:
         parts["split"] = [config.test_split, config.seed]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
-
-
-def _batches(ds) -> Iterator[list[str]]:
-    for batch in ds.iter(batch_size=BATCH_TEXTS):
-        yield batch["text"]
 
 
 def corpus_tokens(tokenizer, config: TrainConfig, progress: Progress | None = None,
@@ -127,25 +156,22 @@ def corpus_tokens(tokenizer, config: TrainConfig, progress: Progress | None = No
     with _texts_dir(cache) as texts_dir:
         loaded = None
         if key is None:   # a hub dataset: its key comes from loading it
-            loaded = _split(config, texts_dir)
+            loaded = _load(config, texts_dir)
             key = _key(tokenizer, config, loaded)
         if not cache.writable():   # no cache folder to be had: tokenize into a passing one
             with tempfile.TemporaryDirectory() as tmp:   # the memory maps outlive the names
-                return _build(TokenCache(Path(tmp)), key, tokenizer, config, loaded or _split(
-                    config, texts_dir), progress, cancelled)
+                return _build(TokenCache(Path(tmp)), key, tokenizer, loaded or _load(config, texts_dir),
+                              progress, cancelled)
         with cache.building(key):
             found = cache.load(key)   # built by another run while this one waited
-            return found or _build(cache, key, tokenizer, config, loaded or _split(config, texts_dir),
+            return found or _build(cache, key, tokenizer, loaded or _load(config, texts_dir),
                                    progress, cancelled)
 
 
-def _build(cache: TokenCache, key: str, tokenizer, config: TrainConfig, splits, progress,
-           cancelled) -> Tokens:
-    train_ds, test_ds = splits
+def _build(cache: TokenCache, key: str, tokenizer, texts: Texts, progress, cancelled) -> Tokens:
     with tokenizer_parallelism():
         return cache.build(key, encoder(tokenizer), tokenizer.eos_token_id, token_dtype(len(tokenizer)),
-                           {"train": _batches(train_ds), "test": _batches(test_ds)},
-                           total=len(train_ds) + len(test_ds), progress=progress, cancelled=cancelled)
+                           texts.batches(), total=texts.total, progress=progress, cancelled=cancelled)
 
 
 SAMPLE_BYTES = 1 << 20

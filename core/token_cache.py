@@ -25,6 +25,7 @@ import time
 import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ import numpy as np
 
 from core.paths import cache_dir
 
-FORMAT = 1
+FORMAT = 2
 SPLITS = ("train", "test")
 DEFAULT_CAP_GB = 20.0
 
@@ -132,15 +133,39 @@ class TokenCache:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def build(self, key: str, encode: Callable[[list[str]], list[list[int]]], eos: int, dtype: np.dtype,
-              splits: dict[str, Iterable[list[str]]], total: int, progress: Progress | None = None,
-              cancelled: Callable[[], bool] = lambda: False) -> Tokens:
-        """Tokenize `splits` (batches of texts) into a new entry. `cancelled()` abandons it."""
+              batches: Iterable[tuple[list[str], list[str]]], total: int,
+              progress: Progress | None = None, cancelled: Callable[[], bool] = lambda: False) -> Tokens:
+        """Tokenize `batches` — (train texts, held-out texts) pairs — into a new entry, each
+        batch encoded while the next one is read. `cancelled()` abandons it."""
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=self.root))
         try:
+            writers = {split: StreamWriter(tmp, split, dtype) for split in SPLITS}
             done = 0
-            for split in SPLITS:
-                done = _write_stream(tmp, split, splits[split], encode, eos, dtype, done, total,
-                                     progress, cancelled)
+
+            def write(encoded: tuple[Future, int]) -> None:
+                nonlocal done
+                rows, n_train = encoded[0].result(), encoded[1]
+                writers["train"].add(rows[:n_train], eos)
+                writers["test"].add(rows[n_train:], eos)
+                done += len(rows)
+                if progress is not None:
+                    progress(done, total)
+            try:
+                with ThreadPoolExecutor(1, thread_name_prefix="tokenize") as pool:
+                    pending = None
+                    for train_texts, test_texts in batches:
+                        if cancelled():
+                            raise Cancelled()
+                        # the tokenizer works in its own threads (no GIL) while we read and write
+                        running = (pool.submit(encode, train_texts + test_texts), len(train_texts))
+                        if pending is not None:
+                            write(pending)
+                        pending = running
+                    if pending is not None:
+                        write(pending)
+            finally:
+                for writer in writers.values():
+                    writer.close()
             files = {p.name: [p.stat().st_size, _crc(p)] for p in sorted(tmp.iterdir())}
             meta = {"format": FORMAT, "dtype": dtype.name, "files": files, "created": time.time()}
             (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
@@ -178,30 +203,29 @@ class TokenCache:
                 total -= size
 
 
-def _write_stream(folder: Path, split: str, batches: Iterable[list[str]], encode, eos: int,
-                  dtype: np.dtype, done: int, total: int, progress: Progress | None,
-                  cancelled: Callable[[], bool]) -> int:
-    starts = array("q", [0])
-    end = 0
-    with open(folder / f"{split}.ids", "wb") as out:
-        for texts in batches:
-            if cancelled():
-                raise Cancelled()
-            ids = array("I")
-            for row in encode(texts):
-                ids.extend(row)
-                ids.append(eos)
-                end += len(row) + 1
-                starts.append(end)
-            wide = np.frombuffer(ids, np.uint32)
-            if dtype.itemsize < 4 and len(wide) and int(wide.max()) > np.iinfo(dtype).max:
-                raise ValueError(f"token id {int(wide.max())} does not fit {dtype.name}")
-            out.write(wide.astype(dtype).tobytes())
-            done += len(texts)
-            if progress is not None:
-                progress(done, total)
-    (folder / f"{split}.starts").write_bytes(np.frombuffer(starts, np.int64).tobytes())
-    return done
+class StreamWriter:
+    """One split's `.ids` written as batches come, and its `.starts` at the end."""
+
+    def __init__(self, folder: Path, split: str, dtype: np.dtype) -> None:
+        self.folder, self.split, self.dtype = folder, split, dtype
+        self.out = open(folder / f"{split}.ids", "wb")
+        self.starts, self.end = array("q", [0]), 0
+
+    def add(self, rows: list[list[int]], eos: int) -> None:
+        ids = array("I")
+        for row in rows:
+            ids.extend(row)
+            ids.append(eos)
+            self.end += len(row) + 1
+            self.starts.append(self.end)
+        wide = np.frombuffer(ids, np.uint32)
+        if self.dtype.itemsize < 4 and len(wide) and int(wide.max()) > np.iinfo(self.dtype).max:
+            raise ValueError(f"token id {int(wide.max())} does not fit {self.dtype.name}")
+        self.out.write(wide.astype(self.dtype).tobytes())
+
+    def close(self) -> None:
+        self.out.close()
+        (self.folder / f"{self.split}.starts").write_bytes(np.frombuffer(self.starts, np.int64).tobytes())
 
 
 def _open_stream(folder: Path, split: str, dtype: np.dtype) -> TokenStream:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.batching import PackedRows, PaddedRows, pad_rows
-from core.data import load_texts, split_train_test
+from core.data import load_texts, split_mask
 from core.errors import UserError
 from core.token_cache import TokenStream
 from tui.cli import main as cli_main
@@ -57,10 +57,10 @@ def test_folder_of_txt_one_sample_per_file(tmp_path):
 def test_seeded_held_out_split(tmp_path):
     path = write(tmp_path, "a.txt", "\n".join(f"строка {i}" for i in range(50)))
     ds = load_texts(str(path))
-    a_train, a_test = split_train_test(ds, 0.1, seed=1)
-    b_train, b_test = split_train_test(ds, 0.1, seed=1)
-    assert list(a_test["text"]) == list(b_test["text"]) and len(a_test) == 5
-    assert set(a_train["text"]).isdisjoint(a_test["text"])
+    held = split_mask(len(ds), 0.1, seed=1)
+    assert held.sum() == 5 and (held == split_mask(len(ds), 0.1, seed=1)).all()
+    assert not (held == split_mask(len(ds), 0.1, seed=2)).all()
+    assert split_mask(2, 0.9, seed=0).sum() == 1   # at least one sample on each side
 
 
 BAD_CASES = [

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from core.corpus import corpus_sentences
-from core.data import load_texts, split_train_test
+from core.data import load_texts, split_mask
 from core.token_cache import Cancelled, TokenCache
 from core.train_config import TrainConfig
 from core.train_data import eval_sample, prepare_data
@@ -40,10 +40,11 @@ def rows(data):
 
 def fresh_rows(tok, path, block, pack, split=0.1, seed=0):
     """The rows as the notebook would make them: split, `tokenizer(text)` each, EOS after."""
-    train_ds, test_ds = split_train_test(load_texts(str(path)), split, seed)
+    texts = list(load_texts(str(path))["text"])
+    held = split_mask(len(texts), split, seed)
     result = []
-    for ds in (train_ds, test_ds):
-        texts = [tok(text)["input_ids"] + [tok.eos_token_id] for text in ds["text"]]
+    for part in ([t for t, h in zip(texts, held) if not h], [t for t, h in zip(texts, held) if h]):
+        texts = [tok(text)["input_ids"] + [tok.eos_token_id] for text in part]
         if pack:
             stream = [t for text in texts for t in text]
             n = len(stream) // block
@@ -155,3 +156,20 @@ def test_a_second_run_on_the_same_data_does_not_tokenize(demo_dir, corpus, monke
     stats = [next(e for e in events if isinstance(e, Stats)) for events in runs]
     assert (stats[0].cached, stats[1].cached) == (False, True)
     assert np.array_equal(stats[0].train["tokens"], stats[1].train["tokens"])
+
+
+def test_big_data_gets_an_estimate_from_its_first_megabyte(tok, tmp_path, cache, monkeypatch):
+    """What the Train pane shows at once, before a big corpus is tokenized."""
+    import core.corpus_tokens as corpus_tokens
+
+    path = tmp_path / "big.txt"
+    path.write_text("\n".join(corpus_sentences(30_000, seed=4)) + "\n", encoding="utf-8")
+    assert corpus_tokens.quick_estimate(tok, str(path)) is None   # small: tokenized whole at once
+    monkeypatch.setattr(corpus_tokens, "ESTIMATE_FROM", 1 << 20)
+    monkeypatch.setattr(corpus_tokens, "SAMPLE_BYTES", 200_000)   # a tenth of the file
+    estimate = corpus_tokens.quick_estimate(tok, str(path))
+    stats = prepare_data(tok, TrainConfig(train=str(path), test_split=0.5), 32, cache=cache).stats
+    tokens = stats["train"]["tokens"] + stats["test"]["tokens"]
+    assert estimate["bytes"] == path.stat().st_size
+    assert abs(estimate["texts"] - 30_000) < 0.1 * 30_000
+    assert abs(estimate["tokens"] - tokens) < 0.1 * tokens
