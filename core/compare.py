@@ -29,6 +29,7 @@ def reset_to_base(session) -> None:
     remember_base(session)
     with session.lock, torch.no_grad():
         session.model.load_state_dict(session.base_state)
+        session.weights_version += 1
 
 
 def load_trained_weights(session, folder: str) -> None:
@@ -44,6 +45,7 @@ def load_trained_weights(session, folder: str) -> None:
         raise UserError(f"{folder}: no weights (*.safetensors) in this folder")
     with session.lock, torch.no_grad():
         missing, unexpected = session.model.load_state_dict(state, strict=False)
+        session.weights_version += 1
     if unexpected or len(missing) > 2:   # tied output weights are not saved twice
         raise UserError(f"{folder}: these weights do not fit {session.info.model}")
     session.base_model = None   # a comparison model built before holds other weights

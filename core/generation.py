@@ -49,6 +49,7 @@ class Done:
     ttft_s: float | None = None
     seed: int | None = None
     prompt_tokens: int = 0
+    cached_ids: list[int] | None = None   # the ids the KV cache holds at the end
 
     def as_json(self) -> dict:
         return {"done": True, "ids": self.ids, "text": self.text, "new_tokens": self.new_tokens,
@@ -136,9 +137,20 @@ class _EvalMode:
             self.model.train()
 
 
+def crop_cache(cache, length: int) -> None:
+    """Keep the first `length` positions of a KV cache."""
+    extra = cache.get_seq_length() - length
+    if extra > 0:
+        cache.crop(-extra)   # a negative count removes that many from the end
+
+
 def generate_stream(session, prompt: str, settings: SamplingSettings | None = None,
                     should_stop: Callable[[], bool] = lambda: False,
-                    prompt_ids: list[int] | None = None, n_top: int = 10) -> Iterator:
+                    prompt_ids: list[int] | None = None, n_top: int = 10,
+                    cache=None, cached: int = 0) -> Iterator:
+    """`cache` (with `cached` > 0): a KV cache that already holds the first `cached` prompt
+    ids — only the rest is prefilled (a chat's next turn). It is cut to those `cached`
+    positions first, and holds every token fed when the loop ends."""
     s = (settings or SamplingSettings()).validate()
     model, tokenizer, lock = session.model, session.tokenizer, session.lock
     device = model.device
@@ -153,6 +165,8 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
         notices.append("empty prompt: starting from the beginning-of-text token")
     prompt_ids, max_new, cut = fit_prompt(list(prompt_ids), s.max_new_tokens, session.max_positions)
     notices += cut
+    if cut or cache is None:   # a prompt cut from the left shares no prefix with the cache
+        cached = 0
     for message in notices:
         yield Notice(message)
 
@@ -160,13 +174,17 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
     generator = make_generator(seed, device)
     eos_ids = eos_ids_of(model, tokenizer)
     decoder = IncrementalDecoder(tokenizer, context=prompt_ids)
-    from transformers import DynamicCache
+    if cache is None:
+        from transformers import DynamicCache
 
-    cache = DynamicCache()
+        cache = DynamicCache()
+    cached = min(cached, len(prompt_ids) - 1)                # at least one id to prefill
+    crop_cache(cache, cached)
     cache_kw, extra = cache_keyword(model), _forward_kwargs(model)
 
     seen = torch.tensor(prompt_ids, device=device)          # (N,) for the repetition penalty
-    step_input = seen[None, :]                               # (1, T): the whole prompt first
+    step_input = seen[None, cached:]                         # (1, T): the prompt's new part first
+    fed = list(prompt_ids[:cached])                          # what the cache holds
     new_ids: list[int] = []
     pieces: list[str] = []                                   # the text as streamed
     recent = ""                                              # enough text to spot a stop string
@@ -180,6 +198,7 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
             break
         with lock, torch.inference_mode(), _EvalMode(model):
             out = model(input_ids=step_input, use_cache=True, **{cache_kw: cache}, **extra)
+            fed.extend(step_input[0].tolist())
             logits = out.logits[0, -1]                       # (V,) last position only
             choice = choose_next(logits, seen, s, generator, n_top)
         next_id = choice.id
@@ -208,7 +227,7 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
     yield Done(ids=new_ids, text=text, new_tokens=len(new_ids),
                tokens_per_s=len(new_ids) / elapsed if elapsed > 0 else 0.0,
                stop_reason=stop_reason, ttft_s=ttft, seed=seed,
-               prompt_tokens=len(prompt_ids))
+               prompt_tokens=len(prompt_ids), cached_ids=fed)
 
 
 @dataclass

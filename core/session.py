@@ -57,6 +57,7 @@ class ModelSession:
     lock: threading.RLock = field(default_factory=threading.RLock)
     base_state: dict | None = field(default=None, repr=False)  # weights as loaded (core.compare)
     base_model: PreTrainedModel | None = field(default=None, repr=False)
+    weights_version: int = 0   # bumped whenever the weights change (a KV cache is then stale)
 
     @property
     def max_positions(self) -> int:

@@ -61,6 +61,16 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE runs ADD COLUMN total_steps INTEGER",
         "ALTER TABLE runs ADD COLUMN seen INTEGER NOT NULL DEFAULT 0",
     ],
+    [   # 3: conversations of the Chat pane and `chat` (core.chat_store)
+        """CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY, title TEXT NOT NULL, created TEXT NOT NULL,
+            updated TEXT NOT NULL, model TEXT NOT NULL, system TEXT, template TEXT NOT NULL,
+            settings TEXT NOT NULL)""",
+        """CREATE TABLE messages (
+            conversation INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,
+            PRIMARY KEY (conversation, idx))""",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 10_000

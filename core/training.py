@@ -163,6 +163,7 @@ def train_step(run: Run, batch: dict, step: int) -> float | Stopped:
                     acc.clip_grad_norm_(model.parameters(), run.config.clip)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                run.session.weights_version += 1
     except torch.cuda.OutOfMemoryError:
         optimizer.zero_grad(set_to_none=True)
         if torch.cuda.is_available():

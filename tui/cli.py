@@ -10,6 +10,7 @@ import os
 import sys
 
 from core import DEFAULT_MODEL
+from core.chat_format import TEMPLATE_CHOICES
 from core.errors import SaveError, UserError, one_line
 from core.settings import DEVICES, DTYPES, SAMPLING_SETTINGS, TRAIN_PRESETS, TRAIN_SETTINGS, Setting
 
@@ -103,6 +104,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "or save and stop")
     p.add_argument("--jsonl", action="store_true")
 
+    p = sub.add_parser("chat", help="talk to the model: one user message a line on stdin")
+    _add_model_args(p)
+    p.add_argument("--system", default=None, help="the system prompt")
+    p.add_argument("--template", default="auto", choices=TEMPLATE_CHOICES,
+                   help="chat template (auto: the tokenizer's own, else plain-ru)")
+    add_settings(p, SAMPLING_SETTINGS)
+    p.add_argument("--jsonl", action="store_true")
+    p.add_argument("--no-save", action="store_true", help="do not keep the conversation in the workspace")
+
+    p = sub.add_parser("chats", help="stored conversations, newest first; export one")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--search", default=None, metavar="TEXT", help="only those whose title or messages hold TEXT")
+    p.add_argument("--export", type=int, default=None, metavar="ID", help="print conversation ID")
+    p.add_argument("--format", choices=["md", "jsonl"], default="md",
+                   help="with --export: Markdown, or one JSON line in the training format")
+
     p = sub.add_parser("history", help="past generations, newest first")
     p.add_argument("--json", action="store_true")
     p.add_argument("--search", default=None, metavar="TEXT", help="only those whose prompt or text holds TEXT")
@@ -122,9 +139,11 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_app(model=args.model, device=args.device, dtype=args.dtype,
                            trust_remote_code=args.trust_remote_code)
-        from tui import headless
-
-        return getattr(headless, "cmd_" + args.command.replace("-", "_"))(args)
+        if args.command in ("chat", "chats"):
+            from tui import headless_chat as commands
+        else:
+            from tui import headless as commands
+        return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)
     except UserError as exc:
         print(f"rugpt-tui: error: {exc}", file=sys.stderr)
         return 2
