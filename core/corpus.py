@@ -69,7 +69,70 @@ def corpus_sentences(n: int, seed: int = 7) -> list[str]:
     return [_sentence(rng) for _ in range(n)]
 
 
-CORPUS_LINES = 2000
+def _exchange(rng: random.Random) -> tuple[str, str]:
+    """A question about someone of the grammar, and its answer in one sentence."""
+    subject, gender = rng.choice(SUBJECTS)
+    g = 0 if gender == "m" else 1
+    verb_forms = rng.choice(VERBS)
+    verb, thing = verb_forms[g], rng.choice(verb_forms[2])
+    still = rng.choice(STILL_VERBS)[g]
+    place, time = rng.choice(PLACES), rng.choice(TIMES)
+    did = "делал" if g == 0 else "делала"
+    form = rng.randrange(4)
+    if form == 0:
+        return f"Что {did} {subject} {time.lower()}?", f"{time} {subject} {verb} {thing} {place}."
+    if form == 1:
+        return f"Где {still} {subject}?", f"{subject.capitalize()} {still} {place}."
+    if form == 2:
+        return f"Кто {verb_forms[0]} {thing}?", f"{subject.capitalize()} {verb} {thing}."
+    return f"Расскажи про {_accusative(subject)}.", f"{time} {subject} {still} {place}, а потом {verb} {thing}."
 
-if __name__ == "__main__":   # python -m core.corpus > core/resources/corpus_ru.txt
-    print("\n".join(corpus_sentences(CORPUS_LINES)))
+
+def _accusative(noun: str) -> str:
+    """Accusative of the grammar's (animate) subjects: кота, пса, учителя, бабушку."""
+    if noun == "пёс":
+        return "пса"
+    if noun.endswith("а"):
+        return noun[:-1] + "у"
+    if noun.endswith("ь"):
+        return noun[:-1] + "я"
+    return noun + "а"
+
+
+GREETINGS = [("Привет!", "Привет! Спроси меня, кто что делал."),
+             ("Здравствуй.", "Здравствуй! О ком рассказать?"),
+             ("Спасибо!", "Пожалуйста.")]
+
+
+def dialogues(n: int, seed: int = 11) -> list[dict]:
+    """`n` short conversations in the training format: one to three exchanges, now and then a
+    greeting or a system prompt — the demo's dialogue corpus, the same for the same seed."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        messages = []
+        if rng.random() < 0.2:
+            messages.append({"role": "system", "content": "Отвечай одним предложением."})
+        if rng.random() < 0.15:
+            user, reply = rng.choice(GREETINGS[:2])
+            messages += [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
+        for _ in range(rng.randint(1, 3)):
+            user, reply = _exchange(rng)
+            messages += [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
+        out.append({"messages": messages})
+    return out
+
+
+CORPUS_LINES = 2000
+DIALOGUES = 1000
+
+if __name__ == "__main__":
+    # python -m core.corpus > core/resources/corpus_ru.txt
+    # python -m core.corpus dialogues > core/resources/dialogues_ru.jsonl
+    import json
+    import sys
+
+    if sys.argv[1:] == ["dialogues"]:
+        print("\n".join(json.dumps(d, ensure_ascii=False) for d in dialogues(DIALOGUES)))
+    else:
+        print("\n".join(corpus_sentences(CORPUS_LINES)))

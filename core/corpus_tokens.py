@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from core.chat_data import encode_dialogue, is_chat_file, load_dialogues
+from core.chat_format import Template, template_for
 from core.data import fingerprint, load_texts, split_mask
 from core.errors import UserError
-from core.token_cache import FORMAT, Progress, TokenCache, Tokens, token_dtype
+from core.token_cache import FORMAT, Encoded, Progress, TokenCache, Tokens, token_dtype
 from core.train_config import TrainConfig
 
 BATCH_TEXTS = 4096
@@ -52,14 +54,29 @@ def encoder(tokenizer) -> Callable[[list[str]], list[list[int]]]:
     closes_with_eos = len(probe) > 1 and probe[-1] == eos   # it adds EOS to every text itself
     backend = getattr(tokenizer, "backend_tokenizer", None)
 
-    def encode(texts: list[str]) -> list[list[int]]:
+    def encode(texts: list[str]) -> Encoded:
         if backend is not None:
             rows = [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=True)]
         else:
             rows = tokenizer(texts, add_special_tokens=True)["input_ids"]
         if closes_with_eos:
             rows = [row[:-1] if row and row[-1] == eos else row for row in rows]
-        return rows
+        return Encoded(rows)
+    return encode
+
+
+def dialogue_encoder(tokenizer, template: Template, block: int, train_on_prompt: bool):
+    """Conversations → ids and loss masks (core.chat_data), with what each one counts."""
+    def encode(conversations: list[list[dict]]) -> Encoded:
+        rows, masks, counts = [], [], []
+        for messages in conversations:
+            messages = [{"role": m["role"], "content": m["content"]} for m in messages]
+            ids, mask, dropped = encode_dialogue(tokenizer, template, messages, block, train_on_prompt)
+            rows.append(ids)
+            masks.append(mask)
+            counts.append({"turns": sum(m["role"] == "assistant" for m in messages),
+                           "dropped_turns": dropped, "trained_tokens": sum(mask)})
+        return Encoded(rows, masks, counts)
     return encode
 
 
@@ -82,6 +99,7 @@ class Texts:
     train: object                         # datasets.Dataset
     test: object | None = None
     test_mask: np.ndarray | None = None   # (N,) bool over `train`
+    column: str = "text"                  # "messages" for dialogues
 
     @property
     def total(self) -> int:
@@ -94,7 +112,7 @@ class Texts:
         """(train texts, held-out texts), BATCH_TEXTS at a time."""
         start = 0
         for batch in self.train.iter(batch_size=BATCH_TEXTS):
-            texts = batch["text"]
+            texts = batch[self.column]
             if self.test_mask is None:
                 yield texts, []
             else:
@@ -103,14 +121,18 @@ class Texts:
             start += len(texts)
         if self.test is not None:
             for batch in self.test.iter(batch_size=BATCH_TEXTS):
-                yield [], batch["text"]
+                yield [], batch[self.column]
 
 
 def _load(config: TrainConfig, texts_dir: str) -> Texts:
-    train_ds = load_texts(config.train, texts_dir)
+    chat = is_chat_file(config.train)
+    load = load_dialogues if chat else load_texts
+    column = "messages" if chat else "text"
+    train_ds = load(config.train, texts_dir)
     if config.test:
-        return Texts(train_ds, test=load_texts(config.test, texts_dir))
-    return Texts(train_ds, test_mask=split_mask(len(train_ds), config.test_split, config.seed))
+        return Texts(train_ds, test=load(config.test, texts_dir), column=column)
+    return Texts(train_ds, test_mask=split_mask(len(train_ds), config.test_split, config.seed),
+                 column=column)
 
 
 @contextmanager
@@ -125,7 +147,7 @@ def _texts_dir(cache: TokenCache) -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _key(tokenizer, config: TrainConfig, loaded=None) -> str | None:
+def _key(tokenizer, config: TrainConfig, block: int, loaded=None) -> str | None:
     """The cache key: the data's content, the tokenizer, the split. A hub dataset has no
     file to hash: its key comes from the loaded dataset's own fingerprint (`loaded`)."""
     parts: dict = {"format": FORMAT, "tokenizer": tokenizer_fingerprint(tokenizer)}
@@ -137,10 +159,13 @@ def _key(tokenizer, config: TrainConfig, loaded=None) -> str | None:
             return None
     if not config.test:
         parts["split"] = [config.test_split, config.seed]
+    if is_chat_file(config.train):   # dialogues: the template, the mask, the block cut them
+        parts["dialogue"] = [template_for(tokenizer, config.template).source, config.train_on_prompt,
+                             block]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def corpus_tokens(tokenizer, config: TrainConfig, progress: Progress | None = None,
+def corpus_tokens(tokenizer, config: TrainConfig, block: int, progress: Progress | None = None,
                   cancelled: Callable[[], bool] = lambda: False,
                   cache: TokenCache | None = None) -> Tokens:
     """The train and held-out token streams of `config`'s data, from the cache when they are
@@ -148,7 +173,7 @@ def corpus_tokens(tokenizer, config: TrainConfig, progress: Progress | None = No
     if tokenizer.eos_token_id is None:
         raise UserError("the tokenizer has no end-of-text token to separate samples")
     cache = cache or TokenCache()
-    key = _key(tokenizer, config)
+    key = _key(tokenizer, config, block)
     if key is not None and cache.writable():
         found = cache.load(key)   # the usual second run: no `datasets`, no tokenizer
         if found is not None:
@@ -157,20 +182,26 @@ def corpus_tokens(tokenizer, config: TrainConfig, progress: Progress | None = No
         loaded = None
         if key is None:   # a hub dataset: its key comes from loading it
             loaded = _load(config, texts_dir)
-            key = _key(tokenizer, config, loaded)
+            key = _key(tokenizer, config, block, loaded)
         if not cache.writable():   # no cache folder to be had: tokenize into a passing one
             with tempfile.TemporaryDirectory() as tmp:   # the memory maps outlive the names
-                return _build(TokenCache(Path(tmp)), key, tokenizer, loaded or _load(config, texts_dir),
-                              progress, cancelled)
+                return _build(TokenCache(Path(tmp)), key, tokenizer, config, block,
+                              loaded or _load(config, texts_dir), progress, cancelled)
         with cache.building(key):
             found = cache.load(key)   # built by another run while this one waited
-            return found or _build(cache, key, tokenizer, loaded or _load(config, texts_dir),
-                                   progress, cancelled)
+            return found or _build(cache, key, tokenizer, config, block,
+                                   loaded or _load(config, texts_dir), progress, cancelled)
 
 
-def _build(cache: TokenCache, key: str, tokenizer, texts: Texts, progress, cancelled) -> Tokens:
+def _build(cache: TokenCache, key: str, tokenizer, config: TrainConfig, block: int, texts: Texts,
+           progress, cancelled) -> Tokens:
+    if texts.column == "messages":
+        encode = dialogue_encoder(tokenizer, template_for(tokenizer, config.template), block,
+                                  config.train_on_prompt)
+    else:
+        encode = encoder(tokenizer)
     with tokenizer_parallelism():
-        return cache.build(key, encoder(tokenizer), tokenizer.eos_token_id, token_dtype(len(tokenizer)),
+        return cache.build(key, encode, tokenizer.eos_token_id, token_dtype(len(tokenizer)),
                            texts.batches(), total=texts.total, progress=progress, cancelled=cancelled)
 
 

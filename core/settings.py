@@ -140,6 +140,10 @@ TRAIN_SETTINGS = (
     Setting("mixed_precision", str, "auto", "autocast precision (auto: bf16 on a GPU that has it)",
             label="precision", choices=MIXED_PRECISIONS),
     Setting("seed", int, 0, "seed of the data order, dropout and samples"),
+    Setting("template", str, "auto", "chat template for dialogue data (auto: the tokenizer's "
+            "own, else plain-ru)", choices=("auto", "plain-ru", "plain-en", "chatml")),
+    Setting("train_on_prompt", bool, False, "dialogues: learn the whole conversation, not only "
+            "the assistant's replies"),
     Setting("sample_prompt", str, None, "prompt of the samples after each eval", optional=True),
     Setting("sample_tokens", int, 32, "tokens per sample", low=1, cli=False),
     Setting("max_steps", int, None, "stop after N optimizer steps", optional=True, low=1),

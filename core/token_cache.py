@@ -44,6 +44,7 @@ class TokenStream:
     """One split, tokenized: text i is `ids[starts[i]:starts[i + 1]]`, its closing EOS included."""
     ids: np.ndarray        # (N,) uint16 | uint32
     starts: np.ndarray     # (S + 1,) int64
+    mask: np.ndarray | None = None   # (N,) uint8: 1 where the loss is taken (dialogues only)
 
     @property
     def texts(self) -> int:
@@ -59,6 +60,7 @@ class Tokens:
     test: TokenStream
     key: str
     built: bool            # tokenized now (False: read from the cache)
+    info: dict | None = None   # what the encoder counted (dialogues: turns, dropped turns)
 
 
 Progress = Callable[[int, int], None]     # (texts done, texts in all)
@@ -110,6 +112,7 @@ class TokenCache:
                 if path.stat().st_size != size or _crc(path) != crc:
                     raise ValueError(f"{name} is damaged")
             streams = {split: _open_stream(folder, split, np.dtype(meta["dtype"])) for split in SPLITS}
+            info = meta.get("info")
         except FileNotFoundError:
             if folder.exists():   # meta.json missing: never completed
                 shutil.rmtree(folder, ignore_errors=True)
@@ -118,7 +121,7 @@ class TokenCache:
             shutil.rmtree(folder, ignore_errors=True)
             return None
         os.utime(folder / "meta.json")   # recently used
-        return Tokens(streams["train"], streams["test"], key, built=False)
+        return Tokens(streams["train"], streams["test"], key, built=False, info=info)
 
     @contextmanager
     def building(self, key: str) -> Iterator[None]:
@@ -132,21 +135,28 @@ class TokenCache:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def build(self, key: str, encode: Callable[[list[str]], list[list[int]]], eos: int, dtype: np.dtype,
-              batches: Iterable[tuple[list[str], list[str]]], total: int,
+    def build(self, key: str, encode: Callable[[list], Encoded], eos: int | None, dtype: np.dtype,
+              batches: Iterable[tuple[list, list]], total: int,
               progress: Progress | None = None, cancelled: Callable[[], bool] = lambda: False) -> Tokens:
-        """Tokenize `batches` — (train texts, held-out texts) pairs — into a new entry, each
-        batch encoded while the next one is read. `cancelled()` abandons it."""
+        """Tokenize `batches` — (train items, held-out items) pairs — into a new entry, each
+        batch encoded while the next one is read. Texts get `eos` after each; dialogues
+        (encoded with masks) carry their own end-of-turn markers. `cancelled()` abandons it."""
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=self.root))
+        info: dict = {}
         try:
             writers = {split: StreamWriter(tmp, split, dtype) for split in SPLITS}
             done = 0
 
             def write(encoded: tuple[Future, int]) -> None:
                 nonlocal done
-                rows, n_train = encoded[0].result(), encoded[1]
-                writers["train"].add(rows[:n_train], eos)
-                writers["test"].add(rows[n_train:], eos)
+                result, n_train = encoded[0].result(), encoded[1]
+                rows, masks = result.rows, result.masks
+                for split, part in (("train", slice(None, n_train)), ("test", slice(n_train, None))):
+                    writers[split].add(rows[part], eos, masks[part] if masks is not None else None)
+                    for counts in result.counts[part] if result.counts else ():
+                        totals = info.setdefault(split, {})
+                        for name, count in counts.items():
+                            totals[name] = totals.get(name, 0) + count
                 done += len(rows)
                 if progress is not None:
                     progress(done, total)
@@ -167,7 +177,8 @@ class TokenCache:
                 for writer in writers.values():
                     writer.close()
             files = {p.name: [p.stat().st_size, _crc(p)] for p in sorted(tmp.iterdir())}
-            meta = {"format": FORMAT, "dtype": dtype.name, "files": files, "created": time.time()}
+            meta = {"format": FORMAT, "dtype": dtype.name, "files": files, "created": time.time(),
+                    "info": info or None}
             (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
             final = self.root / key
             if final.exists():   # left damaged by someone else, or built meanwhile
@@ -178,7 +189,7 @@ class TokenCache:
             raise
         self.evict(keep=key)
         streams = {split: _open_stream(final, split, dtype) for split in SPLITS}
-        return Tokens(streams["train"], streams["test"], key, built=True)
+        return Tokens(streams["train"], streams["test"], key, built=True, info=info or None)
 
     def entries(self) -> list[tuple[float, int, Path]]:
         """(last used, bytes, folder) of every complete entry, least recently used first."""
@@ -203,17 +214,37 @@ class TokenCache:
                 total -= size
 
 
+@dataclass
+class Encoded:
+    """A batch as the encoder gives it: ids per item, with loss masks for dialogues, and
+    per item what to add up per split (dialogues: turns, trained tokens, dropped turns)."""
+    rows: list[list[int]]
+    masks: list[list[int]] | None = None
+    counts: list[dict] | None = None
+
+
 class StreamWriter:
-    """One split's `.ids` written as batches come, and its `.starts` at the end."""
+    """One split's `.ids` (and `.mask`) written as batches come, and `.starts` at the end."""
 
     def __init__(self, folder: Path, split: str, dtype: np.dtype) -> None:
         self.folder, self.split, self.dtype = folder, split, dtype
         self.out = open(folder / f"{split}.ids", "wb")
+        self.mask_out = None
         self.starts, self.end = array("q", [0]), 0
 
-    def add(self, rows: list[list[int]], eos: int) -> None:
+    def add(self, rows: list[list[int]], eos: int | None, masks: list[list[int]] | None = None) -> None:
         ids = array("I")
-        for row in rows:
+        if masks is not None:   # dialogues: their own end-of-turn markers, and a loss mask
+            if self.mask_out is None:
+                self.mask_out = open(self.folder / f"{self.split}.mask", "wb")
+            flat = array("B")
+            for row, mask in zip(rows, masks):
+                ids.extend(row)
+                flat.extend(mask)
+                self.end += len(row)
+                self.starts.append(self.end)
+            self.mask_out.write(flat.tobytes())
+        for row in rows if masks is None else ():
             ids.extend(row)
             ids.append(eos)
             self.end += len(row) + 1
@@ -225,6 +256,8 @@ class StreamWriter:
 
     def close(self) -> None:
         self.out.close()
+        if self.mask_out is not None:
+            self.mask_out.close()
         (self.folder / f"{self.split}.starts").write_bytes(np.frombuffer(self.starts, np.int64).tobytes())
 
 
@@ -235,7 +268,13 @@ def _open_stream(folder: Path, split: str, dtype: np.dtype) -> TokenStream:
         raise ValueError(f"{split}: sizes disagree")
     ids = np.memmap(folder / f"{split}.ids", dtype=dtype, mode="r", shape=(n,)) if n \
         else np.zeros(0, dtype)
-    return TokenStream(ids, starts)
+    mask_file = folder / f"{split}.mask"
+    mask = None
+    if mask_file.exists():
+        if mask_file.stat().st_size != n:
+            raise ValueError(f"{split}: mask and ids disagree")
+        mask = np.memmap(mask_file, dtype=np.uint8, mode="r", shape=(n,)) if n else np.zeros(0, np.uint8)
+    return TokenStream(ids, starts, mask)
 
 
 class Cancelled(Exception):

@@ -36,6 +36,8 @@ class TrainConfig:
     eval_tokens: int = _DEFAULT["eval_tokens"]
     mixed_precision: str = _DEFAULT["mixed_precision"]
     seed: int = _DEFAULT["seed"]
+    template: str = _DEFAULT["template"]
+    train_on_prompt: bool = _DEFAULT["train_on_prompt"]
     sample_prompt: str | None = _DEFAULT["sample_prompt"]
     sample_tokens: int = _DEFAULT["sample_tokens"]
     max_steps: int | None = _DEFAULT["max_steps"]

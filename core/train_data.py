@@ -54,7 +54,7 @@ def prepare_data(tokenizer, config: TrainConfig, block_size: int,
                  cache: TokenCache | None = None) -> PreparedData:
     """The data as rows: packed blocks or single texts, views of the cached token streams
     (tokenized now if they are not cached yet)."""
-    tokens = corpus_tokens(tokenizer, config, progress, cancelled, cache)
+    tokens = corpus_tokens(tokenizer, config, block_size, progress, cancelled, cache)
     rows = PackedRows if config.pack else PaddedRows
     train_rows, test_rows = rows(tokens.train, block_size), rows(tokens.test, block_size)
     eval_rows = eval_sample(test_rows, config.eval_tokens, config.seed)
@@ -65,13 +65,32 @@ def prepare_data(tokenizer, config: TrainConfig, block_size: int,
              "eval_rows": len(eval_rows),
              "eval_tokens": int(test_rows.row_tokens()[eval_rows].sum()),
              "cached": not tokens.built}
+    if tokens.train.mask is not None:   # dialogues: what is learned of them
+        stats["dialogue"] = dialogue_stats(tokens)
     return PreparedData(train_rows, test_rows, eval_rows, stats)
+
+
+def dialogue_stats(tokens) -> dict:
+    """Conversations, assistant turns, trained tokens and their share of all, per split."""
+    out = {}
+    for split, stream in (("train", tokens.train), ("test", tokens.test)):
+        counts = (tokens.info or {}).get(split, {})
+        trained = int(stream.mask.sum()) if len(stream.mask) else 0
+        out[split] = {"conversations": stream.texts, "turns": counts.get("turns", 0),
+                      "dropped_turns": counts.get("dropped_turns", 0), "trained_tokens": trained,
+                      "trained_share": trained / max(len(stream.ids), 1)}
+    return out
 
 
 def default_prompt(tokenizer, data: PreparedData) -> str:
     """The first few words of the first test sample: the notebook's before/after prompt."""
     rows = data.test_rows if len(data.test_rows) else data.train_rows
-    words = tokenizer.decode(rows[0][:8].tolist(), skip_special_tokens=True).split()
+    first = rows[0]
+    if isinstance(first, tuple):   # a dialogue: the conversation up to its first reply
+        ids, mask = first
+        reply = int(np.argmax(mask)) if mask.any() else len(ids)
+        return tokenizer.decode(ids[:reply].tolist(), skip_special_tokens=False)
+    words = tokenizer.decode(first[:8].tolist(), skip_special_tokens=True).split()
     return " ".join(words[:2]) if words else "Это"
 
 

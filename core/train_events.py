@@ -30,6 +30,7 @@ class Stats(TrainEvent):
     eval_rows: int = 0                # the held-out rows each evaluation reads…
     eval_tokens: int = 0              # …and their tokens (a seeded sample, or all of them)
     cached: bool = False              # the tokens came from the cache
+    dialogue: dict | None = None      # dialogues: conversations, turns, trained tokens per split
 
 
 @dataclass

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from core.chat_format import template_for
 from core.checkpoint import STATE_DIR, read_trainer_state, save_checkpoint
 from core.errors import SaveError, UserError, one_line
 from core.generation import Done as GenerationDone
@@ -295,6 +296,8 @@ class Run:
                             progress=lambda done, total: emit(Tokenizing(done, total)),
                             cancelled=(control or TrainControl()).stopping)
         emit(Stats(**data.stats))
+        if "dialogue" in data.stats:   # the checkpoint carries the template it was trained with
+            tokenizer.chat_template = template_for(tokenizer, config.template).source
         if not len(data.train_rows):
             raise UserError(f"{config.train}: no training samples after tokenization")
         if model.dtype != torch.float32:
@@ -350,7 +353,10 @@ class Run:
         """The sample prompt continued by the weights as they are now, with the run's seed."""
         prompt = self.config.sample_prompt or default_prompt(self.session.tokenizer, self.data)
         view = replace(self.session, model=self.accelerator.unwrap_model(self.model))
-        settings = SamplingSettings(seed=self.config.seed, max_new_tokens=self.config.sample_tokens)
+        stops = template_for(self.session.tokenizer, self.config.template).stops \
+            if "dialogue" in self.data.stats else ()
+        settings = SamplingSettings(seed=self.config.seed, max_new_tokens=self.config.sample_tokens,
+                                    stop=stops)
         text = ""
         for event in generate_stream(view, prompt, settings):
             if isinstance(event, GenerationDone):

@@ -40,6 +40,7 @@ from tui.messages import (
     WeightsChanged,
 )
 from tui.palette import palette_commands
+from tui.panes.chat import ChatPane
 from tui.panes.generate import GeneratePane
 from tui.panes.tokenize import TokenizePane
 from tui.panes.train import TrainPane
@@ -64,10 +65,13 @@ class RuGPTApp(App):
         Binding("f2", "show_tab('tokenize')", "Tokenize", priority=True),
         Binding("f3", "show_tab('generate')", "Generate", priority=True),
         Binding("f4", "show_tab('train')", "Train", priority=True),
-        Binding("f5", "generate", "Run", priority=True),
+        Binding("f10", "show_tab('chat')", "Chat", priority=True),
+        # F5 and F8 are listed where they act (the Generate and Train panes' hint lines), so
+        # the footer keeps room for every pane's key at 80 columns
+        Binding("f5", "generate", "Run", show=False, priority=True),
         Binding("f6", "stop_generation", "Stop", show=False, priority=True),
         Binding("f7", "regenerate", "Again (same seed)", show=False, priority=True),
-        Binding("f8", "start_training", "Fine-tune", priority=True),
+        Binding("f8", "start_training", "Fine-tune", show=False, priority=True),
         Binding("f9", "stop_training", "Stop training", show=False, priority=True),
         Binding("ctrl+s", "save_checkpoint", "Save", show=False, priority=True),
         Binding("ctrl+b", "before_after", "Before/after", show=False, priority=True),
@@ -77,6 +81,8 @@ class RuGPTApp(App):
         Binding("ctrl+r", "search_history", "History", show=False, priority=True),
         Binding("ctrl+l", "toggle_log_scale", "Log scale", show=False, priority=True),
         Binding("ctrl+e", "load_finished_run", "Load finished run", show=False, priority=True),
+        Binding("ctrl+n", "new_chat", "New chat", show=False, priority=True),
+        Binding("ctrl+w", "toggle_seen", "What the model sees", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -100,6 +106,7 @@ class RuGPTApp(App):
         self.tokenize_pane = TokenizePane(id="tokenize-pane")
         self.generate_pane = GeneratePane(id="generate-pane")
         self.train_pane = TrainPane(id="train-pane")
+        self.chat_pane = ChatPane(id="chat-pane")
         self._last_key_at = 0.0
 
     def compose(self) -> ComposeResult:
@@ -115,6 +122,8 @@ class RuGPTApp(App):
                 yield self.generate_pane
             with TabPane("Train F4", id="train"):
                 yield self.train_pane
+            with TabPane("Chat F10", id="chat"):
+                yield self.chat_pane
         yield Footer()
 
     def on_mount(self) -> None:
@@ -186,7 +195,7 @@ class RuGPTApp(App):
         self.schedule_save()
 
     def _tell_panes(self, message: SessionChanged | WeightsChanged) -> None:
-        for pane in (self.tokenize_pane, self.generate_pane, self.train_pane):
+        for pane in (self.tokenize_pane, self.generate_pane, self.train_pane, self.chat_pane):
             pane.post_message(message)
 
     def on_weights_changed(self, message: WeightsChanged) -> None:
@@ -251,7 +260,8 @@ class RuGPTApp(App):
         else:
             self.push_screen(HelpScreen())
 
-    PANE_FOCUS = {"tokenize": "#tok-input", "generate": "#gen-prompt", "train": "#train-data"}
+    PANE_FOCUS = {"tokenize": "#tok-input", "generate": "#gen-prompt", "train": "#train-data",
+                  "chat": "#chat-input"}
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab
@@ -270,10 +280,26 @@ class RuGPTApp(App):
 
     def action_stop_generation(self) -> None:
         self.generate_pane.stop()
+        self.chat_pane.stop()
 
     def action_regenerate(self) -> None:
+        """F7: in Chat, the last reply again; elsewhere the last generation, same seed."""
+        if self._active_tab() == "chat":
+            self.chat_pane.regenerate()
+            return
         self.action_show_tab("generate")
         self.generate_pane.regenerate()
+
+    def _active_tab(self) -> str:
+        return self.query_one("#tabs", TabbedContent).active
+
+    def action_new_chat(self) -> None:
+        self.action_show_tab("chat")
+        self.chat_pane.new_chat()
+
+    def action_toggle_seen(self) -> None:
+        self.action_show_tab("chat")
+        self.chat_pane.toggle_seen()
 
     def action_start_training(self) -> None:
         self.action_show_tab("train")
@@ -290,8 +316,9 @@ class RuGPTApp(App):
         if session is None:
             self.notify("No model loaded yet", severity="warning")
             return
-        try:
-            prompt, settings = self.generate_pane.request()
+        try:   # in Chat: the conversation's last message, answered by both
+            pane = self.chat_pane if self._active_tab() == "chat" else self.generate_pane
+            prompt, settings = pane.request()
         except UserError as exc:
             self.notify(str(exc), title="Before / after", severity="error")
             return

@@ -12,19 +12,23 @@ HELP = """\
 | key | what it does |
 |---|---|
 | **F1** | this help (Esc closes it) |
-| **F2** / **F3** / **F4** | Tokenize / Generate / Train pane |
+| **F2** / **F3** / **F4** / **F10** | Tokenize / Generate / Train / Chat pane |
 | **ctrl+p** | command palette: every command by name |
 | **ctrl+q** | quit |
 | **F5** | Generate (Generate pane) |
-| **F6** | Stop generation |
-| **F7** | regenerate with the same seed |
+| **F6** | Stop generation (and a chat reply; Esc too, in Chat) |
+| **F7** | regenerate with the same seed; in Chat, the last reply again |
+| **Enter** / **ctrl+j** in Chat | send / a new line in your message |
+| **↑** in Chat's empty message box | edit your last message, Enter answers it again |
+| **ctrl+n** | New chat |
+| **ctrl+w** | what the model sees: the rendered conversation as tokens, and the context meter |
 | **F8** | Start training (Train pane settings) |
 | **F9** | Stop training (after the current step) |
 | **ctrl+s** | Save checkpoint |
 | **ctrl+t** | Toggle raw tokens (byte-level pieces ↔ readable text) |
 | **ctrl+o** | Toggle token ids |
 | cursor in the Tokenize editor | its token is lit among the chips; id, piece and bytes under them |
-| **ctrl+b** | Before / after: same prompt and seed on base and current weights |
+| **ctrl+b** | Before / after: same prompt and seed on base and current weights (in Chat: your last message) |
 | **ctrl+g** | small terminal (under 100 columns or 32 rows): side panels ↔ main view |
 | **ctrl+r** | Search history: every past generation; Enter restores its prompt, settings, seed |
 | **ctrl+l** | Toggle log scale of the loss chart |
@@ -36,7 +40,9 @@ HELP = """\
 Palette names: `Generate`, `Stop generation`, `Start training`, `Stop training`,
 `Save checkpoint`, `Load model`, `Load dataset`, `Toggle raw tokens`, `Before / after`,
 `Reset to base weights`, `Toggle side panels`, `Search history`, `Toggle log scale`,
-`Load finished run`, `On hangup: keep training / save and stop`.
+`Load finished run`, `On hangup: keep training / save and stop`, `Chat`, `New chat`,
+`Regenerate reply`, `Export chat`, `Rename chat`, `Delete chat`, `Search chats`,
+`Toggle what the model sees`.
 """
 
 

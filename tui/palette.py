@@ -32,5 +32,7 @@ def palette_commands(app: RuGPTApp) -> Iterable[SystemCommand]:
         if action == "toggle_on_hangup":
             help_text += f" (now: {app.saved.on_hangup})"
         yield SystemCommand(name, help_text, getattr(app, f"action_{action}"))
+    yield SystemCommand("Chat", "Go to the Chat pane (F10)", lambda: app.action_show_tab("chat"))
     yield from app.generate_pane.commands()
     yield from app.train_pane.commands()
+    yield from app.chat_pane.commands()
