@@ -221,7 +221,7 @@ def quick_estimate(tokenizer, spec: str) -> dict | None:
         sample = f.read(SAMPLE_BYTES)
     sample = sample[: sample.rfind(b"\n") + 1] or sample   # whole lines
     lines = [line for line in sample.decode("utf-8", errors="ignore").splitlines() if line.strip()]
-    tokens = sum(len(row) + 1 for row in encoder(tokenizer)(lines)) if lines else 0
+    tokens = sum(len(row) + 1 for row in encoder(tokenizer)(lines).rows) if lines else 0
     per_file = path.is_dir()
     return {"bytes": size,
             "texts": len(files) if per_file else round(len(lines) * size / len(sample)),

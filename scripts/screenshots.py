@@ -30,6 +30,7 @@ async def main() -> None:
 
     from core.session import load_session
     from tui.app import RuGPTApp
+    from tui.panes.chat import ChatPane
     from tui.panes.generate import GeneratePane
     from tui.panes.tokenize import TokenizePane
     from tui.panes.train import TrainPane
@@ -79,8 +80,35 @@ async def main() -> None:
         await pilot.pause(0.5)
         app.save_screenshot("generate.svg", str(out))
 
+        # chat-and-train: the demo fine-tuned on its dialogues, then a conversation with it
+        await pilot.press("f4")
+        app.action_reset_weights()
+        app.query_one("#train-data", Input).value = "core/resources/dialogues_ru.jsonl"
+        await wait_for(pilot, lambda: "dialogues" in str(app.query_one("#train-preview").render())
+                       or "samples" in str(app.query_one("#train-preview").render()))
+        await pilot.pause(1.0)
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: len(train.runs) == 3 and not train.run.running, timeout=600)
+        await pilot.press("f10")
+        chat = app.query_one(ChatPane)
+        app.query_one("#chat-seed", Input).value = "1"
+        app.query_one("#chat-input").focus()
+        for question in ("Где спал кот?", "Что делала бабушка утром?"):
+            app.query_one("#chat-input", TextArea).load_text(question)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: chat.turn is not None and chat.turn.done is not None)
+            await pilot.pause(0.3)
+        app.save_screenshot("chat.svg", str(out))
+        await pilot.press("ctrl+w")
+        await pilot.pause(1.0)
+        app.save_screenshot("chat-seen.svg", str(out))
+        await pilot.press("ctrl+w")
+
         # the same session in an 80×24 terminal, the SSH default
         await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.5)
+        app.save_screenshot("chat-80x24.svg", str(out))
+        await pilot.press("f3")
         await pilot.pause(0.5)
         app.save_screenshot("generate-80x24.svg", str(out))
         await pilot.press("f4")
