@@ -263,6 +263,14 @@ def fingerprint(spec: str) -> str:
     return _FINGERPRINTS[stat]
 
 
+def dialogue_line(d: dict) -> str:
+    """What training on dialogues learns, in one line."""
+    line = (f"dialogues: {d['conversations']:,} conversations, {d['turns']:,} replies; "
+            f"{d['trained_tokens']:,} trained tokens ({100 * d['trained_share']:.0f} % of all)")
+    return line + (f"; {d['dropped_turns']:,} oldest turns left out to fit the block"
+                   if d["dropped_turns"] else "")
+
+
 def describe(spec: str) -> str:
     """A short name for a data source in messages."""
     return os.path.basename(spec.rstrip("/")) or spec

@@ -15,6 +15,33 @@ def run_cli(*args, env=None, timeout=120, cwd=ROOT, **popen):
                           env=full_env, cwd=cwd, timeout=timeout, **popen)
 
 
+def cli(*args, env=None):
+    """`rugpt-tui ARGS` in this process — the same `main()`, its stdout, stderr and exit code —
+    for commands that need no process of their own (no signals, limits or concurrency): a
+    fresh interpreter costs seconds of imports each time."""
+    import contextlib
+    import io
+
+    from tui.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:   # argparse's own errors
+                code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return subprocess.CompletedProcess(["rugpt-tui", *args], code, out.getvalue(), err.getvalue())
+
+
 def tree_digest(folder) -> dict[str, bytes]:
     """Every file under `folder` (relative path → bytes): equal digests mean nothing changed."""
     folder = Path(folder)

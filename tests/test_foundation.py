@@ -8,7 +8,7 @@ import torch
 
 from core import DEFAULT_MODEL
 from core.errors import UserError
-from tests.helpers import ROOT, run_cli
+from tests.helpers import ROOT, cli, run_cli
 
 
 def test_core_never_imports_textual():
@@ -160,7 +160,7 @@ def test_unreachable_hub_probe_is_bounded(monkeypatch):
 
 
 def test_info_json_cli(family_model):
-    result = run_cli("info", "--model", family_model, "--json")
+    result = cli("info", "--model", family_model, "--json")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     for key, kind in [("model", str), ("model_class", str), ("tokenizer_class", str),
@@ -180,7 +180,7 @@ def test_info_json_cli(family_model):
 
 
 def test_bad_device_setting_is_exit_2():
-    result = run_cli("info", "--model", "demo", "--device", "cuda")
+    result = cli("info", "--model", "demo", "--device", "cuda")
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     assert result.returncode == 2

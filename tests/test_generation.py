@@ -18,7 +18,7 @@ from core.generation import (
     inspect_next,
 )
 from core.sampling import SamplingSettings
-from tests.helpers import run_cli
+from tests.helpers import cli
 
 
 def run(session, prompt, **kw):
@@ -185,7 +185,7 @@ def test_next_token_inspector(family_session):
 
 
 def test_generate_cli_jsonl(family_model):
-    result = run_cli("generate", "--model", family_model, "--prompt", "Это", "--max-new-tokens", "6",
+    result = cli("generate", "--model", family_model, "--prompt", "Это", "--max-new-tokens", "6",
                      "--seed", "3", "--jsonl")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -200,5 +200,5 @@ def test_generate_cli_jsonl(family_model):
 
 
 def test_generate_cli_bad_setting():
-    result = run_cli("generate", "--model", "demo", "--prompt", "x", "--temperature", "0")
+    result = cli("generate", "--model", "demo", "--prompt", "x", "--temperature", "0")
     assert result.returncode == 2 and "temperature" in result.stderr

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from core.tokenview import tokenize_view
 from core.word_stats import most_split, single_token_words, word_counts, word_spread
-from tests.helpers import run_cli, tokenize_pane, wait_for
+from tests.helpers import cli, tokenize_pane, wait_for
 
 ALPHABET = st.one_of(
     st.characters(min_codepoint=0x0400, max_codepoint=0x04FF),   # Cyrillic
@@ -165,7 +165,7 @@ def test_tokenize_cli_json(family_model):
     from core.demo import demo_model_dir
 
     text = "Привет, мир! 😀"
-    result = run_cli("tokenize", "--model", family_model, "--json", text)
+    result = cli("tokenize", "--model", family_model, "--json", text)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     tok = AutoTokenizer.from_pretrained(demo_model_dir() if family_model == "demo" else family_model)
@@ -183,7 +183,7 @@ def test_tokenize_cli_json(family_model):
 
 
 def test_tokenize_cli_readable(demo_dir):
-    result = run_cli("tokenize", "--model", "demo", "Привет")
+    result = cli("tokenize", "--model", "demo", "Привет")
     assert result.returncode == 0, result.stderr
     assert "tokens" in result.stdout and "Пр" in result.stdout
 

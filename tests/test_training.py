@@ -18,7 +18,7 @@ from core.settings import train_defaults
 from core.train_config import TrainConfig, TrainControl
 from core.train_events import Eval, Step
 from core.training import train
-from tests.helpers import ROOT, run_cli
+from tests.helpers import ROOT, cli
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +189,7 @@ def test_killed_save_leaves_previous_checkpoint_loadable(tmp_path, fresh_session
 def test_train_cli_jsonl_and_generate_from_result(corpus_files, tmp_path, demo_dir):
     train_file, test_file = corpus_files
     out = tmp_path / "cli-out"
-    result = run_cli("train", "--model", "demo", "--train", str(train_file), "--test", str(test_file),
+    result = cli("train", "--model", "demo", "--train", str(train_file), "--test", str(test_file),
                      "--epochs", "1", "--block-size", "32", "--out", str(out), "--jsonl")
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
@@ -202,7 +202,7 @@ def test_train_cli_jsonl_and_generate_from_result(corpus_files, tmp_path, demo_d
     done = events[-1]
     assert done["event"] == "done" and done["out"] == str(out) and done["steps"] > 0
     assert isinstance(done["eval_loss"], float)
-    gen = run_cli("generate", "--model", str(out), "--prompt", "Это", "--max-new-tokens", "5", "--jsonl")
+    gen = cli("generate", "--model", str(out), "--prompt", "Это", "--max-new-tokens", "5", "--jsonl")
     assert gen.returncode == 0, gen.stderr
 
 
@@ -251,7 +251,7 @@ async def test_cli_and_pane_take_the_same_per_model_defaults(corpus_files, tmp_p
 
     train_file, _ = corpus_files
     out = tmp_path / "defaults"
-    result = run_cli("train", "--model", "demo", "--train", str(train_file), "--max-steps", "2",
+    result = cli("train", "--model", "demo", "--train", str(train_file), "--max-steps", "2",
                      "--out", str(out), "--jsonl")
     assert result.returncode == 0, result.stderr
     used = json.loads((out / "trainer_state.json").read_text())["config"]

@@ -14,7 +14,7 @@ import pytest
 from core.errors import UserError
 from core.store import Store
 from core.workspace import SavedSettings, database_path, load_settings, save_settings, settings_path
-from tests.helpers import ROOT, run_cli, wait_for
+from tests.helpers import ROOT, cli, wait_for
 
 
 def test_settings_round_trip_and_only_settings_are_written(workspace_home):
@@ -62,22 +62,22 @@ def test_a_broken_file_that_cannot_be_moved_is_never_overwritten(workspace_home)
 
 def test_cli_history_and_runs(tmp_path, capsys):
     Store.open().add_generation("demo", "Кот", " спал", 3, {"top_k": 50}, 1, 10.0, "length")
-    assert run_cli("generate", "--model", "demo", "--prompt", "СОБАКА и кот", "--max-new-tokens", "4",
+    assert cli("generate", "--model", "demo", "--prompt", "СОБАКА и кот", "--max-new-tokens", "4",
                    "--seed", "5").returncode == 0
-    history = json.loads(run_cli("history", "--json").stdout)
+    history = json.loads(cli("history", "--json").stdout)
     assert [h["prompt"] for h in history] == ["СОБАКА и кот", "Кот"]   # newest first
     entry = history[0]
     assert set(entry) >= {"time", "model", "prompt", "text", "seed", "settings"}
     assert entry["model"] == "demo" and entry["seed"] == 5 and entry["settings"]["top_k"] == 50
     assert "T" in entry["time"]
-    found = json.loads(run_cli("history", "--json", "--search", "собака").stdout)
+    found = json.loads(cli("history", "--json", "--search", "собака").stdout)
     assert [h["prompt"] for h in found] == ["СОБАКА и кот"]           # any case, Cyrillic too
 
     out = tmp_path / "model"
-    train = run_cli("train", "--model", "demo", "--train", str(ROOT / "core/resources/corpus_ru.txt"),
+    train = cli("train", "--model", "demo", "--train", str(ROOT / "core/resources/corpus_ru.txt"),
                     "--max-steps", "3", "--out", str(out), "--jsonl")
     assert train.returncode == 0, train.stderr
-    runs = json.loads(run_cli("runs", "--json").stdout)
+    runs = json.loads(cli("runs", "--json").stdout)
     assert len(runs) == 1
     run = runs[0]
     assert set(run) >= {"id", "time", "model", "train", "steps", "eval_loss", "status", "out"}
@@ -109,7 +109,7 @@ def test_a_run_killed_mid_way_keeps_its_steps(tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    runs = json.loads(run_cli("runs", "--json").stdout)
+    runs = json.loads(cli("runs", "--json").stdout)
     assert runs[0]["status"] == "killed"     # its process is gone without an end
     steps, evals = Store.open().curves(runs[0]["id"])
     assert len(steps) >= kept_by_now > 0 and evals[0][0] == 0

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from core import train_events as ev
-from core.data import describe, fingerprint
+from core.data import describe, dialogue_line, fingerprint
 from core.errors import UserError, one_line
 from core.hangup import TerminalWatch, silence_terminal, terminal_fd
 from core.safe_write import FolderLock
@@ -237,6 +237,8 @@ def _train_with_progress(session, config: TrainConfig, control: TrainControl, re
                                   f"{tr['longest']}; test: {te['samples']} samples ({mode}); "
                                   f"each eval reads {event.eval_tokens:,} held-out tokens"
                                   + ("; tokens from the cache" if event.cached else ""))
+                if event.dialogue:
+                    bar.console.print(dialogue_line(event.dialogue["train"]))
             case ev.Step():
                 bar.update(task, total=event.total_steps, completed=event.step,
                            info=f"loss {event.loss:.3f} lr {event.lr:.2e} "

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual_plotext import PlotextPlot
 
 from core import train_events as ev
-from core.data import describe
+from core.data import describe, dialogue_line
 from core.train_config import TrainConfig, TrainControl, TrainResult
 from tui.chips import printable
 from tui.messages import RunBuffer
@@ -132,6 +132,8 @@ def preview_text(stats: dict, block: int, pack: bool) -> Text:
     text.append(f"   → {stats['train_rows']} {'blocks' if pack else 'rows'} of ≤ {block}")
     if stats["eval_rows"] < stats["test_rows"]:
         text.append(f" · each eval reads {stats['eval_tokens']:,} held-out tokens")
+    if stats.get("dialogue"):
+        text.append("   " + dialogue_line(stats["dialogue"]["train"]), style="cyan")
     return text
 
 
@@ -174,7 +176,8 @@ def log_line(event: ev.TrainEvent) -> Text | None:
         case ev.Stats(train=tr):
             return Text(f"{tr['samples']} samples, {tr['tokens']:,} tokens, "
                         f"{event.train_rows} rows ({event.mode}); each eval reads "
-                        f"{event.eval_tokens:,} held-out tokens")
+                        f"{event.eval_tokens:,} held-out tokens"
+                        + (f"; {dialogue_line(event.dialogue['train'])}" if event.dialogue else ""))
         case ev.Saved():
             return Text(f"saved at step {event.step} → {event.out}", style="green")
         case ev.Notice():
