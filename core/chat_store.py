@@ -12,6 +12,7 @@ Export: Markdown to read, and JSON lines in the training format
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from core.errors import UserError
 from core.store import Store, now_iso
@@ -99,3 +100,18 @@ def export_jsonl(chat: dict) -> str:
     messages = ([{"role": "system", "content": chat["system"]}] if chat.get("system") else [])
     messages += [{"role": m["role"], "content": m["content"]} for m in chat["messages"]]
     return json.dumps({"messages": messages}, ensure_ascii=False) + "\n"
+
+
+def export_to_file(chat: dict, path: str | Path) -> Path:
+    """The conversation written to a new file — JSON lines for `.jsonl`, else Markdown. An
+    existing file is never replaced (one line says so)."""
+    target = Path(path).expanduser()
+    text = export_jsonl(chat) if target.suffix == ".jsonl" else export_markdown(chat)
+    try:
+        with open(target, "x", encoding="utf-8") as f:
+            f.write(text)
+    except FileExistsError:
+        raise UserError(f"{target}: already exists; choose a new name") from None
+    except OSError as exc:
+        raise UserError(f"{target}: cannot write it ({exc.strerror})") from None
+    return target

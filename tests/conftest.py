@@ -6,6 +6,9 @@ import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+# The tests' models are tiny: one thread each, so the test processes (and the ones they
+# start) share the cores instead of fighting over them.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("RUGPT_TUI_CACHE", tempfile.mkdtemp(prefix="rugpt-tui-test-cache-"))
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="rugpt-tui-test-hf-")   # datasets' caches too
 # Never the real home: settings and the workspace database go to a temporary folder (and

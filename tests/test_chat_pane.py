@@ -9,7 +9,8 @@ from textual.widgets import Input
 from core.chat_store import ChatStore
 from tests.helpers import wait_for
 from tui.app import RuGPTApp
-from tui.panes.chat import ChatInput, ChatPane, Transcript
+from tui.chat_widgets import ChatInput, Transcript
+from tui.panes.chat import ChatPane
 
 
 async def open_chat(pilot, max_new="8", seed="1"):

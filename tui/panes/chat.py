@@ -10,19 +10,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import events, on
+from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Input, OptionList, Select, Static, TextArea
-from textual.widgets.option_list import Option
+from textual.widgets import Input, OptionList, Select, Static
 
 from core.chat_format import TEMPLATE_CHOICES
 from core.errors import UserError, one_line
 from core.settings import SAMPLING_SETTINGS
-from tui.chips import CHIP_STYLES, ChipMaker, printable
+from tui.chat_conversations import StoredConversations
+from tui.chat_widgets import ChatInput, Transcript
+from tui.chips import CHIP_STYLES, ChipMaker
 from tui.messages import Replaceable, RunBuffer, SessionChanged, WeightsChanged
-from tui.widgets import ChoiceInfo, SettingField, TokenStream, prob_style, read_fields
+from tui.widgets import ChoiceInfo, SettingField, TokenStream, read_fields
 
 if TYPE_CHECKING:
     from core.chat import Chat, ChatDone
@@ -31,63 +32,7 @@ if TYPE_CHECKING:
 
 FLUSH_EVERY_S = 0.03
 SHOWN_SETTINGS = ("temperature", "top_k", "top_p", "max_new_tokens", "repetition_penalty", "seed")
-LABELS = {"user": "Вы", "assistant": "Модель"}
 HINT = "Enter sends · ctrl+j new line · ↑ in an empty box edits your last message · F6/Esc stop · F7 regenerate"
-
-
-class ChatInput(TextArea):
-    """The message box: Enter sends, ctrl+j (or alt+enter) starts a new line, ↑ in an empty
-    box brings back your last message to edit, Esc stops a reply."""
-
-    @dataclass
-    class Send(Message):
-        text: str
-
-    class EditLast(Message):
-        pass
-
-    class Stop(Message):
-        pass
-
-    async def _on_key(self, event: events.Key) -> None:
-        action = {"enter": self.Send, "up": self.EditLast, "escape": self.Stop}.get(event.key)
-        if event.key in ("ctrl+j", "alt+enter", "shift+enter"):
-            event.stop()
-            event.prevent_default()
-            self.insert("\n")
-            return
-        if action is not None and (event.key != "up" or not self.text):
-            event.stop()
-            event.prevent_default()
-            self.post_message(action(self.text) if action is self.Send else action())
-            return
-        await super()._on_key(event)
-
-
-class Transcript(TokenStream):
-    """The conversation: earlier messages as text under their speaker, and the reply being
-    streamed (or the last one) token by token, tinted by probability; ←/→ walk over it."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.messages: list[dict] = []
-
-    def show(self, messages: list[dict], tokens: list) -> None:
-        self.messages = messages
-        self.set_content("", tokens)
-
-    def render(self) -> Text:
-        out = Text()
-        for m in self.messages:
-            out.append(f"{LABELS.get(m['role'], m['role'])}: ", style="bold cyan" if m["role"] == "user"
-                       else "bold green")
-            out.append(printable(m["content"]) + "\n\n")
-        if self.tokens or self.messages and self.messages[-1]["role"] == "user":
-            out.append(f"{LABELS['assistant']}: ", style="bold green")
-        for i, tok in enumerate(self.tokens):
-            style = prob_style(tok.prob) + (" reverse bold" if i == self.selected else "")
-            out.append(printable(tok.text) or ("▏" if i == self.selected else ""), style=style)
-        return out
 
 
 class ChatProgress(Replaceable):
@@ -123,7 +68,7 @@ class Turn:
         self.started = time.perf_counter()
 
 
-class ChatPane(Horizontal):
+class ChatPane(StoredConversations, Horizontal):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.chat: Chat | None = None
@@ -397,92 +342,3 @@ class ChatPane(Horizontal):
         chosen = tokens[event.index] if 0 <= event.index < len(tokens) else None
         if self.app.session is not None:
             self.query_one(ChoiceInfo).show(self.app.session.tokenizer, chosen)
-
-    # -- stored conversations -----------------------------------------------------------------------
-
-    def refresh_list(self, search: str | None = None) -> None:
-        from core.chat_store import ChatStore
-
-        if self.app.store is None:
-            return
-        self._conversations = ChatStore(self.app.store).list(search=search, limit=200)
-        options = self.query_one("#chat-list", OptionList)
-        options.clear_options()
-        options.add_options([Option(f"#{c['id']} {c['title']} · {c['turns']}") for c in self._conversations])
-
-    @on(OptionList.OptionSelected, "#chat-list")
-    def switch_to(self, event: OptionList.OptionSelected) -> None:
-        from core.chat_store import ChatStore
-
-        if self.turn_running:
-            return
-        stored = ChatStore(self.app.store).get(self._conversations[event.option_index]["id"])
-        self.query_one("#chat-system", Input).value = stored["system"] or ""
-        template = stored["template"] if stored["template"] in TEMPLATE_CHOICES else "auto"
-        self.query_one("#chat-template", Select).value = template
-        for field in self.query(SettingField):
-            if field.setting.name in stored["settings"]:
-                field.show(stored["settings"][field.setting.name])
-        self.chat = self._make_chat(stored["messages"])
-        self.conversation_id, self.turn = stored["id"], None
-        self.query_one(Transcript).show(list(stored["messages"]), [])
-        self.query_one("#chat-stats", Static).update(f"conversation #{stored['id']}: {stored['title']}")
-        self.show_seen()
-
-    def ask_export(self) -> None:
-        from tui.dialogs import AskScreen
-
-        if self.conversation_id is None:
-            self.app.notify("Nothing to export yet", severity="warning")
-            return
-        self.app.push_screen(AskScreen("Export to (a new .md or .jsonl file)", f"chat-{self.conversation_id}.md"),
-                             self.export_to)
-
-    def export_to(self, path: str | None) -> None:
-        from pathlib import Path
-
-        from core.chat_store import ChatStore, export_jsonl, export_markdown
-
-        if not path:
-            return
-        target = Path(path).expanduser()
-        if target.exists():   # never replace a file of the user's
-            self.app.notify(f"{target}: already exists; choose a new name", title="Export chat",
-                            severity="error")
-            return
-        chat = ChatStore(self.app.store).get(self.conversation_id)
-        try:
-            text = export_jsonl(chat) if target.suffix == ".jsonl" else export_markdown(chat)
-            with open(target, "x", encoding="utf-8") as f:
-                f.write(text)
-        except OSError as exc:
-            self.app.notify(one_line(exc), title="Export chat", severity="error")
-            return
-        self.app.notify(f"written to {target}", title="Export chat")
-
-    def ask_rename(self) -> None:
-        from tui.dialogs import AskScreen
-
-        if self.conversation_id is not None:
-            self.app.push_screen(AskScreen("Title of this conversation"), self._rename)
-
-    def _rename(self, title: str | None) -> None:
-        from core.chat_store import ChatStore
-
-        if title:
-            ChatStore(self.app.store).rename(self.conversation_id, title)
-            self.refresh_list()
-
-    def delete_chat(self) -> None:
-        from core.chat_store import ChatStore
-
-        if self.conversation_id is not None and self.app.store is not None:
-            ChatStore(self.app.store).delete(self.conversation_id)
-            self.new_chat()
-            self.refresh_list()
-
-    def ask_search(self) -> None:
-        from tui.dialogs import AskScreen
-
-        self.app.push_screen(AskScreen("Conversations holding (empty: all)"),
-                             lambda text: self.refresh_list(text or None))
