@@ -79,6 +79,17 @@ async def test_send_regenerate_edit_switch_and_export(demo_session, tmp_path):
         assert pane.conversation_id == stored["id"] and pane.chat.messages[0]["content"] == "Привет"
         assert first != "" and "Привет" in str(app.query_one(Transcript).render())
 
+        # ctrl+b: the last message, in its conversation, answered by base and current weights
+        from tui.dialogs import BeforeAfterScreen
+
+        await pilot.press("ctrl+b")
+        await wait_for(pilot, lambda: isinstance(app.screen, BeforeAfterScreen), timeout=30)
+        result = app.screen.result
+        assert result.prompt.startswith("Пользователь: Привет\n") and result.prompt.endswith(
+            "Пользователь: Как дела\nНу\nАссистент:")
+        assert result.before == result.after   # nothing trained: the same answer
+        await pilot.press("escape")
+
         # export: a new file only, never over one of the user's
         pane.export_to(str(tmp_path / "chat.jsonl"))
         exported = json.loads((tmp_path / "chat.jsonl").read_text(encoding="utf-8"))

@@ -111,7 +111,7 @@ async def test_bad_data_path_is_one_line_in_the_preview(demo_session, tmp_path):
         assert run is not None and "bad.jsonl:2" in run.error
 
 
-async def test_generate_while_training_and_tabs_do_not_stop_it(fresh_session):
+async def test_generate_and_chat_while_training_and_tabs_do_not_stop_it(fresh_session):
     app = RuGPTApp(session=fresh_session)
     async with app.run_test(size=(140, 45)) as pilot:
         pane = await start_training(pilot, "200")
@@ -123,6 +123,22 @@ async def test_generate_while_training_and_tabs_do_not_stop_it(fresh_session):
         await pilot.press("f5")
         await wait_for(pilot, lambda: gen.run is not None and gen.run.done is not None, timeout=60)
         assert gen.run.done.new_tokens > 0
+        # chat too: each turn between training steps, and weights that moved on since the
+        # last turn are never read from a stale cache
+        await pilot.press("f10")
+        chat = app.chat_pane
+        app.query_one("#chat-max-new-tokens", Input).value = "4"
+        for text in ("Привет", "Кот"):
+            if chat.turn is not None:   # a step between the turns: the weights moved on
+                version = fresh_session.weights_version
+                await wait_for(pilot, lambda v=version: fresh_session.weights_version > v, timeout=30)
+            chat.query_one("#chat-input").load_text(text)
+            chat.query_one("#chat-input").focus()
+            turn = chat.turn
+            await pilot.press("enter")
+            await wait_for(pilot, lambda t=turn: chat.turn is not t and chat.turn.done is not None,
+                           timeout=60)
+            assert chat.turn.done.new_tokens > 0 and chat.turn.done.reused_tokens == 0
         steps_then = len(pane.run.steps)
         await wait_for(pilot, lambda: len(pane.run.steps) > steps_then + 2, timeout=60)
         assert pane.training
