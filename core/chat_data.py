@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from core.chat_format import Template, check_messages, render
+from core.data import check_text_file, open_text
 from core.errors import UserError
 
 
@@ -34,33 +35,39 @@ def is_chat_file(spec: str) -> bool:
 
 
 def check_chat_file(path: Path) -> int:
-    """Every conversation valid, or one line naming file:line and what is wrong; the count."""
-    text_lines: list[tuple[int, object]] = []
-    with open(path, encoding="utf-8-sig") as f:
-        raw = f.read()
-    if raw.lstrip().startswith("["):
-        try:
-            items = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{exc.lineno}: bad JSON: {exc.msg}") from None
-        text_lines = [(1, item) for item in items]
-    else:
-        for number, line in enumerate(raw.splitlines(), 1):
-            if line.strip():
+    """Every conversation valid, or one line naming file:line and what is wrong; the count.
+    The file is read line by line, after the same UTF-8 check as any text data."""
+    check_text_file(path)
+    with open_text(path) as f:
+        array = f.read(4096).lstrip().startswith("[")
+    count = 0
+    with open_text(path) as f:
+        if array:
+            try:
+                lines = [(1, item) for item in json.load(f)]
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}:{exc.lineno}: bad JSON: {exc.msg}") from None
+        else:
+            lines = ((number, line) for number, line in enumerate(f, 1) if line.strip())
+        for number, item in lines:
+            if not array:
                 try:
-                    text_lines.append((number, json.loads(line)))
+                    item = json.loads(item)
                 except json.JSONDecodeError as exc:
                     raise UserError(f"{path}:{number}: bad JSON: {exc.msg} (column {exc.colno})") from None
-    if not text_lines:
+            _check_conversation(item, f"{path}:{number}")
+            count += 1
+    if not count:
         raise UserError(f"{path}: no conversations")
-    for number, item in text_lines:
-        where = f"{path}:{number}"
-        if not isinstance(item, dict) or not isinstance(item.get("messages"), list):
-            raise UserError(f"{where}: expected an object with a 'messages' list")
-        check_messages(item["messages"], where)
-        if not any(m["role"] == "assistant" for m in item["messages"]):
-            raise UserError(f"{where}: no assistant turn to learn from")
-    return len(text_lines)
+    return count
+
+
+def _check_conversation(item, where: str) -> None:
+    if not isinstance(item, dict) or not isinstance(item.get("messages"), list):
+        raise UserError(f"{where}: expected an object with a 'messages' list")
+    check_messages(item["messages"], where)
+    if not any(m["role"] == "assistant" for m in item["messages"]):
+        raise UserError(f"{where}: no assistant turn to learn from")
 
 
 def encode_dialogue(tokenizer, template: Template, messages: list[dict], block: int,

@@ -42,13 +42,12 @@ class ChatStore:
     def save_messages(self, cid: int, messages: list[dict], system: str | None = None,
                       settings: dict | None = None) -> None:
         """The conversation's messages as they are now (a regenerated or edited turn
-        replaces the old one); the title follows the first message unless it was renamed."""
+        replaces the old one); a new conversation takes its first message as its title."""
         statements = [("DELETE FROM messages WHERE conversation = ?", (cid,))]
         statements += [("INSERT INTO messages (conversation, idx, role, content) VALUES (?,?,?,?)",
                         (cid, i, m["role"], m["content"])) for i, m in enumerate(messages)]
         statements.append(("UPDATE conversations SET updated = ?, title = CASE WHEN title = 'new chat' "
-                           "OR title = ? THEN ? ELSE title END WHERE id = ?",
-                           (now_iso(), title_of(messages[:1]), title_of(messages), cid)))
+                           "THEN ? ELSE title END WHERE id = ?", (now_iso(), title_of(messages), cid)))
         if system is not None or settings is not None:
             statements.append(("UPDATE conversations SET system = ?, settings = ? WHERE id = ?",
                                (system, json.dumps(settings or {}, ensure_ascii=False), cid)))

@@ -136,10 +136,9 @@ def _load(config: TrainConfig, texts_dir: str) -> Texts:
 
 
 @contextmanager
-def _texts_dir(cache: TokenCache) -> Iterator[str]:
+def _texts_dir(root: Path | None) -> Iterator[str]:
     """Where `datasets` keeps the texts' Arrow files while they are tokenized: removed
     after, since only the tokens are read again (a corpus is not kept twice on disk)."""
-    root = cache.root if cache.writable() else None
     folder = tempfile.mkdtemp(prefix=".texts-", dir=root)
     try:
         yield folder
@@ -174,16 +173,17 @@ def corpus_tokens(tokenizer, config: TrainConfig, block: int, progress: Progress
         raise UserError("the tokenizer has no end-of-text token to separate samples")
     cache = cache or TokenCache()
     key = _key(tokenizer, config, block)
-    if key is not None and cache.writable():
+    writable = cache.writable()   # asked once: it writes a probe file
+    if key is not None and writable:
         found = cache.load(key)   # the usual second run: no `datasets`, no tokenizer
         if found is not None:
             return found
-    with _texts_dir(cache) as texts_dir:
+    with _texts_dir(cache.root if writable else None) as texts_dir:
         loaded = None
         if key is None:   # a hub dataset: its key comes from loading it
             loaded = _load(config, texts_dir)
             key = _key(tokenizer, config, block, loaded)
-        if not cache.writable():   # no cache folder to be had: tokenize into a passing one
+        if not writable:   # no cache folder to be had: tokenize into a passing one
             with tempfile.TemporaryDirectory() as tmp:   # the memory maps outlive the names
                 return _build(TokenCache(Path(tmp)), key, tokenizer, config, block,
                               loaded or _load(config, texts_dir), progress, cancelled)

@@ -40,7 +40,7 @@ class DataStats:
 CHUNK = 1 << 24
 
 
-def _check_text_file(path: Path) -> None:
+def check_text_file(path: Path) -> None:
     """A UTF-8 text file with something besides whitespace, read in chunks (a corpus may be
     gigabytes)."""
     decode = codecs.getincrementaldecoder("utf-8")().decode
@@ -69,8 +69,8 @@ def _check_text_file(path: Path) -> None:
                         "character); save the file as UTF-8") from None
 
 
-def _open_text(path: Path):
-    """Lines of a file `_check_text_file` passed (a BOM dropped)."""
+def open_text(path: Path):
+    """Lines of a file `check_text_file` passed (a BOM dropped)."""
     return open(path, encoding="utf-8-sig", newline="")
 
 
@@ -87,12 +87,12 @@ def _field_of(obj, path: Path, line: int) -> str:
 
 def _check_json(path: Path) -> str:
     """Validate a JSON-lines file (or a JSON array); returns the text field name."""
-    _check_text_file(path)
-    with _open_text(path) as f:
+    check_text_file(path)
+    with open_text(path) as f:
         head = f.read(4096).lstrip()
     if head.startswith("["):
         try:
-            with _open_text(path) as f:
+            with open_text(path) as f:
                 items = json.load(f)
         except json.JSONDecodeError as exc:
             raise UserError(f"{path}:{exc.lineno}: bad JSON: {exc.msg}") from None
@@ -103,7 +103,7 @@ def _check_json(path: Path) -> str:
             raise UserError(f"{path}: mixes 'input' and 'text' fields; use one of them")
         return fields.pop()
     field = None
-    with _open_text(path) as f:
+    with open_text(path) as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -122,8 +122,8 @@ def _check_json(path: Path) -> str:
 
 
 def _check_csv(path: Path) -> str:
-    _check_text_file(path)
-    with _open_text(path) as f:
+    check_text_file(path)
+    with open_text(path) as f:
         return _check_csv_rows(path, csv.reader(f))
 
 
@@ -164,13 +164,13 @@ def load_texts(spec: str, cache_dir: str | None = None):
         if not files:
             raise UserError(f"{path}: no .txt files in this folder")
         for f in files:
-            _check_text_file(f)
+            check_text_file(f)
         ds = datasets.load_dataset("text", data_files=[str(f) for f in files],
                                    sample_by="document", split="train", cache_dir=cache_dir)
     elif path.is_file():
         suffix = path.suffix.lower()
         if suffix == ".txt":
-            _check_text_file(path)
+            check_text_file(path)
             ds = datasets.load_dataset("text", data_files=str(path), split="train", cache_dir=cache_dir)
         elif suffix in (".jsonl", ".json"):
             field = _check_json(path)

@@ -184,7 +184,6 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
 
     seen = torch.tensor(prompt_ids, device=device)          # (N,) for the repetition penalty
     step_input = seen[None, cached:]                         # (1, T): the prompt's new part first
-    fed = list(prompt_ids[:cached])                          # what the cache holds
     new_ids: list[int] = []
     pieces: list[str] = []                                   # the text as streamed
     recent = ""                                              # enough text to spot a stop string
@@ -198,7 +197,6 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
             break
         with lock, torch.inference_mode(), _EvalMode(model):
             out = model(input_ids=step_input, use_cache=True, **{cache_kw: cache}, **extra)
-            fed.extend(step_input[0].tolist())
             logits = out.logits[0, -1]                       # (V,) last position only
             choice = choose_next(logits, seen, s, generator, n_top)
         next_id = choice.id
@@ -221,6 +219,8 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
                 break
 
     elapsed = time.perf_counter() - start
+    # Each forward gave one new id: the cache holds the prompt and every new id but the last.
+    fed = prompt_ids + new_ids[:-1] if new_ids else prompt_ids[:cached]
     # What was streamed: the new tokens decoded after the prompt, less a character whose
     # bytes the last token left unfinished.
     text = "".join(pieces)

@@ -51,19 +51,21 @@ class Transcript(TokenStream):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.messages: list[dict] = []
+        self._head = Text()   # the messages, drawn once per change, not once per token
 
     def show(self, messages: list[dict], tokens: list) -> None:
         self.messages = messages
+        self._head = Text()
+        for m in messages:
+            self._head.append(f"{LABELS.get(m['role'], m['role'])}: ",
+                              style="bold cyan" if m["role"] == "user" else "bold green")
+            self._head.append(printable(m["content"]) + "\n\n")
+        if tokens or messages and messages[-1]["role"] == "user":
+            self._head.append(f"{LABELS['assistant']}: ", style="bold green")
         self.set_content("", tokens)
 
     def render(self) -> Text:
-        out = Text()
-        for m in self.messages:
-            out.append(f"{LABELS.get(m['role'], m['role'])}: ", style="bold cyan" if m["role"] == "user"
-                       else "bold green")
-            out.append(printable(m["content"]) + "\n\n")
-        if self.tokens or self.messages and self.messages[-1]["role"] == "user":
-            out.append(f"{LABELS['assistant']}: ", style="bold green")
+        out = self._head.copy()
         for i, tok in enumerate(self.tokens):
             style = prob_style(tok.prob) + (" reverse bold" if i == self.selected else "")
             out.append(printable(tok.text) or ("▏" if i == self.selected else ""), style=style)

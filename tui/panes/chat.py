@@ -77,6 +77,7 @@ class ChatPane(StoredConversations, Horizontal):
         self.editing = False          # the box holds the last user message, to replace it
         self.seeing = False           # "what the model sees" instead of the transcript
         self._conversations: list[dict] = []
+        self._shown: Turn | None = None   # the turn whose tokens the transcript shows
 
     def compose(self) -> ComposeResult:
         with Vertical(id="chat-left"):
@@ -227,7 +228,6 @@ class ChatPane(StoredConversations, Horizontal):
         # Started from the App: a reply outlives any widget; F6, Esc or quitting stop it.
         self.app.run_worker(lambda: self._produce(chat, turn, make_events, settings),
                             thread=True, exclusive=True, group="chat", name="chat")
-        self._paint(turn)
 
     def _produce(self, chat: Chat, turn: Turn, make_events, settings: SamplingSettings) -> None:
         """Worker thread: the reply's events into the turn's buffer, ≈30 ms batches to the UI;
@@ -270,13 +270,19 @@ class ChatPane(StoredConversations, Horizontal):
             self._paint(turn)
 
     def _paint(self, turn: Turn) -> None:
-        turn.tokens.take_new()
+        new = turn.tokens.take_new()
         if self.chat is None:
             return
-        messages = self.chat.messages
-        if turn.done is not None and messages and messages[-1]["role"] == "assistant":
-            messages = messages[:-1]   # the reply shows as its tokens, tinted
-        self.query_one(Transcript).show(list(messages), list(turn.tokens.items))
+        # The reply answers the last user message; it shows as its tokens, tinted.
+        messages = list(self.chat.messages)
+        while messages and messages[-1]["role"] != "user":
+            messages.pop()
+        transcript = self.query_one(Transcript)
+        if turn is not self._shown or messages != transcript.messages:   # a new reply, or edit
+            self._shown = turn
+            transcript.show(messages, list(turn.tokens.items))
+        else:
+            transcript.extend(new)   # a batch of tokens: the messages are not drawn again
         if turn.tokens.items and turn.done is None:
             elapsed = time.perf_counter() - turn.started
             self.query_one("#chat-stats", Static).update(
