@@ -68,5 +68,6 @@ class Transcript(TokenStream):
         out = self._head.copy()
         for i, tok in enumerate(self.tokens):
             style = prob_style(tok.prob) + (" reverse bold" if i == self.selected else "")
-            out.append(printable(tok.text) or ("▏" if i == self.selected else ""), style=style)
+            text = tok.text.lstrip() if i == 0 else tok.text   # the label has its space
+            out.append(printable(text) or ("▏" if i == self.selected else ""), style=style)
         return out
