@@ -30,9 +30,10 @@ TRAINER_FILE = MARKER_FILE
 
 
 def save_checkpoint(out: str | os.PathLike, model, tokenizer, trainer_state: dict,
-                    accelerator=None) -> Path:
+                    accelerator=None, adapter=None) -> Path:
     """Write model + tokenizer (+ optimizer, scheduler and RNG state through Accelerate) to
-    `out`. Under several processes every rank writes its RNG state; rank 0 does the rest.
+    `out`; with a LoRA `adapter` (a PeftModel) the adapter's weights instead of the model's.
+    Under several processes every rank writes its RNG state; rank 0 does the rest.
     Raises SaveError (one line) when the write fails; the previous checkpoint is kept."""
     main = accelerator is None or accelerator.is_main_process
     out = check_output_folder(out) if main else Path(out).resolve()
@@ -43,7 +44,12 @@ def save_checkpoint(out: str | os.PathLike, model, tokenizer, trainer_state: dic
             accelerator.save_state(str(tmp / STATE_DIR), safe_serialization=True)
             accelerator.wait_for_everyone()
             model = accelerator.unwrap_model(model)
-        if main:
+        if main and adapter is not None:
+            from core.lora import write_adapter
+
+            write_adapter(adapter, tmp)
+            tokenizer.save_pretrained(tmp)
+        elif main:
             model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
     if accelerator is not None:
@@ -51,11 +57,12 @@ def save_checkpoint(out: str | os.PathLike, model, tokenizer, trainer_state: dic
     return out
 
 
-def save_locked(out: str | os.PathLike, model, tokenizer, trainer_state: dict) -> Path:
+def save_locked(out: str | os.PathLike, model, tokenizer, trainer_state: dict,
+                adapter=None) -> Path:
     """A one-off save (the app's `Save checkpoint`): the folder rule, the lock, the write."""
     target = check_output_folder(out)
     with FolderLock(target):
-        return save_checkpoint(target, model, tokenizer, trainer_state)
+        return save_checkpoint(target, model, tokenizer, trainer_state, adapter=adapter)
 
 
 def read_trainer_state(folder: str | os.PathLike) -> dict:
@@ -79,7 +86,11 @@ def check_resumable(folder: str | os.PathLike) -> dict:
     if not state_dir.is_dir():
         raise UserError(f"--resume {folder}: {STATE_DIR}/ is missing: the run cannot be resumed "
                         "(the weights still load with --model)")
-    if not any(state_dir.glob("model*.safetensors")) and not any(state_dir.glob("pytorch_model*")):
+    if state.get("config", {}).get("lora"):   # the weights are the adapter's, beside the state
+        from core.lora import read_adapter_config
+
+        read_adapter_config(path)
+    elif not any(state_dir.glob("model*.safetensors")) and not any(state_dir.glob("pytorch_model*")):
         raise UserError(f"--resume {folder}: {STATE_DIR}/ holds no model weights")
     for file in sorted(path.glob("*.safetensors")) + sorted(state_dir.glob("*.safetensors")):
         _check_safetensors(file)

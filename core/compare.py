@@ -7,6 +7,7 @@ anything), so "before" always means the model as it was loaded.
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,6 +27,19 @@ def remember_base(session) -> None:
 
 
 def reset_to_base(session) -> None:
+    """Back to the model as loaded: an adapter from a folder goes back to its saved weights,
+    one added since is taken off; other weights come back from the copy."""
+    if session.adapter is not None:
+        from core.lora import load_adapter_weights
+
+        with session.lock:
+            if session.info.base_model is not None:
+                load_adapter_weights(session.adapter, session.info.model)
+            else:
+                session.adapter.unload()   # the LoRA layers give way to the layers they wrapped
+                session.adapter = None
+            session.weights_version += 1
+        return
     remember_base(session)
     with session.lock, torch.no_grad():
         session.model.load_state_dict(session.base_state)
@@ -37,6 +51,16 @@ def load_trained_weights(session, folder: str) -> None:
     the base: before/after then compares the model before and after that run."""
     from safetensors.torch import load_file
 
+    from core.lora import attach_adapter, is_adapter_folder, load_adapter_weights
+
+    if is_adapter_folder(folder):   # a LoRA run's checkpoint: its adapter on the base
+        if session.adapter is None:
+            attach_adapter(session, folder)
+        else:
+            with session.lock:
+                load_adapter_weights(session.adapter, folder)
+                session.weights_version += 1
+        return
     remember_base(session)
     state = {}
     for file in sorted(Path(folder).glob("*.safetensors")):
@@ -77,9 +101,26 @@ def before_after(session, prompt: str, settings: SamplingSettings | None = None)
     if settings.seed is None:
         settings = replace(settings, seed=0)
     texts = []
-    for model in (base_model(session), session.model):
-        view = replace(session, model=model)
-        *_, done = generate_stream(view, prompt, settings)
+    for weights in (base_weights, current_weights):
+        with weights(session) as model:
+            view = replace(session, model=model)
+            *_, done = generate_stream(view, prompt, settings)
         assert isinstance(done, Done)
         texts.append(done.text)
     return BeforeAfter(prompt, settings.seed, texts[0], texts[1])
+
+
+@contextmanager
+def base_weights(session):
+    """The model with its base weights while the block runs. With a LoRA adapter that is the
+    same model with the adapter switched off — no copy of the weights; training waits."""
+    if session.adapter is None:
+        yield base_model(session)
+        return
+    with session.lock, session.adapter.disable_adapter():
+        yield session.model
+
+
+@contextmanager
+def current_weights(session):
+    yield session.model

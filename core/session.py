@@ -40,6 +40,7 @@ class ModelInfo:
     source: str = ""
     pad_token: str | None = None
     pad_fix: str = "own"  # own | vocab | eos | added
+    base_model: str | None = None   # a LoRA adapter's base (the model is base + adapter)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -58,6 +59,7 @@ class ModelSession:
     base_state: dict | None = field(default=None, repr=False)  # weights as loaded (core.compare)
     base_model: PreTrainedModel | None = field(default=None, repr=False)
     weights_version: int = 0   # bumped whenever the weights change (a KV cache is then stale)
+    adapter: object | None = field(default=None, repr=False)   # the PeftModel (core.lora)
 
     @property
     def max_positions(self) -> int:
@@ -160,15 +162,27 @@ def load_session(name: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str 
                  trust_remote_code: bool = False, allow_demo_fallback: bool = True,
                  on_notice=None) -> ModelSession:
     quiet_transformers()
-    source, local_only, notice = resolve_source(name, allow_demo_fallback=allow_demo_fallback,
-                                                on_notice=on_notice)
+    adapter_folder, base_name = _adapter_of(name)
+    if adapter_folder is not None:
+        try:
+            source, local_only, notice = resolve_source(base_name, allow_demo_fallback=False)
+        except UserError as exc:
+            raise UserError(f"{adapter_folder}: its base model {base_name!r} cannot be loaded: "
+                            f"{exc}") from None
+    else:
+        source, local_only, notice = resolve_source(name, allow_demo_fallback=allow_demo_fallback,
+                                                    on_notice=on_notice)
     placement = choose_placement(device, dtype)
+    # An adapter checkpoint carries the tokenizer it was trained with (a chat template, say).
+    tokenizer_source = (str(adapter_folder) if adapter_folder is not None
+                        and (adapter_folder / "tokenizer_config.json").is_file() else source)
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(
-            source, local_files_only=local_only, trust_remote_code=trust_remote_code)
+            tokenizer_source, local_files_only=local_only or tokenizer_source != source,
+            trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
             source, local_files_only=local_only, trust_remote_code=trust_remote_code,
             dtype=placement.torch_dtype)
@@ -183,6 +197,12 @@ def load_session(name: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str 
     if getattr(model.generation_config, "pad_token_id", None) is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
 
+    session = ModelSession(model=model, tokenizer=tokenizer, placement=placement, info=None,
+                           notice=notice)
+    if adapter_folder is not None:
+        from core.lora import attach_adapter
+
+        attach_adapter(session, adapter_folder)
     shown_name = "demo" if notice or name == "demo" else name
     info = ModelInfo(
         model=shown_name,
@@ -197,5 +217,22 @@ def load_session(name: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str 
         source=source,
         pad_token=tokenizer.pad_token,
         pad_fix=pad_fix,
+        base_model=base_name,
     )
-    return ModelSession(model=model, tokenizer=tokenizer, placement=placement, info=info, notice=notice)
+    session.info = info
+    return session
+
+
+def _adapter_of(name: str) -> tuple[Path | None, str | None]:
+    """A LoRA adapter folder and the base it names, or (None, None) for any other model."""
+    path = Path(name).expanduser()
+    if name == "demo" or not path.is_dir():
+        return None, None
+    from core.lora import is_adapter_folder, read_adapter_config
+
+    if not is_adapter_folder(path):
+        return None, None
+    base = read_adapter_config(path).get("base_model_name_or_path")
+    if not base:
+        raise UserError(f"{path}: the adapter does not name its base model")
+    return path, base

@@ -144,6 +144,20 @@ TRAIN_SETTINGS = (
             "own, else plain-ru)", choices=("auto", "plain-ru", "plain-en", "chatml")),
     Setting("train_on_prompt", bool, False, "dialogues: learn the whole conversation, not only "
             "the assistant's replies"),
+    Setting("lora", bool, False, "train a LoRA adapter (peft) instead of every weight",
+            label="LoRA"),
+    Setting("lora_r", int, 8, "LoRA rank", label="r", title="lora r", low=1),
+    Setting("lora_alpha", float, 16.0, "LoRA scale numerator (the update is scaled by alpha / r)",
+            label="alpha", title="lora alpha", low=0, low_open=True, fmt="g"),
+    Setting("lora_dropout", float, 0.05, "dropout on the adapter's input", label="dropout",
+            title="lora dropout", low=0, high=1, high_open=True, fmt="g"),
+    Setting("lora_targets", str, None, "comma-separated layer names to adapt (default: GPT-2 "
+            "c_attn,c_proj,c_fc; other models every linear layer but the head)",
+            label="targets", title="lora targets", optional=True),
+    Setting("gradient_checkpointing", bool, False, "recompute activations in the backward "
+            "pass: far less memory, about a third slower", label="grad ckpt"),
+    Setting("compile", bool, False, "torch.compile the model for training (GPU; the first "
+            "steps are slow while it compiles)", label="compile"),
     Setting("sample_prompt", str, None, "prompt of the samples after each eval", optional=True),
     Setting("sample_tokens", int, 32, "tokens per sample", low=1, cli=False),
     Setting("max_steps", int, None, "stop after N optimizer steps", optional=True, low=1),
@@ -155,6 +169,8 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "demo": {"epochs": 8.0, "lr": 3e-3, "block_size": 32},
     "default": {},
 }
+# A LoRA adapter starts at zero and has few weights: it wants a higher learning rate.
+LORA_LR = {"demo": 1e-2, "default": 2e-4}
 MAX_DEFAULT_BLOCK = 1024
 
 
@@ -163,10 +179,13 @@ def default_block_size(max_positions: int) -> int:
     return min(max_positions, MAX_DEFAULT_BLOCK)
 
 
-def train_defaults(model_name: str, max_positions: int) -> dict[str, Any]:
+def train_defaults(model_name: str, max_positions: int, lora: bool = False) -> dict[str, Any]:
     """Every training setting's default for this model, for the app and the CLI alike."""
     values = {s.name: s.default for s in TRAIN_SETTINGS}
     values.update(TRAIN_PRESETS.get(model_name, TRAIN_PRESETS["default"]))
+    if lora:
+        values["lora"] = True
+        values["lr"] = LORA_LR.get(model_name, LORA_LR["default"])
     block = values["block_size"] or default_block_size(max_positions)
     values["block_size"] = min(block, max_positions)
     return values

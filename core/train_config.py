@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.checkpoint import check_resumable
+from core.errors import UserError
 from core.safe_write import check_output_folder
 from core.settings import TRAIN_SETTINGS, by_name, check_all
 
@@ -38,6 +39,13 @@ class TrainConfig:
     seed: int = _DEFAULT["seed"]
     template: str = _DEFAULT["template"]
     train_on_prompt: bool = _DEFAULT["train_on_prompt"]
+    lora: bool = _DEFAULT["lora"]
+    lora_r: int = _DEFAULT["lora_r"]
+    lora_alpha: float = _DEFAULT["lora_alpha"]
+    lora_dropout: float = _DEFAULT["lora_dropout"]
+    lora_targets: str | None = _DEFAULT["lora_targets"]
+    gradient_checkpointing: bool = _DEFAULT["gradient_checkpointing"]
+    compile: bool = _DEFAULT["compile"]
     sample_prompt: str | None = _DEFAULT["sample_prompt"]
     sample_tokens: int = _DEFAULT["sample_tokens"]
     max_steps: int | None = _DEFAULT["max_steps"]
@@ -74,4 +82,8 @@ def check_paths(config: TrainConfig) -> None:
     if config.out:
         check_output_folder(config.out)
     if config.resume:
-        check_resumable(config.resume)
+        state = check_resumable(config.resume)
+        if bool(state["config"].get("lora")) != config.lora:
+            raise UserError(f"--resume {config.resume}: that run trained "
+                            + ("a LoRA adapter: add --lora" if not config.lora
+                               else "every weight: leave out --lora"))

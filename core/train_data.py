@@ -134,6 +134,15 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=g).tolist()
 
 
+def private_generator():
+    """A DataLoader draws a seed from the global RNG each time it is iterated unless it has a
+    generator of its own; that draw would shift dropout's stream, so a resumed run (which
+    starts its loader at another moment) would not continue the way the uninterrupted one did."""
+    import torch
+
+    return torch.Generator().manual_seed(0)
+
+
 def batches(accelerator: Accelerator, rows: PackedRows | PaddedRows, config: TrainConfig, plan: StepPlan,
             collate_fn, start: Position) -> Iterator[tuple[dict, Position]]:
     """Endless batches from `start` on, each with the position after it; a batch that ends
@@ -143,7 +152,7 @@ def batches(accelerator: Accelerator, rows: PackedRows | PaddedRows, config: Tra
         order = epoch_order(len(rows), config.seed, epoch)
         loader = accelerator.prepare(DataLoader(
             Subset(rows, order), batch_size=config.batch_size,
-            collate_fn=collate_fn, drop_last=plan.drop_last))
+            collate_fn=collate_fn, drop_last=plan.drop_last, generator=private_generator()))
         if skip:
             loader = accelerator.skip_first_batches(loader, skip)
         last = skip + len(loader)

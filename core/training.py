@@ -41,6 +41,7 @@ from core.train_data import (
     default_prompt,
     plan_steps,
     prepare_data,
+    private_generator,
 )
 from core.train_events import (
     Done,
@@ -69,6 +70,8 @@ def train(session: ModelSession, config: TrainConfig,
           control: TrainControl | None = None) -> TrainResult:
     """Fine-tune `session.model` in place. The output folder is locked for the whole run, so
     a second run pointed at it is refused at its start."""
+    if session.adapter is not None and not config.lora:
+        config = replace(config, lora=True)   # a model that carries an adapter trains it
     config.validate()
     check_paths(config)
     rank = int(os.environ.get("RANK", "0"))
@@ -235,6 +238,56 @@ def lr_lambda(schedule: str, warmup_steps: int, total_steps: int):
     return factor
 
 
+def trainable_parameters(session: ModelSession, config: TrainConfig,
+                         emit: Callable[[TrainEvent], None]) -> list:
+    """Every weight for full fine-tuning; with LoRA the adapter's alone — a new one, or the
+    one the model already carries (loaded from a folder, or from an earlier run)."""
+    if not config.lora:
+        params = list(session.model.parameters())
+        for param in params:
+            param.requires_grad_(True)
+        return params
+    from core.lora import LoraSpec, add_adapter, adapter_spec, make_trainable
+
+    wanted, have = LoraSpec.of(config), adapter_spec(session)
+    if have is None:
+        add_adapter(session, wanted)
+    elif (have.r, have.alpha) != (wanted.r, wanted.alpha) or (
+            wanted.targets and set(wanted.targets) != set(have.targets)):
+        raise UserError(f"the model already carries a LoRA adapter (r {have.r}, alpha "
+                        f"{have.alpha:g}, targets {','.join(have.targets)}): train it with those "
+                        "settings, or load the base model for a new one")
+    params = make_trainable(session)
+    trainable, total = sum(p.numel() for p in params), sum(p.numel() for p in session.model.parameters())
+    emit(Notice(f"LoRA: training {trainable:,} of {total:,} parameters "
+                f"({100 * trainable / total:.2f} %)"))
+    return params
+
+
+def set_gradient_checkpointing(model, on: bool) -> None:
+    """Recompute each layer's activations in the backward pass instead of keeping them."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        if on:
+            raise UserError(f"gradient checkpointing: {type(model).__name__} does not support it")
+        return
+    active = getattr(model, "is_activation_checkpointing", None)   # transformers ≥ 5.x
+    if active is None:
+        active = model.is_gradient_checkpointing
+    if on:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    elif active:
+        model.gradient_checkpointing_disable()
+
+
+def compiled(model, emit: Callable[[TrainEvent], None]):
+    """torch.compile on a GPU; on the CPU the run goes on uncompiled (said once)."""
+    if model.device.type != "cuda":
+        emit(Notice("compile: only on a GPU; training uncompiled"))
+        return model
+    emit(Notice("compiling the model: the first steps are slow"))
+    return torch.compile(model)
+
+
 def mixed_precision(choice: str, device: str) -> str:
     if choice != "auto":
         return choice
@@ -300,27 +353,36 @@ class Run:
             tokenizer.chat_template = template_for(tokenizer, config.template).source
         if not len(data.train_rows):
             raise UserError(f"{config.train}: no training samples after tokenization")
-        if model.dtype != torch.float32:
-            # fp32 master weights; mixed precision (bf16 autocast) keeps the speed
+        if model.dtype != torch.float32 and not config.lora:
+            # fp32 master weights; mixed precision (bf16 autocast) keeps the speed. A LoRA
+            # base stays as it is: only the adapter (fp32) trains.
             with session.lock:
                 model.float()
             emit(Notice("weights upcast to float32 for training"))
 
-        torch.manual_seed(config.seed)  # training's RNG (dropout); generation has its own
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
-                                      weight_decay=config.weight_decay)
+        torch.manual_seed(config.seed)  # training's RNG (dropout, a new adapter's init)
+        params = trainable_parameters(session, config, emit)
+        set_gradient_checkpointing(model, config.gradient_checkpointing)
+        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay,
+                                      fused=model.device.type == "cuda")
         plan = plan_steps(len(data.train_rows), config, accelerator.num_processes)
         # The scheduler stays out of prepare(): stepped once per optimizer step, it gives the
         # same schedule on one process and on many.
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lr_lambda(config.schedule, plan.warmup_steps, plan.total_steps))
+        if config.compile:
+            model = compiled(model, emit)
         model, optimizer = accelerator.prepare(model, optimizer)
+        if config.lora:   # the checkpoint holds the adapter alone, never the base weights
+            accelerator.register_save_state_pre_hook(lambda models, weights, folder: weights.clear())
+            accelerator.register_load_state_pre_hook(lambda models, folder: models.clear())
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         collate_fn = collate(pad_id)
         test_loader = accelerator.prepare(DataLoader(
             Subset(data.test_rows, data.eval_rows), collate_fn=collate_fn,
             # no gradients to keep: bigger batches, about as many tokens as a step's at block 1024
-            batch_size=max(config.batch_size, EVAL_BATCH_TOKENS // block_size)))
+            batch_size=max(config.batch_size, EVAL_BATCH_TOKENS // block_size),
+            generator=private_generator()))
         run = cls(session, config, emit, accelerator, model, optimizer, scheduler, data, plan,
                   block_size, collate_fn, test_loader)
         if config.resume:
@@ -329,6 +391,12 @@ class Run:
 
     def resume_from(self, folder: str) -> None:
         state = read_trainer_state(folder)   # checked whole by check_paths
+        if self.config.lora:
+            from core.lora import load_adapter_weights
+
+            with self.session.lock:
+                load_adapter_weights(self.session.adapter, folder)
+                self.session.weights_version += 1
         try:
             self.accelerator.load_state(f"{folder}/{STATE_DIR}")
         except Exception as exc:
@@ -373,7 +441,7 @@ class Run:
                          "total_steps": self.plan.total_steps}
         try:
             save_checkpoint(self.config.out, self.model, self.session.tokenizer, trainer_state,
-                            self.accelerator)
+                            self.accelerator, adapter=self.session.adapter)
         except SaveError as exc:
             self.save_error = str(exc)
             self.emit(Error(str(exc)))

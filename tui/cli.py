@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "or save and stop")
     p.add_argument("--jsonl", action="store_true")
 
+    p = sub.add_parser("export", help="merge a LoRA adapter into its base: a plain model folder")
+    _add_model_args(p)
+    p.add_argument("--out", required=True, help="a new or empty folder (or an earlier export)")
+
     p = sub.add_parser("chat", help="talk to the model: one user message a line on stdin")
     _add_model_args(p)
     p.add_argument("--system", default=None, help="the system prompt")

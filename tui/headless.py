@@ -16,6 +16,7 @@ from core import train_events as ev
 from core.data import describe, dialogue_line, fingerprint
 from core.errors import UserError, one_line
 from core.hangup import TerminalWatch, silence_terminal, terminal_fd
+from core.lora import adapter_settings, is_adapter_folder
 from core.safe_write import FolderLock
 from core.settings import SAMPLING_SETTINGS, TRAIN_SETTINGS, train_defaults
 from core.store import RunRecorder, Store
@@ -73,6 +74,8 @@ def cmd_info(args) -> int:
         _print_json(info)
         return 0
     for key, value in info.items():
+        if value is None:
+            continue
         shown = f"{value:,}" if key == "parameters" else value
         print(f"{key:>16}: {shown}")
     return 0
@@ -138,6 +141,8 @@ def cmd_train(args) -> int:
     from core.training import train
 
     chosen = given(args, TRAIN_SETTINGS)
+    if is_adapter_folder(args.model):
+        chosen.setdefault("lora", True)   # a LoRA checkpoint goes on training its adapter
     config = TrainConfig(train=args.train, test=args.test, out=args.out, resume=args.resume,
                          **chosen).validate()   # bad settings fail before the model loads
     check_paths(config)   # so does an output folder that could cost a user a file
@@ -145,10 +150,15 @@ def cmd_train(args) -> int:
         FolderLock(Path(config.out).resolve()).acquire().release()
     session = _session(args)
     # Settings not given take the model's defaults (the Train pane's too).
-    defaults = train_defaults(session.info.model, session.max_positions)
+    defaults = {**train_defaults(session.info.model, session.max_positions, lora=config.lora),
+                **adapter_settings(session)}   # a loaded adapter's rank, alpha, targets
     config = replace(config, **{k: v for k, v in defaults.items() if k not in chosen}).validate()
     if session.notice:
         print(session.notice, file=sys.stderr)
+    if config.lora and session.adapter is None:   # a target matching nothing: before any write
+        from core.lora import LoraSpec, target_layers
+
+        target_layers(session.model, LoraSpec.of(config))
 
     store = _store()
     record = None
@@ -295,6 +305,19 @@ def _tokenize_progress(console: Console):
                 pass
         return False
     return consume
+
+
+def cmd_export(args) -> int:
+    from core.lora import export_merged
+    from core.safe_write import check_output_folder
+
+    if not is_adapter_folder(args.model):
+        raise UserError(f"--model {args.model}: not a LoRA adapter folder (no adapter_config.json)")
+    check_output_folder(args.out)   # refused before the model loads
+    session = _session(args)
+    out = export_merged(session, args.out)
+    print(f"merged {args.model} (base {session.info.base_model}) into {out}")
+    return 0
 
 
 def cmd_history(args) -> int:

@@ -150,7 +150,8 @@ class TrainPane(Horizontal):
             return
         if self.check_out_field() is not None:
             return
-        remember_base(session)   # "before" stays the model as loaded
+        if not config.lora and session.adapter is None:
+            remember_base(session)   # "before" stays the model as loaded (an adapter: switched off)
         store = self.app.store
         number = (store.start_run(session.info.model, config) if store is not None
                   else len(self.runs) + 1)
@@ -261,7 +262,7 @@ class TrainPane(Horizontal):
         try:
             with session.lock:
                 save_locked(out, session.model, session.tokenizer,
-                            {"step": 0, "note": "saved from the app"})
+                            {"step": 0, "note": "saved from the app"}, adapter=session.adapter)
         except Exception as exc:   # one line; the app and the previous save stay
             message = str(exc) if isinstance(exc, (UserError, SaveError)) else one_line(exc)
             self.post_message(SaveFinished(message, False))
