@@ -247,7 +247,7 @@ def trainable_parameters(session: ModelSession, config: TrainConfig,
         for param in params:
             param.requires_grad_(True)
         return params
-    from core.lora import LoraSpec, add_adapter, adapter_spec, make_trainable
+    from core.lora import LoraSpec, adapter_spec, add_adapter, make_trainable
 
     wanted, have = LoraSpec.of(config), adapter_spec(session)
     if have is None:

@@ -16,7 +16,7 @@ from core.train_config import TrainConfig, TrainControl
 from core.train_events import Notice, Step
 from core.training import train
 from tests.helpers import cli, tree_digest
-from tests.test_training import corpus_files, weights  # noqa: F401  (fixture)
+from tests.test_training import weights
 
 
 def lora_config(corpus_files, **kw):

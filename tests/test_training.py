@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 import torch
 
 from core.data import sample_corpus_path
@@ -19,16 +18,6 @@ from core.train_config import TrainConfig, TrainControl
 from core.train_events import Eval, Step
 from core.training import train
 from tests.helpers import ROOT, cli
-
-
-@pytest.fixture(scope="module")
-def corpus_files(tmp_path_factory):
-    """The shipped corpus split into fixed train/test files (deterministic data)."""
-    folder = tmp_path_factory.mktemp("corpus")
-    lines = [line for line in sample_corpus_path().read_text(encoding="utf-8").splitlines() if line.strip()]
-    (folder / "train.txt").write_text("\n".join(lines[:200]), encoding="utf-8")
-    (folder / "test.txt").write_text("\n".join(lines[200:260]), encoding="utf-8")
-    return folder / "train.txt", folder / "test.txt"
 
 
 def weights(session):
