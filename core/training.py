@@ -264,19 +264,23 @@ def trainable_parameters(session: ModelSession, config: TrainConfig,
     return params
 
 
+def plan_memory(session: ModelSession, config: TrainConfig,
+                emit: Callable[[TrainEvent], None]) -> None:
+    """Say what the run will need; on a GPU, refuse one that cannot fit (with what would)."""
+    from core.memory import check_fits, free_cuda_memory, memory_plan
+
+    plan = memory_plan(session, config)
+    emit(Notice(plan.line()))
+    check_fits(plan, free_cuda_memory(session.model.device), config, session)
+
+
 def set_gradient_checkpointing(model, on: bool) -> None:
     """Recompute each layer's activations in the backward pass instead of keeping them."""
-    if not getattr(model, "supports_gradient_checkpointing", False):
-        if on:
-            raise UserError(f"gradient checkpointing: {type(model).__name__} does not support it")
-        return
-    active = getattr(model, "is_activation_checkpointing", None)   # transformers ≥ 5.x
-    if active is None:
-        active = model.is_gradient_checkpointing
-    if on:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    elif active:
-        model.gradient_checkpointing_disable()
+    from core.memory import set_checkpointing
+
+    if on and not getattr(model, "supports_gradient_checkpointing", False):
+        raise UserError(f"gradient checkpointing: {type(model).__name__} does not support it")
+    set_checkpointing(model, on)
 
 
 def compiled(model, emit: Callable[[TrainEvent], None]):
@@ -363,6 +367,7 @@ class Run:
         torch.manual_seed(config.seed)  # training's RNG (dropout, a new adapter's init)
         params = trainable_parameters(session, config, emit)
         set_gradient_checkpointing(model, config.gradient_checkpointing)
+        plan_memory(session, config, emit)
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay,
                                       fused=model.device.type == "cuda")
         plan = plan_steps(len(data.train_rows), config, accelerator.num_processes)

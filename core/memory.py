@@ -1,0 +1,242 @@
+"""How much memory a training run needs, before it starts.
+
+    plan = memory_plan(session, config)      # weights, gradients, optimizer, activations
+    plan.line()  →  "memory ≈ 2.31 GB: weights 0.50 · gradients 0.50 · optimizer 1.00 · …"
+
+Weights, gradients and optimizer state follow from the parameter counts and precisions. The
+activations are not guessed from a formula per architecture: one forward pass at batch 1 over
+a full block records every tensor autograd keeps for the backward pass (whatever attention
+kernel, dropout, adapter or precision the run will use) and the batch scales it. On CUDA the
+plan is compared with the free memory and a run that cannot fit is refused with settings
+that would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from core.errors import UserError
+
+if TYPE_CHECKING:
+    from core.session import ModelSession
+    from core.train_config import TrainConfig
+
+GB = 1e9
+ADAM_STATES = 2            # AdamW keeps two fp32 moments per trained weight
+FIT_MARGIN = 0.9           # refuse a run whose plan exceeds 90 % of the free memory
+# On the CPU, memory freed between operations stays in the process's heap (glibc keeps it
+# for reuse, fragmented), so a step's resident memory is ~1.25 × the bytes it keeps alive
+# (measured: bench/memory_plan.py), and the evaluation's buffers come on top of what the
+# steps left rather than reusing it. CUDA's caching allocator reuses freed blocks.
+CPU_HEAP_SLACK = 1.25
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    weights: int             # bytes, every parameter as the run holds it
+    gradients: int           # the trained parameters' gradients (fp32)
+    optimizer: int           # AdamW state
+    activations: int         # what the forward pass keeps for the backward, at batch × block
+    logits: int              # the output and its gradients (batch × block × vocab, fp32)
+    evaluation: int          # the no-grad evaluation batch's logits and losses
+    batch: int
+    block: int
+    trainable: int
+    total_parameters: int
+    cpu: bool = False
+
+    @property
+    def step_peak(self) -> int:
+        return self.weights + self.gradients + self.optimizer + self.activations + self.logits
+
+    @property
+    def eval_peak(self) -> int:
+        return self.weights + self.optimizer + self.evaluation
+
+    @property
+    def total(self) -> int:
+        if self.cpu:   # the heap keeps what the steps freed: the evaluation lands on top
+            return self.step_peak + self.evaluation
+        return max(self.step_peak, self.eval_peak)
+
+    def line(self) -> str:
+        parts = [("weights", self.weights), ("gradients", self.gradients),
+                 ("optimizer", self.optimizer),
+                 ("activations", self.activations + self.logits)]
+        shown = " · ".join(f"{name} {value / GB:.2f}" for name, value in parts)
+        tail = f" (batch {self.batch} × block {self.block})"
+        if self.cpu or self.eval_peak > self.step_peak:
+            tail += f"; evaluation {self.evaluation / GB:.2f}"
+        return f"memory ≈ {self.total / GB:.2f} GB: {shown}{tail}"
+
+    def params_line(self) -> str:
+        share = 100 * self.trainable / max(self.total_parameters, 1)
+        return f"trains {self.trainable:,} of {self.total_parameters:,} parameters ({share:.2f} %)"
+
+
+def _bytes_of(params) -> int:
+    return sum(p.numel() * p.element_size() for p in params)
+
+
+def saved_activation_bytes(model, block: int, vocab: int, grad_checkpointing: bool,
+                           autocast_dtype=None) -> int:
+    """Bytes autograd keeps from one forward pass at batch 1 over `block` tokens in training
+    mode (weights, which it also keeps, excluded). The RNG is left as it was."""
+    import torch
+
+    seen: dict[tuple[int, int], int] = {}
+
+    def keep(tensor):
+        storage = tensor.untyped_storage()
+        seen[(storage.data_ptr(), storage.nbytes())] = storage.nbytes()
+        return tensor
+
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    checkpointing = checkpointing_on(model)
+    if checkpointing:   # left on by an earlier run: probe what a full forward keeps
+        set_checkpointing(model, False)
+    ids = torch.randint(0, vocab, (1, block), device=model.device,
+                        generator=torch.Generator(device=model.device).manual_seed(0))
+    was_training = model.training
+    devices = [model.device] if model.device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices), \
+                torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t), \
+                torch.autocast(model.device.type, dtype=autocast_dtype,
+                               enabled=autocast_dtype is not None):
+            model.train()
+            out = model(input_ids=ids, labels=ids, use_cache=False)
+            del out
+    finally:
+        model.train(was_training)
+        if checkpointing:
+            set_checkpointing(model, True)
+    saved = sum(n for (ptr, _), n in seen.items() if ptr not in weights)
+    if grad_checkpointing:   # what stays: each layer's input; one layer is recomputed at a time
+        layers = _layer_count(model)
+        hidden = _hidden_size(model)
+        saved = layers * block * hidden * 4 + saved // max(layers, 1)
+    return saved
+
+
+def checkpointing_on(model) -> bool:
+    active = getattr(model, "is_activation_checkpointing", None)   # transformers ≥ 5.x
+    return bool(model.is_gradient_checkpointing if active is None else active)
+
+
+def set_checkpointing(model, on: bool) -> None:
+    """Gradient (activation) checkpointing on or off, under either of transformers' names."""
+    if on:
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    elif checkpointing_on(model):
+        getattr(model, "activation_checkpointing_disable", model.gradient_checkpointing_disable)()
+
+
+def _layer_count(model) -> int:
+    config = model.config
+    for attr in ("num_hidden_layers", "n_layer", "num_layers"):
+        if isinstance(getattr(config, attr, None), int):
+            return getattr(config, attr)
+    return 1
+
+
+def _hidden_size(model) -> int:
+    config = model.config
+    for attr in ("hidden_size", "n_embd", "d_model"):
+        if isinstance(getattr(config, attr, None), int):
+            return getattr(config, attr)
+    return model.get_input_embeddings().weight.shape[1]
+
+
+def memory_plan(session: ModelSession, config: TrainConfig) -> MemoryPlan:
+    """The memory `config` needs on `session`'s model, measured and computed as the module
+    docstring says. Holds the session lock for the one probing forward pass."""
+    import torch
+
+    from core.lora import LoraSpec, adapter_spec, count_trainable
+    from core.settings import default_block_size
+    from core.training import EVAL_BATCH_TOKENS, mixed_precision
+
+    model = session.model
+    block = min(config.block_size or default_block_size(session.max_positions), session.max_positions)
+    vocab = int(model.get_output_embeddings().weight.shape[0])
+    adapter_params = [p for n, p in model.named_parameters() if "lora_" in n]
+    base_params = [p for n, p in model.named_parameters() if "lora_" not in n]
+    if config.lora:
+        spec = adapter_spec(session) or LoraSpec.of(config)
+        trainable = (sum(p.numel() for p in adapter_params) if adapter_params
+                     else count_trainable(model, spec))
+        weights = _bytes_of(base_params) + trainable * 4
+    else:
+        trainable = sum(p.numel() for p in base_params)
+        weights = trainable * 4   # a full run trains fp32 master weights
+    precision = mixed_precision(config.mixed_precision, str(model.device))
+    autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+    with session.lock:
+        per_sample = saved_activation_bytes(model, block, vocab, config.gradient_checkpointing,
+                                            autocast)
+    if config.lora and not adapter_params:
+        # The probe ran without the adapter: add what its layers keep per token — the
+        # dropout's output and mask (fp32 and bool) and the r-wide projection.
+        from core.lora import target_layers
+
+        dropped = 5 if spec.dropout > 0 else 0
+        layers = target_layers(model, spec).values()
+        per_sample += sum(block * (dropped * fan_in + 4 * spec.r) for fan_in, _ in layers)
+    tokens = config.batch_size * block
+    cpu = model.device.type == "cpu"
+    slack = CPU_HEAP_SLACK if cpu else 1.0
+    eval_tokens = max(config.batch_size, EVAL_BATCH_TOKENS // block) * block
+    if config.eval_tokens:   # a sample smaller than one evaluation batch
+        eval_tokens = min(eval_tokens, -(-config.eval_tokens // block) * block)
+    return MemoryPlan(
+        weights=weights,
+        gradients=trainable * 4,
+        optimizer=trainable * 4 * ADAM_STATES,
+        activations=int(per_sample * config.batch_size * slack),
+        # the logits stay alive beside the saved log-softmax; backward adds their gradients
+        logits=int(2 * tokens * vocab * 4 * slack),
+        # logits, their shifted copy and the per-token loss's log-softmax, all fp32
+        evaluation=3 * eval_tokens * vocab * 4,
+        batch=config.batch_size, block=block, trainable=trainable,
+        total_parameters=sum(p.numel() for p in base_params) + (trainable if config.lora else 0),
+        cpu=cpu)
+
+
+def free_cuda_memory(device) -> int | None:
+    import torch
+
+    if not str(device).startswith("cuda") or not torch.cuda.is_available():
+        return None
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    return free
+
+
+def check_fits(plan: MemoryPlan, free: int | None, config: TrainConfig,
+               session: ModelSession) -> None:
+    """A run that cannot fit the free GPU memory is refused with settings that would fit."""
+    if free is None or plan.total <= free * FIT_MARGIN:
+        return
+    suggestions = []
+    batch = config.batch_size
+    while batch > 1:
+        batch //= 2
+        if memory_plan(session, replace(config, batch_size=batch)).total <= free * FIT_MARGIN:
+            suggestions.append(f"--batch-size {batch} (with --grad-accum "
+                               f"{config.grad_accum * config.batch_size // batch} for the same step)")
+            break
+    if not config.gradient_checkpointing and memory_plan(
+            session, replace(config, gradient_checkpointing=True)).total <= free * FIT_MARGIN:
+        suggestions.append("--gradient-checkpointing")
+    if not config.lora and memory_plan(session, replace(config, lora=True)).total <= free * FIT_MARGIN:
+        suggestions.append("--lora")
+    fits = "; it would fit with " + " or ".join(suggestions) if suggestions else \
+        "; try a smaller --block-size or a smaller model"
+    raise UserError(f"this run needs about {plan.total / GB:.1f} GB but the GPU has "
+                    f"{free / GB:.1f} GB free{fits}")

@@ -1,0 +1,89 @@
+"""The memory plan a run shows before it starts: close to the real peak, and a run that
+cannot fit the GPU is refused with settings that would."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from core.errors import UserError
+from core.memory import check_fits, memory_plan
+from core.session import load_session
+from core.train_config import TrainConfig
+from core.train_events import Notice
+from core.training import train
+from tests.helpers import ROOT
+from tests.test_training import weights
+
+
+@pytest.fixture(scope="module")
+def mid_model(tmp_path_factory, demo_dir):
+    """A GPT-2 of 21 M parameters on the demo tokenizer: big enough that its memory stands
+    out of the libraries' and the allocator's noise."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    out = tmp_path_factory.mktemp("mid-model")
+    tokenizer = AutoTokenizer.from_pretrained(demo_dir)
+    config = GPT2Config(n_layer=6, n_embd=512, n_head=8, vocab_size=len(tokenizer), n_positions=256,
+                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["full", "lora"])
+def test_estimate_is_within_a_quarter_of_the_measured_peak(mid_model, mode):
+    proc = subprocess.run(
+        [sys.executable, "tests/memory_worker.py", str(mid_model),
+         "core/resources/corpus_ru.txt", mode, "8", "64"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.splitlines()[-1])
+    ratio = result["estimate"] / result["measured"]
+    assert 0.75 <= ratio <= 1.25, result
+
+
+def test_lora_and_checkpointing_plan_less(demo_session, corpus_files):
+    train_file, _ = corpus_files
+    base = TrainConfig(train=str(train_file), block_size=128, batch_size=8)
+    full = memory_plan(demo_session, base)
+    lora = memory_plan(demo_session, TrainConfig(**{**base.__dict__, "lora": True}))
+    ckpt = memory_plan(demo_session, TrainConfig(**{**base.__dict__, "gradient_checkpointing": True}))
+    assert full.trainable == full.total_parameters == demo_session.info.parameters
+    assert lora.trainable < full.trainable / 10
+    assert lora.gradients + lora.optimizer < (full.gradients + full.optimizer) / 10
+    assert ckpt.activations < full.activations * 0.6   # the demo has 2 layers: ~1/2 + inputs
+    assert "memory ≈" in full.line() and "batch 8 × block 128" in full.line()
+
+
+def test_a_run_that_cannot_fit_is_refused_with_settings_that_fit(demo_session, corpus_files):
+    train_file, _ = corpus_files
+    config = TrainConfig(train=str(train_file), block_size=256, batch_size=64)
+    plan = memory_plan(demo_session, config)
+    check_fits(plan, None, config, demo_session)          # no GPU: nothing to compare
+    check_fits(plan, plan.total * 2, config, demo_session)
+    with pytest.raises(UserError) as refused:
+        check_fits(plan, int(plan.total * 0.6), config, demo_session)
+    message = str(refused.value)
+    assert "GB free" in message and "--batch-size" in message
+    suggested = int(message.split("--batch-size ")[1].split()[0])
+    smaller = memory_plan(demo_session, TrainConfig(**{**config.__dict__, "batch_size": suggested}))
+    assert smaller.total <= plan.total * 0.6
+
+
+def test_gradient_checkpointing_trains_the_same_weights(corpus_files, demo_dir):
+    train_file, test_file = corpus_files
+    settings = dict(train=str(train_file), test=str(test_file), block_size=32, max_steps=4,
+                    lr=3e-3, sample_tokens=2)
+    plain = load_session("demo", device="cpu")
+    train(plain, TrainConfig(**settings))
+    events = []
+    checkpointed = load_session("demo", device="cpu")
+    train(checkpointed, TrainConfig(**settings, gradient_checkpointing=True), on_event=events.append)
+    expected = weights(plain)
+    for name, tensor in weights(checkpointed).items():
+        torch.testing.assert_close(tensor, expected[name], rtol=1e-5, atol=1e-6, msg=name)
+    assert any(isinstance(e, Notice) and e.message.startswith("memory ≈") for e in events)
