@@ -160,7 +160,9 @@ class RuGPTApp(App):
         self.sub_title = f"{info.model} · {info.device} · {info.dtype} · {info.parameters:,} params"
         self.query_one("#loading").display = False
         self.query_one("#model-status", Static).update(
-            f"[b]{info.model}[/b] · {info.model_class} · {info.parameters:,} params · "
+            f"[b]{info.model}[/b]"
+            + (f" · LoRA on {info.base_model}" if info.base_model else "")
+            + f" · {info.model_class} · {info.parameters:,} params · "
             f"{info.device} {info.dtype} · vocab {info.vocab_size:,} · ctx {info.max_positions:,}")
         self._show_notice(session.notice)
         self._tell_panes(SessionChanged(session, self.saved.train.get(session.info.model, {})))

@@ -18,7 +18,7 @@ from core.errors import UserError, one_line
 from core.safe_write import check_output_folder
 from core.settings import TRAIN_SETTINGS, by_name, default_block_size, train_defaults
 from core.train_config import TrainConfig
-from tui.train_run import ProgressMeter, estimate_text, preview_text
+from tui.train_run import ProgressMeter, estimate_text, plan_text, preview_text
 from tui.widgets import (
     LabeledInput,
     PathSuggester,
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 DEFAULT_OUT = "rugpt-finetuned"
 # The settings the form shows, in its grid's order; the rest keep their defaults.
 SHOWN = ("epochs", "lr", "batch_size", "block_size", "eval_every", "pack", "mixed_precision")
+LORA_SHOWN = ("lora", "lora_r", "lora_alpha", "lora_targets", "gradient_checkpointing")
 PATH_FIELDS = (("train", "train-data"), ("test", "train-test"), ("out", "train-out"))
 
 
@@ -54,6 +55,7 @@ class TrainForm(Vertical):
         self._preview_number = 0
         self._preview_data: tuple | None = None   # the data the newest preview reads
         self._defaults: dict = {}   # what the fields showed for this model
+        self._model_name = "default"
 
     def compose(self) -> ComposeResult:
         with Grid(id="train-data-row"):
@@ -66,6 +68,8 @@ class TrainForm(Vertical):
             for name in SHOWN:
                 yield SettingField(settings[name], settings[name].default, "train")
             yield LabeledInput("output folder", DEFAULT_OUT, "train-out", None, id="train-out-box")
+            for name in LORA_SHOWN:
+                yield SettingField(settings[name], settings[name].default, "train")
 
     def on_mount(self) -> None:
         self.query_one("#train-data", Input).suggester = PathSuggester()
@@ -77,11 +81,34 @@ class TrainForm(Vertical):
         data = self.query_one("#train-data", Input)
         if not data.value:
             data.value = short_path(sample_corpus_path())   # F8 works at once on a fresh install
+        from core.lora import adapter_settings
+
+        self._model_name = session.info.model
         self._defaults = train_defaults(session.info.model, session.max_positions)
+        fixed = adapter_settings(session)   # a loaded adapter trains with its own shape
         for field in self.query(SettingField):
             name = field.setting.name
-            field.show(remembered.get(name, self._defaults[name]))
+            field.show(fixed.get(name, remembered.get(name, self._defaults[name])))
         self.schedule_preview()
+
+    @on(Switch.Changed, "#train-lora")
+    def lora_switched(self, event: Switch.Changed) -> None:
+        """A learning rate left at one mode's default follows to the other's (an adapter
+        wants a higher one)."""
+        if not self._defaults:
+            return
+        name = getattr(self, "_model_name", "default")
+        full = train_defaults(name, 2)["lr"]
+        lora = train_defaults(name, 2, lora=True)["lr"]
+        field = next(f for f in self.query(SettingField) if f.setting.name == "lr")
+        try:
+            shown = field.read()
+        except UserError:
+            return
+        if event.value and shown == full:
+            field.show(lora)
+        elif not event.value and shown == lora:
+            field.show(full)
 
     def restore_paths(self, paths: dict[str, str]) -> None:
         """The data and output paths last used."""
@@ -132,8 +159,9 @@ class TrainForm(Vertical):
         field.tooltip = problem
         return problem
 
-    @on(Input.Changed, "#train-data, #train-test, #train-block-size")
-    @on(Switch.Changed, "#train-pack")
+    @on(Input.Changed, "#train-data, #train-test, #train-block-size, #train-batch-size, "
+                       "#train-lora-r, #train-lora-targets")
+    @on(Switch.Changed, "#train-pack, #train-lora, #train-gradient-checkpointing")
     def data_changed(self) -> None:
         self.schedule_preview()
 
@@ -187,7 +215,17 @@ class TrainForm(Vertical):
             error = str(exc) if isinstance(exc, UserError) else one_line(exc)
             self.post_message(DataPreview(number, Text(error, style="red"), False))
             return
-        self.post_message(DataPreview(number, preview_text(prepared.stats, block, config.pack), True))
+        text = preview_text(prepared.stats, block, config.pack)
+        try:
+            from core.memory import memory_plan
+
+            plan = memory_plan(session, config)
+        except UserError as exc:   # a LoRA target that matches nothing, say
+            text.append("\n" + str(exc), style="red")
+            self.post_message(DataPreview(number, text, False))
+            return
+        text.append("\n" + plan_text(plan, config.lora), style="cyan")
+        self.post_message(DataPreview(number, text, True))
 
     def on_data_preview(self, message: DataPreview) -> None:
         # The newest preview's answer, or progress of an earlier one that tokenizes the same

@@ -137,6 +137,15 @@ def preview_text(stats: dict, block: int, pack: bool) -> Text:
     return text
 
 
+def plan_text(plan, lora: bool) -> str:
+    """What the run trains and the memory it needs, in one short line (the run's log has
+    the whole breakdown)."""
+    trains = (f"LoRA: trains {plan.trainable:,} of {plan.total_parameters:,} parameters "
+              f"({100 * plan.trainable / max(plan.total_parameters, 1):.2f} %)" if lora
+              else f"trains all {plan.total_parameters:,} parameters")
+    return f"{trains} · memory ≈ {plan.total / 1e9:.2f} GB"
+
+
 def estimate_text(estimate: dict) -> Text:
     """Big data before it is tokenized: what its first megabyte suggests."""
     return Text(f"{estimate['bytes'] / 1e6:,.0f} MB · ≈ {estimate['texts']:,} texts · "
