@@ -144,13 +144,51 @@ def crop_cache(cache, length: int) -> None:
         cache.crop(-extra)   # a negative count removes that many from the end
 
 
+def _compiled_or_plain(forward):
+    """`forward` compiled with CUDA graphs; should compiling fail, the plain one from then on
+    (slower, never wrong)."""
+    compiled = torch.compile(forward, mode="reduce-overhead", fullgraph=True)
+    chosen = [compiled]
+
+    def step(*args, **kwargs):
+        try:
+            return chosen[0](*args, **kwargs)
+        except Exception:
+            if chosen[0] is forward:
+                raise
+            chosen[0] = forward
+            return forward(*args, **kwargs)
+    return step
+
+
+def static_decoding(session):
+    """A static KV cache the length of the context, kept on the session (its tensors never
+    move, which CUDA graphs need), and the decode step: compiled with CUDA graphs on a GPU,
+    the plain forward elsewhere."""
+    from transformers import StaticCache
+
+    kept = getattr(session, "static_decode", None)
+    if kept is None or kept[0] is not session.model:
+        model = session.model
+        cache = StaticCache(config=model.config, max_cache_len=session.max_positions)
+        step = model.forward
+        if model.device.type == "cuda":
+            step = _compiled_or_plain(model.forward)
+        kept = session.static_decode = (model, cache, step)
+    _, cache, step = kept
+    with torch.inference_mode():   # its tensors were made under inference mode
+        cache.reset()
+    return cache, step
+
+
 def generate_stream(session, prompt: str, settings: SamplingSettings | None = None,
                     should_stop: Callable[[], bool] = lambda: False,
                     prompt_ids: list[int] | None = None, n_top: int = 10,
-                    cache=None, cached: int = 0) -> Iterator:
+                    cache=None, cached: int = 0, static: bool = False) -> Iterator:
     """`cache` (with `cached` > 0): a KV cache that already holds the first `cached` prompt
     ids — only the rest is prefilled (a chat's next turn). It is cut to those `cached`
-    positions first, and holds every token fed when the loop ends."""
+    positions first, and holds every token fed when the loop ends. `static`: decode with a
+    static cache and a compiled step (`static_decoding`) instead."""
     s = (settings or SamplingSettings()).validate()
     model, tokenizer, lock = session.model, session.tokenizer, session.lock
     device = model.device
@@ -174,12 +212,16 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
     generator = make_generator(seed, device)
     eos_ids = eos_ids_of(model, tokenizer)
     decoder = IncrementalDecoder(tokenizer, context=prompt_ids)
-    if cache is None:
+    if static:
+        cache, decode = static_decoding(session)
+        cached = 0
+    elif cache is None:
         from transformers import DynamicCache
 
         cache = DynamicCache()
     cached = min(cached, len(prompt_ids) - 1)                # at least one id to prefill
-    crop_cache(cache, cached)
+    if not static:
+        crop_cache(cache, cached)
     cache_kw, extra = cache_keyword(model), _forward_kwargs(model)
 
     seen = torch.tensor(prompt_ids, device=device)          # (N,) for the repetition penalty
@@ -196,7 +238,14 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
             stop_reason = "cancel"
             break
         with lock, torch.inference_mode(), _EvalMode(model):
-            out = model(input_ids=step_input, use_cache=True, **{cache_kw: cache}, **extra)
+            if static:   # positions given, never read off the cache: one graph for every step
+                fed = len(prompt_ids) + step - (step_input.shape[1] if step == 0 else 1)
+                positions = torch.arange(fed, fed + step_input.shape[1], device=device)[None]
+                forward = model if step == 0 else decode   # the prefill runs uncompiled
+                out = forward(input_ids=step_input, position_ids=positions, use_cache=True,
+                              **{cache_kw: cache}, **extra)
+            else:
+                out = model(input_ids=step_input, use_cache=True, **{cache_kw: cache}, **extra)
             logits = out.logits[0, -1]                       # (V,) last position only
             choice = choose_next(logits, seen, s, generator, n_top)
         next_id = choice.id

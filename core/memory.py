@@ -160,7 +160,7 @@ def memory_plan(session: ModelSession, config: TrainConfig) -> MemoryPlan:
 
     from core.lora import LoraSpec, adapter_spec, count_trainable
     from core.settings import default_block_size
-    from core.training import EVAL_BATCH_TOKENS, mixed_precision
+    from core.training import eval_batch_rows, mixed_precision
 
     model = session.model
     block = min(config.block_size or default_block_size(session.max_positions), session.max_positions)
@@ -192,7 +192,7 @@ def memory_plan(session: ModelSession, config: TrainConfig) -> MemoryPlan:
     tokens = config.batch_size * block
     cpu = model.device.type == "cpu"
     slack = CPU_HEAP_SLACK if cpu else 1.0
-    eval_tokens = max(config.batch_size, EVAL_BATCH_TOKENS // block) * block
+    eval_tokens = eval_batch_rows(config.batch_size, block, vocab) * block
     if config.eval_tokens:   # a sample smaller than one evaluation batch
         eval_tokens = min(eval_tokens, -(-config.eval_tokens // block) * block)
     return MemoryPlan(

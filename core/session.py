@@ -60,6 +60,7 @@ class ModelSession:
     base_model: PreTrainedModel | None = field(default=None, repr=False)
     weights_version: int = 0   # bumped whenever the weights change (a KV cache is then stale)
     adapter: object | None = field(default=None, repr=False)   # the PeftModel (core.lora)
+    static_decode: tuple | None = field(default=None, repr=False)   # core.generation.static_decoding
 
     @property
     def max_positions(self) -> int:

@@ -149,7 +149,8 @@ TRAIN_SETTINGS = (
     Setting("lora_r", int, 8, "LoRA rank", label="r", title="lora r", low=1),
     Setting("lora_alpha", float, 16.0, "LoRA scale numerator (the update is scaled by alpha / r)",
             label="alpha", title="lora alpha", low=0, low_open=True, fmt="g"),
-    Setting("lora_dropout", float, 0.05, "dropout on the adapter's input", label="dropout",
+    Setting("lora_dropout", float, 0.0, "dropout on the adapter's input (above 0 it keeps a "
+            "copy of every adapted layer's input: more memory)", label="dropout",
             title="lora dropout", low=0, high=1, high_open=True, fmt="g"),
     Setting("lora_targets", str, None, "comma-separated layer names to adapt (default: GPT-2 "
             "c_attn,c_proj,c_fc; other models every linear layer but the head)",
@@ -158,6 +159,8 @@ TRAIN_SETTINGS = (
             "pass: far less memory, about a third slower", label="grad ckpt"),
     Setting("compile", bool, False, "torch.compile the model for training (GPU; the first "
             "steps are slow while it compiles)", label="compile"),
+    Setting("processes", int, 1, "processes to train on, one per GPU (more than 1: the run "
+            "goes to torchrun)", label="processes", low=1, cli=False),
     Setting("sample_prompt", str, None, "prompt of the samples after each eval", optional=True),
     Setting("sample_tokens", int, 32, "tokens per sample", low=1, cli=False),
     Setting("max_steps", int, None, "stop after N optimizer steps", optional=True, low=1),

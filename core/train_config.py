@@ -46,6 +46,7 @@ class TrainConfig:
     lora_targets: str | None = _DEFAULT["lora_targets"]
     gradient_checkpointing: bool = _DEFAULT["gradient_checkpointing"]
     compile: bool = _DEFAULT["compile"]
+    processes: int = _DEFAULT["processes"]   # > 1: the run goes to torchrun (core.processes)
     sample_prompt: str | None = _DEFAULT["sample_prompt"]
     sample_tokens: int = _DEFAULT["sample_tokens"]
     max_steps: int | None = _DEFAULT["max_steps"]

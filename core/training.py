@@ -63,6 +63,15 @@ if TYPE_CHECKING:
     from core.session import ModelSession
 
 EVAL_BATCH_TOKENS = 8192
+EVAL_LOGITS_BYTES = 256 * 2**20   # an evaluation batch's logits stay under this (50k vocab: 1.3k tokens)
+
+
+def eval_batch_rows(batch_size: int, block: int, vocab: int) -> int:
+    """Rows per evaluation batch: no gradients to keep, so bigger than a training batch —
+    about as many tokens as a step's at block 1024 — unless the logits (rows × block × vocab,
+    fp32) would grow past EVAL_LOGITS_BYTES; never fewer than a training batch."""
+    by_logits = EVAL_LOGITS_BYTES // (block * vocab * 4)
+    return max(batch_size, min(EVAL_BATCH_TOKENS // block, by_logits))
 
 
 def train(session: ModelSession, config: TrainConfig,
@@ -101,7 +110,8 @@ def _train(session: ModelSession, config: TrainConfig, on_event: Callable[[Train
                                 run.collate_fn, run.start_position):
         if step >= plan.total_steps:
             break
-        if control.stopping():
+        stop, save_now = run.agreed_signals(control)
+        if stop:
             stop_reason = "cancel"
             break
         loss = train_step(run, batch, step)
@@ -117,8 +127,7 @@ def _train(session: ModelSession, config: TrainConfig, on_event: Callable[[Train
         step += 1
         run.emit(Step(step, position.epochs_done(plan), loss, run.scheduler.get_last_lr()[0],
                       meter.rate(), plan.total_steps))
-        if control.save_now.is_set():
-            control.save_now.clear()
+        if save_now:
             if run.save(step, position):
                 run.emit(Saved(step, config.out))
             meter.restart()
@@ -135,7 +144,7 @@ def _train(session: ModelSession, config: TrainConfig, on_event: Callable[[Train
     if stop_reason == "done":
         last_eval = run.eval_and_sample(step)
     out = None
-    if stop_reason == "done" or (stop_reason == "cancel" and control.save_on_stop):
+    if stop_reason == "done" or (stop_reason == "cancel" and run.save_on_stop):
         out = config.out if run.save(step, position) else None
     run.accelerator.unwrap_model(run.model).eval()
     run.emit(Done(out, step, last_eval, stop_reason))
@@ -329,6 +338,7 @@ class Run:
     start_step: int = 0
     start_position: Position = Position()
     save_error: str | None = None
+    save_on_stop: bool = True
 
     @classmethod
     def start(cls, session: ModelSession, config: TrainConfig,
@@ -386,7 +396,8 @@ class Run:
         test_loader = accelerator.prepare(DataLoader(
             Subset(data.test_rows, data.eval_rows), collate_fn=collate_fn,
             # no gradients to keep: bigger batches, about as many tokens as a step's at block 1024
-            batch_size=max(config.batch_size, EVAL_BATCH_TOKENS // block_size),
+            batch_size=eval_batch_rows(config.batch_size, block_size,
+                                       session.model.get_output_embeddings().weight.shape[0]),
             generator=private_generator()))
         run = cls(session, config, emit, accelerator, model, optimizer, scheduler, data, plan,
                   block_size, collate_fn, test_loader)
@@ -413,6 +424,22 @@ class Run:
 
     def emit(self, event: TrainEvent) -> None:
         self.on_event(event)
+
+    def agreed_signals(self, control: TrainControl) -> tuple[bool, bool]:
+        """(stop, save now), the same on every process: a signal reaches the ranks at slightly
+        different moments, and a rank that stops or saves alone would leave the others
+        waiting in a collective forever. Whether a stop saves is agreed alike."""
+        stop, save_now = control.stopping(), control.save_now.is_set()
+        no_save = stop and not control.save_on_stop
+        if self.accelerator.num_processes > 1:
+            flags = torch.tensor([stop, save_now, no_save], dtype=torch.float32,
+                                 device=self.accelerator.device)
+            stop, save_now, no_save = (v > 0 for v in
+                                       self.accelerator.reduce(flags, reduction="sum").tolist())
+        if save_now:
+            control.save_now.clear()
+        self.save_on_stop = not no_save
+        return stop, save_now
 
     def eval_and_sample(self, step: int) -> float | None:
         eval_loss = evaluate(self.accelerator, self.model, self.test_loader, self.session.lock)

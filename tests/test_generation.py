@@ -202,3 +202,21 @@ def test_generate_cli_jsonl(family_model):
 def test_generate_cli_bad_setting():
     result = cli("generate", "--model", "demo", "--prompt", "x", "--temperature", "0")
     assert result.returncode == 2 and "temperature" in result.stderr
+
+
+@pytest.mark.parametrize("greedy", [True, False])
+def test_static_cache_decodes_the_same_tokens(demo_session, greedy):
+    """The static-cache path (compiled on a GPU) gives what the dynamic cache gives."""
+    settings = SamplingSettings(seed=7, max_new_tokens=40, greedy=greedy)
+    *_, dynamic = generate_stream(demo_session, "Кот спал", settings)
+    for _ in range(2):   # the kept cache is reset between generations
+        *_, static = generate_stream(demo_session, "Кот спал", settings, static=True)
+        assert static.ids == dynamic.ids and static.text == dynamic.text
+
+
+def test_static_cache_from_the_command_line(demo_dir):
+    plain = cli("generate", "--model", "demo", "--prompt", "Мама", "--seed", "2", "--jsonl")
+    static = cli("generate", "--model", "demo", "--prompt", "Мама", "--seed", "2", "--jsonl",
+                 "--static-cache")
+    assert static.returncode == 0, static.stderr
+    assert json.loads(static.stdout.splitlines()[-1])["ids"] == json.loads(plain.stdout.splitlines()[-1])["ids"]

@@ -22,7 +22,8 @@ from tests.test_training import weights
 def lora_config(corpus_files, **kw):
     train_file, test_file = corpus_files
     base = dict(train=str(train_file), test=str(test_file), epochs=1, lr=1e-2, batch_size=8,
-                block_size=32, seed=1, sample_tokens=8, lora=True, lora_r=4)
+                block_size=32, seed=1, sample_tokens=8, lora=True, lora_r=4,
+                lora_dropout=0.1)   # dropout on: a resume must continue its random stream
     base.update(kw)
     return TrainConfig(**base)
 

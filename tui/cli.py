@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", required=True)
     add_settings(p, SAMPLING_SETTINGS)
     p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    p.add_argument("--static-cache", action="store_true",
+                   help="decode with a static KV cache and, on a GPU, a compiled step (CUDA graphs)")
     p.add_argument("--jsonl", action="store_true")
 
     p = sub.add_parser("train", help="fine-tune on your texts")
@@ -103,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the terminal hangs up mid-run: keep training to the end (default), "
                         "or save and stop")
     p.add_argument("--jsonl", action="store_true")
+    p.add_argument("--no-record", action="store_true", help=argparse.SUPPRESS)   # the app records
 
     p = sub.add_parser("export", help="merge a LoRA adapter into its base: a plain model folder")
     _add_model_args(p)

@@ -113,7 +113,7 @@ def cmd_generate(args) -> int:
     if session.notice:
         print(session.notice, file=sys.stderr)
     store = _store()
-    for event in generate_stream(session, args.prompt, settings):
+    for event in generate_stream(session, args.prompt, settings, static=args.static_cache):
         if isinstance(event, Notice):
             print(f"note: {event.message}", file=sys.stderr)
         elif isinstance(event, TokenEvent):
@@ -160,7 +160,7 @@ def cmd_train(args) -> int:
 
         target_layers(session.model, LoraSpec.of(config))
 
-    store = _store()
+    store = None if args.no_record else _store()
     record = None
     if store is not None:
         run_id = store.start_run(session.info.model, config, fingerprint(config.train))
@@ -191,6 +191,10 @@ def cmd_train(args) -> int:
             control.stop.set(), signal.signal(signal.SIGINT, signal.SIG_DFL))),
         signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: control.stop.set()),
         signal.SIGHUP: signal.signal(signal.SIGHUP, hangup),
+        # the app's run on several processes: stop without saving, save now
+        signal.SIGUSR1: signal.signal(signal.SIGUSR1, lambda *_: (
+            setattr(control, "save_on_stop", False), control.stop.set())),
+        signal.SIGUSR2: signal.signal(signal.SIGUSR2, lambda *_: control.save_now.set()),
     }
     fd = terminal_fd()   # a terminal can die without SIGHUP (blocked, ignored): watch it
     watch = TerminalWatch(fd, hangup).start() if fd is not None else None

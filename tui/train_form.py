@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 DEFAULT_OUT = "rugpt-finetuned"
 # The settings the form shows, in its grid's order; the rest keep their defaults.
-SHOWN = ("epochs", "lr", "batch_size", "block_size", "eval_every", "pack", "mixed_precision")
+SHOWN = ("epochs", "lr", "batch_size", "block_size", "eval_every", "pack", "mixed_precision",
+         "processes")
 LORA_SHOWN = ("lora", "lora_r", "lora_alpha", "lora_targets", "gradient_checkpointing")
 PATH_FIELDS = (("train", "train-data"), ("test", "train-test"), ("out", "train-out"))
 
@@ -84,7 +85,10 @@ class TrainForm(Vertical):
         from core.lora import adapter_settings
 
         self._model_name = session.info.model
+        from core.processes import visible_devices
+
         self._defaults = train_defaults(session.info.model, session.max_positions)
+        self._defaults["processes"] = visible_devices()   # every GPU this machine shows
         fixed = adapter_settings(session)   # a loaded adapter trains with its own shape
         for field in self.query(SettingField):
             name = field.setting.name

@@ -191,7 +191,10 @@ class TrainPane(Horizontal):
             self.post_message(TrainingProgress())
 
         try:
-            run.result = train(session, run.config, on_event=on_event, control=run.control)
+            if run.config.processes > 1:
+                run.result = self._train_in_processes(session, run, on_event)
+            else:
+                run.result = train(session, run.config, on_event=on_event, control=run.control)
         except UserError as exc:
             run.error = str(exc)
         except Exception as exc:  # one line on screen, the app keeps running
@@ -204,6 +207,26 @@ class TrainPane(Horizontal):
                     store.mark_seen([run.number])
             run.finished.set()
         self.post_message(TrainingFinished(run))
+
+    @staticmethod
+    def _train_in_processes(session: ModelSession, run: TrainRun, on_event):
+        """The run on several processes (torchrun), drawn as a local one; when it saved, its
+        weights come into this app's model, the weights as loaded staying the "before"."""
+        from core.compare import load_trained_weights
+        from core.processes import train_in_processes
+        from core.train_events import Notice
+
+        if session.weights_version:
+            on_event(Notice(f"the processes load {session.info.model} as saved: changes made "
+                            "to it in this app since are not in this run"))
+        on_event(Notice(f"training on {run.config.processes} processes (torchrun)"))
+        device = "cpu" if session.placement.device == "cpu" else "auto"
+        result = train_in_processes(session.info.model, run.config, run.config.processes,
+                                    on_event=on_event, control=run.control, device=device,
+                                    dtype=session.placement.dtype)
+        if result.out:
+            load_trained_weights(session, result.out)
+        return result
 
     def stop(self, save: bool = False) -> None:
         """Stop after the current step; with `save`, save a checkpoint first (when the run

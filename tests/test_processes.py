@@ -1,0 +1,116 @@
+"""A run on several processes started from the app (torchrun, 2 CPU processes here): its
+events drawn like a local run's, the same weights as the command line's run, and a stop that
+leaves no process behind."""
+
+import os
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from textual.widgets import Input
+
+from core.processes import event_from_json, train_command, train_in_processes
+from core.train_config import TrainConfig, TrainControl
+from core.train_events import Eval, Step
+from tests.helpers import cli, wait_for
+from tui.app import RuGPTApp
+from tui.panes.train import TrainPane
+
+SETTINGS = dict(epochs="0.5", batch="2", block="32")
+
+
+def group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_every_jsonl_line_comes_back_as_its_event():
+    assert event_from_json('{"event": "step", "step": 3, "epoch": 0.5, "loss": 2.0, "lr": 0.1, '
+                           '"tokens_per_s": 10.0, "total_steps": 9}') == Step(3, 0.5, 2.0, 0.1, 10.0, 9)
+    assert event_from_json('{"event": "eval", "step": 0, "eval_loss": 1.5, "perplexity": 4.5}') \
+        == Eval(0, 1.5, 4.5)
+    assert event_from_json("not json") is None and event_from_json('{"event": "other"}') is None
+    command = train_command("demo", TrainConfig(train="t.txt", pack=False, lora=True, lr=0.01), 2)
+    assert command[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    assert {"--pad", "--lora", "--jsonl", "--no-record"} <= set(command)
+    assert command[command.index("--lr") + 1] == "0.01"
+
+
+async def test_two_processes_from_the_pane_train_like_the_command_line(corpus_files, tmp_path,
+                                                                       fresh_session):
+    train_file, test_file = corpus_files
+    app = RuGPTApp(session=fresh_session)
+    out = tmp_path / "two"
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        for field, value in (("data", str(train_file)), ("test", str(test_file)),
+                             ("epochs", SETTINGS["epochs"]), ("batch-size", SETTINGS["batch"]),
+                             ("block-size", SETTINGS["block"]), ("processes", "2"),
+                             ("out", str(out))):
+            app.query_one(f"#train-{field}", Input).value = value
+        await pilot.pause(0.5)
+        await pilot.press("f8")
+        pane = app.query_one(TrainPane)
+        await wait_for(pilot, lambda: pane.run is not None and not pane.run.running, timeout=240)
+        assert pane.run.error is None and pane.run.result.stop_reason == "done", pane.run.error
+        assert pane.run.steps and pane.run.evals   # drawn like a local run
+        await wait_for(pilot, lambda: "done" in str(app.query_one("#train-runs").get_option_at_index(0).prompt))
+        log = "\n".join(str(line.text) for line in app.query_one("#train-log").lines)
+        assert "training on 2 processes" in log and "eval loss" in log
+        pane_weights = load_file(out / "model.safetensors")
+        # the app's model now holds the run's weights
+        for name, tensor in pane_weights.items():
+            assert torch.equal(fresh_session.model.state_dict()[name], tensor), name
+
+    # the command line, one process, the batch of both: the same weights
+    one = cli("train", "--model", "demo", "--train", str(train_file), "--test", str(test_file),
+              "--epochs", SETTINGS["epochs"], "--batch-size", str(2 * int(SETTINGS["batch"])),
+              "--block-size", SETTINGS["block"], "--out", str(tmp_path / "one"), "--jsonl")
+    assert one.returncode == 0, one.stderr
+    expected = load_file(tmp_path / "one" / "model.safetensors")
+    for name, tensor in pane_weights.items():
+        torch.testing.assert_close(tensor, expected[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_a_stop_ends_every_process_and_saves(corpus_files, tmp_path, demo_dir):
+    train_file, test_file = corpus_files
+    control, groups, steps = TrainControl(), [], []
+
+    def on_event(event):
+        if isinstance(event, Step):
+            steps.append(event)
+            control.stop.set()
+
+    started = time.monotonic()
+    result = train_in_processes(
+        "demo", TrainConfig(train=str(train_file), test=str(test_file), epochs=50, batch_size=2,
+                            block_size=32, out=str(tmp_path / "stopped")),
+        2, on_event=on_event, control=control, device="cpu", started=groups.append)
+    assert result.stop_reason == "cancel" and 1 <= result.steps < 50
+    assert result.out == str(tmp_path / "stopped")
+    assert (tmp_path / "stopped" / "model.safetensors").exists()
+    assert group_gone(groups[0])
+    assert time.monotonic() - started < 200
+
+    # without saving, and the processes' errors come back as one line
+    control = TrainControl(save_on_stop=False)
+    control.stop.set()
+    result = train_in_processes(
+        "demo", TrainConfig(train=str(train_file), epochs=50, block_size=32,
+                            out=str(tmp_path / "unsaved")),
+        2, control=control, device="cpu", started=groups.append)
+    assert result.stop_reason == "cancel" and result.out is None
+    assert not (tmp_path / "unsaved").exists() and group_gone(groups[1])
+
+
+def test_bad_input_of_a_multi_process_run_is_one_line(tmp_path, demo_dir):
+    from core.errors import UserError
+
+    with pytest.raises(UserError) as failed:
+        train_in_processes("demo", TrainConfig(train=str(tmp_path / "missing.txt")), 2, device="cpu")
+    assert "missing.txt" in str(failed.value) and "\n" not in str(failed.value)
