@@ -85,9 +85,13 @@ def train_in_processes(model: str, config: TrainConfig, processes: int,
                        dtype: str = "auto", env: dict | None = None,
                        started: Callable[[int], None] = lambda pid: None) -> TrainResult:
     """Run `config` on `processes` processes; `started` hears the process group's id."""
+    from core.train_config import check_paths
+
     control = control or TrainControl()
     if processes < 2:
         raise UserError(f"processes {processes}: a run on several processes needs at least 2")
+    config.validate()
+    check_paths(config)   # refused here, before any process starts
     env = dict(os.environ if env is None else env)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
     env["TOKENIZERS_PARALLELISM"] = "false"

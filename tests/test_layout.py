@@ -107,6 +107,8 @@ def labels_cut(app, pane: str) -> list[str]:
     screen = app.screen.region
     for widget in app.query_one(f"#{pane}").query(
             "LabeledInput > Label, .train-switch > Static, .train-select > Static, #gen-greedy-box > Static"):
+        if not all(getattr(node, "display", True) for node in widget.ancestors_with_self):
+            continue   # folded away (the LoRA row with LoRA off)
         text = str(widget.render())
         region = widget.content_region
         if region.width < cell_len(text) or not screen.contains_region(region):
@@ -133,6 +135,11 @@ async def test_nothing_a_user_reads_or_types_is_cut_at_80x24(demo_session):
         assert app.query_one("#train-out", Input).region.width >= 30
         chart = app.query_one("#train-chart").region.height
         assert chart >= 8 and all(chart >= w.region.height for w in app.query("#train-left > *"))
+        app.query_one("#train-lora").value = True   # the adapter's row, whole too
+        await pilot.pause()
+        assert app.query_one("#train-lora-row").display and labels_cut(app, "train") == []
+        assert app.query_one("#train-lora-targets", Input).region.width >= 20
+        assert app.query_one("#train-chart").region.height >= 6
         # every key in the footer, the pane keys first
         keys = [k for k in app.query("FooterKey") if k.display]
         assert [k.key_display for k in keys][:5] == ["^q", "f1", "f2", "f3", "f4"]

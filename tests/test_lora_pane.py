@@ -24,18 +24,18 @@ async def test_lora_run_from_the_pane(fresh_session, tmp_path):
     async with app.run_test(size=(100, 40)) as pilot:
         await pilot.press("f4")
         await wait_for(pilot, lambda: "samples" in preview(app))
-        assert "trains all 308,480 parameters" in preview(app)
+        assert "all 308k params" in preview(app)
         lr = app.query_one("#train-lr", Input).value
         app.query_one("#train-lora").value = True
-        await wait_for(pilot, lambda: "LoRA: trains 16,384 of 324,864 parameters" in preview(app))
-        assert "memory ≈" in preview(app)
+        await wait_for(pilot, lambda: "LoRA 16.4k of 325k params (5.04 %)" in preview(app))
+        assert " GB" in preview(app)
         assert app.query_one("#train-lr", Input).value != lr   # the adapter's own default
         app.query_one("#train-lora-targets", Input).value = "c_attn,nowhere"
         await wait_for(pilot, lambda: "'nowhere' matches no layer" in preview(app))
         app.query_one("#train-lora-targets", Input).value = ""
         app.query_one("#train-out", Input).value = str(tmp_path / "adapter")
         app.query_one("#train-epochs", Input).value = "1"
-        await wait_for(pilot, lambda: "LoRA: trains" in preview(app))
+        await wait_for(pilot, lambda: "LoRA 16.4k" in preview(app))
         await pilot.press("f8")
         pane = app.query_one(TrainPane)
         await wait_for(pilot, lambda: pane.run is not None and not pane.run.running, timeout=120)

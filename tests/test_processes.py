@@ -77,13 +77,13 @@ async def test_two_processes_from_the_pane_train_like_the_command_line(corpus_fi
         torch.testing.assert_close(tensor, expected[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
-def test_a_stop_ends_every_process_and_saves(corpus_files, tmp_path, demo_dir):
+def test_a_stop_ends_every_process(corpus_files, tmp_path, demo_dir):
+    """F9 in the pane: after the first step, stop without saving; no process is left."""
     train_file, test_file = corpus_files
-    control, groups, steps = TrainControl(), [], []
+    control, groups = TrainControl(save_on_stop=False), []
 
     def on_event(event):
         if isinstance(event, Step):
-            steps.append(event)
             control.stop.set()
 
     started = time.monotonic()
@@ -91,26 +91,26 @@ def test_a_stop_ends_every_process_and_saves(corpus_files, tmp_path, demo_dir):
         "demo", TrainConfig(train=str(train_file), test=str(test_file), epochs=50, batch_size=2,
                             block_size=32, out=str(tmp_path / "stopped")),
         2, on_event=on_event, control=control, device="cpu", started=groups.append)
-    assert result.stop_reason == "cancel" and 1 <= result.steps < 50
-    assert result.out == str(tmp_path / "stopped")
-    assert (tmp_path / "stopped" / "model.safetensors").exists()
+    assert result.stop_reason == "cancel" and 1 <= result.steps < 50 and result.out is None
+    assert not (tmp_path / "stopped").exists()
     assert group_gone(groups[0])
     assert time.monotonic() - started < 200
-
-    # without saving, and the processes' errors come back as one line
-    control = TrainControl(save_on_stop=False)
-    control.stop.set()
-    result = train_in_processes(
-        "demo", TrainConfig(train=str(train_file), epochs=50, block_size=32,
-                            out=str(tmp_path / "unsaved")),
-        2, control=control, device="cpu", started=groups.append)
-    assert result.stop_reason == "cancel" and result.out is None
-    assert not (tmp_path / "unsaved").exists() and group_gone(groups[1])
 
 
 def test_bad_input_of_a_multi_process_run_is_one_line(tmp_path, demo_dir):
     from core.errors import UserError
 
-    with pytest.raises(UserError) as failed:
-        train_in_processes("demo", TrainConfig(train=str(tmp_path / "missing.txt")), 2, device="cpu")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    groups = []
+    with pytest.raises(UserError) as refused:   # before any process starts
+        train_in_processes("demo", TrainConfig(train="x.txt", out=str(theirs)), 2, device="cpu",
+                           started=groups.append)
+    assert str(theirs) in str(refused.value) and not groups
+    assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
+    with pytest.raises(UserError) as failed:    # found by the processes: their line comes back
+        train_in_processes("demo", TrainConfig(train=str(tmp_path / "missing.txt")), 2, device="cpu",
+                           started=groups.append)
     assert "missing.txt" in str(failed.value) and "\n" not in str(failed.value)
+    assert group_gone(groups[0])

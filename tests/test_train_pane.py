@@ -32,7 +32,8 @@ class Gate:
 
         @functools.wraps(self.original)   # keeps the signature the decode loop inspects
         def forward(*args, **kwargs):
-            if model.training:
+            # a training batch: not the memory plan's probe (one row, no attention mask)
+            if model.training and "attention_mask" in kwargs:
                 self.seen += 1
                 if self.seen > self.after:
                     self.reached.set()

@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 
 DEFAULT_OUT = "rugpt-finetuned"
 # The settings the form shows, in its grid's order; the rest keep their defaults.
-SHOWN = ("epochs", "lr", "batch_size", "block_size", "eval_every", "pack", "mixed_precision",
-         "processes")
-LORA_SHOWN = ("lora", "lora_r", "lora_alpha", "lora_targets", "gradient_checkpointing")
+SHOWN = ("epochs", "lr", "batch_size", "block_size", "eval_every", "mixed_precision",
+         "pack", "lora", "gradient_checkpointing", "processes")
+LORA_SHOWN = ("lora_r", "lora_alpha", "lora_dropout", "lora_targets")   # a row shown with LoRA on
 PATH_FIELDS = (("train", "train-data"), ("test", "train-test"), ("out", "train-out"))
 
 
@@ -69,8 +69,10 @@ class TrainForm(Vertical):
             for name in SHOWN:
                 yield SettingField(settings[name], settings[name].default, "train")
             yield LabeledInput("output folder", DEFAULT_OUT, "train-out", None, id="train-out-box")
+        with Grid(id="train-lora-row"):
             for name in LORA_SHOWN:
-                yield SettingField(settings[name], settings[name].default, "train")
+                yield SettingField(settings[name], settings[name].default, "train",
+                                   id="train-lora-targets-box" if name == "lora_targets" else None)
 
     def on_mount(self) -> None:
         self.query_one("#train-data", Input).suggester = PathSuggester()
@@ -97,11 +99,12 @@ class TrainForm(Vertical):
 
     @on(Switch.Changed, "#train-lora")
     def lora_switched(self, event: Switch.Changed) -> None:
-        """A learning rate left at one mode's default follows to the other's (an adapter
-        wants a higher one)."""
+        """The adapter's settings show with LoRA on. A learning rate left at one mode's
+        default follows to the other's (an adapter wants a higher one)."""
+        self.query_one("#train-lora-row").display = event.value
         if not self._defaults:
             return
-        name = getattr(self, "_model_name", "default")
+        name = self._model_name
         full = train_defaults(name, 2)["lr"]
         lora = train_defaults(name, 2, lora=True)["lr"]
         field = next(f for f in self.query(SettingField) if f.setting.name == "lr")
@@ -141,7 +144,7 @@ class TrainForm(Vertical):
         return TrainConfig(
             train=data, test=self.query_one("#train-test", Input).value.strip() or None,
             out=self.query_one("#train-out", Input).value.strip() or None,
-            **read_fields(self.query_one("#train-settings")),
+            **read_fields(self),
         ).validate()
 
     @on(Input.Changed, "#train-out")
@@ -228,7 +231,7 @@ class TrainForm(Vertical):
             text.append("\n" + str(exc), style="red")
             self.post_message(DataPreview(number, text, False))
             return
-        text.append("\n" + plan_text(plan, config.lora), style="cyan")
+        text.append("   " + plan_text(plan, config.lora), style="cyan")
         self.post_message(DataPreview(number, text, True))
 
     def on_data_preview(self, message: DataPreview) -> None:

@@ -140,10 +140,19 @@ def preview_text(stats: dict, block: int, pack: bool) -> Text:
 def plan_text(plan, lora: bool) -> str:
     """What the run trains and the memory it needs, in one short line (the run's log has
     the whole breakdown)."""
-    trains = (f"LoRA: trains {plan.trainable:,} of {plan.total_parameters:,} parameters "
-              f"({100 * plan.trainable / max(plan.total_parameters, 1):.2f} %)" if lora
-              else f"trains all {plan.total_parameters:,} parameters")
-    return f"{trains} · memory ≈ {plan.total / 1e9:.2f} GB"
+    trains = (f"LoRA {short_count(plan.trainable)} of {short_count(plan.total_parameters)} "
+              f"params ({100 * plan.trainable / max(plan.total_parameters, 1):.2f} %)" if lora
+              else f"all {short_count(plan.total_parameters)} params")
+    return f"{trains} · ≈ {plan.total / 1e9:.2f} GB"
+
+
+def short_count(n: int) -> str:
+    """16384 → 16.4k, 324864 → 325k, 125231616 → 125M."""
+    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= size:
+            value = n / size
+            return f"{value:.3g}{unit}"
+    return str(n)
 
 
 def estimate_text(estimate: dict) -> Text:
