@@ -151,6 +151,12 @@ def _is_hub_name(spec: str) -> bool:
     return not spec.startswith((".", "/", "~")) and spec.count("/") <= 1 and not spec.endswith(SUFFIXES)
 
 
+def check_source(spec: str) -> None:
+    """A data source that can be found: a file or folder that exists, or a hub name."""
+    if not Path(spec).expanduser().exists() and not _is_hub_name(spec):
+        raise UserError(f"{spec}: no such file or folder")
+
+
 def load_texts(spec: str, cache_dir: str | None = None):
     """A `datasets.Dataset` with one column, `text`, from any supported source. Its Arrow
     files go to `cache_dir` (default: datasets' own cache)."""

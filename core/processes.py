@@ -90,8 +90,13 @@ def train_in_processes(model: str, config: TrainConfig, processes: int,
     control = control or TrainControl()
     if processes < 2:
         raise UserError(f"processes {processes}: a run on several processes needs at least 2")
+    from core.data import check_source
+
     config.validate()
     check_paths(config)   # refused here, before any process starts
+    for source in (config.train, config.test):
+        if source:
+            check_source(source)
     env = dict(os.environ if env is None else env)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
     env["TOKENIZERS_PARALLELISM"] = "false"

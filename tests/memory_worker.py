@@ -35,7 +35,7 @@ def main() -> None:
     baseline = resident_bytes()
     session = load_session(model, device="cpu")
     config = TrainConfig(train=train_file, batch_size=int(batch), block_size=int(block),
-                         lora=mode == "lora", max_steps=3, eval_tokens=4096, sample_tokens=2,
+                         lora=mode == "lora", max_steps=2, eval_tokens=4096, sample_tokens=2,
                          gradient_checkpointing=checkpointing, lr=1e-4)
     plan = memory_plan(session, config)
     train(session, config)

@@ -20,13 +20,13 @@ from tests.test_training import weights
 
 @pytest.fixture(scope="module")
 def mid_model(tmp_path_factory, demo_dir):
-    """A GPT-2 of 21 M parameters on the demo tokenizer: big enough that its memory stands
+    """A GPT-2 of 14 M parameters on the demo tokenizer: big enough that its memory stands
     out of the libraries' and the allocator's noise."""
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
     out = tmp_path_factory.mktemp("mid-model")
     tokenizer = AutoTokenizer.from_pretrained(demo_dir)
-    config = GPT2Config(n_layer=6, n_embd=512, n_head=8, vocab_size=len(tokenizer), n_positions=256,
+    config = GPT2Config(n_layer=4, n_embd=512, n_head=8, vocab_size=len(tokenizer), n_positions=256,
                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     torch.manual_seed(0)
     GPT2LMHeadModel(config).save_pretrained(out)

@@ -104,13 +104,16 @@ def test_bad_input_of_a_multi_process_run_is_one_line(tmp_path, demo_dir):
     theirs.mkdir()
     (theirs / "notes.txt").write_text("mine")
     groups = []
-    with pytest.raises(UserError) as refused:   # before any process starts
-        train_in_processes("demo", TrainConfig(train="x.txt", out=str(theirs)), 2, device="cpu",
-                           started=groups.append)
-    assert str(theirs) in str(refused.value) and not groups
+    for config, named in ((TrainConfig(train="x.txt", out=str(theirs)), str(theirs)),
+                          (TrainConfig(train=str(tmp_path / "missing.txt")), "missing.txt")):
+        with pytest.raises(UserError) as refused:   # before any process starts
+            train_in_processes("demo", config, 2, device="cpu", started=groups.append)
+        assert named in str(refused.value) and not groups
     assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
     with pytest.raises(UserError) as failed:    # found by the processes: their line comes back
-        train_in_processes("demo", TrainConfig(train=str(tmp_path / "missing.txt")), 2, device="cpu",
+        train_in_processes("demo", TrainConfig(train=str(empty)), 2, device="cpu",
                            started=groups.append)
-    assert "missing.txt" in str(failed.value) and "\n" not in str(failed.value)
+    assert "empty.txt" in str(failed.value) and "\n" not in str(failed.value)
     assert group_gone(groups[0])

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import torch
 
@@ -193,29 +192,6 @@ def test_train_cli_jsonl_and_generate_from_result(corpus_files, tmp_path, demo_d
     assert isinstance(done["eval_loss"], float)
     gen = cli("generate", "--model", str(out), "--prompt", "Это", "--max-new-tokens", "5", "--jsonl")
     assert gen.returncode == 0, gen.stderr
-
-
-def test_two_processes_train_like_one(corpus_files, tmp_path, demo_dir):
-    """torchrun, 2 CPU processes (gloo), batch 2 each == one process with batch 4."""
-    train_file, test_file = corpus_files
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         "--standalone", "tests/ddp_worker.py", str(train_file), str(test_file),
-         str(tmp_path), "2"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rank0 = torch.load(tmp_path / "rank0.pt")
-    rank1 = torch.load(tmp_path / "rank1.pt")
-    for name in rank0:
-        assert torch.equal(rank0[name], rank1[name]), name
-
-    single = load_session("demo", device="cpu")
-    train(single, TrainConfig(train=str(train_file), test=str(test_file), epochs=1, lr=1e-3,
-                              batch_size=4, block_size=32, warmup=0.0, seed=3, sample_tokens=4))
-    for name, tensor in weights(single).items():
-        torch.testing.assert_close(rank0[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
-    assert time.monotonic() - start < 300
 
 
 def test_first_eval_is_at_step_0_before_any_update(corpus_files, fresh_session):

@@ -7,6 +7,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from textual.command import SimpleCommand
+from textual.css.query import NoMatches
 
 from core.errors import UserError, one_line
 from core.store import Store
@@ -45,7 +46,10 @@ class WorkspaceKeeper:
     def schedule_save(self) -> None:
         """Settings are taken as they are now and written a second after they stop changing
         (or at exit, when the panes are already gone)."""
-        self._collect()
+        try:
+            self._collect()
+        except NoMatches:   # a change that comes while the app closes: the panes are gone
+            return
         if self._save_timer is not None:
             self._save_timer.stop()
         self._save_timer = self.app.set_timer(1.0, self.save)
