@@ -9,8 +9,9 @@ bash scripts/setup-venv.sh
 export HF_HUB_OFFLINE=1
 set +e
 # Two worker processes (one per core of the reference machine): the suite's CLI tests spend
-# most of their time starting Python, which two workers overlap.
-.venv/bin/python -m pytest -q -n "${RUGPT_TUI_TEST_WORKERS:-2}" "$@"
+# most of their time starting Python, which two workers overlap. Work stealing keeps both
+# busy to the end (a few tests run several processes for half a minute).
+.venv/bin/python -m pytest -q -n "${RUGPT_TUI_TEST_WORKERS:-2}" --dist worksteal "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
