@@ -150,7 +150,8 @@ def cmd_train(args) -> int:
         FolderLock(Path(config.out).resolve()).acquire().release()
     session = _session(args)
     # Settings not given take the model's defaults (the Train pane's too).
-    defaults = {**train_defaults(session.info.model, session.max_positions, lora=config.lora),
+    preset = session.info.base_model or session.info.model   # an adapter: its base's
+    defaults = {**train_defaults(preset, session.max_positions, lora=config.lora),
                 **adapter_settings(session)}   # a loaded adapter's rank, alpha, targets
     config = replace(config, **{k: v for k, v in defaults.items() if k not in chosen}).validate()
     if session.notice:

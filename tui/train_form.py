@@ -81,17 +81,17 @@ class TrainForm(Vertical):
     def show_model(self, session: ModelSession, remembered: dict) -> None:
         """The model's defaults (the ones `rugpt-tui train` uses), then what was last chosen
         for it; the shipped corpus when no data is chosen yet."""
+        from core.lora import adapter_settings
+        from core.processes import visible_devices
+
         data = self.query_one("#train-data", Input)
         if not data.value:
             data.value = short_path(sample_corpus_path())   # F8 works at once on a fresh install
-        from core.lora import adapter_settings
-
-        self._model_name = session.info.model
-        from core.processes import visible_devices
-
-        self._defaults = train_defaults(session.info.model, session.max_positions)
+        fixed = adapter_settings(session)   # a loaded adapter trains with its own shape…
+        # …and its base's preset (the demo's quick settings for an adapter on the demo)
+        self._model_name = session.info.base_model or session.info.model
+        self._defaults = train_defaults(self._model_name, session.max_positions, lora=bool(fixed))
         self._defaults["processes"] = visible_devices()   # every GPU this machine shows
-        fixed = adapter_settings(session)   # a loaded adapter trains with its own shape
         for field in self.query(SettingField):
             name = field.setting.name
             field.show(fixed.get(name, remembered.get(name, self._defaults[name])))
