@@ -64,15 +64,22 @@ class MemoryPlan:
         parts = [("weights", self.weights), ("gradients", self.gradients),
                  ("optimizer", self.optimizer),
                  ("activations", self.activations + self.logits)]
-        shown = " · ".join(f"{name} {value / GB:.2f}" for name, value in parts)
+        shown = " · ".join(f"{name} {size(value)}" for name, value in parts)
         tail = f" (batch {self.batch} × block {self.block})"
         if self.cpu or self.eval_peak > self.step_peak:
-            tail += f"; evaluation {self.evaluation / GB:.2f}"
-        return f"memory ≈ {self.total / GB:.2f} GB: {shown}{tail}"
+            tail += f"; evaluation {size(self.evaluation)}"
+        return f"memory ≈ {size(self.total)}: {shown}{tail}"
 
     def params_line(self) -> str:
         share = 100 * self.trainable / max(self.total_parameters, 1)
         return f"trains {self.trainable:,} of {self.total_parameters:,} parameters ({share:.2f} %)"
+
+
+def size(n: int) -> str:
+    """7.44 GB, 320 MB, 0.4 MB."""
+    if n >= GB:
+        return f"{n / GB:.2f} GB"
+    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e6:.1f} MB"
 
 
 def _bytes_of(params) -> int:

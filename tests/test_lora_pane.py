@@ -28,7 +28,7 @@ async def test_lora_run_from_the_pane(fresh_session, tmp_path):
         lr = app.query_one("#train-lr", Input).value
         app.query_one("#train-lora").value = True
         await wait_for(pilot, lambda: "LoRA 16.4k of 325k params (5.04 %)" in preview(app))
-        assert " GB" in preview(app)
+        assert " MB" in preview(app)
         assert app.query_one("#train-lr", Input).value != lr   # the adapter's own default
         app.query_one("#train-lora-targets", Input).value = "c_attn,nowhere"
         await wait_for(pilot, lambda: "'nowhere' matches no layer" in preview(app))

@@ -143,7 +143,9 @@ def plan_text(plan, lora: bool) -> str:
     trains = (f"LoRA {short_count(plan.trainable)} of {short_count(plan.total_parameters)} "
               f"params ({100 * plan.trainable / max(plan.total_parameters, 1):.2f} %)" if lora
               else f"all {short_count(plan.total_parameters)} params")
-    return f"{trains} · ≈ {plan.total / 1e9:.2f} GB"
+    from core.memory import size
+
+    return f"{trains} · ≈ {size(plan.total)}"
 
 
 def short_count(n: int) -> str:
