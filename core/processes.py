@@ -18,13 +18,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
 from core import train_events as ev
+from core.data import check_source
 from core.errors import UserError
 from core.settings import TRAIN_SETTINGS
-from core.train_config import TrainConfig, TrainControl, TrainResult
+from core.train_config import TrainConfig, TrainControl, TrainResult, check_paths
 
 STOP_GRACE_S = 120.0        # a save of a big model can take a while
 EVENTS = {cls.kind: cls for cls in (ev.Stats, ev.Step, ev.Eval, ev.Sample, ev.Saved, ev.Notice,
@@ -85,13 +87,9 @@ def train_in_processes(model: str, config: TrainConfig, processes: int,
                        dtype: str = "auto", env: dict | None = None,
                        started: Callable[[int], None] = lambda pid: None) -> TrainResult:
     """Run `config` on `processes` processes; `started` hears the process group's id."""
-    from core.train_config import check_paths
-
     control = control or TrainControl()
     if processes < 2:
         raise UserError(f"processes {processes}: a run on several processes needs at least 2")
-    from core.data import check_source
-
     config.validate()
     check_paths(config)   # refused here, before any process starts
     for source in (config.train, config.test):
@@ -105,7 +103,7 @@ def train_in_processes(model: str, config: TrainConfig, processes: int,
                             text=True, env=env, start_new_session=True)
     started(proc.pid)
     lines: queue.Queue[str | None] = queue.Queue()
-    errors: list[str] = []
+    errors: deque[str] = deque(maxlen=200)   # stderr's last lines (progress bars come there too)
 
     def read(stream, sink) -> None:
         for line in stream:
