@@ -239,8 +239,8 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
             break
         with lock, torch.inference_mode(), _EvalMode(model):
             if static:   # positions given, never read off the cache: one graph for every step
-                fed = len(prompt_ids) + step - (step_input.shape[1] if step == 0 else 1)
-                positions = torch.arange(fed, fed + step_input.shape[1], device=device)[None]
+                first = 0 if step == 0 else len(prompt_ids) + step - 1   # the prompt, then one id
+                positions = torch.arange(first, first + step_input.shape[1], device=device)[None]
                 forward = model if step == 0 else decode   # the prefill runs uncompiled
                 out = forward(input_ids=step_input, position_ids=positions, use_cache=True,
                               **{cache_kw: cache}, **extra)

@@ -182,13 +182,20 @@ def default_block_size(max_positions: int) -> int:
     return min(max_positions, MAX_DEFAULT_BLOCK)
 
 
+def lr_default(model_name: str, lora: bool = False) -> float:
+    """The learning rate a run on this model starts from: full fine-tuning's, or LoRA's."""
+    if lora:
+        return LORA_LR.get(model_name, LORA_LR["default"])
+    preset = TRAIN_PRESETS.get(model_name, TRAIN_PRESETS["default"])
+    return preset.get("lr", by_name(TRAIN_SETTINGS)["lr"].default)
+
+
 def train_defaults(model_name: str, max_positions: int, lora: bool = False) -> dict[str, Any]:
     """Every training setting's default for this model, for the app and the CLI alike."""
     values = {s.name: s.default for s in TRAIN_SETTINGS}
     values.update(TRAIN_PRESETS.get(model_name, TRAIN_PRESETS["default"]))
-    if lora:
-        values["lora"] = True
-        values["lr"] = LORA_LR.get(model_name, LORA_LR["default"])
+    values["lora"] = lora
+    values["lr"] = lr_default(model_name, lora)
     block = values["block_size"] or default_block_size(max_positions)
     values["block_size"] = min(block, max_positions)
     return values

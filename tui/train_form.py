@@ -16,7 +16,7 @@ from textual.widgets import Input, Static, Switch
 from core.data import sample_corpus_path
 from core.errors import UserError, one_line
 from core.safe_write import check_output_folder
-from core.settings import TRAIN_SETTINGS, by_name, default_block_size, train_defaults
+from core.settings import TRAIN_SETTINGS, by_name, default_block_size, lr_default, train_defaults
 from core.train_config import TrainConfig
 from tui.train_run import ProgressMeter, estimate_text, plan_text, preview_text
 from tui.widgets import (
@@ -104,9 +104,7 @@ class TrainForm(Vertical):
         self.query_one("#train-lora-row").display = event.value
         if not self._defaults:
             return
-        name = self._model_name
-        full = train_defaults(name, 2)["lr"]
-        lora = train_defaults(name, 2, lora=True)["lr"]
+        full, lora = (lr_default(self._model_name, lora) for lora in (False, True))
         field = next(f for f in self.query(SettingField) if f.setting.name == "lr")
         try:
             shown = field.read()
