@@ -139,7 +139,7 @@ async def test_nothing_a_user_reads_or_types_is_cut_at_80x24(demo_session):
         await pilot.pause()
         assert app.query_one("#train-lora-row").display and labels_cut(app, "train") == []
         assert app.query_one("#train-lora-targets", Input).region.width >= 20
-        assert app.query_one("#train-chart").region.height >= 6
+        assert app.query_one("#train-chart").region.height >= 7
         # every key in the footer, the pane keys first
         keys = [k for k in app.query("FooterKey") if k.display]
         assert [k.key_display for k in keys][:5] == ["^q", "f1", "f2", "f3", "f4"]
