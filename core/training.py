@@ -28,6 +28,7 @@ from core.checkpoint import STATE_DIR, read_trainer_state, save_checkpoint
 from core.errors import SaveError, UserError, one_line
 from core.generation import Done as GenerationDone
 from core.generation import generate_stream
+from core.loss import hidden_states_out, next_token_loss, supports_chunked_loss, token_losses
 from core.safe_write import FolderLock
 from core.sampling import SamplingSettings
 from core.settings import default_block_size
@@ -66,12 +67,14 @@ EVAL_BATCH_TOKENS = 8192
 EVAL_LOGITS_BYTES = 256 * 2**20   # an evaluation batch's logits stay under this (50k vocab: 1.3k tokens)
 
 
-def eval_batch_rows(batch_size: int, block: int, vocab: int) -> int:
+def eval_batch_rows(batch_size: int, block: int, vocab: int | None) -> int:
     """Rows per evaluation batch: no gradients to keep, so bigger than a training batch —
     about as many tokens as a step's at block 1024 — unless the logits (rows × block × vocab,
-    fp32) would grow past EVAL_LOGITS_BYTES; never fewer than a training batch."""
-    by_logits = EVAL_LOGITS_BYTES // (block * vocab * 4)
-    return max(batch_size, min(EVAL_BATCH_TOKENS // block, by_logits))
+    fp32; `vocab` None when the loss is chunked and they never exist whole) would grow past
+    EVAL_LOGITS_BYTES; never fewer than a training batch."""
+    by_tokens = EVAL_BATCH_TOKENS // block
+    by_logits = by_tokens if vocab is None else EVAL_LOGITS_BYTES // (block * vocab * 4)
+    return max(batch_size, min(by_tokens, by_logits))
 
 
 def train(session: ModelSession, config: TrainConfig,
@@ -167,7 +170,7 @@ def train_step(run: Run, batch: dict, step: int) -> float | Stopped:
         with run.session.lock:
             acc.unwrap_model(model).train()
             with acc.accumulate(model):
-                loss = model(**batch).loss
+                loss = batch_loss(model, acc.unwrap_model(model), batch, run.chunked_loss)
                 if not torch.isfinite(loss):
                     return Stopped("nan", f"loss became {float(loss.detach())} at step {step + 1}: "
                                           "training stopped; try a lower --lr")
@@ -187,7 +190,39 @@ def train_step(run: Run, batch: dict, step: int) -> float | Stopped:
     return float(loss.detach())
 
 
-def evaluate(accelerator: Accelerator, model, test_loader, lock) -> float | None:
+def uses_chunked_loss(model, config: TrainConfig) -> bool:
+    """`core.loss`'s chunks where the architecture allows them; a compiled model (GPU) keeps
+    its own loss, which the compiler fuses."""
+    return supports_chunked_loss(model) and not (config.compile and model.device.type == "cuda")
+
+
+def batch_loss(model, unwrapped, batch: dict, chunked: bool) -> torch.Tensor:
+    """The batch's mean next-token loss; with `chunked`, through `core.loss` (no (B, T, V)
+    logits). `model` may be the DDP-wrapped `unwrapped`."""
+    if not chunked:
+        return model(**batch).loss
+    with hidden_states_out(unwrapped) as head:
+        hidden = model(input_ids=batch["input_ids"],
+                       attention_mask=batch["attention_mask"]).logits                # (B, T, H)
+    return next_token_loss(hidden, head, batch["labels"])
+
+
+def _token_losses(model, unwrapped, batch: dict, chunked: bool) -> torch.Tensor:
+    """Each position's next-token loss, 0 where unscored (B, T); no gradients."""
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    if chunked:
+        with hidden_states_out(unwrapped) as head:
+            hidden = model(**inputs).logits                                          # (B, T, H)
+        return token_losses(hidden, head, batch["labels"])
+    logits = model(**inputs).logits                                                  # (B, T, V)
+    labels = batch["labels"][:, 1:]                                                  # (B, T-1)
+    token_loss = torch.nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
+        ignore_index=-100, reduction="none").view_as(labels)                         # (B, T-1)
+    return torch.nn.functional.pad(token_loss, (0, 1))
+
+
+def evaluate(accelerator: Accelerator, model, test_loader, lock, chunked: bool) -> float | None:
     """Token-weighted mean loss over the test set, exact under several processes (per-sample
     sums gathered without the padding samples shards may add)."""
     if len(test_loader) == 0:
@@ -200,12 +235,8 @@ def evaluate(accelerator: Accelerator, model, test_loader, lock) -> float | None
         with torch.no_grad():
             for batch in test_loader:
                 with accelerator.autocast():
-                    logits = model(input_ids=batch["input_ids"],
-                                   attention_mask=batch["attention_mask"]).logits   # (B, T, V)
+                    token_loss = _token_losses(model, unwrapped, batch, chunked)    # (B, T)
                 labels = batch["labels"][:, 1:]                                      # (B, T-1)
-                token_loss = torch.nn.functional.cross_entropy(
-                    logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
-                    ignore_index=-100, reduction="none").view_as(labels)            # (B, T-1)
                 sample_sum, sample_count = accelerator.gather_for_metrics(
                     (token_loss.sum(1), (labels != -100).sum(1)))
                 sums.append(sample_sum)
@@ -339,6 +370,7 @@ class Run:
     start_position: Position = Position()
     save_error: str | None = None
     save_on_stop: bool = True
+    chunked_loss: bool = False
 
     @classmethod
     def start(cls, session: ModelSession, config: TrainConfig,
@@ -393,14 +425,14 @@ class Run:
             accelerator.register_load_state_pre_hook(lambda models, folder: models.clear())
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         collate_fn = collate(pad_id)
+        chunked = uses_chunked_loss(session.model, config)
+        vocab = session.model.get_output_embeddings().weight.shape[0]
         test_loader = accelerator.prepare(DataLoader(
             Subset(data.test_rows, data.eval_rows), collate_fn=collate_fn,
-            # no gradients to keep: bigger batches, about as many tokens as a step's at block 1024
-            batch_size=eval_batch_rows(config.batch_size, block_size,
-                                       session.model.get_output_embeddings().weight.shape[0]),
+            batch_size=eval_batch_rows(config.batch_size, block_size, None if chunked else vocab),
             generator=private_generator()))
         run = cls(session, config, emit, accelerator, model, optimizer, scheduler, data, plan,
-                  block_size, collate_fn, test_loader)
+                  block_size, collate_fn, test_loader, chunked_loss=chunked)
         if config.resume:
             run.resume_from(config.resume)
         return run
@@ -442,7 +474,8 @@ class Run:
         return stop, save_now
 
     def eval_and_sample(self, step: int) -> float | None:
-        eval_loss = evaluate(self.accelerator, self.model, self.test_loader, self.session.lock)
+        eval_loss = evaluate(self.accelerator, self.model, self.test_loader, self.session.lock,
+                             self.chunked_loss)
         if eval_loss is not None:
             self.emit(Eval(step, eval_loss, math.exp(min(eval_loss, 50))))
         if self.accelerator.is_main_process:
