@@ -25,11 +25,15 @@ if TYPE_CHECKING:
 GB = 1e9
 ADAM_STATES = 2            # AdamW keeps two fp32 moments per trained weight
 FIT_MARGIN = 0.9           # refuse a run whose plan exceeds 90 % of the free memory
-# On the CPU, memory freed between operations stays in the process's heap (glibc keeps it
-# for reuse, fragmented), so a step's resident memory is ~1.25 × the bytes it keeps alive
-# (measured: bench/memory_plan.py), and the evaluation's buffers come on top of what the
-# steps left rather than reusing it. CUDA's caching allocator reuses freed blocks.
+# On the CPU a step's resident memory is ~1.25 × the bytes its tensors keep alive (the heap's
+# own bookkeeping and the backward pass's temporaries; measured with the C heap a command
+# gets, core.host_memory, by bench/lora_vs_full.py). glibc's heap untuned keeps freed blocks,
+# fragmented, and can hold up to twice that. CUDA's caching allocator reuses freed blocks.
 CPU_HEAP_SLACK = 1.25
+# A no-grad forward frees each layer's intermediates as it goes: at its peak it holds at most
+# about half of what a training forward saves for one layer (measured alone: 0.55 at ruGPT-3
+# small's shape; less within a run on a small model, where the plan then reads high).
+NO_GRAD_LAYER_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -38,13 +42,12 @@ class MemoryPlan:
     gradients: int           # the trained parameters' gradients (fp32)
     optimizer: int           # AdamW state
     activations: int         # what the forward pass keeps for the backward, at batch × block
-    logits: int              # the output and its gradients (batch × block × vocab, fp32)
-    evaluation: int          # the no-grad evaluation batch's logits and losses
+    logits: int              # the loss's buffers: the output layer's and its gradients
+    evaluation: int          # the no-grad evaluation batch: a layer's intermediates, the loss's buffers
     batch: int
     block: int
     trainable: int
     total_parameters: int
-    cpu: bool = False
 
     @property
     def step_peak(self) -> int:
@@ -56,8 +59,6 @@ class MemoryPlan:
 
     @property
     def total(self) -> int:
-        if self.cpu:   # the heap keeps what the steps freed: the evaluation lands on top
-            return self.step_peak + self.evaluation
         return max(self.step_peak, self.eval_peak)
 
     def line(self) -> str:
@@ -66,7 +67,7 @@ class MemoryPlan:
                  ("activations", self.activations + self.logits)]
         shown = " · ".join(f"{name} {size(value)}" for name, value in parts)
         tail = f" (batch {self.batch} × block {self.block})"
-        if self.cpu or self.eval_peak > self.step_peak:
+        if self.eval_peak > self.step_peak:
             tail += f"; evaluation {size(self.evaluation)}"
         return f"memory ≈ {size(self.total)}: {shown}{tail}"
 
@@ -86,18 +87,28 @@ def _bytes_of(params) -> int:
     return sum(p.numel() * p.element_size() for p in params)
 
 
-def saved_activation_bytes(model, block: int, vocab: int, grad_checkpointing: bool,
-                           autocast_dtype=None) -> int:
+def saved_activation_bytes(model, block: int, vocab: int, autocast_dtype=None,
+                           chunked_loss: bool = False) -> int:
     """Bytes autograd keeps from one forward pass at batch 1 over `block` tokens in training
-    mode (weights, which it also keeps, excluded). The RNG is left as it was."""
+    mode (weights, which it also keeps, excluded). With `chunked_loss` the pass stops at the
+    final hidden states, as a run's does (`core.loss`). The RNG is left as it was."""
+    from contextlib import nullcontext
+
     import torch
+
+    from core.loss import hidden_states_out
 
     seen: dict[tuple[int, int], int] = {}
 
-    def keep(tensor):
+    held: list = []   # alive until the pass ends, so no address is reused and counted once
+
+    def note(tensor):
         storage = tensor.untyped_storage()
         seen[(storage.data_ptr(), storage.nbytes())] = storage.nbytes()
-        return tensor
+        held.append(tensor)
+        # The graph gets nothing: a node saving its own output would hold it, and it the
+        # node — a cycle nothing frees (every plan leaked a pass's activations). No backward.
+        return None
 
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
     checkpointing = checkpointing_on(model)
@@ -109,22 +120,19 @@ def saved_activation_bytes(model, block: int, vocab: int, grad_checkpointing: bo
     devices = [model.device] if model.device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices), \
-                torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t), \
+                torch.autograd.graph.saved_tensors_hooks(note, lambda _: None), \
                 torch.autocast(model.device.type, dtype=autocast_dtype,
                                enabled=autocast_dtype is not None):
             model.train()
-            out = model(input_ids=ids, labels=ids, use_cache=False)
+            with hidden_states_out(model) if chunked_loss else nullcontext():
+                out = model(input_ids=ids, labels=None if chunked_loss else ids, use_cache=False)
             del out
+            held.clear()
     finally:
         model.train(was_training)
         if checkpointing:
             set_checkpointing(model, True)
-    saved = sum(n for (ptr, _), n in seen.items() if ptr not in weights)
-    if grad_checkpointing:   # what stays: each layer's input; one layer is recomputed at a time
-        layers = _layer_count(model)
-        hidden = _hidden_size(model)
-        saved = layers * block * hidden * 4 + saved // max(layers, 1)
-    return saved
+    return sum(n for (ptr, _), n in seen.items() if ptr not in weights)
 
 
 def checkpointing_on(model) -> bool:
@@ -166,8 +174,9 @@ def memory_plan(session: ModelSession, config: TrainConfig) -> MemoryPlan:
     import torch
 
     from core.lora import LoraSpec, adapter_spec, count_trainable
+    from core.loss import chunk_rows
     from core.settings import default_block_size
-    from core.training import eval_batch_rows, mixed_precision
+    from core.training import eval_batch_rows, mixed_precision, uses_chunked_loss
 
     model = session.model
     block = min(config.block_size or default_block_size(session.max_positions), session.max_positions)
@@ -185,9 +194,9 @@ def memory_plan(session: ModelSession, config: TrainConfig) -> MemoryPlan:
     precision = mixed_precision(config.mixed_precision, str(model.device))
     autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
+    chunked = uses_chunked_loss(model, config)
     with session.lock:
-        per_sample = saved_activation_bytes(model, block, vocab, config.gradient_checkpointing,
-                                            autocast)
+        per_sample = saved_activation_bytes(model, block, vocab, autocast, chunked)
     if config.lora and not adapter_params:
         # The probe ran without the adapter: add what its layers keep per token — the
         # dropout's output and mask (fp32 and bool) and the r-wide projection.
@@ -197,23 +206,37 @@ def memory_plan(session: ModelSession, config: TrainConfig) -> MemoryPlan:
         layers = target_layers(model, spec).values()
         per_sample += sum(block * (dropped * fan_in + 4 * spec.r) for fan_in, _ in layers)
     tokens = config.batch_size * block
-    cpu = model.device.type == "cpu"
-    slack = CPU_HEAP_SLACK if cpu else 1.0
-    eval_tokens = eval_batch_rows(config.batch_size, block, vocab) * block
+    slack = CPU_HEAP_SLACK if model.device.type == "cpu" else 1.0
+    hidden, layers = _hidden_size(model), max(_layer_count(model), 1)
+    one_layer = per_sample // layers
+    kept = per_sample
+    if config.gradient_checkpointing:   # each layer's input stays; one layer is recomputed at a time
+        kept = layers * block * hidden * 4 + one_layer
+    eval_rows = eval_batch_rows(config.batch_size, block, None if chunked else vocab)
     if config.eval_tokens:   # a sample smaller than one evaluation batch
-        eval_tokens = min(eval_tokens, -(-config.eval_tokens // block) * block)
+        eval_rows = min(eval_rows, -(-config.eval_tokens // block))
+    eval_tokens = eval_rows * block
+    if chunked:
+        # the hidden states' gradient, made in the forward pass; a chunk's logits and its
+        # matmul's output (the head's weight gradient is counted with the gradients)
+        logits = tokens * hidden * 4 + 2 * min(chunk_rows(vocab), tokens) * vocab * 4
+        # the final hidden states, the per-token losses and a chunk's logits
+        evaluation = eval_tokens * (hidden + 1) * 4 + 2 * min(chunk_rows(vocab), eval_tokens) * vocab * 4
+    else:
+        # the logits stay alive beside the saved log-softmax; backward adds their gradients
+        logits = 2 * tokens * vocab * 4
+        # logits, their shifted copy and the per-token loss's log-softmax, all fp32
+        evaluation = 3 * eval_tokens * vocab * 4
     return MemoryPlan(
         weights=weights,
         gradients=trainable * 4,
         optimizer=trainable * 4 * ADAM_STATES,
-        activations=int(per_sample * config.batch_size * slack),
-        # the logits stay alive beside the saved log-softmax; backward adds their gradients
-        logits=int(2 * tokens * vocab * 4 * slack),
-        # logits, their shifted copy and the per-token loss's log-softmax, all fp32
-        evaluation=3 * eval_tokens * vocab * 4,
+        activations=int(kept * config.batch_size * slack),
+        logits=int(logits * slack),
+        # measured as it is: the heap's slack is a backward pass's
+        evaluation=int(evaluation + eval_rows * one_layer * NO_GRAD_LAYER_SHARE),
         batch=config.batch_size, block=block, trainable=trainable,
-        total_parameters=sum(p.numel() for p in base_params) + (trainable if config.lora else 0),
-        cpu=cpu)
+        total_parameters=sum(p.numel() for p in base_params) + (trainable if config.lora else 0))
 
 
 def free_cuda_memory(device) -> int | None:

@@ -46,6 +46,25 @@ def test_estimate_is_within_a_quarter_of_the_measured_peak(mid_model, mode):
     assert 0.75 <= ratio <= 1.25, result
 
 
+def _resident_bytes() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_planning_again_and_again_keeps_no_memory(mid_model, corpus_files):
+    """The pane plans on every settings change: the probing forward pass must leave nothing
+    behind (it once kept each pass's activations, ~75 MB a time on this model)."""
+    session = load_session(str(mid_model), device="cpu")
+    config = TrainConfig(train=str(corpus_files[0]), block_size=256, batch_size=1)
+    one_pass = memory_plan(session, config).activations
+    assert one_pass > 50e6
+    before = _resident_bytes()
+    for _ in range(5):
+        memory_plan(session, config)
+    assert _resident_bytes() - before < one_pass
+
+
 def test_lora_and_checkpointing_plan_less(demo_session, corpus_files):
     train_file, _ = corpus_files
     base = TrainConfig(train=str(train_file), block_size=128, batch_size=8)
