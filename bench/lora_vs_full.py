@@ -1,10 +1,10 @@
 """LoRA vs full fine-tuning on ruGPT-3 small's shape (random init), one run each, side by side:
 peak memory and training tokens/s, and how close the memory plan shown before the start was.
-LoRA runs twice: as it is, and with gradient checkpointing.
+Each runs twice: as it is, and with gradient checkpointing.
 
-Each mode runs in a process of its own (so each has its own peak), after loading the same
-libraries; memory is the peak resident size above that point (CPU) or the peak allocated by
-torch (CUDA).
+Each mode runs in a process of its own (so each has its own peak) with the C heap a command
+gets (`core.host_memory`), after loading the same libraries; memory is the peak resident size
+above that point (CPU) or the peak allocated by torch (CUDA).
     python -m bench.lora_vs_full [--device cpu|cuda] [--batch-size 8] [--block-size 256] [--steps 6]
 """
 
@@ -19,7 +19,9 @@ from pathlib import Path
 import bench.common  # noqa: F401  (offline, own workspace)
 
 MODES = {"full": {}, "lora": {"lora": True},
+         "full+ckpt": {"gradient_checkpointing": True},
          "lora+ckpt": {"lora": True, "gradient_checkpointing": True}}
+COMPARED = [("lora", "full"), ("lora+ckpt", "full+ckpt"), ("lora+ckpt", "full")]
 
 
 def one_run(mode: str, device: str, batch: int, block: int, steps: int, data: str) -> dict:
@@ -71,6 +73,7 @@ def main() -> None:
         return
 
     from core.demo import tokenizer_lines
+    from core.host_memory import tuned_environment
 
     data = Path(tempfile.mkdtemp(prefix="rugpt-tui-bench-")) / "texts.txt"
     data.write_text("\n".join(tokenizer_lines() * 4), encoding="utf-8")
@@ -80,7 +83,8 @@ def main() -> None:
             [sys.executable, "-m", "bench.lora_vs_full", "--one", mode, "--device", args.device,
              "--batch-size", str(args.batch_size), "--block-size", str(args.block_size),
              "--steps", str(args.steps), "--data", str(data)],
-            capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+            capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
+            env=tuned_environment() or None)
         if proc.returncode != 0:
             sys.exit(proc.stderr[-3000:])
         results[mode] = json.loads(proc.stdout.splitlines()[-1])
@@ -91,10 +95,9 @@ def main() -> None:
               f"plan {r['estimate'] / 1e9:5.2f} GB ({r['estimate'] / r['peak']:.2f}×) · "
               f"{r['tokens_per_s']:7.0f} tokens/s")
         print(f"             {r['plan']}")
-    full = results["full"]
-    for mode in ("lora", "lora+ckpt"):
-        lora = results[mode]
-        print(f"{mode} / full: peak memory {lora['peak'] / full['peak']:.2f}× (goal ≤ 0.5), "
+    for mode, against in COMPARED:
+        lora, full = results[mode], results[against]
+        print(f"{mode:>9} / {against}: peak memory {lora['peak'] / full['peak']:.2f}× (goal ≤ 0.5), "
               f"tokens/s {lora['tokens_per_s'] / full['tokens_per_s']:.2f}× (goal ≥ 1.0)")
 
 

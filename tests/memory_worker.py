@@ -1,12 +1,16 @@
-"""Run by test_memory.py and bench/memory_plan.py in a process of its own: the memory plan of
-a short training run, then the run, then its peak resident memory above what the process held
-with its libraries loaded, before the model. Prints one JSON line."""
+"""Run by test_memory.py in a process of its own, with the C heap a command gets
+(core.host_memory): the memory plan of a short training run, then the run, then its peak
+resident memory above what the process held with its libraries loaded, before the model.
+Prints one JSON line."""
 
 import json
 import os
 import resource
 import sys
 
+from core.host_memory import restart_tuned
+
+restart_tuned()
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 # The libraries a run uses (~200 MB of code and tables), loaded before the baseline.

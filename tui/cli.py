@@ -139,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:   # the command itself, not a call from Python: tune the C heap first
+        from core.host_memory import restart_tuned
+
+        restart_tuned()
     args = build_parser().parse_args(argv)
     try:
         if args.command is None:
