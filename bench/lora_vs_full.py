@@ -33,16 +33,13 @@ def one_run(mode: str, device: str, batch: int, block: int, steps: int, data: st
     import torch
 
     from bench.common import rugpt3_shape_session
+    from core.host_memory import resident_bytes
     from core.memory import memory_plan
     from core.train_config import TrainConfig
     from core.train_events import Step
     from core.training import train
 
-    def resident() -> int:
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
-
-    baseline = resident()
+    baseline = resident_bytes()
     session = rugpt3_shape_session(device)
     config = TrainConfig(train=data, batch_size=batch, block_size=block, max_steps=steps,
                          **MODES[mode], lr=2e-4, eval_tokens=block * batch, sample_tokens=1,

@@ -8,7 +8,7 @@ import os
 import resource
 import sys
 
-from core.host_memory import restart_tuned
+from core.host_memory import resident_bytes, restart_tuned
 
 restart_tuned()
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -23,14 +23,6 @@ from core.memory import memory_plan  # noqa: E402
 from core.session import load_session  # noqa: E402
 from core.train_config import TrainConfig  # noqa: E402
 from core.training import train  # noqa: E402
-
-
-def resident_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 def main() -> None:

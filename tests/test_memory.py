@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from core.errors import UserError
+from core.host_memory import resident_bytes
 from core.memory import check_fits, memory_plan
 from core.session import load_session
 from core.train_config import TrainConfig
@@ -46,11 +47,6 @@ def test_estimate_is_within_a_quarter_of_the_measured_peak(mid_model, mode):
     assert 0.75 <= ratio <= 1.25, result
 
 
-def _resident_bytes() -> int:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_planning_again_and_again_keeps_no_memory(mid_model, corpus_files):
     """The pane plans on every settings change: the probing forward pass must leave nothing
@@ -59,10 +55,10 @@ def test_planning_again_and_again_keeps_no_memory(mid_model, corpus_files):
     config = TrainConfig(train=str(corpus_files[0]), block_size=256, batch_size=1)
     one_pass = memory_plan(session, config).activations
     assert one_pass > 50e6
-    before = _resident_bytes()
+    before = resident_bytes()
     for _ in range(5):
         memory_plan(session, config)
-    assert _resident_bytes() - before < one_pass
+    assert resident_bytes() - before < one_pass
 
 
 def test_lora_and_checkpointing_plan_less(demo_session, corpus_files):

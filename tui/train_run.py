@@ -16,6 +16,7 @@ from textual_plotext import PlotextPlot
 
 from core import train_events as ev
 from core.data import describe, dialogue_line
+from core.memory import size
 from core.train_config import TrainConfig, TrainControl, TrainResult
 from tui.chips import printable
 from tui.messages import RunBuffer
@@ -143,17 +144,14 @@ def plan_text(plan, lora: bool) -> str:
     trains = (f"LoRA {short_count(plan.trainable)} of {short_count(plan.total_parameters)} "
               f"params ({100 * plan.trainable / max(plan.total_parameters, 1):.2f} %)" if lora
               else f"all {short_count(plan.total_parameters)} params")
-    from core.memory import size
-
     return f"{trains} · ≈ {size(plan.total)}"
 
 
 def short_count(n: int) -> str:
     """16384 → 16.4k, 324864 → 325k, 125231616 → 125M."""
-    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if n >= size:
-            value = n / size
-            return f"{value:.3g}{unit}"
+    for scale, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= scale:
+            return f"{n / scale:.3g}{unit}"
     return str(n)
 
 
