@@ -24,7 +24,7 @@ import numpy as np
 
 from core.chat_data import encode_dialogue, is_chat_file, load_dialogues
 from core.chat_format import Template, template_for
-from core.data import fingerprint, load_texts, split_mask
+from core.data import check_source, fingerprint, load_texts, split_mask, text_files
 from core.errors import UserError
 from core.token_cache import FORMAT, Encoded, Progress, TokenCache, Tokens, token_dtype
 from core.train_config import TrainConfig
@@ -212,8 +212,9 @@ ESTIMATE_FROM = 8 << 20   # smaller data is tokenized whole in a moment
 def quick_estimate(tokenizer, spec: str) -> dict | None:
     """For big local data, a first answer before tokenizing it all: bytes, and texts and
     tokens extrapolated from the first megabyte. None for small data and hub datasets."""
+    check_source(spec)
     path = Path(spec).expanduser()
-    files = sorted(path.glob("*.txt")) if path.is_dir() else [path] if path.is_file() else []
+    files = text_files(path) if path.is_dir() else [path] if path.is_file() else []
     size = sum(f.stat().st_size for f in files)
     if size < ESTIMATE_FROM:
         return None

@@ -13,11 +13,13 @@ import csv
 import hashlib
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from core.cancel import check_cancelled
 from core.demo import corpus_path
 from core.errors import UserError, first_line
 
@@ -47,6 +49,7 @@ def check_text_file(path: Path) -> None:
     lines_before, nonblank, first = 0, False, True
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK), b""):
+            check_cancelled()
             if first:
                 if b"\x00" in chunk[:65536]:
                     raise UserError(f"{path}: looks like a binary file (NUL bytes), not text")
@@ -151,10 +154,39 @@ def _is_hub_name(spec: str) -> bool:
     return not spec.startswith((".", "/", "~")) and spec.count("/") <= 1 and not spec.endswith(SUFFIXES)
 
 
+# What a path that is neither a file nor a folder is, for the message that refuses it.
+SPECIAL_FILES = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                 (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"))
+
+
 def check_source(spec: str) -> None:
-    """A data source that can be found: a file or folder that exists, or a hub name."""
-    if not Path(spec).expanduser().exists() and not _is_hub_name(spec):
-        raise UserError(f"{spec}: no such file or folder")
+    """A data source that can be read to its end: a regular file or a folder, or a hub name.
+    A device, a FIFO or a socket is refused without opening it: its data might never end
+    (/dev/zero) or never come (a FIFO nobody writes to)."""
+    path = Path(spec).expanduser()
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if _is_hub_name(spec):
+            return
+        raise UserError(f"{spec}: no such file or folder") from None
+    except OSError as exc:
+        raise UserError(f"{spec}: cannot read it ({first_line(exc)})") from None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    kind = next((name for test, name in SPECIAL_FILES if test(mode)), "not a regular file")
+    raise UserError(f"{spec}: {kind}, not a file or a folder of texts")
+
+
+def text_files(folder: Path) -> list[Path]:
+    """The folder's .txt files that are regular files (a FIFO named a.txt is not), by name."""
+    found = []
+    for i, entry in enumerate(os.scandir(folder)):
+        if i % 1000 == 0:
+            check_cancelled()   # a huge folder can be abandoned while it is listed
+        if entry.name.endswith(".txt") and entry.is_file():
+            found.append(Path(entry.path))
+    return sorted(found)
 
 
 def load_texts(spec: str, cache_dir: str | None = None):
@@ -162,11 +194,12 @@ def load_texts(spec: str, cache_dir: str | None = None):
     files go to `cache_dir` (default: datasets' own cache)."""
     import datasets
 
+    check_source(spec)
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     path = Path(spec).expanduser()
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix == ".txt" and p.is_file())
+        files = text_files(path)
         if not files:
             raise UserError(f"{path}: no .txt files in this folder")
         for f in files:
@@ -252,21 +285,23 @@ def fingerprint(spec: str) -> str:
     """A hash of the data a run read — the file, or every .txt of a folder, names and bytes —
     so a run can be matched with its data later, and its tokens found in the cache. A hub
     dataset is named, not hashed. Remembered for the process while the files are unchanged."""
+    check_source(spec)   # never opens a device or a FIFO
     path = Path(spec).expanduser()
     if not path.exists():
         return f"hub:{spec}"
-    files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
-    stat = tuple((str(f.resolve()), s.st_size, s.st_mtime_ns, s.st_ino) for f in files
-                 for s in [f.stat()])
-    if stat not in _FINGERPRINTS:
+    files = text_files(path) if path.is_dir() else [path]
+    key = tuple((str(f.resolve()), s.st_size, s.st_mtime_ns, s.st_ino) for f in files
+                for s in [f.stat()])
+    if key not in _FINGERPRINTS:
         h = hashlib.sha256()
         for file in files:
             h.update(file.name.encode() + b"\0")
             with open(file, "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):
+                    check_cancelled()
                     h.update(chunk)
-        _FINGERPRINTS[stat] = "sha256:" + h.hexdigest()[:16]
-    return _FINGERPRINTS[stat]
+        _FINGERPRINTS[key] = "sha256:" + h.hexdigest()[:16]
+    return _FINGERPRINTS[key]
 
 
 def dialogue_line(d: dict) -> str:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.cancel import Cancelled
 from core.paths import cache_dir
 
 FORMAT = 2
@@ -277,5 +278,3 @@ def _open_stream(folder: Path, split: str, dtype: np.dtype) -> TokenStream:
     return TokenStream(ids, starts, mask)
 
 
-class Cancelled(Exception):
-    """The build was abandoned (the preview moved on, the run was stopped)."""

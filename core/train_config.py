@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.checkpoint import check_resumable
+from core.data import check_source
 from core.errors import UserError
 from core.safe_write import check_output_folder
 from core.settings import TRAIN_SETTINGS, by_name, check_all
@@ -79,7 +80,11 @@ class TrainResult:
 
 def check_paths(config: TrainConfig) -> None:
     """Where the run will read and write, checked before any data is loaded or step taken:
-    an output folder that could cost a user a file is refused now, not after an hour."""
+    an output folder that could cost a user a file is refused now, not after an hour, and
+    data that is not a file, a folder or a hub name (a device, a FIFO) is refused unopened."""
+    check_source(config.train)
+    if config.test:
+        check_source(config.test)
     if config.out:
         check_output_folder(config.out)
     if config.resume:

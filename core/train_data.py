@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from core.batching import PackedRows, PaddedRows
+from core.cancel import abandon_when
 from core.corpus_tokens import corpus_tokens
 from core.data import DataStats
 from core.token_cache import Progress, TokenCache, TokenStream
@@ -54,7 +55,8 @@ def prepare_data(tokenizer, config: TrainConfig, block_size: int,
                  cache: TokenCache | None = None) -> PreparedData:
     """The data as rows: packed blocks or single texts, views of the cached token streams
     (tokenized now if they are not cached yet)."""
-    tokens = corpus_tokens(tokenizer, config, block_size, progress, cancelled, cache)
+    with abandon_when(cancelled):   # reading and hashing big data stop too, not only tokenizing
+        tokens = corpus_tokens(tokenizer, config, block_size, progress, cancelled, cache)
     rows = PackedRows if config.pack else PaddedRows
     train_rows, test_rows = rows(tokens.train, block_size), rows(tokens.test, block_size)
     eval_rows = eval_sample(test_rows, config.eval_tokens, config.seed)

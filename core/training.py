@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from core.cancel import Cancelled
 from core.chat_format import template_for
 from core.checkpoint import STATE_DIR, read_trainer_state, save_checkpoint
 from core.errors import SaveError, UserError, one_line
@@ -32,7 +33,6 @@ from core.loss import hidden_states_out, next_token_loss, supports_chunked_loss,
 from core.safe_write import FolderLock
 from core.sampling import SamplingSettings
 from core.settings import default_block_size
-from core.token_cache import Cancelled
 from core.train_config import TrainConfig, TrainControl, TrainResult, check_paths
 from core.train_data import (
     Position,

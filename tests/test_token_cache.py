@@ -7,9 +7,10 @@ import os
 import numpy as np
 import pytest
 
+from core.cancel import Cancelled
 from core.corpus import corpus_sentences
 from core.data import load_texts, split_mask
-from core.token_cache import Cancelled, TokenCache
+from core.token_cache import TokenCache
 from core.train_config import TrainConfig
 from core.train_data import eval_sample, prepare_data
 from core.training import train

@@ -3,6 +3,7 @@ their declarations, and the output folder checked as it is typed."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.message import Message
-from textual.widgets import Input, Static, Switch
+from textual.widgets import Input, Select, Static, Switch
 
 from core.data import sample_corpus_path
 from core.errors import UserError, one_line
@@ -57,6 +58,10 @@ class TrainForm(Vertical):
         self._preview_data: tuple | None = None   # the data the newest preview reads
         self._defaults: dict = {}   # what the fields showed for this model
         self._model_name = "default"
+        # A model loads in the background: a setting the user changes meanwhile is theirs,
+        # and the model's defaults arriving later must not overwrite it.
+        self._loading_since = time.monotonic()
+        self._edited_at: dict[str, float] = {}
 
     def compose(self) -> ComposeResult:
         with Grid(id="train-data-row"):
@@ -80,13 +85,10 @@ class TrainForm(Vertical):
 
     def show_model(self, session: ModelSession, remembered: dict) -> None:
         """The model's defaults (the ones `rugpt-tui train` uses), then what was last chosen
-        for it; the shipped corpus when no data is chosen yet."""
+        for it — except where the user changed a field while the model loaded."""
         from core.lora import adapter_settings
         from core.processes import visible_devices
 
-        data = self.query_one("#train-data", Input)
-        if not data.value:
-            data.value = short_path(sample_corpus_path())   # F8 works at once on a fresh install
         fixed = adapter_settings(session)   # a loaded adapter trains with its own shape…
         # …and its base's preset (the demo's quick settings for an adapter on the demo)
         self._model_name = session.info.base_model or session.info.model
@@ -94,8 +96,22 @@ class TrainForm(Vertical):
         self._defaults["processes"] = visible_devices()   # every GPU this machine shows
         for field in self.query(SettingField):
             name = field.setting.name
+            if name not in fixed and self._edited_at.get(name, -1.0) >= self._loading_since:
+                continue   # typed while the model loaded: the user's value stays
             field.show(fixed.get(name, remembered.get(name, self._defaults[name])))
         self.schedule_preview()
+
+    def loading(self) -> None:
+        """Another model starts loading: edits from now on are kept when it arrives."""
+        self._loading_since = time.monotonic()
+
+    @on(Input.Changed)
+    @on(Switch.Changed)
+    @on(Select.Changed)
+    def _note_edit(self, event: Input.Changed | Switch.Changed | Select.Changed) -> None:
+        field = next((a for a in event.control.ancestors if isinstance(a, SettingField)), None)
+        if field is not None and field.edited():
+            self._edited_at[field.setting.name] = time.monotonic()
 
     @on(Switch.Changed, "#train-lora")
     def lora_switched(self, event: Switch.Changed) -> None:
@@ -116,7 +132,9 @@ class TrainForm(Vertical):
             field.show(full)
 
     def restore_paths(self, paths: dict[str, str]) -> None:
-        """The data and output paths last used."""
+        """The data and output paths last used — at start, before any key is read; with no
+        data chosen yet, the shipped corpus, so F8 works at once on a fresh install."""
+        paths = {"train": short_path(sample_corpus_path()), **paths}
         for key, field_id in PATH_FIELDS:
             if key in paths:
                 self.query_one(f"#{field_id}", Input).value = paths[key]
@@ -198,7 +216,7 @@ class TrainForm(Vertical):
         from textual.worker import get_current_worker
 
         from core.corpus_tokens import quick_estimate
-        from core.token_cache import Cancelled
+        from core.cancel import Cancelled
         from core.train_data import prepare_data
 
         worker = get_current_worker()
