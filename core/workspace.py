@@ -3,6 +3,7 @@
     settings.toml   in the user's config folder: last model, device/dtype, theme, generation
                     settings, training settings per model, last data paths
     workspace.db    in the user's data folder: history and runs (core.store)
+    errors.log      beside it: the tracebacks of errors the app survived (shown as one line)
 
 `RUGPT_TUI_HOME=DIR` puts both under DIR instead (tests, and people with several setups).
 A settings file that cannot be read is never lost: it is kept aside as `settings.toml.bad`
@@ -28,6 +29,8 @@ else:  # pragma: no cover - Python 3.10
 APP_NAME = "rugpt-tui"
 SETTINGS_FILE = "settings.toml"
 DATABASE_FILE = "workspace.db"
+ERROR_LOG = "errors.log"
+ERROR_LOG_LIMIT = 1 << 20   # past this size the log keeps its newer half
 DATA_PATHS = ("train", "test", "out")
 ON_HANGUP = ("keep", "stop")
 
@@ -56,6 +59,25 @@ def settings_path() -> Path:
 
 def database_path() -> Path:
     return data_dir() / DATABASE_FILE
+
+
+def error_log_path() -> Path:
+    return data_dir() / ERROR_LOG
+
+
+def log_error(text: str, path: Path | None = None) -> None:
+    """Append an error's report to the error log, which never grows past about a megabyte.
+    Never raises: the log is a help, not a reason to fail."""
+    path = path or error_log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and path.stat().st_size > ERROR_LOG_LIMIT:
+            tail = path.read_bytes()[-ERROR_LOG_LIMIT // 2:]
+            path.write_bytes(tail[tail.find(b"\n") + 1:])
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(text if text.endswith("\n") else text + "\n")
+    except OSError:
+        pass
 
 
 @dataclass

@@ -28,6 +28,15 @@ def workspace_home(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def strict_errors(monkeypatch):
+    """An error inside the app fails the test that meets it: the guard that lets a user's
+    app survive one (tui.guard) would otherwise hide it. Tests of the guard turn it off."""
+    from tui.guard import ErrorGuard
+
+    monkeypatch.setattr(ErrorGuard, "strict", True)
+
+
+@pytest.fixture(autouse=True)
 def steady_cursor(monkeypatch):
     """Editors in tests show a steady cursor: a blinking one would make a snapshot depend on
     the moment it is taken."""

@@ -11,6 +11,7 @@ import signal
 import sys
 
 from tui.app import RuGPTApp
+from tui.shutdown import end_process
 
 
 def terminate(app: RuGPTApp) -> None:
@@ -34,4 +35,5 @@ def run_app(model: str | None = None, device: str | None = None, dtype: str | No
     app.run()
     if app.detached is not None:   # the terminal is gone: the run finishes, then we exit
         app.detached.finished.wait()
-    return 0
+    # whatever a worker is still doing (a read that never ends), the process ends now
+    return end_process(app.return_code or 0, app.thread_workers)
