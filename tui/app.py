@@ -11,17 +11,21 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import events
 from textual.app import App, ComposeResult, SystemCommand
+from textual.await_complete import AwaitComplete
 from textual.binding import Binding
+from textual.command import CommandPalette
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header, LoadingIndicator, Static, TabbedContent, TabPane
 
 from core import DEFAULT_MODEL
-from core.errors import UserError
+from core.errors import UserError, one_line
 from core.hangup import silence_terminal
-from tui import heap
+from core.workspace import error_log_path, log_error
+from tui import guard, heap, textual_fixes
 from tui.dialogs import (
     AskScreen,
     BeforeAfterReady,
@@ -44,6 +48,7 @@ from tui.panes.chat import ChatPane
 from tui.panes.generate import GeneratePane
 from tui.panes.tokenize import TokenizePane
 from tui.panes.train import TrainPane
+from tui.shutdown import DaemonWorkers
 
 if TYPE_CHECKING:
     from core.session import ModelSession
@@ -89,6 +94,10 @@ class RuGPTApp(App):
     def __init__(self, model: str | None = None, device: str | None = None, dtype: str | None = None,
                  trust_remote_code: bool = False, session: ModelSession | None = None) -> None:
         super().__init__()
+        guard.install()
+        textual_fixes.install()
+        self.guard = guard.ErrorGuard(self)   # armed once the app is up (on_mount)
+        self.thread_workers = DaemonWorkers()  # never keeps the process alive after quit
         # What the workspace remembers; a flag given on the command line wins.
         self.workspace = WorkspaceKeeper(self)
         self.saved, self.store = self.workspace.saved, self.workspace.store
@@ -108,6 +117,7 @@ class RuGPTApp(App):
         self.train_pane = TrainPane(id="train-pane")
         self.chat_pane = ChatPane(id="chat-pane")
         self._last_key_at = 0.0
+        self._waiting_windows: list[Screen] = []   # results that arrived while a window was open
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -128,16 +138,40 @@ class RuGPTApp(App):
 
     def on_mount(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._loop.set_default_executor(self.thread_workers)
         self._fit_footer()
         self.query_one("#notice").display = False
         self.query_one("#tok-input").focus()   # type at once: the Tokenize editor has the cursor
         self.workspace.restore()
         self._show_notice(None)
         self.workspace.announce_finished_runs()
+        self.screen_change_signal.subscribe(self, self._open_waiting_window)
         if self._preloaded is not None:
             self.post_message(SessionLoaded(self._preloaded))
         else:
             self.load_model(self.model_name)
+        self.guard.armed = True
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Textual's last resort, which ends the app. The guard survives what it can (one
+        line on screen); what it cannot ends the app with one line, never a traceback — and
+        a run in progress goes on to its end detached, as after a hangup."""
+        if self.guard.catches(error):
+            return
+        if guard.ErrorGuard.strict:
+            super()._handle_exception(error)
+            return
+        log_error(guard.report(error, "the app ended"))
+        self._return_code = 1
+        if self._exception is None:
+            self._exception = error
+            self._exception_event.set()
+        run = self.train_pane.run
+        if run is not None and run.running and self.detached is None:
+            self.detached = run
+        self._exit_renderables.append(Text(
+            f"rugpt-tui: internal error: {one_line(error)} (the traceback is in {error_log_path()})"))
+        self._close_messages_no_wait()
 
     # -- model loading -------------------------------------------------------------------
 
@@ -147,6 +181,7 @@ class RuGPTApp(App):
         self.query_one("#loading").display = True
         self.query_one("#model-status", Static).update(f"loading {name}…")
         heap.thaw()  # the model being replaced must be collectable, cycles and all
+        self.train_pane.form.loading()
 
         load_in_background(self.post_message, name, self.device, self.dtype,
                            self.trust_remote_code, trained)
@@ -218,6 +253,10 @@ class RuGPTApp(App):
             self._last_key_at = time.monotonic()
         await super().on_event(event)
 
+    def exit(self, *args, **kwargs) -> None:
+        self.workspace.collect_changes()   # while the panes are still there
+        super().exit(*args, **kwargs)
+
     def on_unmount(self) -> None:
         self.workspace.save_pending()
         heap.thaw()
@@ -258,9 +297,20 @@ class RuGPTApp(App):
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
-            self.pop_screen()
+            self.screen.dismiss()
         else:
             self.push_screen(HelpScreen())
+
+    def action_command_palette(self) -> None:
+        """One palette at a time: with a palette under another window (ctrl+b's answer
+        arrived while it was open, say), ctrl+p does not open a second one."""
+        if not any(isinstance(screen, CommandPalette) for screen in self.screen_stack):
+            super().action_command_palette()
+
+    def pop_screen(self) -> AwaitComplete:
+        if len(self.screen_stack) <= 1:   # the main screen always stays
+            return AwaitComplete.nothing()
+        return super().pop_screen()
 
     PANE_FOCUS = {"tokenize": "#tok-input", "generate": "#gen-prompt", "train": "#train-data",
                   "chat": "#chat-input"}
@@ -328,7 +378,14 @@ class RuGPTApp(App):
         compare_in_background(self, session, prompt, replace(settings, seed=settings.seed or 0))
 
     def on_before_after_ready(self, message: BeforeAfterReady) -> None:
-        self.push_screen(BeforeAfterScreen(message.result))
+        """The comparison opens now — or, when another window is open (a question, the
+        help), as soon as the user has closed it: a late answer never covers a question."""
+        self._waiting_windows.append(BeforeAfterScreen(message.result))
+        self._open_waiting_window()
+
+    def _open_waiting_window(self, *_) -> None:
+        if self._waiting_windows and len(self.screen_stack) == 1:
+            self.push_screen(self._waiting_windows.pop(0))
 
     def action_toggle_log_scale(self) -> None:
         self.train_pane.toggle_log_scale()
@@ -350,6 +407,8 @@ class RuGPTApp(App):
         if not pane.training:
             self.exit()
             return
+        if any(isinstance(screen, QuitWhileTrainingScreen) for screen in self.screen_stack):
+            return   # already asked
 
         def chosen(choice: str | None) -> None:
             if choice in (None, "cancel"):

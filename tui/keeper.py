@@ -30,6 +30,8 @@ class WorkspaceKeeper:
             self.problems.append(str(exc))
         self.finished_away: dict | None = None   # the last run that ended while nobody watched
         self._save_timer = None
+        self._changed = False     # settings changed on screen since they were last taken
+        self._collected = False   # taken, not written yet
 
     # -- settings --------------------------------------------------------------------------
 
@@ -44,15 +46,11 @@ class WorkspaceKeeper:
         app.theme_changed_signal.subscribe(app, lambda _theme: self.schedule_save())
 
     def schedule_save(self) -> None:
-        """Settings are taken as they are now and written a second after they stop changing
-        (or at exit, when the panes are already gone)."""
-        try:
-            self._collect()
-        except NoMatches:   # a change that comes while the app closes: the panes are gone
-            return
-        if self._save_timer is not None:
-            self._save_timer.stop()
-        self._save_timer = self.app.set_timer(1.0, self.save)
+        """Settings are written a second after the first change (keystrokes meanwhile only
+        mark them changed: reading every pane per key would slow typing down), and at exit."""
+        self._changed = True
+        if self._save_timer is None:
+            self._save_timer = self.app.set_timer(1.0, self.save)
 
     def _collect(self) -> None:
         app, saved = self.app, self.saved
@@ -67,17 +65,35 @@ class WorkspaceKeeper:
         saved.generate = app.generate_pane.changed_settings()
         saved.data = app.train_pane.data_paths()
 
+    def collect_changes(self) -> None:
+        """Take the settings as the panes show them now (called while the panes exist: by
+        the timer, and when the app is asked to exit)."""
+        if self._changed:
+            try:
+                self._collect()
+            except NoMatches:   # the panes are already gone
+                return
+            self._changed = False
+            self._collected = True
+
     def save(self) -> None:
         self._save_timer = None
+        self.collect_changes()
+        if not self._collected:
+            return
+        self._collected = False
         try:
             save_settings(self.saved)
         except OSError as exc:
             self.app.notify(f"settings not saved: {one_line(exc)}", title="Workspace", severity="warning")
 
     def save_pending(self) -> None:
-        """At exit: settings that changed in the last second."""
+        """At exit: settings that changed in the last second (collected when the app was
+        asked to exit, while its panes were still there)."""
         if self._save_timer is not None:
             self._save_timer.stop()
+        self._save_timer = None
+        if self._collected or self._changed:
             self.save()
 
     def toggle_on_hangup(self) -> None:

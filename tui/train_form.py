@@ -215,8 +215,8 @@ class TrainForm(Vertical):
         first megabyte, then shows the tokenization's progress, then the stats."""
         from textual.worker import get_current_worker
 
-        from core.corpus_tokens import quick_estimate
         from core.cancel import Cancelled
+        from core.corpus_tokens import quick_estimate
         from core.train_data import prepare_data
 
         worker = get_current_worker()

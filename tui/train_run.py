@@ -3,6 +3,7 @@ status line and the loss chart."""
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -16,6 +17,7 @@ from textual_plotext import PlotextPlot
 
 from core import train_events as ev
 from core.data import describe, dialogue_line
+from core.errors import one_line
 from core.memory import size
 from core.train_config import TrainConfig, TrainControl, TrainResult
 from tui.chips import printable
@@ -263,17 +265,30 @@ class LossChart(PlotextPlot):
         plt.theme("clear")
         if self.size.height >= 14:   # on a short terminal every row goes to the curve
             plt.xlabel("step")
-        if log_scale:
-            plt.yscale("log")
         several = len(curves) > 1
+        lines = []
         for i, curve in enumerate(curves):
             train_colour = RUN_COLOURS[i % len(RUN_COLOURS)] if several else "cyan"
             eval_colour = train_colour if several else "orange"
             name = f"{curve.label} " if several else ""
-            if curve.steps:
-                plt.plot([s for s, _ in curve.steps], [v for _, v in curve.steps],
-                         label=f"{name}train", marker="braille", color=train_colour)
-            if curve.evals:
-                plt.plot([s for s, _ in curve.evals], [v for _, v in curve.evals],
-                         label=f"{name}eval", marker="dot", color=eval_colour)
+            lines.append((drawable(curve.steps, log_scale), f"{name}train", "braille", train_colour))
+            lines.append((drawable(curve.evals, log_scale), f"{name}eval", "dot", eval_colour))
+        lines = [line for line in lines if line[0]]
+        if log_scale and lines:   # plotext cannot put nothing on a log scale
+            plt.yscale("log")
+        for points, label, marker, colour in lines:
+            plt.plot([s for s, _ in points], [v for _, v in points], label=label, marker=marker,
+                     color=colour)
         self.refresh()
+
+    def render(self):
+        try:
+            return super().render()
+        except Exception as exc:   # a chart that cannot draw says so; the app goes on
+            return Text(f"the chart cannot draw this: {one_line(exc)}", style="red")
+
+
+def drawable(points: list[tuple[int, float]], log_scale: bool) -> list[tuple[int, float]]:
+    """The points a chart can draw: finite losses (a NaN or an infinity ends a run, its point
+    stays in the data), and on a log scale only positive ones."""
+    return [(x, y) for x, y in points if math.isfinite(y) and (y > 0 or not log_scale)]

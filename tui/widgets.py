@@ -96,6 +96,7 @@ class SettingField(LabeledInput):
         super().__init__(setting.label, setting.show(value), f"{prefix}-{setting.name.replace('_', '-')}",
                          width, **kwargs)
         self.setting, self.initial = setting, value
+        self._shown = setting.show(value) if setting.kind is not bool and not setting.choices else value
         self.set_class(setting.kind is bool, "-switch")
         self.set_class(bool(setting.choices), "-select")
 
@@ -122,9 +123,14 @@ class SettingField(LabeledInput):
 
     def show(self, value) -> None:
         if self.setting.kind is bool or self.setting.choices:
-            self.control.value = value
+            self._shown = value
         else:
-            self.control.value = self.setting.show(value)
+            self._shown = self.setting.show(value)
+        self.control.value = self._shown
+
+    def edited(self) -> bool:
+        """The value on screen is not the one last shown: the user changed it."""
+        return self.control.value != self._shown
 
 
 def changed_values(fields, defaults: dict) -> dict:

@@ -1,0 +1,56 @@
+"""Two fixes to Textual, installed once per process when the app is created.
+
+Keys reach a text field in the order they were typed. An Input or TextArea inserts a typed
+character as soon as its key arrives, but runs its own bound keys (ctrl+a, ctrl+k,
+backspace, arrows) only after the key has bubbled up through every widget above it to the
+app. Typed fast — or sent by a terminal as one burst, or arriving while the app is busy —
+the characters after a bound key overtake it: ctrl+a ctrl+k followed by a path lost the
+path's first characters (Textual issue #6605). Here a field runs its own bindings when the
+key reaches it, as it inserts characters; keys it does not bind bubble up as before.
+
+A screen closes once. `Screen.dismiss` hands its result to the callback and pops whatever
+screen is on top: dismissed twice — Enter and Esc pressed together in a dialog or the
+command palette — it failed on the spent result (and left the palette stuck open), or closed
+the window under it, or the main screen. A screen that is not on top, or is already
+closing, is not dismissed again.
+"""
+
+from __future__ import annotations
+
+from textual import events
+from textual.await_complete import AwaitComplete
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Input, TextArea
+
+
+def _keys_in_order(on_key):
+    async def on_key_in_order(self: Widget, event: events.Key) -> None:
+        await on_key(self, event)
+        if event._stop_propagation or event.is_printable:
+            return   # the field handled it itself (a character, Enter in an editor)
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            if not binding.priority and await self.app.run_action(binding.action, self):
+                event.stop()
+                event.prevent_default()
+                return
+    on_key_in_order.fixed = True
+    return on_key_in_order
+
+
+def _dismiss_once(dismiss):
+    def dismiss_once(self: Screen, result=None) -> AwaitComplete:
+        if getattr(self, "_dismissing", False) or not self.is_active:
+            return AwaitComplete.nothing()
+        self._dismissing = True
+        return dismiss(self, result)
+    dismiss_once.fixed = True
+    return dismiss_once
+
+
+def install() -> None:
+    for field in (Input, TextArea):
+        if not getattr(field._on_key, "fixed", False):
+            field._on_key = _keys_in_order(field._on_key)
+    if not getattr(Screen.dismiss, "fixed", False):
+        Screen.dismiss = _dismiss_once(Screen.dismiss)
