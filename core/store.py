@@ -71,6 +71,9 @@ MIGRATIONS: list[list[str]] = [
             idx INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,
             PRIMARY KEY (conversation, idx))""",
     ],
+    [   # 4: the later run whose save replaced this run's model in its folder
+        "ALTER TABLE runs ADD COLUMN replaced_by INTEGER",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 10_000
@@ -78,6 +81,11 @@ BUSY_TIMEOUT_MS = 10_000
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def resolved(folder: str | Path) -> str:
+    """A folder as runs record it: absolute, links resolved, so one folder has one name."""
+    return str(Path(folder).expanduser().resolve())
 
 
 def _alive(pid: int | None, host: str | None) -> bool:
@@ -196,7 +204,7 @@ class Store:
         """Runs, newest first. A run whose process died without saying how it ended (killed,
         power cut) reads `killed`."""
         rows = self._read("SELECT id, time, model, train, data_hash, steps, total_steps, eval_loss, "
-                          "status, out, error, pid, host, ended, seen FROM runs "
+                          "status, out, error, pid, host, ended, seen, replaced_by FROM runs "
                           "ORDER BY id DESC LIMIT ?", (limit,))
         for row in rows:
             if row["status"] == "running" and not _alive(row["pid"], row["host"]):
@@ -231,6 +239,18 @@ class Store:
         """Runs of other processes that ended while nobody watched, oldest first."""
         return [r for r in reversed(self.runs(limit=200))
                 if not r["seen"] and r["ended"] and r["pid"] != os.getpid()]
+
+    def model_in(self, folder: str | Path) -> dict | None:
+        """The run whose saved model `folder` holds (the last run that saved there), or None."""
+        rows = self._read("SELECT id, eval_loss, status, steps FROM runs WHERE out = ? "
+                          "ORDER BY id DESC LIMIT 1", (resolved(folder),))
+        return rows[0] if rows else None
+
+    def discard_run(self, run_id: int) -> None:
+        """Forget a run that never started (its data was refused before the first step)."""
+        self._write([(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+                     for table in ("run_steps", "run_evals", "run_samples", "run_notes")]
+                    + [("DELETE FROM runs WHERE id = ?", (run_id,))])
 
     def end_run(self, run_id: int, status: str, error: str | None = None) -> None:
         """A run that ended without a Done event (it failed before or during training)."""
@@ -273,14 +293,24 @@ class RunRecorder:
             case ev.Notice() | ev.Error():
                 self.pending.append(("INSERT INTO run_notes VALUES (?,?,?)", (rid, event.kind, event.message)))
             case ev.Saved():
-                self.pending.append(("UPDATE runs SET out = ? WHERE id = ?", (event.out, rid)))
+                self._saved_to(event.out)
             case ev.Done():
+                if event.out:
+                    self._saved_to(event.out)
                 self.pending.append((
-                    "UPDATE runs SET status = ?, steps = ?, eval_loss = ?, out = ?, ended = ? WHERE id = ?",
-                    (event.stop_reason, event.steps, event.eval_loss, event.out, now_iso(), rid)))
+                    "UPDATE runs SET status = ?, steps = ?, eval_loss = ?, ended = ? WHERE id = ?",
+                    (event.stop_reason, event.steps, event.eval_loss, now_iso(), rid)))
             case _:
                 return
         self.flush()
+
+    def _saved_to(self, out: str) -> None:
+        """The run's model is in `out` (recorded as an absolute path); an earlier run's model
+        that was there is replaced by this one's."""
+        out = resolved(out)
+        self.pending.append(("UPDATE runs SET out = ? WHERE id = ?", (out, self.run_id)))
+        self.pending.append(("UPDATE runs SET replaced_by = ? WHERE out = ? AND id < ? "
+                             "AND replaced_by IS NULL", (self.run_id, out, self.run_id)))
 
     def flush(self) -> None:
         if not self.pending or self.failed:

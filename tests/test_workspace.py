@@ -150,13 +150,13 @@ def test_a_database_from_a_newer_version_is_left_alone(workspace_home):
     assert database_path().read_bytes() == before
 
 
-async def test_the_app_remembers_settings_runs_and_history(demo_session):
+async def test_the_app_remembers_settings_runs_and_history(fresh_session, demo_session):
     """Change settings, generate, train; quit; a new app on the same workspace shows them."""
     from textual.widgets import Input, SelectionList, TextArea
 
     from tui.app import RuGPTApp
 
-    app = RuGPTApp(session=demo_session)
+    app = RuGPTApp(session=fresh_session)   # it trains: not the shared read-only session
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f3")
         app.query_one("#gen-top-k", Input).value = "7"

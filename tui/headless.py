@@ -162,10 +162,15 @@ def cmd_train(args) -> int:
         target_layers(session.model, LoraSpec.of(config))
 
     store = None if args.no_record else _store()
-    record = None
+    record, started = None, False
     if store is not None:
         run_id = store.start_run(session.info.model, config, fingerprint(config.train))
-        record = RunRecorder(store, run_id)
+        recorder = RunRecorder(store, run_id)
+
+        def record(event: ev.TrainEvent) -> None:
+            nonlocal started
+            started = started or isinstance(event, ev.Stats)   # the data was accepted
+            recorder(event)
     control = TrainControl()
 
     hung_up = threading.Lock()
@@ -214,7 +219,10 @@ def cmd_train(args) -> int:
             result = _train_with_progress(session, config, control, record, shown)
     except BaseException as exc:
         if store is not None:
-            store.end_run(run_id, "failed", str(exc) if isinstance(exc, UserError) else one_line(exc))
+            if isinstance(exc, UserError) and not started:   # refused before it began
+                store.discard_run(run_id)
+            else:
+                store.end_run(run_id, "failed", str(exc) if isinstance(exc, UserError) else one_line(exc))
         raise
     finally:
         if watch is not None:
@@ -347,11 +355,14 @@ def cmd_runs(args) -> int:
     if args.json:
         _print_json([{"id": r["id"], "time": r["time"], "model": r["model"], "train": r["train"],
                       "steps": r["steps"], "eval_loss": r["eval_loss"], "status": r["status"],
-                      "out": r["out"], "data_hash": r["data_hash"], "error": r["error"]} for r in rows])
+                      "out": r["out"], "replaced_by": r["replaced_by"], "data_hash": r["data_hash"],
+                      "error": r["error"]} for r in rows])
         return 0
     for r in rows:
         loss = f"eval {r['eval_loss']:.3f}" if r["eval_loss"] is not None else "no eval"
         saved = f" → {r['out']}" if r["out"] else ""
+        if r["replaced_by"]:
+            saved += f" (replaced there by run #{r['replaced_by']})"
         print(f"#{r['id']:<4} {r['time'][:19].replace('T', ' ')}  {r['model']}  {describe(r['train'])}  "
               f"{r['steps']} steps  {loss}  {r['status']}{saved}")
     if not rows:

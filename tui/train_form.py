@@ -3,8 +3,11 @@ their declarations, and the output folder checked as it is typed."""
 
 from __future__ import annotations
 
+import itertools
+import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -18,6 +21,7 @@ from core.data import sample_corpus_path
 from core.errors import UserError, one_line
 from core.safe_write import check_output_folder
 from core.settings import TRAIN_SETTINGS, by_name, default_block_size, lr_default, train_defaults
+from core.store import resolved
 from core.train_config import TrainConfig
 from tui.train_run import ProgressMeter, estimate_text, plan_text, preview_text
 from tui.widgets import (
@@ -33,11 +37,36 @@ if TYPE_CHECKING:
     from core.session import ModelSession
 
 DEFAULT_OUT = "rugpt-finetuned"
+AUTO_OUT = re.compile(rf"{re.escape(DEFAULT_OUT)}(-\d+)?")   # a name the form chose, not the user
 # The settings the form shows, in its grid's order; the rest keep their defaults.
 SHOWN = ("epochs", "lr", "batch_size", "block_size", "eval_every", "mixed_precision",
          "pack", "lora", "gradient_checkpointing", "processes")
 LORA_SHOWN = ("lora_r", "lora_alpha", "lora_dropout", "lora_targets")   # a row shown with LoRA on
 PATH_FIELDS = (("train", "train-data"), ("test", "train-test"), ("out", "train-out"))
+
+
+@dataclass
+class OutFolderChecked(Message):
+    """The output folder field was checked: a problem (refused), or a note (whose model it
+    holds), for the pane's status line."""
+    problem: str | None
+    note: str | None
+
+
+def free_out_folder(taken: set[str]) -> str:
+    """The first of rugpt-finetuned, rugpt-finetuned-2, … that holds nothing yet and that no
+    run of this session saves to: each run gets a folder of its own."""
+    for n in itertools.count(1):
+        name = DEFAULT_OUT if n == 1 else f"{DEFAULT_OUT}-{n}"
+        path = Path(name)
+        if resolved(name) in taken:
+            continue
+        try:
+            if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+                return name
+        except OSError:
+            continue
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -138,6 +167,27 @@ class TrainForm(Vertical):
         for key, field_id in PATH_FIELDS:
             if key in paths:
                 self.query_one(f"#{field_id}", Input).value = paths[key]
+        self.next_out_folder(set())
+
+    def next_out_folder(self, taken: set[str]) -> None:
+        """A default folder name (rugpt-finetuned, -2, …) moves on to a free one when its
+        folder already holds something or a run of this session saves there; a folder the
+        user named, or none, stays."""
+        field = self.query_one("#train-out", Input)
+        value = field.value.strip()
+        if not AUTO_OUT.fullmatch(value):   # empty (the run does not save), or the user's own
+            return
+        free = free_out_folder(taken)
+        if value != free:
+            field.value = free
+
+    def model_in_out_folder(self) -> dict | None:
+        """The workspace's run whose model the output folder holds, if any."""
+        store = getattr(self.app, "store", None)
+        value = self.query_one("#train-out", Input).value.strip()
+        if store is None or not value or not Path(value).expanduser().is_dir():
+            return None
+        return store.model_in(value)
 
     def data_paths(self) -> dict[str, str]:
         values = {key: self.query_one(f"#{field_id}", Input).value.strip() for key, field_id in PATH_FIELDS}
@@ -165,7 +215,14 @@ class TrainForm(Vertical):
 
     @on(Input.Changed, "#train-out")
     def out_changed(self) -> None:
-        self.check_out_field()
+        problem = self.check_out_field()
+        holder = self.model_in_out_folder() if problem is None else None
+        note = None
+        if holder is not None:
+            loss = f", eval {holder['eval_loss']:.3f}" if holder["eval_loss"] is not None else ""
+            note = f"output folder holds run #{holder['id']}'s model{loss}: F8 replaces it"
+            self.query_one("#train-out", Input).tooltip = note
+        self.post_message(OutFolderChecked(problem, note))
 
     def check_out_field(self) -> str | None:
         """The output folder under the rule every model write follows: a problem is marked on
@@ -255,4 +312,6 @@ class TrainForm(Vertical):
         # data (the newest waits for it).
         newest = message.number == self._preview_number
         if newest or (not message.final and message.number < self._preview_number):
-            self.query_one("#train-preview", Static).update(message.text)
+            preview = self.query_one("#train-preview", Static)
+            preview.update(message.text)
+            preview.tooltip = message.text   # whole, where a short terminal cuts it

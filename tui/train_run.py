@@ -77,6 +77,17 @@ class TrainRun:
                 f"loss {step.loss:.4f} · lr {step.lr:.1e} · {step.tokens_per_s:,.0f} tok/s · "
                 f"ETA {eta:.0f} s")
 
+    def end_line(self) -> Text:
+        """The status line of a run that has ended: how, and where its model is."""
+        if self.error:
+            return Text(self.error, style="red")
+        r = self.result
+        if r.save_error:
+            return Text(r.save_error, style="red")
+        loss = f"eval {r.eval_loss:.3f}" if r.eval_loss is not None else "no eval"
+        saved = f" · saved to {r.out}" if r.out else ""
+        return Text(f"finished: {r.steps} steps · {loss} · stop: {r.stop_reason}{saved}")
+
     def summary(self) -> str:
         """The run in the runs list."""
         if self.running:
@@ -263,7 +274,9 @@ class LossChart(PlotextPlot):
         # No colours of its own but the lines': the pane's background shows through, and a
         # redraw sends a few colour changes per row instead of one per cell.
         plt.theme("clear")
-        if self.size.height >= 14:   # on a short terminal every row goes to the curve
+        tall = self.size.height >= 14   # on a short terminal every row goes to the curve
+        plt.frame(tall)   # the widget's border frames it anyway
+        if tall:
             plt.xlabel("step")
         several = len(curves) > 1
         lines = []

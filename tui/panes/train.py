@@ -18,11 +18,12 @@ from textual.widgets import ProgressBar, RichLog, Static
 from core.checkpoint import save_locked
 from core.data import describe, fingerprint
 from core.errors import SaveError, UserError, one_line
-from core.store import RunRecorder
-from core.train_config import TrainControl
+from core.store import RunRecorder, resolved
+from core.train_config import TrainControl, check_paths
+from core.train_events import Stats
 from tui.messages import Replaceable, SessionChanged, WeightsChanged
 from tui.runs_list import RunsList
-from tui.train_form import TrainForm
+from tui.train_form import OutFolderChecked, TrainForm
 from tui.train_run import (
     LossChart,
     PaintPacer,
@@ -65,6 +66,8 @@ class SaveFinished(Message):
 
 
 class TrainPane(Horizontal):
+    IDLE_HINT = "F8 start · F9 stop · ctrl+s save now · ctrl+b before/after"
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.run: TrainRun | None = None
@@ -75,12 +78,13 @@ class TrainPane(Horizontal):
         self.runs_list = RunsList(self.runs, id="train-runs")
         self._other_logged: dict[int, set] = {}   # evals and samples of other runs, shown
         self.log_scale = False
+        self._noted_out = False   # the status line says whose model the output folder holds
 
     def compose(self) -> ComposeResult:
         with Vertical(id="train-left"):
             yield self.form
             yield ProgressBar(id="train-progress", show_eta=False)
-            yield Static("F8 start · F9 stop · ctrl+s save now · ctrl+b before/after", id="train-status")
+            yield Static(self.IDLE_HINT, id="train-status")
             yield LossChart(id="train-chart")
         with Vertical(id="train-right"):
             yield RichLog(id="train-log", wrap=True, markup=False, max_lines=2000, min_width=20)
@@ -90,7 +94,6 @@ class TrainPane(Horizontal):
         self.query_one("#train-log").border_title = "evals and samples"
         self.runs_list.border_title = "runs"
         self.runs_list.border_subtitle = "space: overlay · ctrl+l: log"
-        self.query_one("#train-progress").display = False
         self.query_one(LossChart).draw([])
         self.runs_list.load(self.app.store)
         if self.app.store is not None:
@@ -122,6 +125,21 @@ class TrainPane(Horizontal):
     def training(self) -> bool:
         return self.run is not None and self.run.running
 
+    def on_out_folder_checked(self, message: OutFolderChecked) -> None:
+        """Whose model the chosen output folder holds, said before F8 replaces it."""
+        if self.training:
+            return
+        status = self.query_one("#train-status", Static)
+        if message.note:
+            status.update(Text(message.note, style="yellow"))
+        elif message.problem is None and self._noted_out:
+            status.update(self.IDLE_HINT)
+        self._noted_out = message.note is not None
+
+    def out_folders(self) -> set[str]:
+        """The folders this session's runs save to (some may not exist yet)."""
+        return {resolved(run.config.out) for run in self.runs if run.config.out}
+
     def check_out_field(self) -> str | None:
         """The output folder's problem, if it has one, said in the status line and a
         notification (the field is marked as it is typed)."""
@@ -150,20 +168,31 @@ class TrainPane(Horizontal):
             return
         if self.check_out_field() is not None:
             return
+        try:   # data that is not there, or never ends; an output folder that is not ours
+            check_paths(config)
+        except UserError as exc:   # refused: no run is recorded
+            self.app.notify(str(exc), title="Start training", severity="error", timeout=8)
+            self.query_one("#train-status", Static).update(Text(str(exc), style="red"))
+            return
         if not config.lora and session.adapter is None:
             remember_base(session)   # "before" stays the model as loaded (an adapter: switched off)
         store = self.app.store
+        holder = self.form.model_in_out_folder()
+        if holder is not None:   # the user chose that folder, told whose model it holds
+            self.app.notify(f"this run's saves replace the model of run #{holder['id']} in "
+                            f"{config.out}", title="Start training", timeout=6)
         number = (store.start_run(session.info.model, config) if store is not None
                   else len(self.runs) + 1)
         run = TrainRun(number=number, config=config, control=TrainControl(save_on_stop=False))
         self.run = run
         self.runs.append(run)
+        self.form.next_out_folder(self.out_folders())   # the next run gets a folder of its own
         self.runs_list.shown = run.number
         self.runs_list.refill()
         self.query_one("#train-log", RichLog).write(
             Text(f"— run #{run.number}: {describe(config.train)}", style="bold"))
         progress = self.query_one("#train-progress", ProgressBar)
-        progress.display = True   # hidden while idle: an empty bar would pulse forever
+        progress.add_class("-running")   # hidden while idle: an empty bar would pulse forever
         progress.update(total=None, progress=0)
         self.query_one("#train-status", Static).update("preparing data…")
         # Owned by the App, not the pane: switching tabs never stops it.
@@ -184,24 +213,31 @@ class TrainPane(Horizontal):
             store.set_data_hash(run.number, fingerprint(run.config.train))
             record = RunRecorder(store, run.number)
 
+        started = False   # the data was accepted (a run refused before it is forgotten)
+
         def on_event(event) -> None:
+            nonlocal started
+            started = started or isinstance(event, Stats)
             run.events.push(event)
             if record is not None:
                 record(event)
             self.post_message(TrainingProgress())
 
+        refused = False
         try:
             if run.config.processes > 1:
                 run.result = self._train_in_processes(session, run, on_event)
             else:
                 run.result = train(session, run.config, on_event=on_event, control=run.control)
         except UserError as exc:
-            run.error = str(exc)
+            run.error, refused = str(exc), not started
         except Exception as exc:  # one line on screen, the app keeps running
             run.error = one_line(exc)
         finally:
             if store is not None:
-                if run.error:
+                if refused:
+                    store.discard_run(run.number)
+                elif run.error:
                     store.end_run(run.number, "failed", run.error)
                 if not app.detached:   # its end was seen here; else it is announced later
                     store.mark_seen([run.number])
@@ -328,35 +364,28 @@ class TrainPane(Horizontal):
         run = self.run
         if run is None:
             return
-        if run.last_step is None and run.tokenizing is not None:   # the data's first tokenization
-            done, total = run.tokenizing.done, run.tokenizing.total
+        status = self.query_one("#train-status", Static)
+        if run.last_step is None and run.tokenizing is not None and run.running:
+            done, total = run.tokenizing.done, run.tokenizing.total   # the data's first tokenization
             self.query_one("#train-progress", ProgressBar).update(total=total, progress=done)
-            self.query_one("#train-status", Static).update(
-                run.meter.line(None, done, total), layout=False)
+            status.update(run.meter.line(None, done, total), layout=False)
             return
-        if run.last_step is None:
-            return
-        self.query_one("#train-progress", ProgressBar).update(
-            total=run.last_step.total_steps, progress=run.last_step.step)
-        self.query_one("#train-status", Static).update(run.status_line(), layout=False)
+        if run.last_step is not None:
+            self.query_one("#train-progress", ProgressBar).update(
+                total=run.last_step.total_steps, progress=run.last_step.step)
+        if not run.running:   # however late a paint comes, an ended run reads as ended
+            status.update(run.end_line(), layout=False)
+        elif run.last_step is not None:
+            status.update(run.status_line(), layout=False)
 
     def on_training_finished(self, message: TrainingFinished) -> None:
         run = message.run
         self.app.post_message(WeightsChanged())   # new weights: the other panes look again
         self.on_training_progress(TrainingProgress())
         self.paint_now()   # the final state, drawn at once
-        status = self.query_one("#train-status", Static)
-        if run.error:
-            status.update(Text(run.error, style="red"))
-            self.app.notify(run.error, title="Training", severity="error")
-        else:
-            r = run.result
-            loss = f"eval {r.eval_loss:.3f}" if r.eval_loss is not None else "no eval"
-            saved = f" · saved to {r.out}" if r.out else ""
-            status.update(f"finished: {r.steps} steps · {loss} · stop: {r.stop_reason}{saved}")
-            if r.save_error:
-                status.update(Text(r.save_error, style="red"))
-                self.app.notify(r.save_error, title="Training", severity="error", timeout=8)
+        problem = run.error or (run.result.save_error if run.result else None)
+        if problem:
+            self.app.notify(problem, title="Training", severity="error", timeout=8)
         self.runs_list.refill()
 
     # -- the runs list and the chart ---------------------------------------------------------

@@ -1,0 +1,110 @@
+"""Each run keeps its model: the Train pane gives every run a folder of its own, says whose
+model a chosen folder holds before F8 replaces it, and the workspace records a replaced
+model (`replaced_by`). A start that is refused records no run."""
+
+import json
+from pathlib import Path
+
+from textual.widgets import Input
+
+from core.store import Store
+from tests.helpers import ROOT, cli, tree_digest, wait_for
+from tui.app import RuGPTApp
+from tui.panes.train import TrainPane
+
+CORPUS = ROOT / "core" / "resources" / "corpus_ru.txt"
+
+
+async def run_once(pilot, epochs="0.3"):
+    app = pilot.app
+    pane = app.query_one(TrainPane)
+    app.query_one("#train-epochs", Input).value = epochs
+    await pilot.press("f8")
+    await wait_for(pilot, lambda: pane.run is not None and pane.run.result is not None
+                   and pane.run.result.out is not None, timeout=90)
+    await pilot.pause(0.3)
+    return pane.run
+
+
+async def test_two_runs_in_a_row_keep_two_models(fresh_session, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = RuGPTApp(session=fresh_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        out = app.query_one("#train-out", Input)
+        assert out.value == "rugpt-finetuned"
+        first = await run_once(pilot)
+        assert first.result.out == "rugpt-finetuned" and out.value == "rugpt-finetuned-2"
+        kept = tree_digest(tmp_path / "rugpt-finetuned")
+        second = await run_once(pilot)
+        assert second.result.out == "rugpt-finetuned-2" and out.value == "rugpt-finetuned-3"
+        assert tree_digest(tmp_path / "rugpt-finetuned") == kept   # byte for byte
+        # a new app on this folder starts on the next free name as well
+    app = RuGPTApp(session=fresh_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f4")
+        assert app.query_one("#train-out", Input).value == "rugpt-finetuned-3"
+    runs = json.loads(cli("runs", "--json").stdout)
+    assert [r["out"] for r in runs] == [str(tmp_path / "rugpt-finetuned-2"),
+                                         str(tmp_path / "rugpt-finetuned")]
+    assert [r["replaced_by"] for r in runs] == [None, None]
+
+
+async def test_a_folder_holding_a_runs_model_is_named_before_f8_replaces_it(fresh_session, tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = RuGPTApp(session=fresh_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        first = await run_once(pilot)
+        app.query_one("#train-out", Input).value = "rugpt-finetuned"   # chosen again
+        status = app.query_one("#train-status")
+        await wait_for(pilot, lambda: "holds run #" in str(status.render()))
+        assert str(status.render()) == (f"output folder holds run #{first.number}'s model, "
+                                        f"eval {first.result.eval_loss:.3f}: F8 replaces it")
+        second = await run_once(pilot)
+        assert second.result.out == "rugpt-finetuned"
+        toasts = " ".join(n.message for n in app._notifications)
+        assert f"replace the model of run #{first.number}" in toasts
+    runs = {r["id"]: r for r in json.loads(cli("runs", "--json").stdout)}
+    assert runs[first.number]["replaced_by"] == second.number
+    assert runs[second.number]["replaced_by"] is None
+
+
+def test_the_cli_records_a_model_it_replaces(demo_dir, tmp_path):
+    out = tmp_path / "model"
+    for _ in range(2):
+        done = cli("train", "--model", "demo", "--train", str(CORPUS), "--max-steps", "2",
+                   "--out", str(out))
+        assert done.returncode == 0, done.stderr
+    second, first = json.loads(cli("runs", "--json").stdout)
+    assert first["out"] == second["out"] == str(out)
+    assert first["replaced_by"] == second["id"] and second["replaced_by"] is None
+    assert f"(replaced there by run #{second['id']})" in cli("runs").stdout
+
+
+async def test_a_refused_start_records_no_run(demo_session, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"input": "ок"}\n{"input": \n', encoding="utf-8")
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f4")
+        data = app.query_one("#train-data", Input)
+        app.query_one("#train-out", Input).value = ""
+        for value in ("", "   ", str(tmp_path / "missing.txt")):
+            data.value = value
+            await pilot.press("f8")
+            await pilot.pause(0.2)
+            assert app.train_pane.run is None
+        data.value = str(bad)   # found bad only when read: the run starts, then is refused
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: app.train_pane.run is not None and not app.train_pane.training)
+        assert "bad.jsonl:2" in app.train_pane.run.error
+    assert Store.open().runs() == []
+    done = cli("train", "--model", "demo", "--train", str(bad))
+    assert done.returncode == 2 and "bad.jsonl:2" in done.stderr
+    assert Store.open().runs() == []
+    assert not Path("rugpt-finetuned").exists()
