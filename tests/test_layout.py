@@ -111,6 +111,9 @@ def labels_cut(app, pane: str) -> list[str]:
             continue   # folded away (the LoRA row with LoRA off)
         text = str(widget.render())
         region = widget.content_region
+        for ancestor in widget.ancestors:   # what a grid cell or a pane clips off is cut too
+            if hasattr(ancestor, "region") and ancestor is not app.screen:
+                region = region.intersection(ancestor.region)
         if region.width < cell_len(text) or not screen.contains_region(region):
             cut.append(text)
     return cut
@@ -236,3 +239,86 @@ def test_a_paint_whose_timer_fires_after_it_was_cancelled_is_dropped():
     pacer.cancel()
     fired[0]()
     assert painted == ["first"]
+
+
+SWEEP = [(80, 24), (90, 26), (100, 30), (110, 35), (120, 40), (160, 50), (250, 70)]
+
+
+@pytest.mark.parametrize("size", SWEEP, ids=[f"{w}x{h}" for w, h in SWEEP])
+async def test_no_label_is_cut_at_any_size(demo_session, size):
+    """Between the breakpoints too: at 100×30 the Train pane used to cut five labels."""
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=size) as pilot:
+        await tokenize_ready(pilot)
+        for key, pane in (("f2", "tokenize"), ("f3", "generate"), ("f4", "train"), ("f10", "chat")):
+            await pilot.press(key)
+            await pilot.pause()
+            assert labels_cut(app, pane) == [], (size, pane)
+        app.query_one("#train-lora").value = True   # and the adapter's row
+        await pilot.press("f4")
+        await pilot.pause()
+        assert labels_cut(app, "train") == [], (size, "train with LoRA")
+
+
+def plot_rows(chart) -> int:
+    """Rows of the loss chart that draw curves: its lines, less the x axis's tick labels
+    (and the plot's own frame, drawn on tall charts)."""
+    lines = str(chart.render()).splitlines()
+    framed = bool(lines) and lines[0].strip().startswith("┌")
+    return len(lines) - (3 if framed else 1)
+
+
+@pytest.mark.parametrize("data", ["texts", "dialogues"])
+async def test_the_loss_chart_keeps_six_rows_at_80x24(fresh_session, data, tmp_path, monkeypatch):
+    """Before, during and after a run, on texts or dialogues, with the offline notice shown."""
+    from tests.helpers import ROOT
+
+    monkeypatch.chdir(tmp_path)
+    app = RuGPTApp(session=fresh_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app._show_notice("ai-forever/rugpt3small_based_on_gpt2 is not cached and the hub cannot "
+                         "be reached: running on the demo model")
+        await pilot.press("f4")
+        if data == "dialogues":
+            app.query_one("#train-data", Input).value = str(ROOT / "core/resources/dialogues_ru.jsonl")
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        if data == "dialogues":
+            await wait_for(pilot, lambda: "dialogues" in str(app.query_one("#train-preview").render()))
+        chart = app.query_one("#train-chart")
+        app.query_one("#train-epochs", Input).value = "0.3"
+        await pilot.pause(0.3)
+        assert plot_rows(chart) >= 6
+        pane = app.query_one(TrainPane)
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: pane.run is not None and len(pane.run.steps) >= 2, timeout=60)
+        pane.paint_now()
+        await pilot.pause(0.3)
+        assert plot_rows(chart) >= 6
+        await wait_for(pilot, lambda: not pane.training, timeout=120)
+        await wait_for(pilot, lambda: "finished" in str(app.query_one("#train-status").render()),
+                       timeout=5)
+        await pilot.pause(0.3)
+        assert plot_rows(chart) >= 6
+
+
+async def test_the_notice_takes_one_row_and_can_be_hidden(demo_session):
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        text = ("ai-forever/rugpt3small_based_on_gpt2 is not cached and the hub cannot be "
+                "reached: running on the demo model")
+        app._show_notice(text)
+        await pilot.pause()
+        notice = app.query_one("#notice")
+        assert notice.display and notice.region.height == 1 and notice.tooltip == text
+        assert any(n.message == text for n in app._notifications)   # said whole once
+        await pilot.click("#notice")
+        await pilot.pause()
+        assert not notice.display
+        app._show_notice(text)   # the same notice again (a workspace problem re-said): stays hidden
+        await pilot.pause()
+        assert not notice.display
+        app._show_notice("another notice")
+        await pilot.pause()
+        assert notice.display
+        await pilot.press("ctrl+p", *"Hide notice", "enter")
+        await wait_for(pilot, lambda: not notice.display)

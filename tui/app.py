@@ -59,10 +59,12 @@ class RuGPTApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "rugpt-tui"
     SETTLE_QUIET_S = 0.5  # no key for this long before the heap is settled
-    # The screen gets -narrow/-wide and -short/-tall: under 100 columns side panels fold
-    # behind ctrl+g, under 32 rows the header goes and fixed heights shrink (app.tcss).
-    NARROW_BELOW = 100
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]
+    # The screen gets -narrow/-medium/-wide and -short/-tall: under 120 columns side panels
+    # fold behind ctrl+g (beside them the settings would be cut), up to 140 they are
+    # slimmer, under 32 rows the header goes and fixed heights shrink (app.tcss).
+    NARROW_BELOW = 120
+    WIDE_FROM = 140
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-medium"), (WIDE_FROM, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     # Priority: a focused editor must never swallow the app's keys.
     BINDINGS = [
@@ -118,6 +120,8 @@ class RuGPTApp(App):
         self.chat_pane = ChatPane(id="chat-pane")
         self._last_key_at = 0.0
         self._waiting_windows: list[Screen] = []   # results that arrived while a window was open
+        self._notice_text = ""                # the notice bar's text
+        self._notices_hidden: set[str] = set()   # notices the user hid (not shown again)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -275,11 +279,27 @@ class RuGPTApp(App):
         self.screen.toggle_class("-panels")
 
     def _show_notice(self, text: str | None) -> None:
-        """The notice bar: what the model load said, and any workspace problem."""
+        """The notice bar: what the model load said, and any workspace problem — one row
+        (the whole text in its tooltip and in a notification); a click or the palette's
+        `Hide notice` hides it."""
         lines = [line for line in (text, *self.workspace.problems) if line]
         notice = self.query_one("#notice", Static)
-        notice.update(" · ".join(lines))
-        notice.display = bool(lines)
+        joined = " · ".join(lines)
+        if joined and joined != self._notice_text:
+            self.notify(joined, title="Notice", timeout=10)
+        self._notice_text = joined
+        notice.update(joined + ("  ✕" if joined else ""))
+        notice.tooltip = joined or None
+        notice.display = bool(lines) and joined not in self._notices_hidden
+
+    def action_hide_notice(self) -> None:
+        if self._notice_text:
+            self._notices_hidden.add(self._notice_text)
+        self.query_one("#notice").display = False
+
+    def on_click(self, event: events.Click) -> None:
+        if event.widget is not None and event.widget.id == "notice":
+            self.action_hide_notice()
 
     def on_session_notice(self, message: SessionNotice) -> None:
         self._show_notice(message.text)

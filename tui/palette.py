@@ -24,6 +24,8 @@ APP_COMMANDS = [
     ("Toggle side panels", "On a small terminal: side panels ↔ main view (ctrl+g)", "toggle_panels"),
     ("Before / after", "Same prompt and seed on base and current weights (ctrl+b)", "before_after"),
     ("Reset to base weights", "Undo all training in this session", "reset_weights"),
+    ("Hide notice", "Hide the notice bar under the model line (a click on it does too)",
+     "hide_notice"),
 ]
 
 
