@@ -24,15 +24,16 @@ from tui.app import RuGPTApp
 CORPUS = ROOT / "core" / "resources" / "corpus_ru.txt"
 
 
-def spawn(*args, block_sighup=False):
-    """`rugpt-tui ARGS` on a new 120×40 pseudo-terminal: (pid, the terminal's master side).
-    `block_sighup`: the child never gets SIGHUP — its terminal just dies (EIO)."""
+def spawn(*args, block_sighup=False, python=None):
+    """`rugpt-tui ARGS` (or `python PYTHON…`) on a new 120×40 pseudo-terminal: (pid, the
+    terminal's master side). `block_sighup`: the child never gets SIGHUP — its terminal just
+    dies (EIO)."""
     pid, fd = pty.fork()
     if pid == 0:   # the child: a session leader whose controlling terminal is the pty
         if block_sighup:   # the mask outlives exec
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
         os.chdir(ROOT)
-        os.execv(sys.executable, [sys.executable, "-m", "tui.cli", *args])
+        os.execv(sys.executable, [sys.executable, *(python or ["-m", "tui.cli", *args])])
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     return pid, fd
 

@@ -1,0 +1,130 @@
+"""Endless or slow input never blocks: data that is not a file or a folder (a device, a FIFO)
+is refused at once, without being opened; and the app's process ends within 2 s of ctrl+q —
+or of its terminal dying, with no run going — whatever a worker is doing."""
+
+import os
+import select
+import signal
+import time
+
+import pytest
+from textual.widgets import Input
+
+from core.data import check_source, fingerprint, text_files
+from core.errors import UserError
+from core.store import Store
+from core.workspace import settings_path
+from tests.helpers import ROOT, cli, run_cli, wait_for
+from tests.test_hangup import spawn, wait_loaded
+from tui.app import RuGPTApp
+
+CORPUS = ROOT / "core" / "resources" / "corpus_ru.txt"
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    path = tmp_path / "pipe.txt"
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "/dev/urandom", "fifo"])
+def test_train_refuses_data_that_never_ends(source, fifo, demo_dir, tmp_path):
+    source = str(fifo) if source == "fifo" else source
+    kind = "named pipe (FIFO)" if source == str(fifo) else "character device"
+    for args in (["--train", source], ["--train", str(CORPUS), "--test", source]):
+        # its own process, so a hang would show as a timeout rather than block the suite
+        done = run_cli("train", "--model", "demo", *args, "--out", str(tmp_path / "out"),
+                       timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip() == f"rugpt-tui: error: {source}: a {kind}, not a file or a folder of texts"
+        assert not (tmp_path / "out").exists()
+    assert cli("runs", "--json").stdout.strip() == "[]"   # refused: no run recorded
+
+
+def test_a_folder_of_texts_skips_what_is_not_a_file(fifo, tmp_path):
+    (tmp_path / "a.txt").write_text("Кот спал.\n", encoding="utf-8")
+    (tmp_path / "sub.txt").mkdir()
+    assert text_files(tmp_path) == [tmp_path / "a.txt"]
+    check_source(str(tmp_path))
+    assert fingerprint(str(tmp_path)).startswith("sha256:")   # the FIFO is never opened
+    with pytest.raises(UserError, match="named pipe"):
+        check_source(str(fifo))
+
+
+async def test_the_train_pane_refuses_a_fifo_at_once(demo_session, fifo):
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f4")
+        app.query_one("#train-data", Input).value = str(fifo)
+        await wait_for(pilot, lambda: "named pipe" in str(app.query_one("#train-preview").render()),
+                       timeout=10)
+        await pilot.press("f8")
+        await pilot.pause(0.3)
+        assert app.train_pane.run is None   # refused before it started: no run
+        assert "named pipe" in str(app.query_one("#train-status").render())
+    assert Store.open().runs() == []
+
+
+# A worker that never returns: the Train pane's preview stuck in a read no check can
+# interrupt (a dead network mount, say). The real app runs in its own process with that one
+# function replaced.
+STUCK_PREVIEW = """
+import sys, threading
+import core.corpus_tokens
+def never_returns(*args, **kwargs):
+    open(sys.argv[1], "w").close()   # it has started
+    threading.Event().wait()
+core.corpus_tokens.quick_estimate = never_returns
+from tui.cli import main
+sys.exit(main(["--model", "demo"]))
+"""
+
+
+def spawn_stuck(tmp_path, block_sighup=False):
+    started = tmp_path / "stuck-started"
+    settings_path().write_text(f'model = "demo"\n[data]\ntrain = "{CORPUS}"\n', encoding="utf-8")
+    pid, fd = spawn(block_sighup=block_sighup, python=["-c", STUCK_PREVIEW, str(started)])
+    wait_loaded(fd)
+    os.write(fd, b"\x1bOS")   # F4: the preview starts, and never returns
+    end = time.monotonic() + 30
+    while not started.exists() and time.monotonic() < end:
+        if select.select([fd], [], [], 0.1)[0]:
+            os.read(fd, 1 << 16)
+    assert started.exists(), "the preview did not start"
+    return pid, fd
+
+
+def gone_within(pid, seconds, fd=None) -> float:
+    """Seconds until `pid` exits (reading its terminal meanwhile); fails after `seconds`."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        if fd is not None and select.select([fd], [], [], 0.05)[0]:
+            try:
+                os.read(fd, 1 << 16)
+            except OSError:
+                fd = None
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return time.monotonic() - start
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    raise AssertionError(f"the process was still there after {seconds} s")
+
+
+def test_ctrl_q_ends_the_process_within_2_s_whatever_a_worker_does(demo_dir, tmp_path):
+    pid, fd = spawn_stuck(tmp_path)
+    try:
+        os.write(fd, b"\x11")   # ctrl+q
+        assert gone_within(pid, 2.0, fd) < 2.0
+    finally:
+        os.close(fd)
+
+
+def test_an_idle_app_whose_terminal_dies_leaves_no_process(demo_dir, tmp_path):
+    """No run going: a hangup (here a terminal that dies without SIGHUP, the harder case)
+    ends the process within 5 s, its stuck worker too."""
+    pid, fd = spawn_stuck(tmp_path, block_sighup=True)
+    os.close(fd)
+    assert gone_within(pid, 5.0) < 5.0

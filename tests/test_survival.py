@@ -1,0 +1,142 @@
+"""Nothing inside the app ends it: the chart draws any losses, windows never stack twice or
+close twice, and an error nobody foresaw is shown as one line while a run goes on."""
+
+import math
+
+import pytest
+from textual.app import App
+from textual.command import CommandPalette
+from textual.widgets import Input
+
+from core.workspace import error_log_path
+from tests.helpers import wait_for
+from tests.monkey import Monkey
+from tui.app import RuGPTApp
+from tui.dialogs import AskScreen, BeforeAfterScreen
+from tui.guard import ErrorGuard
+from tui.help import HelpScreen
+from tui.panes.train import TrainPane
+from tui.train_run import Curve, LossChart
+
+LOSSES = {
+    "empty": [],
+    "one point": [(0, 2.0)],
+    "constant": [(0, 1.0), (1, 1.0), (2, 1.0)],
+    "negative": [(0, -1.0), (1, -2.0)],
+    "zero": [(0, 0.0), (1, 1.0)],
+    "nan": [(0, math.nan), (1, 1.0)],
+    "infinite": [(0, math.inf), (1, 1.0)],
+    "only nan": [(0, math.nan)],
+    "huge range": [(0, 1e300), (1, 1e-300)],
+}
+
+
+class ChartHost(App):
+    def compose(self):
+        yield LossChart()
+
+
+@pytest.mark.parametrize("log_scale", [False, True], ids=["linear", "log"])
+async def test_the_loss_chart_draws_any_losses(log_scale):
+    """plotext itself fails on most of these (a log scale with no point or a point ≤ 0,
+    an infinity): the chart draws what can be drawn."""
+    app = ChartHost()
+    async with app.run_test(size=(60, 20)):
+        chart = app.query_one(LossChart)
+        for name, points in LOSSES.items():
+            chart.draw([Curve("#1", points, points), Curve("#2", points[:1], [])], log_scale)
+            drawn = str(chart.render())
+            assert "cannot draw" not in drawn, name
+
+
+async def test_a_second_palette_never_opens_over_a_window(demo_session):
+    """The palette open, ctrl+b answers later: its window waits for the palette to close,
+    and ctrl+p meanwhile opens no second palette (it crashed with DuplicateIds)."""
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+p")
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press("ctrl+b")   # a priority key: it acts under the palette
+        await wait_for(pilot, lambda: app._waiting_windows, timeout=30)
+        assert isinstance(app.screen, CommandPalette)   # the answer did not cover it
+        await pilot.press("ctrl+p")
+        assert sum(isinstance(s, CommandPalette) for s in app.screen_stack) == 1
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, BeforeAfterScreen))
+        await pilot.press("escape")
+        assert len(app.screen_stack) == 1
+
+
+async def test_a_window_closes_once(demo_session):
+    """Enter (answered through a message) and Esc (a binding) pressed together both close
+    the dialog they were meant for: the second close used to take the window under it, or
+    fail on the spent result and leave the command palette stuck open."""
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f1")
+        answers = []
+        app.push_screen(AskScreen("Title?", "x"), answers.append)
+        await pilot.pause()
+        ask = app.screen
+        ask.dismiss("x")
+        ask.dismiss(None)
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen) and answers == ["x"]
+        await pilot.press("escape", "ctrl+p")
+        palette = app.screen
+        assert isinstance(palette, CommandPalette)
+        palette.dismiss()
+        palette.dismiss()   # raised InvalidStateError, the palette staying open
+        await pilot.pause()
+        assert len(app.screen_stack) == 1
+        monkey = Monkey(pilot, 0)
+        for burst in (["enter", "escape"], ["escape", "enter"]):   # as a terminal sends them
+            await pilot.press("ctrl+p")
+            await monkey.keys(*"Toggle raw", *burst)
+            await pilot.pause(0.5)
+            assert len(app.screen_stack) == 1
+
+
+async def test_an_error_inside_the_app_is_one_line_and_the_run_goes_on(fresh_session, monkeypatch,
+                                                                       tmp_path):
+    """A fault nobody foresaw — here the chart fails every time it draws, during a run — is
+    shown once as a notification, its traceback kept in the error log; the run trains to its
+    end, and the app still answers keys and quits."""
+    monkeypatch.setattr(ErrorGuard, "strict", False)
+    monkeypatch.chdir(tmp_path)
+    draw = LossChart.draw
+
+    def failing_draw(self, curves, log_scale=False):
+        if curves and curves[0].steps:
+            raise RuntimeError("the chart broke")
+        draw(self, curves, log_scale)
+    monkeypatch.setattr(LossChart, "draw", failing_draw)
+    app = RuGPTApp(session=fresh_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = app.query_one(TrainPane)
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        app.query_one("#train-epochs", Input).value = "0.5"
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: pane.run is not None and pane.run.result is not None, timeout=90)
+        await pilot.pause(0.5)
+        assert app.is_running and pane.run.error is None and pane.run.result.stop_reason == "done"
+        assert app.guard.caught and set(app.guard.caught) == {"RuntimeError: the chart broke"}
+        toasts = [n.message for n in app._notifications if "the chart broke" in n.message]
+        assert len(toasts) == 1   # said once, however often it happened
+        assert "RuntimeError: the chart broke" in error_log_path().read_text(encoding="utf-8")
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape", "ctrl+q")
+        await wait_for(pilot, lambda: not app.is_running)
+
+
+async def test_a_worker_that_fails_is_one_line_too(demo_session, monkeypatch):
+    monkeypatch.setattr(ErrorGuard, "strict", False)
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        def fails():
+            raise ValueError("a worker broke")
+        app.run_worker(fails, thread=True)   # exit_on_error: Textual would end the app
+        await wait_for(pilot, lambda: app.guard.caught)
+        assert app.guard.caught == ["ValueError: a worker broke"] and app.is_running
