@@ -42,7 +42,7 @@ Palette names: `Generate`, `Stop generation`, `Start training`, `Stop training`,
 `Reset to base weights`, `Toggle side panels`, `Search history`, `Toggle log scale`,
 `Load finished run`, `On hangup: keep training / save and stop`, `Chat`, `New chat`,
 `Regenerate reply`, `Export chat`, `Rename chat`, `Delete chat`, `Search chats`,
-`Toggle what the model sees`.
+`Toggle what the model sees`, `Hide notice`.
 """
 
 
