@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from core.errors import UserError
 from core.sampling import SamplingSettings, choose_next, make_generator, resolve_seed
 
 
@@ -86,6 +87,10 @@ class IncrementalDecoder:
             return now[len(before):]
         return ""
 
+
+
+DAMAGED = ("the model's scores are not numbers (NaN or infinite): its weights are damaged — "
+           "a run that diverged? Reset to base weights (palette), or load the model again")
 
 def cache_keyword(model) -> str:
     """transformers ≥ 5.24 names the forward argument `cache`; earlier, `past_key_values`."""
@@ -247,6 +252,8 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
             else:
                 out = model(input_ids=step_input, use_cache=True, **{cache_kw: cache}, **extra)
             logits = out.logits[0, -1]                       # (V,) last position only
+            if not torch.isfinite(logits).all():   # no distribution to draw from
+                raise UserError(DAMAGED)
             choice = choose_next(logits, seen, s, generator, n_top)
         next_id = choice.id
         new_ids.append(next_id)
@@ -295,6 +302,8 @@ def inspect_next(session, prompt: str, n_top: int = 10) -> NextTokenView:
     with session.lock, torch.inference_mode(), _EvalMode(model):
         logits = model(input_ids=torch.tensor([ids], device=model.device)).logits  # (1, T, V)
     last = logits[0, -1].float()                             # (V,)
+    if not torch.isfinite(last).all():
+        raise UserError(DAMAGED)
     probs = last.softmax(-1)                                 # sums to 1 over the vocabulary
     top = torch.topk(probs, min(n_top, probs.numel()))
     entropy = float(-(probs * probs.clamp_min(1e-30).log2()).sum())

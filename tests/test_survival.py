@@ -140,3 +140,24 @@ async def test_a_worker_that_fails_is_one_line_too(demo_session, monkeypatch):
         app.run_worker(fails, thread=True)   # exit_on_error: Textual would end the app
         await wait_for(pilot, lambda: app.guard.caught)
         assert app.guard.caught == ["ValueError: a worker broke"] and app.is_running
+
+
+async def test_damaged_weights_are_one_line_not_a_crash(fresh_session):
+    """A run with a learning rate of 1e9 leaves weights that are not numbers: generating from
+    them says so in one line (it failed deep in sampling before), in every pane."""
+    import torch
+
+    from core.generation import DAMAGED, generate_stream
+    from core.sampling import SamplingSettings
+
+    with torch.no_grad():
+        next(fresh_session.model.parameters()).fill_(float("inf"))
+    with pytest.raises(Exception) as caught:
+        list(generate_stream(fresh_session, "Кот", SamplingSettings(max_new_tokens=3)))
+    assert str(caught.value) == DAMAGED
+    app = RuGPTApp(session=fresh_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3", "ctrl+b")
+        await wait_for(pilot, lambda: any(n.message == DAMAGED for n in app._notifications))
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: DAMAGED[:40] in str(app.query_one("#gen-stats").render()))

@@ -400,6 +400,10 @@ class RuGPTApp(App):
     def on_before_after_ready(self, message: BeforeAfterReady) -> None:
         """The comparison opens now — or, when another window is open (a question, the
         help), as soon as the user has closed it: a late answer never covers a question."""
+        if message.result is None:
+            self.notify(message.error or "no result", title="Before / after", severity="error",
+                        timeout=8)
+            return
         self._waiting_windows.append(BeforeAfterScreen(message.result))
         self._open_waiting_window()
 

@@ -14,6 +14,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from core.errors import UserError, one_line
 from tui.chips import printable
 
 if TYPE_CHECKING:
@@ -49,7 +50,8 @@ class AskScreen(ModalScreen[str | None]):
 
 @dataclass
 class BeforeAfterReady(Message):
-    result: BeforeAfter
+    result: BeforeAfter | None
+    error: str | None = None   # one line, when there is no result
 
 
 def compare_in_background(app: App, session: ModelSession, prompt: str,
@@ -59,7 +61,13 @@ def compare_in_background(app: App, session: ModelSession, prompt: str,
     def work() -> None:
         from core.compare import before_after
 
-        app.post_message(BeforeAfterReady(before_after(session, prompt, settings)))
+        try:
+            result = before_after(session, prompt, settings)
+        except Exception as exc:
+            app.post_message(BeforeAfterReady(None, str(exc) if isinstance(exc, UserError)
+                                              else one_line(exc)))
+        else:
+            app.post_message(BeforeAfterReady(result))
 
     app.run_worker(work, thread=True, exclusive=True, group="before-after")
 

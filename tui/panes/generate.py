@@ -272,7 +272,12 @@ class GeneratePane(Horizontal):
     def _inspect(self, session: ModelSession, prompt: str) -> None:
         from core.generation import inspect_next
 
-        view = inspect_next(session, prompt)
+        try:
+            view = inspect_next(session, prompt)
+        except Exception as exc:   # one line in the panel; the pane goes on
+            error = str(exc) if isinstance(exc, UserError) else one_line(exc)
+            self.post_message(InspectorReady(Text(error, style="red")))
+            return
         text = Text()
         b, t, v = view.logits_shape
         text.append(f"logits (batch, seq, vocab) = ({b}, {t}, {v})\n", style="bold")
