@@ -82,11 +82,11 @@ def check_paths(config: TrainConfig) -> None:
     """Where the run will read and write, checked before any data is loaded or step taken:
     an output folder that could cost a user a file is refused now, not after an hour, and
     data that is not a file, a folder or a hub name (a device, a FIFO) is refused unopened."""
+    if config.out:
+        check_output_folder(config.out)
     check_source(config.train)
     if config.test:
         check_source(config.test)
-    if config.out:
-        check_output_folder(config.out)
     if config.resume:
         state = check_resumable(config.resume)
         if bool(state["config"].get("lora")) != config.lora:

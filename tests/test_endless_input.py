@@ -128,3 +128,17 @@ def test_an_idle_app_whose_terminal_dies_leaves_no_process(demo_dir, tmp_path):
     pid, fd = spawn_stuck(tmp_path, block_sighup=True)
     os.close(fd)
     assert gone_within(pid, 5.0) < 5.0
+
+
+def test_the_app_with_dev_zero_in_the_data_field_quits_at_once(demo_dir):
+    """The path is remembered in settings.toml: every start reads the field again."""
+    settings_path().write_text('model = "demo"\n[data]\ntrain = "/dev/zero"\n', encoding="utf-8")
+    pid, fd = spawn("--model", "demo")
+    try:
+        wait_loaded(fd)
+        os.write(fd, b"\x1bOS")   # F4: the preview says what it is
+        time.sleep(1.0)
+        os.write(fd, b"\x11")
+        assert gone_within(pid, 2.0, fd) < 2.0
+    finally:
+        os.close(fd)

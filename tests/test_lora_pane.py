@@ -21,7 +21,7 @@ async def test_lora_run_from_the_pane(fresh_session, tmp_path):
 
     before = weights(fresh_session)
     app = RuGPTApp(session=fresh_session)
-    async with app.run_test(size=(100, 40)) as pilot:
+    async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f4")
         await wait_for(pilot, lambda: "samples" in preview(app))
         assert "all 308k params" in preview(app)
@@ -65,7 +65,7 @@ async def test_an_adapter_folder_loads_in_the_app(demo_session, tmp_path, corpus
     train(session, TrainConfig(train=str(train_file), test=str(test_file), block_size=32,
                                max_steps=5, lora=True, lora_r=4, lr=1e-2, out=str(tmp_path / "ad")))
     app = RuGPTApp(session=demo_session)
-    async with app.run_test(size=(100, 40)) as pilot:
+    async with app.run_test(size=(120, 40)) as pilot:
         app.load_model(str(tmp_path / "ad"))
         await wait_for(pilot, lambda: app.session is not demo_session and app.session is not None,
                        timeout=60)

@@ -45,7 +45,7 @@ async def test_two_processes_from_the_pane_train_like_the_command_line(corpus_fi
     train_file, test_file = corpus_files
     app = RuGPTApp(session=fresh_session)
     out = tmp_path / "two"
-    async with app.run_test(size=(100, 40)) as pilot:
+    async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f4")
         await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
         for field, value in (("data", str(train_file)), ("test", str(test_file)),
