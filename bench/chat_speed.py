@@ -9,9 +9,9 @@ import argparse
 import statistics
 
 from bench.common import rugpt3_shape_session
-from core.chat import Chat, ChatDone
-from core.corpus import corpus_sentences
-from core.sampling import SamplingSettings
+from core.data.grammar import corpus_sentences
+from core.inference.chat import Chat, ChatDone
+from core.inference.sampling import SamplingSettings
 
 
 def history(chat: Chat, tokens: int) -> list[dict]:

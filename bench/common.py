@@ -17,7 +17,7 @@ RUGPT3_SMALL_SHAPE = dict(n_layer=12, n_head=12, n_embd=768, n_positions=2048, v
 
 
 def demo_session(device="cpu"):
-    from core.session import load_session
+    from core.model.session import load_session
 
     return load_session("demo", device=device)
 
@@ -28,8 +28,8 @@ def rugpt3_shape_session(device="cpu", dtype="float32"):
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from core.device import choose_placement
-    from core.session import ModelInfo, ModelSession
+    from core.model.device import choose_placement
+    from core.model.session import ModelInfo, ModelSession
 
     demo = demo_session(device)
     tok = demo.tokenizer
@@ -81,7 +81,7 @@ async def type_into_tokenize_pane(app, pilot, keys: int, at: int | None = None) 
     from textual import events
     from textual.widgets import TextArea
 
-    from tui.panes.tokenize import TokenizePane
+    from tui.panes.tokenize.pane import TokenizePane
 
     pane = app.query_one(TokenizePane)
     screen = app.screen

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def write_corpus(path: Path, megabytes: int) -> None:
     """Lines of one to six sentences of the demo's grammar, `megabytes` MB of UTF-8."""
-    from core.corpus import corpus_sentences
+    from core.data.grammar import corpus_sentences
 
     pool, rng = corpus_sentences(50_000, seed=1), random.Random(megabytes)
     target, size = megabytes * 1_000_000, 0
@@ -57,7 +57,7 @@ def rss():   # resident bytes now
 def peak():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 path, cache_dir = sys.argv[1], sys.argv[2]
-from core.session import load_session
+from core.model.session import load_session
 session = load_session("demo", device="cpu")
 import accelerate, datasets, numpy   # imported before the baseline: not the data's memory
 base = rss()
@@ -79,9 +79,9 @@ print(json.dumps({"tokens": tokens, "seconds": time.perf_counter() - start}))
 """
 
 FIRST = """
-from core.token_cache import TokenCache
-from core.train_config import TrainConfig
-from core.train_data import prepare_data
+from core.data.cache import TokenCache
+from core.training.config import TrainConfig
+from core.training.batches import prepare_data
 start = time.perf_counter()
 data = prepare_data(session.tokenizer, TrainConfig(train=path), 256, cache=TokenCache(cache_dir))
 seconds = time.perf_counter() - start
@@ -92,9 +92,9 @@ print(json.dumps({"tokens": tokens, "seconds": seconds, "peak_above": peak() - b
 
 SECOND = """
 os.environ["RUGPT_TUI_CACHE"] = os.path.dirname(cache_dir)
-from core.train_config import TrainConfig
-from core.train_events import Stats, Step
-from core.training import train
+from core.training.config import TrainConfig
+from core.training.events import Stats, Step
+from core.training.loop import train
 marks, start = {}, time.perf_counter()
 def on_event(event):
     if isinstance(event, (Stats, Step)) and event.kind not in marks:

@@ -15,17 +15,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def main() -> None:
     started = time.perf_counter()
-    from core.demo import demo_model_dir
+    from core.model.demo import demo_model_dir
 
     demo_model_dir()
     built = time.perf_counter() - started
 
-    from core.data import sample_corpus_path
-    from core.session import load_session
-    from core.settings import train_defaults
-    from core.train_config import TrainConfig
-    from core.train_events import Eval, Sample, Step
-    from core.training import train
+    from core.base.settings import train_defaults
+    from core.data.texts import sample_corpus_path
+    from core.model.session import load_session
+    from core.training.config import TrainConfig
+    from core.training.events import Eval, Sample, Step
+    from core.training.loop import train
 
     session = load_session("demo", device="cpu")
     settings = train_defaults("demo", session.max_positions)

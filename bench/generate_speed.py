@@ -10,8 +10,8 @@ import time
 import torch
 
 from bench.common import demo_session, median, rugpt3_shape_session
-from core.generation import Done, generate_stream
-from core.sampling import SamplingSettings
+from core.inference.generation import Done, generate_stream
+from core.inference.sampling import SamplingSettings
 
 
 def ours(session, prompt_ids, settings):

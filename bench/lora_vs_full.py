@@ -3,7 +3,7 @@ peak memory and training tokens/s, and how close the memory plan shown before th
 Each runs twice: as it is, and with gradient checkpointing.
 
 Each mode runs in a process of its own (so each has its own peak) with the C heap a command
-gets (`core.host_memory`), after loading the same libraries; memory is the peak resident size
+gets (`core.base.host_memory`), after loading the same libraries; memory is the peak resident size
 above that point (CPU) or the peak allocated by torch (CUDA).
     python -m bench.lora_vs_full [--device cpu|cuda] [--batch-size 8] [--block-size 256] [--steps 6]
 """
@@ -33,11 +33,11 @@ def one_run(mode: str, device: str, batch: int, block: int, steps: int, data: st
     import torch
 
     from bench.common import rugpt3_shape_session
-    from core.host_memory import resident_bytes
-    from core.memory import memory_plan
-    from core.train_config import TrainConfig
-    from core.train_events import Step
-    from core.training import train
+    from core.base.host_memory import resident_bytes
+    from core.training.config import TrainConfig
+    from core.training.events import Step
+    from core.training.loop import train
+    from core.training.memory import memory_plan
 
     baseline = resident_bytes()
     session = rugpt3_shape_session(device)
@@ -69,8 +69,8 @@ def main() -> None:
                                  args.steps, args.data)))
         return
 
-    from core.demo import tokenizer_lines
-    from core.host_memory import tuned_environment
+    from core.base.host_memory import tuned_environment
+    from core.model.demo import tokenizer_lines
 
     data = Path(tempfile.mkdtemp(prefix="rugpt-tui-bench-")) / "texts.txt"
     data.write_text("\n".join(tokenizer_lines() * 4), encoding="utf-8")

@@ -16,7 +16,7 @@ import asyncio
 import time
 
 from bench.common import demo_session, pct, type_into_tokenize_pane
-from core.demo import tokenizer_lines as corpus_lines
+from core.model.demo import tokenizer_lines as corpus_lines
 
 
 def russian_text(n_chars: int = 2000, sep: str = " ") -> str:
@@ -31,8 +31,8 @@ def russian_text(n_chars: int = 2000, sep: str = " ") -> str:
 async def measure(session, text: str, keys: int, at: int | None = None):
     from textual.widgets import TextArea
 
-    from tui.app import RuGPTApp
-    from tui.panes.tokenize import TokenizePane
+    from tui.panes.tokenize.pane import TokenizePane
+    from tui.shell.app import RuGPTApp
 
     app = RuGPTApp(session=session)
     async with app.run_test(size=(120, 40)) as pilot:

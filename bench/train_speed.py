@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 
 from bench.common import demo_session, rugpt3_shape_session
-from core.demo import tokenizer_lines as corpus_lines
-from core.train_config import TrainConfig
-from core.train_events import Step
-from core.training import train
+from core.model.demo import tokenizer_lines as corpus_lines
+from core.training.config import TrainConfig
+from core.training.events import Step
+from core.training.loop import train
 
 
 def notebook_loop(session, texts, pad_to, max_samples):

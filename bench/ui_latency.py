@@ -14,9 +14,9 @@ from bench.common import demo_session, pct, type_into_tokenize_pane
 async def measure(keys: int):
     from textual.widgets import Input, TextArea
 
-    from tui.app import RuGPTApp
-    from tui.panes.tokenize import TokenizePane
-    from tui.panes.train import TrainPane
+    from tui.panes.tokenize.pane import TokenizePane
+    from tui.panes.train.pane import TrainPane
+    from tui.shell.app import RuGPTApp
 
     app = RuGPTApp(session=demo_session())
     async with app.run_test(size=(140, 45)) as pilot:

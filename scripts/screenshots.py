@@ -28,13 +28,13 @@ async def wait_for(pilot, predicate, timeout=60.0):
 async def main() -> None:
     from textual.widgets import Input, SelectionList, TextArea
 
-    from core.session import load_session
-    from tui.app import RuGPTApp
-    from tui.panes.chat import ChatPane
+    from core.model.session import load_session
+    from tui.panes.chat.pane import ChatPane
     from tui.panes.generate import GeneratePane
-    from tui.panes.tokenize import TokenizePane
-    from tui.panes.train import TrainPane
-    from tui.widgets import TokenStream
+    from tui.panes.tokenize.pane import TokenizePane
+    from tui.panes.train.pane import TrainPane
+    from tui.shell.app import RuGPTApp
+    from tui.widgets.stream import TokenStream
 
     out = ROOT / "screenshots"
     out.mkdir(exist_ok=True)

@@ -30,10 +30,35 @@ def workspace_home(tmp_path_factory, monkeypatch):
 @pytest.fixture(autouse=True)
 def strict_errors(monkeypatch):
     """An error inside the app fails the test that meets it: the guard that lets a user's
-    app survive one (tui.guard) would otherwise hide it. Tests of the guard turn it off."""
-    from tui.guard import ErrorGuard
+    app survive one (tui.process.guard) would otherwise hide it. Tests of the guard turn it off."""
+    from tui.process.guard import ErrorGuard
 
     monkeypatch.setattr(ErrorGuard, "strict", True)
+
+
+@pytest.fixture(autouse=True)
+def panes_mounted(request, monkeypatch):
+    """A test's pilot starts once the three panes behind the first tab are mounted: they
+    mount just after the first frame (tui.shell.app), and a test that queries one at once
+    would otherwise race them. Tests marked `first_moments` start at the first frame."""
+    if request.node.get_closest_marker("first_moments"):
+        return
+    from contextlib import asynccontextmanager
+
+    from tui.shell.app import RuGPTApp
+
+    run_test = RuGPTApp.run_test
+
+    @asynccontextmanager
+    async def run_test_with_panes(app, *args, **kwargs):
+        async with run_test(app, *args, **kwargs) as pilot:
+            for _ in range(400):
+                if app.panes_ready():
+                    break
+                await pilot.pause(0.02)
+            yield pilot
+
+    monkeypatch.setattr(RuGPTApp, "run_test", run_test_with_panes)
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +73,7 @@ def steady_cursor(monkeypatch):
 @pytest.fixture(scope="session")
 def demo_dir():
     """The demo model folder, built once per test session through the same cache users get."""
-    from core.demo import demo_model_dir
+    from core.model.demo import demo_model_dir
 
     return demo_model_dir()
 
@@ -56,14 +81,14 @@ def demo_dir():
 @pytest.fixture(scope="session")
 def demo_session(demo_dir):
     """A read-only demo session (tests that change weights load their own)."""
-    from core.session import load_session
+    from core.model.session import load_session
 
     return load_session("demo", device="cpu")
 
 
 @pytest.fixture
 def fresh_session(demo_dir):
-    from core.session import load_session
+    from core.model.session import load_session
 
     return load_session("demo", device="cpu")
 
@@ -90,14 +115,14 @@ def family_model(request, demo_dir):
 @pytest.fixture(scope="session")
 def family_session(family_model):
     """A read-only session of each family (tests that change weights use fresh_family_session)."""
-    from core.session import load_session
+    from core.model.session import load_session
 
     return load_session(family_model, device="cpu")
 
 
 @pytest.fixture
 def fresh_family_session(family_model):
-    from core.session import load_session
+    from core.model.session import load_session
 
     return load_session(family_model, device="cpu")
 
@@ -105,7 +130,7 @@ def fresh_family_session(family_model):
 @pytest.fixture(scope="module")
 def corpus_files(tmp_path_factory):
     """The shipped corpus split into fixed train/test files (deterministic data)."""
-    from core.data import sample_corpus_path
+    from core.data.texts import sample_corpus_path
 
     folder = tmp_path_factory.mktemp("corpus")
     lines = [line for line in sample_corpus_path().read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core.demo import save_seeded_model
-from core.demo import tokenizer_lines as corpus_lines
+from core.model.demo import save_seeded_model
+from core.model.demo import tokenizer_lines as corpus_lines
 
 SEED = 4321
 VOCAB_SIZE = 1200

@@ -22,7 +22,7 @@ def cli(*args, env=None):
     import contextlib
     import io
 
-    from tui.cli import main
+    from tui.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     saved = {k: os.environ.get(k) for k in (env or {})}
@@ -63,8 +63,8 @@ async def tokenize_pane(session, size=(120, 40)):
     """The app on `session` with its Tokenize pane showing a view: (app, pilot, pane, editor)."""
     from textual.widgets import TextArea
 
-    from tui.app import RuGPTApp
-    from tui.panes.tokenize import TokenizePane
+    from tui.panes.tokenize.pane import TokenizePane
+    from tui.shell.app import RuGPTApp
 
     app = RuGPTApp(session=session)
     async with app.run_test(size=size) as pilot:

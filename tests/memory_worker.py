@@ -1,5 +1,5 @@
 """Run by test_memory.py in a process of its own, with the C heap a command gets
-(core.host_memory): the memory plan of a short training run, then the run, then its peak
+(core.base.host_memory): the memory plan of a short training run, then the run, then its peak
 resident memory above what the process held with its libraries loaded, before the model.
 Prints one JSON line."""
 
@@ -8,7 +8,7 @@ import os
 import resource
 import sys
 
-from core.host_memory import resident_bytes, restart_tuned
+from core.base.host_memory import resident_bytes, restart_tuned
 
 restart_tuned()
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -19,10 +19,10 @@ import datasets  # noqa: E402, F401
 import peft  # noqa: E402, F401
 import transformers.models.gpt2.modeling_gpt2  # noqa: E402, F401
 
-from core.memory import memory_plan  # noqa: E402
-from core.session import load_session  # noqa: E402
-from core.train_config import TrainConfig  # noqa: E402
-from core.training import train  # noqa: E402
+from core.model.session import load_session  # noqa: E402
+from core.training.config import TrainConfig  # noqa: E402
+from core.training.loop import train  # noqa: E402
+from core.training.memory import memory_plan  # noqa: E402
 
 
 def main() -> None:

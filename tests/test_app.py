@@ -5,17 +5,17 @@ import time
 from textual.widgets import TabbedContent
 
 from tests.helpers import wait_for
-from tui.app import RuGPTApp
+from tui.shell.app import RuGPTApp
 
 
 async def test_app_loads_demo_and_switches_panes(demo_dir, monkeypatch):
     import threading
 
-    import core.session
+    import core.model.session
 
     loaded = threading.Event()   # the load waits until the test has seen the first frame
-    real_load = core.session.load_session
-    monkeypatch.setattr(core.session, "load_session",
+    real_load = core.model.session.load_session
+    monkeypatch.setattr(core.model.session, "load_session",
                         lambda *a, **kw: (loaded.wait(30), real_load(*a, **kw))[1])
     app = RuGPTApp(model="demo", device="cpu")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -122,7 +122,7 @@ async def test_help_screen_lists_keys(demo_session):
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f1")
         await pilot.pause()
-        from tui.help import HelpScreen
+        from tui.widgets.help import HelpScreen
 
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")

@@ -7,13 +7,13 @@ import json
 import pytest
 import torch
 
-from core.chat import Chat, ChatDone
-from core.chat_format import BUILTIN, check_messages, render, template_for
-from core.errors import UserError
-from core.generation import TokenEvent
-from core.sampling import SamplingSettings
-from core.session import load_session
-from tui.cli import main as cli_main
+from core.base.errors import UserError
+from core.data.templates import BUILTIN, check_messages, render, template_for
+from core.inference.chat import Chat, ChatDone
+from core.inference.generation import TokenEvent
+from core.inference.sampling import SamplingSettings
+from core.model.session import load_session
+from tui.cli.main import main as cli_main
 
 ZEPHYR_LIKE = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{{ eos_token }}\n"
                "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}")

@@ -8,12 +8,12 @@ import threading
 import pytest
 from textual.widgets import Input
 
-from core.chat_store import ChatStore
-from core.session import load_session
+from core.model.session import load_session
+from core.store.conversations import ChatStore
 from tests.helpers import wait_for
-from tui.app import RuGPTApp
-from tui.chat_widgets import ChatInput, Transcript
-from tui.panes.chat import ChatPane
+from tui.panes.chat.pane import ChatPane
+from tui.panes.chat.widgets import ChatInput, Transcript
+from tui.shell.app import RuGPTApp
 
 
 async def open_chat(pilot, max_new="8", seed="1"):
@@ -80,7 +80,7 @@ async def test_send_regenerate_edit_switch_and_export(demo_session, tmp_path):
         assert first != "" and "Привет" in str(app.query_one(Transcript).render())
 
         # ctrl+b: the last message, in its conversation, answered by base and current weights
-        from tui.dialogs import BeforeAfterScreen
+        from tui.widgets.dialogs import BeforeAfterScreen
 
         await pilot.press("ctrl+b")
         await wait_for(pilot, lambda: isinstance(app.screen, BeforeAfterScreen), timeout=30)

@@ -6,16 +6,16 @@ import json
 
 import pytest
 
-from core.chat import Chat
-from core.chat_data import encode_dialogue
-from core.chat_format import BUILTIN, template_for
-from core.errors import UserError
-from core.sampling import SamplingSettings
-from core.session import load_session
-from core.token_cache import TokenCache
-from core.train_config import TrainConfig
-from core.train_data import prepare_data
-from core.training import train
+from core.base.errors import UserError
+from core.data.cache import TokenCache
+from core.data.dialogues import encode_dialogue
+from core.data.templates import BUILTIN, template_for
+from core.inference.chat import Chat
+from core.inference.sampling import SamplingSettings
+from core.model.session import load_session
+from core.training.batches import prepare_data
+from core.training.config import TrainConfig
+from core.training.loop import train
 
 CONVERSATION = [{"role": "system", "content": "Будь краток."},
                 {"role": "user", "content": "Где спал кот?"},
@@ -70,7 +70,7 @@ def write_dialogues(path, conversations):
 
 @pytest.mark.parametrize("pack", [True, False], ids=["pack", "pad"])
 def test_rows_keep_the_mask_in_pack_and_pad_modes(tok, tmp_path, pack):
-    from core.batching import collate
+    from core.data.rows import collate
 
     data = write_dialogues(tmp_path / "chats.jsonl", [CONVERSATION] * 6)
     prepared = prepare_data(tok, TrainConfig(train=str(data), test_split=0.34, pack=pack), 64,

@@ -4,7 +4,7 @@ import pytest
 from rich.cells import cell_len
 
 from tests.helpers import tokenize_pane, wait_for
-from tui.chips import ChipMaker, flow_chips, label_for, make_chip
+from tui.render.chips import ChipMaker, flow_chips, label_for, make_chip
 
 
 def test_labels_make_invisible_characters_visible():
@@ -22,7 +22,7 @@ def test_labels_make_invisible_characters_visible():
 def test_sentencepiece_chips_show_markers_and_bytes():
     """`▁` a tokenizer added before a word shows as ▁ (it stands for no character), a typed
     space as ·, byte-fallback pieces as their bytes until the one that completes the character."""
-    from core.tokenview import tokenize_view
+    from core.tokens.view import tokenize_view
     from tests.families import llama_tokenizer
 
     view = tokenize_view(llama_tokenizer(), "ъ 😀")
@@ -70,7 +70,7 @@ def test_flow_keeps_every_character(width):
 
 
 def test_chip_maker_reuses_chips(demo_session):
-    from core.tokenview import tokenize_view
+    from core.tokens.view import tokenize_view
 
     maker = ChipMaker(raw=False, show_ids=True)
     view = tokenize_view(demo_session.tokenizer, "мир и мир и мир")
@@ -81,7 +81,7 @@ def test_chip_maker_reuses_chips(demo_session):
 
 
 async def test_typing_at_the_end_redraws_only_the_last_line(demo_session):
-    from tui.chipview import ChipView
+    from tui.panes.tokenize.chipview import ChipView
 
     text = " ".join(["нейронная сеть"] * 60)
     async with tokenize_pane(demo_session) as (app, pilot, pane, area):
@@ -127,7 +127,7 @@ async def test_costly_views_are_built_on_a_worker_and_end_exact(demo_session, mo
     typed meanwhile are folded into the next build, and the last view is exact."""
     import threading
 
-    from tui.panes import tokenize as pane_module
+    from tui.panes.tokenize import pane as pane_module
 
     threads = []
     real = pane_module.build_state
@@ -151,7 +151,7 @@ async def test_costly_views_are_built_on_a_worker_and_end_exact(demo_session, mo
 
 @pytest.mark.parametrize("budget", [1.0, 0.0])  # inline, then on the worker
 async def test_a_failing_tokenizer_is_reported_in_one_line(demo_session, monkeypatch, budget):
-    from tui.panes import tokenize as pane_module
+    from tui.panes.tokenize import pane as pane_module
 
     async with tokenize_pane(demo_session) as (app, pilot, pane, area):
         monkeypatch.setattr(pane_module.TokenizePane, "INLINE_BUDGET_S", budget)
@@ -172,6 +172,6 @@ async def test_a_failing_tokenizer_is_reported_in_one_line(demo_session, monkeyp
 def test_control_characters_a_model_writes_are_shown_not_sent():
     """Generated text can hold any byte-level token, ESC included: it is drawn as a symbol,
     never sent to the terminal as an escape sequence."""
-    from tui.chips import printable
+    from tui.render.chips import printable
 
     assert printable("a\x1b[2Jb\x07\n\tc\x9b\x7f") == "a␛[2Jb␇\n\tc\ufffd␡"

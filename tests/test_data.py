@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from core.batching import PackedRows, PaddedRows, pad_rows
-from core.data import load_texts, split_mask
-from core.errors import UserError
-from core.token_cache import TokenStream
-from tui.cli import main as cli_main
+from core.base.errors import UserError
+from core.data.cache import TokenStream
+from core.data.rows import PackedRows, PaddedRows, pad_rows
+from core.data.texts import load_texts, split_mask
+from tui.cli.main import main as cli_main
 
 
 def write(tmp_path, name, content, mode="w"):

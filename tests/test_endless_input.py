@@ -10,13 +10,13 @@ import time
 import pytest
 from textual.widgets import Input
 
-from core.data import check_source, fingerprint, text_files
-from core.errors import UserError
-from core.store import Store
-from core.workspace import settings_path
+from core.base.errors import UserError
+from core.data.texts import check_source, fingerprint, text_files
+from core.store.database import Store
+from core.store.workspace import settings_path
 from tests.helpers import ROOT, cli, run_cli, wait_for
 from tests.test_hangup import spawn, wait_loaded
-from tui.app import RuGPTApp
+from tui.shell.app import RuGPTApp
 
 CORPUS = ROOT / "core" / "resources" / "corpus_ru.txt"
 
@@ -71,12 +71,12 @@ async def test_the_train_pane_refuses_a_fifo_at_once(demo_session, fifo):
 # function replaced.
 STUCK_PREVIEW = """
 import sys, threading
-import core.corpus_tokens
+import core.data.tokenized
 def never_returns(*args, **kwargs):
     open(sys.argv[1], "w").close()   # it has started
     threading.Event().wait()
-core.corpus_tokens.quick_estimate = never_returns
-from tui.cli import main
+core.data.tokenized.quick_estimate = never_returns
+from tui.cli.main import main
 sys.exit(main(["--model", "demo"]))
 """
 

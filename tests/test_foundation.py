@@ -6,8 +6,8 @@ import time
 import pytest
 import torch
 
-from core import DEFAULT_MODEL
-from core.errors import UserError
+from core.base.errors import UserError
+from core.base.settings import DEFAULT_MODEL
 from tests.helpers import ROOT, cli, run_cli
 
 
@@ -22,7 +22,7 @@ def test_core_never_imports_textual():
 
 
 def test_headless_cli_never_imports_textual():
-    code = "import sys, tui.cli, tui.headless, tui.chips; print('textual' in sys.modules)"
+    code = "import sys, tui.cli.main, tui.cli.commands, tui.render.chips; print('textual' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
@@ -30,7 +30,7 @@ def test_headless_cli_never_imports_textual():
 
 def test_app_module_imports_without_torch():
     """The first frame must not wait for torch/transformers: the app module does not import them."""
-    code = "import sys, tui.app; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    code = "import sys, tui.shell.app; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False False"
@@ -40,7 +40,7 @@ def test_demo_build_is_deterministic(tmp_path):
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
-    from core.demo import build_demo_model
+    from core.model.demo import build_demo_model
 
     a = build_demo_model(tmp_path / "a")
     b = build_demo_model(tmp_path / "b")
@@ -57,7 +57,7 @@ def test_demo_build_is_deterministic(tmp_path):
 
 
 def test_demo_build_leaves_global_rng_alone(tmp_path):
-    from core.demo import build_demo_model
+    from core.model.demo import build_demo_model
 
     torch.manual_seed(7)
     expected = torch.rand(3)
@@ -67,7 +67,7 @@ def test_demo_build_leaves_global_rng_alone(tmp_path):
 
 
 def test_load_from_folder_path(demo_dir):
-    from core.session import load_session
+    from core.model.session import load_session
 
     session = load_session(str(demo_dir), device="cpu")
     info = session.info
@@ -84,7 +84,7 @@ def test_pad_token_is_added_without_masking_eos(tmp_path, demo_dir):
     the EOS id stays the EOS id and padding is known from the attention mask."""
     from transformers import AutoTokenizer
 
-    from core.session import ensure_pad_token
+    from core.model.session import ensure_pad_token
 
     tok = AutoTokenizer.from_pretrained(demo_dir)
     tok.pad_token = None
@@ -116,7 +116,7 @@ def test_bad_model_id_is_one_clear_line():
 
 @pytest.mark.parametrize("make", ["empty", "bad_config", "file"])
 def test_broken_model_folder(tmp_path, make):
-    from core.session import load_session
+    from core.model.session import load_session
 
     target = tmp_path / "model"
     if make == "file":
@@ -133,7 +133,7 @@ def test_broken_model_folder(tmp_path, make):
 
 def test_offline_fallback_to_demo_is_fast(tmp_path, monkeypatch, demo_dir):
     """Default model, no network, empty hub cache: the demo model, with a notice, in < 10 s."""
-    from core.session import load_session
+    from core.model.session import load_session
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
     import huggingface_hub.constants as c
@@ -150,7 +150,7 @@ def test_unreachable_hub_probe_is_bounded(monkeypatch):
     """Without HF_HUB_OFFLINE, an unreachable endpoint is detected within the probe timeout."""
     import huggingface_hub.constants as c
 
-    from core.session import hub_reachable
+    from core.model.session import hub_reachable
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(c, "ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing listens
@@ -169,7 +169,7 @@ def test_info_json_cli(family_model):
         assert isinstance(info[key], kind), key
     from transformers import AutoModelForCausalLM
 
-    from core.demo import demo_model_dir
+    from core.model.demo import demo_model_dir
 
     folder = demo_model_dir() if family_model == "demo" else family_model
     model = AutoModelForCausalLM.from_pretrained(folder)
@@ -188,15 +188,15 @@ def test_bad_device_setting_is_exit_2():
 
 
 def test_every_setting_is_declared_once_and_drawn_from_its_declaration():
-    """TrainConfig / SamplingSettings take each default from core.settings, and the command
+    """TrainConfig / SamplingSettings take each default from core.base.settings, and the command
     line offers each declared setting under its flag, with the declared choices."""
     from dataclasses import fields
 
-    from core.errors import UserError
-    from core.sampling import SamplingSettings
-    from core.settings import SAMPLING_SETTINGS, TRAIN_SETTINGS
-    from core.train_config import TrainConfig
-    from tui.cli import build_parser
+    from core.base.errors import UserError
+    from core.base.settings import SAMPLING_SETTINGS, TRAIN_SETTINGS
+    from core.inference.sampling import SamplingSettings
+    from core.training.config import TrainConfig
+    from tui.cli.main import build_parser
 
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices

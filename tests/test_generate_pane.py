@@ -6,10 +6,10 @@ import threading
 from textual.widgets import Input, OptionList, Switch, TextArea
 
 from tests.helpers import wait_for
-from tui.app import RuGPTApp
-from tui.chips import printable
 from tui.panes.generate import GeneratePane
-from tui.widgets import ChoiceInfo, TokenStream
+from tui.render.chips import printable
+from tui.shell.app import RuGPTApp
+from tui.widgets.stream import ChoiceInfo, TokenStream
 
 
 async def set_prompt(pilot, text):
@@ -38,8 +38,8 @@ async def test_generate_stop_inspect_and_history(fresh_family_session):
         done = pane.run.done
         assert done.new_tokens == 24 and done.stop_reason == "length"
         # same ids as the core loop gives for the same prompt and settings
-        from core.generation import generate_stream
-        from core.sampling import SamplingSettings
+        from core.inference.generation import generate_stream
+        from core.inference.sampling import SamplingSettings
 
         *_, ref = generate_stream(demo_session, "Жил-был", SamplingSettings(greedy=True, max_new_tokens=24))
         assert done.ids == ref.ids

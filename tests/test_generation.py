@@ -8,7 +8,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from core.generation import (
+from core.inference.generation import (
     Done,
     IncrementalDecoder,
     Notice,
@@ -17,7 +17,7 @@ from core.generation import (
     generate_stream,
     inspect_next,
 )
-from core.sampling import SamplingSettings
+from core.inference.sampling import SamplingSettings
 from tests.helpers import cli
 
 

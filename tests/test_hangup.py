@@ -15,11 +15,11 @@ import time
 import torch
 from safetensors.torch import load_file
 
-from core.session import load_session
-from core.store import Store
-from core.workspace import settings_path
+from core.model.session import load_session
+from core.store.database import Store
+from core.store.workspace import settings_path
 from tests.helpers import ROOT, wait_for
-from tui.app import RuGPTApp
+from tui.shell.app import RuGPTApp
 
 CORPUS = ROOT / "core" / "resources" / "corpus_ru.txt"
 

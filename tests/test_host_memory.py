@@ -1,14 +1,14 @@
-"""A command restarts itself once with glibc's heap tuned (core.host_memory), never when the
+"""A command restarts itself once with glibc's heap tuned (core.base.host_memory), never when the
 user chose the tunables, and only where huge pages make it cheap."""
 
 import os
 import subprocess
 import sys
 
-from core.host_memory import TUNABLES, huge_pages_available, tuned_environment
+from core.base.host_memory import TUNABLES, huge_pages_available, tuned_environment
 from tests.helpers import ROOT
 
-PRINT_TUNABLES = ("from core.host_memory import restart_tuned; restart_tuned(); "
+PRINT_TUNABLES = ("from core.base.host_memory import restart_tuned; restart_tuned(); "
                   "import os; print(os.environ.get('GLIBC_TUNABLES'))")
 
 

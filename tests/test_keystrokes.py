@@ -4,12 +4,13 @@ or the runs list refreshes."""
 
 from pathlib import Path
 
+import pytest
 from textual.widgets import Input, TextArea
 
 from tests.helpers import wait_for
 from tests.monkey import Monkey
-from tui.app import RuGPTApp
-from tui.panes.train import TrainPane
+from tui.panes.train.pane import TrainPane
+from tui.shell.app import RuGPTApp
 
 PATH = "/root/.cache/какой-то/corpus.txt"
 
@@ -37,6 +38,7 @@ async def test_an_editor_applies_backspace_in_typing_order(demo_session):
     async with app.run_test(size=(100, 30)) as pilot:
         monkey = Monkey(pilot, 0)
         await monkey.keys("f3")
+        await wait_for(pilot, app.panes_ready)
         prompt = app.query_one("#gen-prompt", TextArea)
         prompt.focus()
         prompt.load_text("")
@@ -51,15 +53,15 @@ async def test_settings_typed_while_the_model_loads_are_kept(demo_dir, tmp_path,
     data path, a setting — is still there when its defaults arrive."""
     import threading
 
-    import core.session
+    import core.model.session
 
     typed = threading.Event()
-    load = core.session.load_session
+    load = core.model.session.load_session
 
     def slow_load(*args, **kwargs):   # a big model takes a while: it arrives after the keys
         typed.wait(30)
         return load(*args, **kwargs)
-    monkeypatch.setattr(core.session, "load_session", slow_load)
+    monkeypatch.setattr(core.model.session, "load_session", slow_load)
     mine = tmp_path / "my.txt"
     mine.write_text("Кот спал.\nПёс гулял.\n", encoding="utf-8")
     app = RuGPTApp(model="demo")
@@ -80,3 +82,20 @@ async def test_settings_typed_while_the_model_loads_are_kept(demo_dir, tmp_path,
         # the other settings took the demo's defaults
         assert app.query_one("#train-lr", Input).value == "3e-3"
         assert Path(app.query_one(TrainPane).form.data_paths()["train"]) == mine
+
+
+@pytest.mark.first_moments
+async def test_keys_typed_at_the_first_frame_are_kept_in_order(demo_session):
+    """The panes behind the first tab mount just after the first frame; a user who starts
+    typing at once (F3, a prompt) loses nothing and gets it in the order typed."""
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        monkey = Monkey(pilot, 0)
+        early = not app.panes_ready()
+        await monkey.keys("f3", "ctrl+a", "ctrl+k", *"жили-были")
+        await wait_for(pilot, app.panes_ready)
+        await pilot.pause(0.3)
+        prompt = app.query_one("#gen-prompt", TextArea)
+        assert app.focused is prompt
+        assert prompt.text.endswith("жили-были"), prompt.text
+    assert early, "the panes were already mounted at the first frame: nothing was tested"

@@ -6,14 +6,14 @@ import pytest
 from rich.cells import cell_len
 from textual.widgets import Input, TextArea
 
-from core.session import load_session
+from core.model.session import load_session
 from tests.helpers import wait_for
 from tests.test_train_pane import Gate
-from tui.app import RuGPTApp
 from tui.panes.generate import GeneratePane
-from tui.panes.tokenize import TokenizePane
-from tui.panes.train import TrainPane
-from tui.widgets import TokenStream
+from tui.panes.tokenize.pane import TokenizePane
+from tui.panes.train.pane import TrainPane
+from tui.shell.app import RuGPTApp
+from tui.widgets.stream import TokenStream
 
 SIZES = [(80, 24), (120, 40), (200, 60)]
 SIZE_IDS = [f"{w}x{h}" for w, h in SIZES]
@@ -223,7 +223,7 @@ def test_a_paint_whose_timer_fires_after_it_was_cancelled_is_dropped():
     """paint_now() cancels the waiting paints; a stopped timer may still fire once."""
     from types import SimpleNamespace
 
-    from tui.train_run import PaintPacer
+    from tui.panes.train.run import PaintPacer
 
     fired = []
 

@@ -8,13 +8,13 @@ import shutil
 import pytest
 import torch
 
-from core.compare import before_after
-from core.lora import LoraSpec, count_trainable, default_targets
-from core.sampling import SamplingSettings
-from core.session import load_session
-from core.train_config import TrainConfig, TrainControl
-from core.train_events import Notice, Step
-from core.training import train
+from core.inference.compare import before_after
+from core.inference.sampling import SamplingSettings
+from core.model.lora import LoraSpec, count_trainable, default_targets
+from core.model.session import load_session
+from core.training.config import TrainConfig, TrainControl
+from core.training.events import Notice, Step
+from core.training.loop import train
 from tests.helpers import cli, tree_digest
 from tests.test_training import weights
 
@@ -104,7 +104,7 @@ def test_adapter_folder_loads_in_info_and_generate(adapter_dir):
               "--max-new-tokens", "8", "--jsonl")
     assert gen.returncode == 0, gen.stderr
     done = json.loads(gen.stdout.splitlines()[-1])
-    from core.generation import Done, generate_stream
+    from core.inference.generation import Done, generate_stream
     *_, mine = generate_stream(session, "Кот", SamplingSettings(seed=3, max_new_tokens=8))
     assert isinstance(mine, Done) and done["ids"] == mine.ids
     base = load_session("demo", device="cpu")
@@ -150,7 +150,7 @@ def _one_line_exit_2(result):
 
 
 def test_bad_lora_input_is_one_line_and_writes_nothing(corpus_files, tmp_path, adapter_dir):
-    from core.store import Store
+    from core.store.database import Store
 
     train_file, _ = corpus_files
     out = tmp_path / "never"

@@ -5,11 +5,11 @@ loaded as the model."""
 import torch
 from textual.widgets import Input
 
-from core.session import load_session
+from core.model.session import load_session
 from tests.helpers import wait_for
 from tests.test_training import weights
-from tui.app import RuGPTApp
-from tui.panes.train import TrainPane
+from tui.panes.train.pane import TrainPane
+from tui.shell.app import RuGPTApp
 
 
 def preview(app) -> str:
@@ -17,7 +17,7 @@ def preview(app) -> str:
 
 
 async def test_lora_run_from_the_pane(fresh_session, tmp_path):
-    from tui.dialogs import BeforeAfterScreen
+    from tui.widgets.dialogs import BeforeAfterScreen
 
     before = weights(fresh_session)
     app = RuGPTApp(session=fresh_session)
@@ -57,8 +57,8 @@ async def test_lora_run_from_the_pane(fresh_session, tmp_path):
 
 
 async def test_an_adapter_folder_loads_in_the_app(demo_session, tmp_path, corpus_files):
-    from core.train_config import TrainConfig
-    from core.training import train
+    from core.training.config import TrainConfig
+    from core.training.loop import train
 
     train_file, test_file = corpus_files
     session = load_session("demo", device="cpu")

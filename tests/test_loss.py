@@ -4,14 +4,19 @@
 import pytest
 import torch
 
-import core.loss
-from core.loss import hidden_states_out, next_token_loss, supports_chunked_loss, token_losses
+import core.training.loss
+from core.training.loss import (
+    hidden_states_out,
+    next_token_loss,
+    supports_chunked_loss,
+    token_losses,
+)
 
 
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Chunks of 16 tokens: every test batch spans several."""
-    monkeypatch.setattr(core.loss, "CHUNK_LOGITS_BYTES", 1)
+    monkeypatch.setattr(core.training.loss, "CHUNK_LOGITS_BYTES", 1)
 
 
 def _padded_batch(session):
@@ -41,7 +46,7 @@ def test_chunked_loss_and_gradients_equal_the_models_own(fresh_family_session, s
     assert supports_chunked_loss(model)
     batch = _padded_batch(fresh_family_session)
     assert (batch["labels"] == -100).any()
-    assert batch["input_ids"].numel() > 2 * core.loss.chunk_rows(model.config.vocab_size)
+    assert batch["input_ids"].numel() > 2 * core.training.loss.chunk_rows(model.config.vocab_size)
 
     own, own_grads = _loss_and_grads(model, lambda: model(**batch).loss)
 

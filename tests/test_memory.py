@@ -8,13 +8,13 @@ import sys
 import pytest
 import torch
 
-from core.errors import UserError
-from core.host_memory import resident_bytes
-from core.memory import check_fits, memory_plan
-from core.session import load_session
-from core.train_config import TrainConfig
-from core.train_events import Notice
-from core.training import train
+from core.base.errors import UserError
+from core.base.host_memory import resident_bytes
+from core.model.session import load_session
+from core.training.config import TrainConfig
+from core.training.events import Notice
+from core.training.loop import train
+from core.training.memory import check_fits, memory_plan
 from tests.helpers import ROOT
 from tests.test_training import weights
 

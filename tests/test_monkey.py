@@ -8,15 +8,15 @@ import os
 import pytest
 from textual.widgets import Input
 
-from core.host_memory import resident_bytes
-from core.session import load_session
+from core.base.host_memory import resident_bytes
+from core.model.session import load_session
 from tests.helpers import wait_for
 from tests.monkey import Monkey
-from tui.app import RuGPTApp
-from tui.dialogs import QuitWhileTrainingScreen
-from tui.guard import ErrorGuard
-from tui.help import HelpScreen
-from tui.panes.train import TrainPane
+from tui.panes.train.pane import TrainPane
+from tui.process.guard import ErrorGuard
+from tui.shell.app import RuGPTApp
+from tui.widgets.dialogs import QuitWhileTrainingScreen
+from tui.widgets.help import HelpScreen
 
 # RUGPT_TUI_MONKEY_SEEDS=7,8 RUGPT_TUI_MONKEY_SECONDS=60 replays or extends it
 SEEDS = [int(s) for s in os.environ.get("RUGPT_TUI_MONKEY_SEEDS", "1,2,3,4").split(",")]

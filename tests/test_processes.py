@@ -10,12 +10,12 @@ import torch
 from safetensors.torch import load_file
 from textual.widgets import Input
 
-from core.processes import event_from_json, train_command, train_in_processes
-from core.train_config import TrainConfig, TrainControl
-from core.train_events import Eval, Step
+from core.training.config import TrainConfig, TrainControl
+from core.training.events import Eval, Step
+from core.training.processes import event_from_json, train_command, train_in_processes
 from tests.helpers import cli, wait_for
-from tui.app import RuGPTApp
-from tui.panes.train import TrainPane
+from tui.panes.train.pane import TrainPane
+from tui.shell.app import RuGPTApp
 
 SETTINGS = dict(epochs="0.5", batch="2", block="32")
 
@@ -98,7 +98,7 @@ def test_a_stop_ends_every_process(corpus_files, tmp_path, demo_dir):
 
 
 def test_bad_input_of_a_multi_process_run_is_one_line(tmp_path, demo_dir):
-    from core.errors import UserError
+    from core.base.errors import UserError
 
     theirs = tmp_path / "theirs"
     theirs.mkdir()

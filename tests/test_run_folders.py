@@ -7,10 +7,10 @@ from pathlib import Path
 
 from textual.widgets import Input
 
-from core.store import Store
+from core.store.database import Store
 from tests.helpers import ROOT, cli, tree_digest, wait_for
-from tui.app import RuGPTApp
-from tui.panes.train import TrainPane
+from tui.panes.train.pane import TrainPane
+from tui.shell.app import RuGPTApp
 
 CORPUS = ROOT / "core" / "resources" / "corpus_ru.txt"
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.checkpoint import check_resumable, save_checkpoint, save_locked
-from core.errors import SaveError, UserError
-from core.safe_write import FolderLock, check_output_folder
-from core.session import load_session
+from core.base.errors import SaveError, UserError
+from core.base.safe_write import FolderLock, check_output_folder
+from core.model.checkpoint import check_resumable, save_checkpoint, save_locked
+from core.model.session import load_session
 from tests.helpers import ROOT, run_cli, tree_digest, wait_for
 
 CORPUS = "\n".join(f"Это строка номер {i}, в ней несколько русских слов." for i in range(60))
@@ -185,7 +185,7 @@ def test_disk_full_is_one_line_and_the_old_checkpoint_stays(tmp_path, fresh_sess
 async def test_disk_full_in_the_app_is_a_notice_and_the_app_goes_on(tmp_path, fresh_session, monkeypatch):
     from textual.widgets import Input
 
-    from tui.app import RuGPTApp
+    from tui.shell.app import RuGPTApp
 
     out = tmp_path / "ckpt"
     save_checkpoint(out, fresh_session.model, fresh_session.tokenizer, {"step": 1})
@@ -206,8 +206,8 @@ async def test_disk_full_in_the_app_is_a_notice_and_the_app_goes_on(tmp_path, fr
 async def test_the_train_pane_refuses_an_unsafe_folder_before_starting(tmp_path, fresh_session, monkeypatch):
     from textual.widgets import Input
 
-    from tui.app import RuGPTApp
-    from tui.panes.train import TrainPane
+    from tui.panes.train.pane import TrainPane
+    from tui.shell.app import RuGPTApp
 
     work = user_folder(tmp_path / "project")
     monkeypatch.chdir(work)
@@ -280,9 +280,9 @@ def test_a_stale_lock_from_a_dead_run_is_taken_over(tmp_path):
 
 @pytest.fixture
 def resumable(tmp_path, fresh_session):
-    from core.train_config import TrainConfig, TrainControl
-    from core.train_events import Step
-    from core.training import train
+    from core.training.config import TrainConfig, TrainControl
+    from core.training.events import Step
+    from core.training.loop import train
 
     (tmp_path / "train.txt").write_text(CORPUS, encoding="utf-8")
     out = tmp_path / "ckpt"
@@ -322,7 +322,7 @@ def test_resume_from_a_damaged_checkpoint_is_refused_and_changes_nothing(damage,
 
 # -- the demo model cache --------------------------------------------------------------------
 
-BUILD = "from core.demo import demo_model_dir; print(demo_model_dir())"
+BUILD = "from core.model.demo import demo_model_dir; print(demo_model_dir())"
 
 
 def test_two_processes_building_the_demo_at_once_share_one_whole_copy(tmp_path):
@@ -339,7 +339,7 @@ def test_two_processes_building_the_demo_at_once_share_one_whole_copy(tmp_path):
 
 
 def test_a_half_written_demo_cache_is_rebuilt(tmp_path, monkeypatch):
-    from core import demo
+    from core.model import demo
 
     monkeypatch.setenv("RUGPT_TUI_CACHE", str(tmp_path))
     folder = demo.demo_model_dir()

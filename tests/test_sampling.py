@@ -9,8 +9,8 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from core.errors import UserError
-from core.sampling import (
+from core.base.errors import UserError
+from core.inference.sampling import (
     SamplingSettings,
     candidates,
     choose_next,

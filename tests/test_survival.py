@@ -8,15 +8,15 @@ from textual.app import App
 from textual.command import CommandPalette
 from textual.widgets import Input
 
-from core.workspace import error_log_path
+from core.store.workspace import error_log_path
 from tests.helpers import wait_for
 from tests.monkey import Monkey
-from tui.app import RuGPTApp
-from tui.dialogs import AskScreen, BeforeAfterScreen
-from tui.guard import ErrorGuard
-from tui.help import HelpScreen
-from tui.panes.train import TrainPane
-from tui.train_run import Curve, LossChart
+from tui.panes.train.pane import TrainPane
+from tui.panes.train.run import Curve, LossChart
+from tui.process.guard import ErrorGuard
+from tui.shell.app import RuGPTApp
+from tui.widgets.dialogs import AskScreen, BeforeAfterScreen
+from tui.widgets.help import HelpScreen
 
 LOSSES = {
     "empty": [],
@@ -97,6 +97,28 @@ async def test_a_window_closes_once(demo_session):
             assert len(app.screen_stack) == 1
 
 
+async def test_a_pane_key_under_a_window_leaves_the_window_its_keys(demo_session):
+    """F10 pressed while the help is open switches the tab behind it, and Esc still closes
+    the help (the chat's message box took the help's focus, and with it every key). A palette
+    closed and opened again at once never meets the old one on its way out."""
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("f10")
+        assert app.query_one("#tabs").active == "chat"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert len(app.screen_stack) == 1
+        assert app.focused is app.query_one("#chat-input")
+        for _ in range(5):
+            await Monkey(pilot, 0).keys("ctrl+p", "escape", "ctrl+p")
+            await pilot.pause()
+            assert sum(isinstance(s, CommandPalette) for s in app.screen_stack) <= 1
+            await pilot.press("escape")
+            await pilot.pause()
+
+
 async def test_an_error_inside_the_app_is_one_line_and_the_run_goes_on(fresh_session, monkeypatch,
                                                                        tmp_path):
     """A fault nobody foresaw — here the chart fails every time it draws, during a run — is
@@ -147,8 +169,8 @@ async def test_damaged_weights_are_one_line_not_a_crash(fresh_session):
     them says so in one line (it failed deep in sampling before), in every pane."""
     import torch
 
-    from core.generation import DAMAGED, generate_stream
-    from core.sampling import SamplingSettings
+    from core.inference.generation import DAMAGED, generate_stream
+    from core.inference.sampling import SamplingSettings
 
     with torch.no_grad():
         next(fresh_session.model.parameters()).fill_(float("inf"))

@@ -7,13 +7,13 @@ import os
 import numpy as np
 import pytest
 
-from core.cancel import Cancelled
-from core.corpus import corpus_sentences
-from core.data import load_texts, split_mask
-from core.token_cache import TokenCache
-from core.train_config import TrainConfig
-from core.train_data import eval_sample, prepare_data
-from core.training import train
+from core.base.cancel import Cancelled
+from core.data.cache import TokenCache
+from core.data.grammar import corpus_sentences
+from core.data.texts import load_texts, split_mask
+from core.training.batches import eval_sample, prepare_data
+from core.training.config import TrainConfig
+from core.training.loop import train
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def cache(tmp_path):
 
 @pytest.fixture(scope="module")
 def tok():
-    from core.session import load_session
+    from core.model.session import load_session
 
     return load_session("demo", device="cpu").tokenizer
 
@@ -74,7 +74,7 @@ def test_rows_from_the_cache_are_the_freshly_tokenized_rows(tok, corpus, cache):
 
 
 def test_the_cache_is_rebuilt_when_the_data_the_tokenizer_or_the_split_changes(tok, corpus, cache):
-    from core.session import load_session
+    from core.model.session import load_session
 
     prepare(tok, corpus, cache)
     for settings in ({"seed": 1}, {"test_split": 0.2}):
@@ -142,8 +142,8 @@ def test_evaluation_reads_a_fixed_seeded_sample_of_the_held_out_set(tok, corpus,
 
 
 def test_a_second_run_on_the_same_data_does_not_tokenize(demo_dir, corpus, monkeypatch, tmp_path):
-    from core.session import load_session
-    from core.train_events import Stats, Tokenizing
+    from core.model.session import load_session
+    from core.training.events import Stats, Tokenizing
 
     monkeypatch.setenv("RUGPT_TUI_CACHE", str(tmp_path / "cache"))
     session = load_session(str(demo_dir), device="cpu")
@@ -162,7 +162,7 @@ def test_a_second_run_on_the_same_data_does_not_tokenize(demo_dir, corpus, monke
 
 def test_big_data_gets_an_estimate_from_its_first_megabyte(tok, tmp_path, cache, monkeypatch):
     """What the Train pane shows at once, before a big corpus is tokenized."""
-    import core.corpus_tokens as corpus_tokens
+    import core.data.tokenized as corpus_tokens
 
     path = tmp_path / "big.txt"
     path.write_text("\n".join(corpus_sentences(30_000, seed=4)) + "\n", encoding="utf-8")

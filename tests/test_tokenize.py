@@ -5,8 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.tokenview import tokenize_view
-from core.word_stats import most_split, single_token_words, word_counts, word_spread
+from core.tokens.view import tokenize_view
+from core.tokens.words import most_split, single_token_words, word_counts, word_spread
 from tests.helpers import cli, tokenize_pane, wait_for
 
 ALPHABET = st.one_of(
@@ -142,7 +142,7 @@ def tensor_view(tokenizer, lines):
 
 
 def test_pane_batch_rows_match_the_padded_batch(demo_session):
-    from core.word_stats import line_token_counts, pad_mask
+    from core.tokens.words import line_token_counts, pad_mask
 
     tok = demo_session.tokenizer
     lines = ["Короткая.", "Строка подлиннее, в ней больше слов.", "Короткая.", "😀 и ё"]
@@ -162,7 +162,7 @@ def test_pane_batch_rows_match_the_padded_batch(demo_session):
 def test_tokenize_cli_json(family_model):
     from transformers import AutoTokenizer
 
-    from core.demo import demo_model_dir
+    from core.model.demo import demo_model_dir
 
     text = "Привет, мир! 😀"
     result = cli("tokenize", "--model", family_model, "--json", text)
@@ -237,7 +237,7 @@ EDIT_TEXT = st.lists(EDIT_ALPHABET, max_size=40).map("".join)
                                       min_size=1, max_size=4))
 def test_edit_retokenizes_exactly(demo_session, base, edits):
     """Re-tokenizing around an edit gives exactly the full tokenizer's view, edit after edit."""
-    from core.tokenview import tokenize_edit
+    from core.tokens.view import tokenize_edit
 
     tok = demo_session.tokenizer
     view = tokenize_view(tok, base)
@@ -251,8 +251,8 @@ def test_edit_retokenizes_exactly(demo_session, base, edits):
 
 
 def test_edit_tokenizes_only_the_words_around_it(demo_session, monkeypatch):
-    from core import tokenview
-    from core.token_splice import Splice
+    from core.tokens import view as tokenview
+    from core.tokens.splice import Splice
 
     tok = demo_session.tokenizer
     text = " ".join(["слово"] * 300)
@@ -269,8 +269,8 @@ def test_edit_tokenizes_only_the_words_around_it(demo_session, monkeypatch):
 def test_view_ignores_padding_and_truncation_left_on_the_tokenizer(demo_session):
     """A batch call elsewhere (training data, the CLI) leaves padding/truncation set on the
     shared Rust tokenizer; the view must still give exactly `tokenizer(text)`'s ids."""
-    from core.tokenview import tokenize_edit
-    from core.word_stats import line_token_counts
+    from core.tokens.view import tokenize_edit
+    from core.tokens.words import line_token_counts
 
     tok = demo_session.tokenizer
     text = "Нейронная сеть учится предсказывать следующее слово. " * 4

@@ -7,16 +7,16 @@ import time
 import torch
 from textual.widgets import Input, OptionList
 
-from core.data import sample_corpus_path
-from core.generation import generate_stream
-from core.sampling import SamplingSettings
-from core.session import load_session
-from core.train_config import TrainConfig
-from core.train_events import Saved
-from core.training import train
+from core.data.texts import sample_corpus_path
+from core.inference.generation import generate_stream
+from core.inference.sampling import SamplingSettings
+from core.model.session import load_session
+from core.training.config import TrainConfig
+from core.training.events import Saved
+from core.training.loop import train
 from tests.helpers import wait_for
-from tui.app import RuGPTApp
-from tui.panes.train import TrainPane
+from tui.panes.train.pane import TrainPane
+from tui.shell.app import RuGPTApp
 
 
 class Gate:
@@ -154,7 +154,7 @@ async def test_quit_during_training_asks_and_exits_fast(fresh_session, tmp_path)
         await wait_for(pilot, lambda: len(pane.run.steps) >= 2, timeout=60)
         await pilot.press("ctrl+q")
         await pilot.pause()
-        from tui.dialogs import QuitWhileTrainingScreen
+        from tui.widgets.dialogs import QuitWhileTrainingScreen
 
         assert isinstance(app.screen, QuitWhileTrainingScreen)
         start = time.monotonic()
@@ -166,8 +166,8 @@ async def test_quit_during_training_asks_and_exits_fast(fresh_session, tmp_path)
 
 
 async def test_before_after_and_reset(fresh_session):
-    from core.compare import before_after
-    from tui.dialogs import BeforeAfterScreen
+    from core.inference.compare import before_after
+    from tui.widgets.dialogs import BeforeAfterScreen
 
     app = RuGPTApp(session=fresh_session)
     async with app.run_test(size=(140, 45)) as pilot:
@@ -221,7 +221,7 @@ def test_interleaved_generation_leaves_training_bit_identical(demo_dir):
 
 
 async def test_path_completion(tmp_path):
-    from tui.widgets import PathSuggester
+    from tui.widgets.fields import PathSuggester
 
     (tmp_path / "тексты.jsonl").write_text("{}", encoding="utf-8")
     (tmp_path / "folder").mkdir()

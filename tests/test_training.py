@@ -10,12 +10,12 @@ import sys
 
 import torch
 
-from core.data import sample_corpus_path
-from core.session import load_session
-from core.settings import train_defaults
-from core.train_config import TrainConfig, TrainControl
-from core.train_events import Eval, Step
-from core.training import train
+from core.base.settings import train_defaults
+from core.data.texts import sample_corpus_path
+from core.model.session import load_session
+from core.training.config import TrainConfig, TrainControl
+from core.training.events import Eval, Step
+from core.training.loop import train
 from tests.helpers import ROOT, cli
 
 
@@ -52,7 +52,7 @@ def test_eval_loss_falls_and_result_loads(corpus_files, tmp_path, fresh_family_s
 
 def test_every_sample_is_framed_as_the_tokenizer_frames_a_text(corpus_files, family_session):
     """<s> text </s> for Llama (its tokenizer puts <s> in front), text </s> for GPT-2."""
-    from core.train_data import prepare_data
+    from core.training.batches import prepare_data
 
     tok = family_session.tokenizer
     data = prepare_data(tok, config(corpus_files, pack=False), 64)
@@ -112,7 +112,7 @@ def test_nan_loss_stops_cleanly(corpus_files, fresh_session, monkeypatch):
 
 
 def test_out_of_memory_is_a_clear_message_and_model_stays_usable(corpus_files, fresh_session, monkeypatch):
-    from core.generation import Done, generate_stream
+    from core.inference.generation import Done, generate_stream
 
     model = fresh_session.model
     original = model.forward
@@ -140,8 +140,8 @@ KILL_DURING_SAVE = r"""
 import os, sys, time
 os.environ["HF_HUB_OFFLINE"] = "1"
 import torch
-from core.checkpoint import save_checkpoint
-from core.session import load_session
+from core.model.checkpoint import save_checkpoint
+from core.model.session import load_session
 session = load_session("demo", device="cpu")
 with torch.no_grad():
     for p in session.model.parameters():
@@ -157,7 +157,7 @@ save_checkpoint(sys.argv[1], session.model, session.tokenizer, {"step": 99})
 
 
 def test_killed_save_leaves_previous_checkpoint_loadable(tmp_path, fresh_session):
-    from core.checkpoint import save_checkpoint
+    from core.model.checkpoint import save_checkpoint
 
     out = tmp_path / "ckpt"
     save_checkpoint(out, fresh_session.model, fresh_session.tokenizer, {"step": 1})
@@ -213,8 +213,8 @@ async def test_cli_and_pane_take_the_same_per_model_defaults(corpus_files, tmp_p
     """`train` with no settings gets what the Train pane shows for the model."""
     from textual.widgets import Input
 
-    from tui.app import RuGPTApp
-    from tui.widgets import read_fields
+    from tui.shell.app import RuGPTApp
+    from tui.widgets.fields import read_fields
 
     train_file, _ = corpus_files
     out = tmp_path / "defaults"
@@ -240,8 +240,8 @@ def test_the_demo_learns_and_generalises(demo_dir):
     train and eval stay within a nat (no memorising), and the sample is the corpus's words."""
     import re
 
-    from core.corpus import CORPUS_LINES, corpus_sentences
-    from core.train_events import Sample
+    from core.data.grammar import CORPUS_LINES, corpus_sentences
+    from core.training.events import Sample
 
     corpus = sample_corpus_path().read_text(encoding="utf-8")
     assert corpus.splitlines() == corpus_sentences(CORPUS_LINES)   # the shipped file is the generator's

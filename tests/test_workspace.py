@@ -11,9 +11,15 @@ import time
 
 import pytest
 
-from core.errors import UserError
-from core.store import Store
-from core.workspace import SavedSettings, database_path, load_settings, save_settings, settings_path
+from core.base.errors import UserError
+from core.store.database import Store
+from core.store.workspace import (
+    SavedSettings,
+    database_path,
+    load_settings,
+    save_settings,
+    settings_path,
+)
 from tests.helpers import ROOT, cli, wait_for
 
 
@@ -86,7 +92,7 @@ def test_cli_history_and_runs(tmp_path, capsys):
     store = Store.open()
     steps, evals = store.curves(run["id"])
     assert [s for s, _ in steps] == [1, 2, 3] and evals[0][0] == 0   # the step-0 eval too
-    from tui.cli import main
+    from tui.cli.main import main
 
     assert main(["runs"]) == 0 and "3 steps" in capsys.readouterr().out   # the table, in-process
 
@@ -119,7 +125,7 @@ def test_a_run_killed_mid_way_keeps_its_steps(tmp_path):
 
 WRITER = """
 import sys
-from core.store import Store
+from core.store.database import Store
 store = Store.open()
 for i in range(150):
     store.add_generation("demo", f"{sys.argv[1]} {i}", "текст", i, {"top_k": 50}, 1, 1.0, "length")
@@ -154,7 +160,7 @@ async def test_the_app_remembers_settings_runs_and_history(fresh_session, demo_s
     """Change settings, generate, train; quit; a new app on the same workspace shows them."""
     from textual.widgets import Input, SelectionList, TextArea
 
-    from tui.app import RuGPTApp
+    from tui.shell.app import RuGPTApp
 
     app = RuGPTApp(session=fresh_session)   # it trains: not the shared read-only session
     async with app.run_test(size=(120, 40)) as pilot:
@@ -200,7 +206,7 @@ async def test_the_app_remembers_settings_runs_and_history(fresh_session, demo_s
 
 
 async def test_the_app_says_a_settings_file_is_broken_and_keeps_it(demo_session, workspace_home):
-    from tui.app import RuGPTApp
+    from tui.shell.app import RuGPTApp
 
     settings_path().write_text("[generate]\ntop_p = 7\n", encoding="utf-8")
     app = RuGPTApp(session=demo_session)

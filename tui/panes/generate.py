@@ -16,16 +16,17 @@ from textual.message import Message
 from textual.widgets import OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
-from core.errors import UserError, one_line
-from core.settings import SAMPLING_SETTINGS
-from tui.chips import printable
-from tui.messages import Replaceable, RunBuffer, SessionChanged, WeightsChanged
-from tui.widgets import ChoiceInfo, SettingField, TokenStream, bar, changed_values, read_fields
+from core.base.errors import UserError, one_line
+from core.base.settings import SAMPLING_SETTINGS
+from tui.render.chips import printable
+from tui.widgets.fields import SettingField, changed_values, read_fields
+from tui.widgets.messages import Replaceable, RunBuffer, SessionChanged, WeightsChanged
+from tui.widgets.stream import ChoiceInfo, TokenStream, bar
 
 if TYPE_CHECKING:
-    from core.generation import Done, TokenEvent
-    from core.sampling import SamplingSettings
-    from core.session import ModelSession
+    from core.inference.generation import Done, TokenEvent
+    from core.inference.sampling import SamplingSettings
+    from core.model.session import ModelSession
 
 DEFAULT_PROMPT = "Это"
 FLUSH_EVERY_S = 0.03   # the stream reaches the screen in batches, never one repaint per token
@@ -112,7 +113,7 @@ class GeneratePane(Horizontal):
 
     def read_settings(self, seed_override: int | None = None) -> SamplingSettings:
         """The settings on screen, or a one-line error naming the bad field."""
-        from core.sampling import SamplingSettings
+        from core.inference.sampling import SamplingSettings
 
         settings = SamplingSettings(**read_fields(self.query_one("#gen-settings"))).validate()
         return settings if seed_override is None else replace(settings, seed=seed_override)
@@ -163,7 +164,7 @@ class GeneratePane(Horizontal):
         """Worker thread: pull events from the core loop, hand them over in ≈30 ms batches."""
         from textual.worker import get_current_worker
 
-        from core.generation import Done, Notice, TokenEvent, generate_stream
+        from core.inference.generation import Done, Notice, TokenEvent, generate_stream
 
         worker = get_current_worker()
         store = self.app.store
@@ -270,7 +271,7 @@ class GeneratePane(Horizontal):
                             group="inspect", name="inspect")
 
     def _inspect(self, session: ModelSession, prompt: str) -> None:
-        from core.generation import inspect_next
+        from core.inference.generation import inspect_next
 
         try:
             view = inspect_next(session, prompt)

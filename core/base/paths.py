@@ -1,0 +1,29 @@
+"""Where rugpt-tui keeps its caches, and the texts that ship inside the package."""
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from platformdirs import user_cache_dir
+
+
+def cache_dir() -> Path:
+    """The user cache dir; `RUGPT_TUI_CACHE` overrides it (tests point it at a temp dir)."""
+    override = os.environ.get("RUGPT_TUI_CACHE")
+    return Path(override) if override else Path(user_cache_dir("rugpt-tui"))
+
+
+def resource(name: str) -> Path:
+    """A file of `core/resources`, shipped with the package."""
+    return Path(str(resources.files("core") / "resources" / name))
+
+
+def corpus_path() -> Path:
+    """The demo's training corpus (core.data.grammar made it): what the Train pane offers first."""
+    return resource("corpus_ru.txt")
+
+
+def texts_path() -> Path:
+    """Varied Russian prose of our own, for the demo's tokenizer only: the Tokenize pane shows
+    real BPE pieces on any text, not just on the corpus's few words."""
+    return resource("texts_ru.txt")

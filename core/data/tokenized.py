@@ -1,0 +1,232 @@
+"""A training corpus as token streams, tokenized once and then read from the cache.
+
+    tokens = corpus_tokens(tokenizer, config, progress=lambda done, total: ...)
+
+The first run on some data loads it through `datasets`, splits off the held-out part, and
+tokenizes both in batches with the fast tokenizer's own parallelism (every core); the ids go
+straight to disk (`core.data.cache`). Later runs on the same bytes, with the same tokenizer
+and split, read the streams back memory-mapped and start at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from core.base.errors import UserError
+from core.data.cache import FORMAT, Encoded, Progress, TokenCache, Tokens, token_dtype
+from core.data.dialogues import encode_dialogue, is_chat_file, load_dialogues
+from core.data.templates import Template, template_for
+from core.data.texts import check_source, fingerprint, load_texts, split_mask, text_files
+
+if TYPE_CHECKING:   # any object with the data settings of a run: train, test, test_split,
+    from core.training.config import TrainConfig  # seed, template, train_on_prompt
+
+BATCH_TEXTS = 4096
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """What makes two tokenizers give the same ids: their whole definition."""
+    h = hashlib.sha256(type(tokenizer).__name__.encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        h.update(backend.to_str().encode())
+    else:
+        h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
+    h.update(f"eos={tokenizer.eos_token_id} bos={tokenizer.bos_token_id}".encode())
+    return h.hexdigest()
+
+
+def encoder(tokenizer) -> Callable[[list[str]], list[list[int]]]:
+    """Texts → ids, each text as `tokenizer(text)` encodes it on its own — with the BOS it
+    puts in front, if it puts one (Llama's `<s>`; GPT-2 adds none) — but without a closing
+    EOS: the stream adds exactly one after every text. A fast tokenizer encodes the batch
+    in its own threads."""
+    eos = tokenizer.eos_token_id
+    probe = tokenizer("a", add_special_tokens=True)["input_ids"]
+    closes_with_eos = len(probe) > 1 and probe[-1] == eos   # it adds EOS to every text itself
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+
+    def encode(texts: list[str]) -> Encoded:
+        if backend is not None:
+            rows = [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=True)]
+        else:
+            rows = tokenizer(texts, add_special_tokens=True)["input_ids"]
+        if closes_with_eos:
+            rows = [row[:-1] if row and row[-1] == eos else row for row in rows]
+        return Encoded(rows)
+    return encode
+
+
+def dialogue_encoder(tokenizer, template: Template, block: int, train_on_prompt: bool):
+    """Conversations → ids and loss masks (core.data.dialogues), with what each one counts."""
+    def encode(conversations: list[list[dict]]) -> Encoded:
+        rows, masks, counts = [], [], []
+        for messages in conversations:
+            messages = [{"role": m["role"], "content": m["content"]} for m in messages]
+            ids, mask, dropped = encode_dialogue(tokenizer, template, messages, block, train_on_prompt)
+            rows.append(ids)
+            masks.append(mask)
+            counts.append({"turns": sum(m["role"] == "assistant" for m in messages),
+                           "dropped_turns": dropped, "trained_tokens": sum(mask)})
+        return Encoded(rows, masks, counts)
+    return encode
+
+
+@contextmanager
+def tokenizer_parallelism() -> Iterator[None]:
+    """The fast tokenizer's threads on, for a batch job; the process's setting back after
+    (off elsewhere: it must not be on when the process forks)."""
+    before = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "true"
+    try:
+        yield
+    finally:
+        os.environ["TOKENIZERS_PARALLELISM"] = before if before is not None else "false"
+
+
+@dataclass
+class Texts:
+    """The data as loaded: the train texts, and the held-out ones — a separate dataset, or a
+    seeded mask over the train texts (read in file order, in one pass)."""
+    train: object                         # datasets.Dataset
+    test: object | None = None
+    test_mask: np.ndarray | None = None   # (N,) bool over `train`
+    column: str = "text"                  # "messages" for dialogues
+
+    @property
+    def total(self) -> int:
+        return len(self.train) + (len(self.test) if self.test is not None else 0)
+
+    def fingerprints(self) -> list[str]:
+        return [self.train._fingerprint, self.test._fingerprint if self.test is not None else None]
+
+    def batches(self) -> Iterator[tuple[list[str], list[str]]]:
+        """(train texts, held-out texts), BATCH_TEXTS at a time."""
+        start = 0
+        for batch in self.train.iter(batch_size=BATCH_TEXTS):
+            texts = batch[self.column]
+            if self.test_mask is None:
+                yield texts, []
+            else:
+                held = self.test_mask[start: start + len(texts)]
+                yield ([t for t, h in zip(texts, held) if not h], [t for t, h in zip(texts, held) if h])
+            start += len(texts)
+        if self.test is not None:
+            for batch in self.test.iter(batch_size=BATCH_TEXTS):
+                yield [], batch[self.column]
+
+
+def _load(config: TrainConfig, texts_dir: str) -> Texts:
+    chat = is_chat_file(config.train)
+    load = load_dialogues if chat else load_texts
+    column = "messages" if chat else "text"
+    train_ds = load(config.train, texts_dir)
+    if config.test:
+        return Texts(train_ds, test=load(config.test, texts_dir), column=column)
+    return Texts(train_ds, test_mask=split_mask(len(train_ds), config.test_split, config.seed),
+                 column=column)
+
+
+@contextmanager
+def _texts_dir(root: Path | None) -> Iterator[str]:
+    """Where `datasets` keeps the texts' Arrow files while they are tokenized: removed
+    after, since only the tokens are read again (a corpus is not kept twice on disk)."""
+    folder = tempfile.mkdtemp(prefix=".texts-", dir=root)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _key(tokenizer, config: TrainConfig, block: int, loaded=None) -> str | None:
+    """The cache key: the data's content, the tokenizer, the split. A hub dataset has no
+    file to hash: its key comes from the loaded dataset's own fingerprint (`loaded`)."""
+    parts: dict = {"format": FORMAT, "tokenizer": tokenizer_fingerprint(tokenizer)}
+    if loaded is not None:
+        parts["data"] = loaded.fingerprints()
+    else:
+        parts["data"] = [fingerprint(config.train), fingerprint(config.test) if config.test else None]
+        if any(str(p).startswith("hub:") for p in parts["data"]):
+            return None
+    if not config.test:
+        parts["split"] = [config.test_split, config.seed]
+    if is_chat_file(config.train):   # dialogues: the template, the mask, the block cut them
+        parts["dialogue"] = [template_for(tokenizer, config.template).source, config.train_on_prompt,
+                             block]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def corpus_tokens(tokenizer, config: TrainConfig, block: int, progress: Progress | None = None,
+                  cancelled: Callable[[], bool] = lambda: False,
+                  cache: TokenCache | None = None) -> Tokens:
+    """The train and held-out token streams of `config`'s data, from the cache when they are
+    there, else tokenized now (and kept). `cancelled()` abandons a tokenization."""
+    if tokenizer.eos_token_id is None:
+        raise UserError("the tokenizer has no end-of-text token to separate samples")
+    cache = cache or TokenCache()
+    key = _key(tokenizer, config, block)
+    writable = cache.writable()   # asked once: it writes a probe file
+    if key is not None and writable:
+        found = cache.load(key)   # the usual second run: no `datasets`, no tokenizer
+        if found is not None:
+            return found
+    with _texts_dir(cache.root if writable else None) as texts_dir:
+        loaded = None
+        if key is None:   # a hub dataset: its key comes from loading it
+            loaded = _load(config, texts_dir)
+            key = _key(tokenizer, config, block, loaded)
+        if not writable:   # no cache folder to be had: tokenize into a passing one
+            with tempfile.TemporaryDirectory() as tmp:   # the memory maps outlive the names
+                return _build(TokenCache(Path(tmp)), key, tokenizer, config, block,
+                              loaded or _load(config, texts_dir), progress, cancelled)
+        with cache.building(key):
+            found = cache.load(key)   # built by another run while this one waited
+            return found or _build(cache, key, tokenizer, config, block,
+                                   loaded or _load(config, texts_dir), progress, cancelled)
+
+
+def _build(cache: TokenCache, key: str, tokenizer, config: TrainConfig, block: int, texts: Texts,
+           progress, cancelled) -> Tokens:
+    if texts.column == "messages":
+        encode = dialogue_encoder(tokenizer, template_for(tokenizer, config.template), block,
+                                  config.train_on_prompt)
+    else:
+        encode = encoder(tokenizer)
+    with tokenizer_parallelism():
+        return cache.build(key, encode, tokenizer.eos_token_id, token_dtype(len(tokenizer)),
+                           texts.batches(), total=texts.total, progress=progress, cancelled=cancelled)
+
+
+SAMPLE_BYTES = 1 << 20
+ESTIMATE_FROM = 8 << 20   # smaller data is tokenized whole in a moment
+
+
+def quick_estimate(tokenizer, spec: str) -> dict | None:
+    """For big local data, a first answer before tokenizing it all: bytes, and texts and
+    tokens extrapolated from the first megabyte. None for small data and hub datasets."""
+    check_source(spec)
+    path = Path(spec).expanduser()
+    files = text_files(path) if path.is_dir() else [path] if path.is_file() else []
+    size = sum(f.stat().st_size for f in files)
+    if size < ESTIMATE_FROM:
+        return None
+    with open(files[0], "rb") as f:
+        sample = f.read(SAMPLE_BYTES)
+    sample = sample[: sample.rfind(b"\n") + 1] or sample   # whole lines
+    lines = [line for line in sample.decode("utf-8", errors="ignore").splitlines() if line.strip()]
+    tokens = sum(len(row) + 1 for row in encoder(tokenizer)(lines).rows) if lines else 0
+    per_file = path.is_dir()
+    return {"bytes": size,
+            "texts": len(files) if per_file else round(len(lines) * size / len(sample)),
+            "tokens": round(tokens * size / len(sample))}

@@ -1,0 +1,77 @@
+"""A run's events into the workspace as they come: steps in batches, evals, samples and notes
+at once, where its model was saved (and whose model that replaced), its end."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from core.base.errors import first_line
+from core.store.database import Store, now_iso, resolved
+from core.training import events as ev
+
+
+class RunRecorder:
+    """Stores one run's events as they come: steps in batches (at most a second or 50 steps
+    behind), evals, samples and notes at once, the end with its outcome."""
+
+    FLUSH_EVERY_S = 1.0
+    FLUSH_STEPS = 50
+
+    def __init__(self, store: Store, run_id: int) -> None:
+        self.store, self.run_id = store, run_id
+        self.pending: list[tuple[str, tuple]] = []
+        self.last_flush = time.monotonic()
+        self.failed: str | None = None   # the database went away: the run goes on without it
+
+    def __call__(self, event: ev.TrainEvent) -> None:
+        rid = self.run_id
+        match event:
+            case ev.Step():
+                self.pending.append(("INSERT OR REPLACE INTO run_steps VALUES (?,?,?,?,?,?)",
+                                     (rid, event.step, event.loss, event.lr, event.tokens_per_s,
+                                      event.epoch)))
+                self.pending.append(("UPDATE runs SET steps = ?, total_steps = ? WHERE id = ?",
+                                     (event.step, event.total_steps, rid)))
+                if (len(self.pending) >= 2 * self.FLUSH_STEPS
+                        or time.monotonic() - self.last_flush >= self.FLUSH_EVERY_S):
+                    self.flush()
+                return
+            case ev.Eval():
+                self.pending.append(("INSERT OR REPLACE INTO run_evals VALUES (?,?,?,?)",
+                                     (rid, event.step, event.eval_loss, event.perplexity)))
+                self.pending.append(("UPDATE runs SET eval_loss = ? WHERE id = ?", (event.eval_loss, rid)))
+            case ev.Sample():
+                self.pending.append(("INSERT INTO run_samples VALUES (?,?,?)", (rid, event.step, event.text)))
+            case ev.Notice() | ev.Error():
+                self.pending.append(("INSERT INTO run_notes VALUES (?,?,?)", (rid, event.kind, event.message)))
+            case ev.Saved():
+                self._saved_to(event.out)
+            case ev.Done():
+                if event.out:
+                    self._saved_to(event.out)
+                self.pending.append((
+                    "UPDATE runs SET status = ?, steps = ?, eval_loss = ?, ended = ? WHERE id = ?",
+                    (event.stop_reason, event.steps, event.eval_loss, now_iso(), rid)))
+            case _:
+                return
+        self.flush()
+
+    def _saved_to(self, out: str) -> None:
+        """The run's model is in `out` (recorded as an absolute path); an earlier run's model
+        that was there is replaced by this one's."""
+        out = resolved(out)
+        self.pending.append(("UPDATE runs SET out = ? WHERE id = ?", (out, self.run_id)))
+        self.pending.append(("UPDATE runs SET replaced_by = ? WHERE out = ? AND id < ? "
+                             "AND replaced_by IS NULL", (self.run_id, out, self.run_id)))
+
+    def flush(self) -> None:
+        if not self.pending or self.failed:
+            self.pending.clear()
+            return
+        try:
+            self.store._write(self.pending)
+        except sqlite3.Error as exc:
+            self.failed = first_line(exc)
+        self.pending = []
+        self.last_flush = time.monotonic()

@@ -1,0 +1,136 @@
+"""Fine-tuning on Accelerate: your texts in, a better model out.
+
+    train(session, TrainConfig(train="texts.txt", epochs=2, out="my-model"), on_event=print)
+
+`on_event` gets the events of `core.training.events` (the `train --jsonl` lines). Only the main
+process emits them and writes checkpoints; under torchrun / accelerate launch each rank
+trains on its shard and Accelerate averages the gradients.
+
+Every optimizer step holds the session lock, so the UI can generate from the same weights
+between steps; the sampler's private RNG never touches training's.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.base.cancel import Cancelled
+from core.base.safe_write import FolderLock
+from core.training.batches import (
+    batches,
+)
+from core.training.config import TrainConfig, TrainControl, TrainResult, check_paths
+from core.training.events import (
+    Done,
+    Error,
+    Saved,
+    Step,
+    TrainEvent,
+)
+from core.training.run import Run
+from core.training.step import Stopped, train_step
+
+if TYPE_CHECKING:
+    from core.model.session import ModelSession
+
+def train(session: ModelSession, config: TrainConfig,
+          on_event: Callable[[TrainEvent], None] = lambda e: None,
+          control: TrainControl | None = None) -> TrainResult:
+    """Fine-tune `session.model` in place. The output folder is locked for the whole run, so
+    a second run pointed at it is refused at its start."""
+    if session.adapter is not None and not config.lora:
+        config = replace(config, lora=True)   # a model that carries an adapter trains it
+    config.validate()
+    check_paths(config)
+    rank = int(os.environ.get("RANK", "0"))
+    lock = FolderLock(Path(config.out).resolve()) if config.out and rank == 0 else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        return _train(session, config, on_event, control or TrainControl())
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(session: ModelSession, config: TrainConfig, on_event: Callable[[TrainEvent], None],
+           control: TrainControl) -> TrainResult:
+    try:
+        run = Run.start(session, config, on_event, control)
+    except Cancelled:   # stopped while the data was being tokenized
+        on_event(Done(None, 0, None, "cancel"))
+        return TrainResult(steps=0, eval_loss=None, out=None, stop_reason="cancel")
+    plan, step, last_eval, stop_reason = run.plan, run.start_step, None, "done"
+    if step == 0:   # the "before" point of the curve: the model as it was loaded
+        last_eval = run.eval_and_sample(step)
+    meter = Throughput(run.accelerator.num_processes)
+    position = run.start_position   # the batches trained so far
+    for batch, after in batches(run.accelerator, run.data.train_rows, config, plan,
+                                run.collate_fn, run.start_position):
+        if step >= plan.total_steps:
+            break
+        stop, save_now = run.agreed_signals(control)
+        if stop:
+            stop_reason = "cancel"
+            break
+        loss = train_step(run, batch, step)
+        if isinstance(loss, Stopped):
+            stop_reason = loss.reason
+            run.emit(Error(loss.message))
+            break
+        position = after
+        meter.count(batch)
+        if not run.accelerator.sync_gradients:
+            continue   # accumulating: no optimizer step yet
+        run.scheduler.step()
+        step += 1
+        run.emit(Step(step, position.epochs_done(plan), loss, run.scheduler.get_last_lr()[0],
+                      meter.rate(), plan.total_steps))
+        if save_now:
+            if run.save(step, position):
+                run.emit(Saved(step, config.out))
+            meter.restart()
+        if step >= plan.total_steps:
+            break
+        evals_now = config.eval_every and step % config.eval_every == 0
+        if evals_now:
+            last_eval = run.eval_and_sample(step)
+        if position.batch == 0:   # an epoch ended
+            last_eval = run.eval_and_sample(step)
+        if evals_now or position.batch == 0:
+            meter.restart()
+
+    if stop_reason == "done":
+        last_eval = run.eval_and_sample(step)
+    out = None
+    if stop_reason == "done" or (stop_reason == "cancel" and run.save_on_stop):
+        out = config.out if run.save(step, position) else None
+    run.accelerator.unwrap_model(run.model).eval()
+    run.emit(Done(out, step, last_eval, stop_reason))
+    return TrainResult(steps=step, eval_loss=last_eval, out=out, stop_reason=stop_reason,
+                       save_error=run.save_error if out is None else None)
+
+
+class Throughput:
+    """Training tokens per second since the last step (or since an eval or save paused it)."""
+
+    def __init__(self, world: int) -> None:
+        self.world = world
+        self.restart()
+
+    def restart(self) -> None:
+        self.tokens, self.since = 0, time.perf_counter()
+
+    def count(self, batch: dict) -> None:
+        self.tokens += int(batch["attention_mask"].sum()) * self.world
+
+    def rate(self) -> float:
+        now = time.perf_counter()
+        rate = self.tokens / max(now - self.since, 1e-9)
+        self.tokens, self.since = 0, now
+        return rate

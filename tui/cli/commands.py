@@ -1,0 +1,179 @@
+"""The headless subcommands: thin wrappers that print what `core` computes."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rich.console import Console
+from rich.text import Text
+
+from core.base.errors import UserError
+from core.base.settings import SAMPLING_SETTINGS
+from core.data.texts import describe
+from core.model.lora import is_adapter_folder
+from core.store.database import Store
+from tui.cli.options import given
+from tui.render.chips import CHIP_STYLES, ChipMaker
+
+
+def tee(*consumers):
+    """One event stream to several consumers (None: not there)."""
+    present = [c for c in consumers if c is not None]
+
+    def on_event(event) -> None:
+        for consume in present:
+            consume(event)
+    return on_event
+
+
+def open_store() -> Store | None:
+    """The workspace database, or None (said once on stderr) when it cannot be used: the
+    command still does its work."""
+    try:
+        return Store.open()
+    except UserError as exc:
+        print(f"note: {exc}", file=sys.stderr)
+        return None
+
+
+def load_model(args):
+    from core.model.session import load_session
+
+    return load_session(args.model, device=args.device, dtype=args.dtype,
+                        trust_remote_code=args.trust_remote_code)
+
+
+def print_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def cmd_demo_model(args) -> int:
+    from core.model.demo import write_demo_model
+
+    out = write_demo_model(args.out)
+    print(f"demo model written to {out}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    session = load_model(args)
+    if session.notice:
+        print(session.notice, file=sys.stderr)
+    info = session.info.as_dict()
+    if args.json:
+        print_json(info)
+        return 0
+    for key, value in info.items():
+        if value is None:
+            continue
+        shown = f"{value:,}" if key == "parameters" else value
+        print(f"{key:>16}: {shown}")
+    return 0
+
+
+def token_chips(view, raw: bool = False) -> Text:
+    """Tokens as the Tokenize pane's chips: alternating colours, partial characters as bytes."""
+    out = Text()
+    for chip in ChipMaker(raw, show_ids=False).chips(view):
+        out.append(chip.label, style=CHIP_STYLES[chip.style])
+    return out
+
+
+def cmd_tokenize(args) -> int:
+    from core.tokens.view import tokenize_view
+
+    session = load_model(args)
+    view = tokenize_view(session.tokenizer, args.text)
+    if args.json:
+        print_json(view.as_json())
+        return 0
+    console = Console(highlight=False)
+    console.print(token_chips(view, raw=args.raw))
+    console.print(f"{view.count} tokens, {len(view.text)} characters, "
+                  f"{view.chars_per_token:.2f} chars/token")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from core.inference.generation import Done, Notice, TokenEvent, generate_stream
+    from core.inference.sampling import SamplingSettings
+
+    settings = SamplingSettings(**given(args, SAMPLING_SETTINGS), stop=tuple(args.stop)).validate()
+    session = load_model(args)   # bad settings failed above, before the model loads
+    if session.notice:
+        print(session.notice, file=sys.stderr)
+    store = open_store()
+    for event in generate_stream(session, args.prompt, settings, static=args.static_cache):
+        if isinstance(event, Notice):
+            print(f"note: {event.message}", file=sys.stderr)
+        elif isinstance(event, TokenEvent):
+            if args.jsonl:
+                print_json(event.as_json())
+            elif event.text:
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+        elif isinstance(event, Done):
+            if store is not None:
+                store.add_generation(session.info.model, args.prompt, event.text, event.seed,
+                                     settings.as_record(), event.new_tokens, event.tokens_per_s,
+                                     event.stop_reason)
+            if args.jsonl:
+                print_json(event.as_json())
+            else:
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+                print(f"{event.new_tokens} tokens, {event.tokens_per_s:.1f} tokens/s, "
+                      f"stop: {event.stop_reason}, seed {event.seed}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from core.base.safe_write import check_output_folder
+    from core.model.lora import export_merged
+
+    if not is_adapter_folder(args.model):
+        raise UserError(f"--model {args.model}: not a LoRA adapter folder (no adapter_config.json)")
+    check_output_folder(args.out)   # refused before the model loads
+    session = load_model(args)
+    out = export_merged(session, args.out)
+    print(f"merged {args.model} (base {session.info.base_model}) into {out}")
+    return 0
+
+
+def cmd_history(args) -> int:
+    store = open_store()
+    rows = store.history(search=args.search, limit=args.limit) if store else []
+    if args.json:
+        print_json([{"time": r["time"], "model": r["model"], "prompt": r["prompt"], "text": r["text"],
+                      "seed": r["seed"], "settings": r["settings"], "new_tokens": r["new_tokens"],
+                      "tokens_per_s": r["tokens_per_s"]} for r in rows])
+        return 0
+    for r in rows:
+        text = (r["prompt"] + r["text"]).replace("\n", " ")
+        print(f"{r['time'][:19].replace('T', ' ')}  {r['model']}  seed {r['seed']}  {text[:100]}")
+    if not rows:
+        print("no generations yet" + (f" with {args.search!r}" if args.search else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_runs(args) -> int:
+    store = open_store()
+    rows = store.runs(limit=args.limit) if store else []
+    if args.json:
+        print_json([{"id": r["id"], "time": r["time"], "model": r["model"], "train": r["train"],
+                      "steps": r["steps"], "eval_loss": r["eval_loss"], "status": r["status"],
+                      "out": r["out"], "replaced_by": r["replaced_by"], "data_hash": r["data_hash"],
+                      "error": r["error"]} for r in rows])
+        return 0
+    for r in rows:
+        loss = f"eval {r['eval_loss']:.3f}" if r["eval_loss"] is not None else "no eval"
+        saved = f" → {r['out']}" if r["out"] else ""
+        if r["replaced_by"]:
+            saved += f" (replaced there by run #{r['replaced_by']})"
+        print(f"#{r['id']:<4} {r['time'][:19].replace('T', ' ')}  {r['model']}  {describe(r['train'])}  "
+              f"{r['steps']} steps  {loss}  {r['status']}{saved}")
+    if not rows:
+        print("no training runs yet", file=sys.stderr)
+    return 0

@@ -1,0 +1,125 @@
+"""`rugpt-tui` command line. Headless subcommands never import Textual; no subcommand starts the app.
+
+Exit codes: 0 success, 2 bad input (one line naming the file/setting), 1 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from core.base.errors import SaveError, UserError, one_line
+from core.base.settings import SAMPLING_SETTINGS, TRAIN_SETTINGS
+from core.data.templates import TEMPLATE_CHOICES
+from tui.cli.options import PER_MODEL, add_model_args, add_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rugpt-tui", description="Explore and fine-tune a Russian GPT in the terminal.")
+    add_model_args(parser, remembered=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo-model", help="write the tiny offline demo model to a folder")
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("info", help="model class, parameters, device, dtype, vocabulary")
+    add_model_args(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("tokenize", help="show how the tokenizer splits TEXT")
+    add_model_args(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--raw", action="store_true", help="show byte-level vocabulary pieces")
+    p.add_argument("text", metavar="TEXT")
+
+    p = sub.add_parser("generate", help="stream text from the model")
+    add_model_args(p)
+    p.add_argument("--prompt", required=True)
+    add_settings(p, SAMPLING_SETTINGS)
+    p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    p.add_argument("--static-cache", action="store_true",
+                   help="decode with a static KV cache and, on a GPU, a compiled step (CUDA graphs)")
+    p.add_argument("--jsonl", action="store_true")
+
+    p = sub.add_parser("train", help="fine-tune on your texts")
+    add_model_args(p)
+    p.add_argument("--train", required=True, help=".txt, .jsonl/.json, .csv, a folder of .txt, or a hub dataset")
+    p.add_argument("--test", default=None)
+    p.add_argument("--out", default=None)
+    p.add_argument("--resume", default=None)
+    add_settings(p, TRAIN_SETTINGS, per_model=PER_MODEL)
+    p.add_argument("--on-hangup", choices=["keep", "stop"], default="keep",
+                   help="the terminal hangs up mid-run: keep training to the end (default), "
+                        "or save and stop")
+    p.add_argument("--jsonl", action="store_true")
+    p.add_argument("--no-record", action="store_true", help=argparse.SUPPRESS)   # the app records
+
+    p = sub.add_parser("export", help="merge a LoRA adapter into its base: a plain model folder")
+    add_model_args(p)
+    p.add_argument("--out", required=True, help="a new or empty folder (or an earlier export)")
+
+    p = sub.add_parser("chat", help="talk to the model: one user message a line on stdin")
+    add_model_args(p)
+    p.add_argument("--system", default=None, help="the system prompt")
+    p.add_argument("--template", default="auto", choices=TEMPLATE_CHOICES,
+                   help="chat template (auto: the tokenizer's own, else plain-ru)")
+    add_settings(p, SAMPLING_SETTINGS)
+    p.add_argument("--jsonl", action="store_true")
+    p.add_argument("--no-save", action="store_true", help="do not keep the conversation in the workspace")
+
+    p = sub.add_parser("chats", help="stored conversations, newest first; export one")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--search", default=None, metavar="TEXT", help="only those whose title or messages hold TEXT")
+    p.add_argument("--export", type=int, default=None, metavar="ID", help="print conversation ID")
+    p.add_argument("--format", choices=["md", "jsonl"], default="md",
+                   help="with --export: Markdown, or one JSON line in the training format")
+
+    p = sub.add_parser("history", help="past generations, newest first")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--search", default=None, metavar="TEXT", help="only those whose prompt or text holds TEXT")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+
+    p = sub.add_parser("runs", help="past training runs, newest first")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is None:   # the command itself, not a call from Python: tune the C heap first
+        from core.base.host_memory import restart_tuned
+
+        restart_tuned()
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command is None:
+            from tui.shell.launch import run_app
+
+            return run_app(model=args.model, device=args.device, dtype=args.dtype,
+                           trust_remote_code=args.trust_remote_code)
+        if args.command in ("chat", "chats"):
+            from tui.cli import chat_commands as commands
+        elif args.command == "train":
+            from tui.cli import train_command as commands
+        else:
+            from tui.cli import commands
+        return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)
+    except UserError as exc:
+        print(f"rugpt-tui: error: {exc}", file=sys.stderr)
+        return 2
+    except SaveError as exc:
+        print(f"rugpt-tui: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if os.environ.get("RUGPT_TUI_DEBUG"):
+            raise
+        print(f"rugpt-tui: internal error: {one_line(exc)}",
+              file=sys.stderr)
+        return 1
+
+if __name__ == "__main__":
+    sys.exit(main())

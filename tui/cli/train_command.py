@@ -1,0 +1,247 @@
+"""`rugpt-tui train`: a fine-tuning run from the command line — the settings not given taken
+from the model's defaults, a progress bar (or `--jsonl` lines), the run recorded in the
+workspace, and a terminal that hangs up never killing it."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from rich.console import Console
+
+from core.base.errors import UserError, one_line
+from core.base.hangup import TerminalWatch, silence_terminal, terminal_fd
+from core.base.safe_write import FolderLock
+from core.base.settings import TRAIN_SETTINGS, train_defaults
+from core.data.texts import dialogue_line, fingerprint
+from core.model.lora import adapter_settings, is_adapter_folder
+from core.store.recorder import RunRecorder
+from core.training import events as ev
+from core.training.config import TrainConfig, TrainControl, check_paths
+from tui.cli.commands import load_model, open_store, print_json, tee
+from tui.cli.options import given
+
+
+def cmd_train(args) -> int:
+    from core.training.loop import train
+
+    config, chosen = _checked_config(args)   # bad settings and paths fail before the model loads
+    session = load_model(args)
+    config = _with_model_defaults(session, config, chosen)
+    if session.notice:
+        print(session.notice, file=sys.stderr)
+    if config.lora and session.adapter is None:   # a target matching nothing: before any write
+        from core.model.lora import LoraSpec, target_layers
+
+        target_layers(session.model, LoraSpec.of(config))
+    control = TrainControl()
+    with _recorded(None if args.no_record else open_store(), session, config) as record, \
+            _hangup_proof(control, args.on_hangup) as terminal:
+        if args.jsonl:   # the lines on stdout; tokenizing progress on stderr
+            tokenizing = _tokenize_progress(Console(stderr=True, highlight=False))
+
+            def print_line(event: ev.TrainEvent) -> None:
+                if not tokenizing(event):
+                    print_json(event.as_json())
+            try:
+                result = train(session, config, on_event=tee(terminal.shown(print_line), record),
+                               control=control)
+            finally:
+                tokenizing(None)
+        else:
+            result = _train_with_progress(session, config, control, record, terminal.shown)
+        record.seen = not terminal.hung_up.locked()   # its end was seen: nothing to announce
+    if result.save_error:
+        print(f"rugpt-tui: error: {result.save_error}", file=sys.stderr)
+        return 1
+    return 1 if result.stop_reason in ("nan", "oom") else 0
+
+
+def _checked_config(args) -> tuple[TrainConfig, dict]:
+    """The run's settings as given, checked, with the paths it reads and writes: an output
+    folder that could cost a user a file, or one another run writes to, is refused now."""
+    chosen = given(args, TRAIN_SETTINGS)
+    if is_adapter_folder(args.model):
+        chosen.setdefault("lora", True)   # a LoRA checkpoint goes on training its adapter
+    config = TrainConfig(train=args.train, test=args.test, out=args.out, resume=args.resume,
+                         **chosen).validate()
+    check_paths(config)
+    if config.out:
+        FolderLock(Path(config.out).resolve()).acquire().release()
+    return config, chosen
+
+
+def _with_model_defaults(session, config: TrainConfig, chosen: dict) -> TrainConfig:
+    """Settings not given take the model's defaults (the Train pane's too): an adapter its
+    base's preset, and its own rank, alpha and targets."""
+    preset = session.info.base_model or session.info.model
+    defaults = {**train_defaults(preset, session.max_positions, lora=config.lora),
+                **adapter_settings(session)}
+    return replace(config, **{k: v for k, v in defaults.items() if k not in chosen}).validate()
+
+
+class _Record:
+    """The run's events into the workspace, and whether its data was accepted."""
+
+    def __init__(self, recorder: RunRecorder | None) -> None:
+        self.recorder, self.started, self.seen = recorder, False, False
+
+    def __call__(self, event: ev.TrainEvent) -> None:
+        self.started = self.started or isinstance(event, ev.Stats)
+        if self.recorder is not None:
+            self.recorder(event)
+
+
+@contextmanager
+def _recorded(store, session, config: TrainConfig):
+    """The run in the workspace (when there is one): a run refused before it began is
+    forgotten, one that failed later is recorded as failed."""
+    run_id = store.start_run(session.info.model, config, fingerprint(config.train)) if store else None
+    record = _Record(RunRecorder(store, run_id) if store else None)
+    try:
+        yield record
+    except BaseException as exc:
+        if store is not None:
+            if isinstance(exc, UserError) and not record.started:
+                store.discard_run(run_id)
+            else:
+                store.end_run(run_id, "failed", str(exc) if isinstance(exc, UserError) else one_line(exc))
+        raise
+    if store is not None and record.seen:
+        store.mark_seen([run_id])
+
+
+class _Terminal:
+    """What the run does when its terminal goes away: keep training (or save and stop),
+    silently; printing never kills it."""
+
+    def __init__(self, control: TrainControl, on_hangup: str) -> None:
+        self.control, self.on_hangup = control, on_hangup
+        self.hung_up = threading.Lock()
+
+    def hangup(self, *_) -> None:
+        if not self.hung_up.acquire(blocking=False):   # once (SIGHUP, a failed write, the watch)
+            return
+        silence_terminal()
+        if self.on_hangup == "stop":
+            self.control.stop.set()
+
+    def shown(self, show):
+        def on_event(event) -> None:
+            try:
+                show(event)
+            except OSError:   # output failing means the terminal is gone
+                self.hangup()
+        return on_event
+
+
+@contextmanager
+def _hangup_proof(control: TrainControl, on_hangup: str):
+    """Signals while the run lasts: ctrl+c and SIGTERM finish the current step, save (with
+    --out) and exit (a second ctrl+c kills); SIGHUP, or a terminal that dies without one, is
+    a hangup; SIGUSR1 / SIGUSR2 are the app's stop-without-saving and save-now for a run on
+    several processes."""
+    terminal = _Terminal(control, on_hangup)
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, lambda *_: (
+            control.stop.set(), signal.signal(signal.SIGINT, signal.SIG_DFL))),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: control.stop.set()),
+        signal.SIGHUP: signal.signal(signal.SIGHUP, terminal.hangup),
+        signal.SIGUSR1: signal.signal(signal.SIGUSR1, lambda *_: (
+            setattr(control, "save_on_stop", False), control.stop.set())),
+        signal.SIGUSR2: signal.signal(signal.SIGUSR2, lambda *_: control.save_now.set()),
+    }
+    fd = terminal_fd()
+    watch = TerminalWatch(fd, terminal.hangup).start() if fd is not None else None
+    try:
+        yield terminal
+    finally:
+        if watch is not None:
+            watch.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _train_with_progress(session, config: TrainConfig, control: TrainControl, record, shown):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from core.training.loop import train
+
+    console = Console(stderr=True, highlight=False)
+    tokenizing = _tokenize_progress(console)
+    bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console)
+    task = bar.add_task("train", total=None, info="")
+
+    def on_event(event: ev.TrainEvent) -> None:
+        if tokenizing(event):
+            return
+        match event:
+            case ev.Stats(train=tr, test=te, mode=mode):
+                bar.start()   # the data is valid: from here on there is progress to show
+                bar.console.print(f"train: {tr['samples']} samples, {tr['tokens']} tokens, longest "
+                                  f"{tr['longest']}; test: {te['samples']} samples ({mode}); "
+                                  f"each eval reads {event.eval_tokens:,} held-out tokens"
+                                  + ("; tokens from the cache" if event.cached else ""))
+                if event.dialogue:
+                    bar.console.print(dialogue_line(event.dialogue["train"]))
+            case ev.Step():
+                bar.update(task, total=event.total_steps, completed=event.step,
+                           info=f"loss {event.loss:.3f} lr {event.lr:.2e} "
+                                f"{event.tokens_per_s:.0f} tok/s")
+            case ev.Eval():
+                bar.console.print(f"step {event.step}: eval loss {event.eval_loss:.4f}, "
+                                  f"perplexity {event.perplexity:.1f}")
+            case ev.Sample():
+                bar.console.print(f"  sample: {event.text}")
+            case ev.Notice() | ev.Error():
+                bar.console.print(f"{event.kind}: {event.message}")
+            case ev.Done():
+                bar.console.print(f"done: {event.steps} steps, stop: {event.stop_reason}"
+                                  + (f", saved to {event.out}" if event.out else ""))
+
+    try:
+        return train(session, config, on_event=tee(shown(on_event), record), control=control)
+    finally:
+        tokenizing(None)
+        try:
+            bar.stop()
+        except OSError:   # its last refresh, to a terminal that is gone
+            pass
+
+
+def _tokenize_progress(console: Console):
+    """A progress bar with ETA on stderr while the data is tokenized for the first time.
+    Returns `consume(event) -> bool`: True for the events it showed; None ends the bar."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(TextColumn("[bold]tokenize"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("texts"), TimeRemainingColumn(), console=console, transient=True)
+    task = None
+
+    def consume(event) -> bool:
+        nonlocal task
+        if isinstance(event, ev.Tokenizing):
+            if task is None:
+                bar.start()
+                task = bar.add_task("tokenize", total=event.total)
+            bar.update(task, completed=event.done, total=event.total)
+            return True
+        if task is not None:   # tokenizing is over (or the run ended)
+            task = None
+            try:
+                bar.stop()
+            except OSError:   # a terminal that is gone
+                pass
+        return False
+    return consume

@@ -1,0 +1,1 @@
+"""F10 — the Chat pane, its widgets and its stored conversations."""

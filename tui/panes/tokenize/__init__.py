@@ -1,0 +1,1 @@
+"""F2 — the Tokenize pane and its chip view."""

@@ -1,0 +1,88 @@
+"""Every training run in one list, newest first: this session's and those the workspace
+remembers (other sessions, `train` runs, runs still going in another process). Highlighting
+a run shows it in the loss chart; ticking runs (space) overlays them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual import on
+from textual.message import Message
+from textual.widgets import SelectionList
+
+from core.data.texts import describe
+from tui.panes.train.run import RUN_COLOURS, Curve, TrainRun, run_summary
+
+if TYPE_CHECKING:
+    from core.store.database import Store
+
+
+class RunsList(SelectionList[int]):
+    class Shown(Message):
+        """What the chart should show has changed (another run highlighted or ticked)."""
+
+    def __init__(self, mine: list[TrainRun], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.mine = mine                     # this session's runs (the pane's list)
+        self.past: dict[int, dict] = {}      # the workspace's runs, by id
+        self._curves: dict[int, Curve] = {}
+        self.shown: int | None = None        # the run the chart shows when none is ticked
+        self._ticked: frozenset[int] = frozenset()
+
+    def load(self, store: Store | None) -> None:
+        if store is not None:
+            self.past = {row["id"]: row for row in store.runs(limit=200)}
+        self.refill()
+
+    def poll(self, store: Store) -> list[int]:
+        """Read the workspace again; the ids of the runs that changed (a live run grew)."""
+        rows = {row["id"]: row for row in store.runs(limit=200)}
+        mine = {run.number for run in self.mine}   # drawn from memory: their rows don't matter
+        changed = [rid for rid, row in rows.items() if rid not in mine and self.past.get(rid) != row]
+        self.past = rows
+        if changed:
+            for rid in changed:
+                self._curves.pop(rid, None)
+            self.refill()
+        return changed
+
+    def refill(self) -> None:
+        ticked = set(self.selected)
+        mine = {run.number: run for run in self.mine}
+        entries = [(number, run.summary()) for number, run in mine.items()]
+        entries += [(rid, run_summary(rid, row["steps"], row["eval_loss"], row["status"],
+                                      describe(row["train"]), row["time"][:16].replace("T", " ")))
+                    for rid, row in self.past.items() if rid not in mine]
+        entries.sort(key=lambda entry: -entry[0])
+        highlighted = self.highlighted
+        self.clear_options()
+        self.add_options([(label, number, number in ticked) for number, label in entries])
+        if entries:
+            self.highlighted = min(highlighted or 0, len(entries) - 1)
+
+    def curve(self, number: int, store: Store | None) -> Curve | None:
+        run = next((r for r in self.mine if r.number == number), None)
+        if run is not None:
+            return run.curve()
+        if number not in self._curves and store is not None:
+            steps, evals = store.curves(number)
+            self._curves[number] = Curve(f"#{number}", steps, evals)
+        return self._curves.get(number)
+
+    def chosen(self, store: Store | None) -> list[Curve]:
+        """The ticked runs; with none ticked, the highlighted (or running) one."""
+        numbers = list(self.selected)[:len(RUN_COLOURS)] or ([self.shown] if self.shown else [])
+        return [c for c in (self.curve(n, store) for n in sorted(numbers)) if c is not None]
+
+    @on(SelectionList.SelectionHighlighted)
+    def _highlighted(self, event: SelectionList.SelectionHighlighted) -> None:
+        if event.selection.value != self.shown:
+            self.shown = event.selection.value
+            self.post_message(self.Shown())
+
+    @on(SelectionList.SelectedChanged)
+    def _ticks_changed(self) -> None:
+        ticked = frozenset(self.selected)
+        if ticked != self._ticked:   # refilling the list re-announces the same ticks
+            self._ticked = ticked
+            self.post_message(self.Shown())

@@ -1,0 +1,370 @@
+"""The Textual app: header, three panes, footer. The model loads on a daemon thread, so the
+first frame shows before torch and transformers have even been imported, and ctrl+q quits
+at once even mid-load."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from textual import events
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.lazy import Lazy
+from textual.screen import Screen
+from textual.widgets import Footer, Header, LoadingIndicator, Static, TabbedContent, TabPane
+
+from core.base.errors import UserError
+from core.base.settings import DEFAULT_MODEL
+from tui.panes.chat.pane import ChatPane
+from tui.panes.generate import GeneratePane
+from tui.panes.tokenize.pane import TokenizePane
+from tui.panes.train.pane import TrainPane
+from tui.process import guard, heap, textual_fixes
+from tui.process.shutdown import DaemonWorkers
+from tui.shell.ending import Ending
+from tui.shell.first_frame import FirstFrame
+from tui.shell.keeper import WorkspaceKeeper
+from tui.shell.loader import load_in_background
+from tui.shell.palette import palette_commands
+from tui.shell.windows import Windows
+from tui.widgets.dialogs import (
+    AskScreen,
+    compare_in_background,
+)
+from tui.widgets.messages import (
+    SessionChanged,
+    SessionFailed,
+    SessionLoaded,
+    SessionNotice,
+    WeightsChanged,
+)
+
+if TYPE_CHECKING:
+    from core.model.session import ModelSession
+    from tui.panes.train.run import TrainRun
+
+
+class RuGPTApp(FirstFrame, Windows, Ending, App):
+    CSS_PATH = "app.tcss"
+    TITLE = "rugpt-tui"
+    SETTLE_QUIET_S = 0.5  # no key for this long before the heap is settled
+    # The screen gets -narrow/-medium/-wide and -short/-tall: under 120 columns side panels
+    # fold behind ctrl+g (beside them the settings would be cut), up to 140 they are
+    # slimmer, under 32 rows the header goes and fixed heights shrink (app.tcss).
+    NARROW_BELOW = 120
+    WIDE_FROM = 140
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-medium"), (WIDE_FROM, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+    # Priority: a focused editor must never swallow the app's keys.
+    BINDINGS = [
+        Binding("f1", "help", "Help", priority=True),
+        Binding("f2", "show_tab('tokenize')", "Tokenize", priority=True),
+        Binding("f3", "show_tab('generate')", "Generate", priority=True),
+        Binding("f4", "show_tab('train')", "Train", priority=True),
+        Binding("f10", "show_tab('chat')", "Chat", priority=True),
+        # F5 and F8 are listed where they act (the Generate and Train panes' hint lines), so
+        # the footer keeps room for every pane's key at 80 columns
+        Binding("f5", "generate", "Run", show=False, priority=True),
+        Binding("f6", "stop_generation", "Stop", show=False, priority=True),
+        Binding("f7", "regenerate", "Again (same seed)", show=False, priority=True),
+        Binding("f8", "start_training", "Fine-tune", show=False, priority=True),
+        Binding("f9", "stop_training", "Stop training", show=False, priority=True),
+        Binding("ctrl+s", "save_checkpoint", "Save", show=False, priority=True),
+        Binding("ctrl+b", "before_after", "Before/after", show=False, priority=True),
+        Binding("ctrl+t", "toggle_raw", "Raw tokens", show=False, priority=True),
+        Binding("ctrl+o", "toggle_ids", "Token ids", show=False, priority=True),
+        Binding("ctrl+g", "toggle_panels", "Panels", show=False, priority=True),
+        Binding("ctrl+r", "search_history", "History", show=False, priority=True),
+        Binding("ctrl+l", "toggle_log_scale", "Log scale", show=False, priority=True),
+        Binding("ctrl+e", "load_finished_run", "Load finished run", show=False, priority=True),
+        Binding("ctrl+n", "new_chat", "New chat", show=False, priority=True),
+        Binding("ctrl+w", "toggle_seen", "What the model sees", show=False, priority=True),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, model: str | None = None, device: str | None = None, dtype: str | None = None,
+                 trust_remote_code: bool = False, session: ModelSession | None = None) -> None:
+        super().__init__()
+        guard.install()
+        textual_fixes.install()
+        self.guard = guard.ErrorGuard(self)   # armed once the app is up (on_mount)
+        self.thread_workers = DaemonWorkers()  # never keeps the process alive after quit
+        # What the workspace remembers; a flag given on the command line wins.
+        self.workspace = WorkspaceKeeper(self)
+        self.saved, self.store = self.workspace.saved, self.workspace.store
+        self.model_name = model or self.saved.model or DEFAULT_MODEL
+        self.device = device or self.saved.device
+        self.dtype = dtype or self.saved.dtype
+        self.detached: TrainRun | None = None   # a run going on after the terminal hung up
+        self._detach_once = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.trust_remote_code = trust_remote_code
+        self.session: ModelSession | None = None
+        self._preloaded = session
+        self.load_error: str | None = None
+        # The panes, held here: a modal screen on top hides them from queries.
+        self.tokenize_pane = TokenizePane(id="tokenize-pane")
+        self.generate_pane = GeneratePane(id="generate-pane")
+        self.train_pane = TrainPane(id="train-pane")
+        self.chat_pane = ChatPane(id="chat-pane")
+        self._last_key_at = 0.0
+        self._waiting_windows: list[Screen] = []   # results that arrived while a window was open
+        self._notice_text = ""                # the notice bar's text
+        self._notices_hidden: set[str] = set()   # notices the user hid (not shown again)
+
+    def get_default_screen(self) -> Screen:
+        """The main screen, with its size's breakpoint classes from the start: given at the
+        first resize instead, they would restyle every widget of all four panes once more
+        before the first frame."""
+        screen = super().get_default_screen()
+        width, height = self.size
+        for breakpoints, size in ((self.HORIZONTAL_BREAKPOINTS, width),
+                                  (self.VERTICAL_BREAKPOINTS, height)):
+            screen.add_class(max((b for b in breakpoints if b[0] <= size), default=breakpoints[0])[1])
+        return screen
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="status-bar"):
+            yield LoadingIndicator(id="loading")
+            yield Static(f"loading {self.model_name}…", id="model-status")
+        yield Static(id="notice")
+        with TabbedContent(initial="tokenize", id="tabs"):
+            with TabPane("Tokenize F2", id="tokenize"):
+                yield self.tokenize_pane
+            with TabPane("Generate F3", id="generate"):
+                yield Lazy(self.generate_pane)
+            with TabPane("Train F4", id="train"):
+                yield Lazy(self.train_pane)
+            with TabPane("Chat F10", id="chat"):
+                yield Lazy(self.chat_pane)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop.set_default_executor(self.thread_workers)
+        self._fit_footer()
+        self.query_one("#notice").display = False
+        self.query_one("#tok-input").focus()   # type at once: the Tokenize editor has the cursor
+        self.workspace.restore()
+        self._show_notice(None)
+        self.workspace.announce_finished_runs()
+        self.screen_change_signal.subscribe(self, self._open_waiting_window)
+        if self._preloaded is not None:
+            self.post_message(SessionLoaded(self._preloaded))
+        else:
+            self.load_model(self.model_name)
+        self.guard.armed = True
+
+    # -- model loading -------------------------------------------------------------------
+
+    def load_model(self, name: str, trained: str | None = None) -> None:
+        """Load in the background (tui.shell.loader); with `trained`, that checkpoint's weights go
+        on top, the model as loaded staying the "before" of before/after."""
+        self.query_one("#loading").display = True
+        self.query_one("#model-status", Static).update(f"loading {name}…")
+        heap.thaw()  # the model being replaced must be collectable, cycles and all
+        self.train_pane.form.loading()
+
+        load_in_background(self.post_message, name, self.device, self.dtype,
+                           self.trust_remote_code, trained)
+
+    def on_session_loaded(self, message: SessionLoaded) -> None:
+        session = message.session
+        self.session = session
+        self.load_error = None
+        self.model_name = session.info.model
+        info = session.info
+        self.sub_title = f"{info.model} · {info.device} · {info.dtype} · {info.parameters:,} params"
+        self.query_one("#loading").display = False
+        self.query_one("#model-status", Static).update(
+            f"[b]{info.model}[/b]"
+            + (f" · LoRA on {info.base_model}" if info.base_model else "")
+            + f" · {info.model_class} · {info.parameters:,} params · "
+            f"{info.device} {info.dtype} · vocab {info.vocab_size:,} · ctx {info.max_positions:,}")
+        self._show_notice(session.notice)
+        self._tell_panes(SessionChanged(session, self.saved.train.get(session.info.model, {})))
+        self.schedule_save()
+        self._settle_heap_when_idle()
+
+    # -- the workspace: settings that outlive the session ---------------------------------
+
+    @property
+    def finished_away(self) -> dict | None:
+        return self.workspace.finished_away
+
+    def action_load_finished_run(self) -> None:
+        self.workspace.load_finished_run()
+
+    def action_search_history(self) -> None:
+        self.workspace.search_history()
+
+    def action_toggle_on_hangup(self) -> None:
+        self.workspace.toggle_on_hangup()
+
+    def schedule_save(self) -> None:
+        self.workspace.schedule_save()
+
+    def on_input_changed(self) -> None:
+        self.schedule_save()
+
+    def on_switch_changed(self) -> None:
+        self.schedule_save()
+
+    def on_select_changed(self) -> None:
+        self.schedule_save()
+
+    def _tell_panes(self, message: SessionChanged | WeightsChanged) -> None:
+        for pane in (self.tokenize_pane, self.generate_pane, self.train_pane, self.chat_pane):
+            pane.post_message(message)
+
+    def on_weights_changed(self, message: WeightsChanged) -> None:
+        self._tell_panes(WeightsChanged())
+
+    def _training(self) -> bool:
+        """A run's objects must not be frozen: once it ends they could never be collected."""
+        return self.train_pane.training
+
+    def _settle_heap_when_idle(self) -> None:
+        """Once the new model's first views are up and the one it replaced is gone, collect
+        and freeze the heap — at a quiet moment, never while a run is alive."""
+        heap.settle_when_idle(self.set_timer, lambda: self._training(),
+                              lambda: time.monotonic() - self._last_key_at > self.SETTLE_QUIET_S)
+
+    def on_unmount(self) -> None:
+        self.workspace.save_pending()
+        heap.thaw()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_footer(event.size.width)
+
+    def _fit_footer(self, width: int | None = None) -> None:
+        """A narrow terminal gets the compact footer, so every key in it stays readable."""
+        width = self.size.width if width is None else width
+        self.query_one(Footer).compact = width < self.NARROW_BELOW
+
+    def action_toggle_panels(self) -> None:
+        """Where side panels are folded away (narrow or short terminals), show them in place
+        of the main view, and back."""
+        self.screen.toggle_class("-panels")
+
+    def on_session_notice(self, message: SessionNotice) -> None:
+        self._show_notice(message.text)
+        self.query_one("#model-status", Static).update("loading the demo model…")
+
+    def on_session_failed(self, message: SessionFailed) -> None:
+        self.load_error = message.error
+        self.query_one("#loading").display = False
+        status = "no model loaded" if self.session is None else f"still on {self.session.info.model}"
+        self.query_one("#model-status", Static).update(
+            f"[red]{message.error}[/red] — {status}; ctrl+p → Load model")
+        self.notify(message.error, title="Load model", severity="error", timeout=8)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    PANE_FOCUS = {"tokenize": "#tok-input", "generate": "#gen-prompt", "train": "#train-data",
+                  "chat": "#chat-input"}
+
+    def action_show_tab(self, tab: str) -> None:
+        main = self.screen_stack[0]   # the tabs' screen, also under a window (help, a dialog)
+        main.query_one("#tabs", TabbedContent).active = tab
+        # Focus left inside the hidden pane would pull its tab back to the front.
+        focused = main.focused
+        if focused is None or not any(a.id == tab for a in focused.ancestors_with_self):
+            # at once, not after the keys already queued: they are meant for the new pane
+            main.set_focus(main.query_one(self.PANE_FOCUS[tab]))
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "generate" and self.session is not None:
+            self.generate_pane.schedule_inspect()  # weights may have changed meanwhile
+
+    def action_generate(self) -> None:
+        self.action_show_tab("generate")
+        self.generate_pane.generate()
+
+    def action_stop_generation(self) -> None:
+        self.generate_pane.stop()
+        self.chat_pane.stop()
+
+    def action_regenerate(self) -> None:
+        """F7: in Chat, the last reply again; elsewhere the last generation, same seed."""
+        if self._active_tab() == "chat":
+            self.chat_pane.regenerate()
+            return
+        self.action_show_tab("generate")
+        self.generate_pane.regenerate()
+
+    def _active_tab(self) -> str:
+        return self.query_one("#tabs", TabbedContent).active
+
+    def action_new_chat(self) -> None:
+        self.action_show_tab("chat")
+        self.chat_pane.new_chat()
+
+    def action_toggle_seen(self) -> None:
+        self.action_show_tab("chat")
+        self.chat_pane.toggle_seen()
+
+    def action_start_training(self) -> None:
+        self.action_show_tab("train")
+        self.train_pane.start()
+
+    def action_stop_training(self) -> None:
+        self.train_pane.stop()
+
+    def action_save_checkpoint(self) -> None:
+        self.train_pane.save_now()
+
+    def action_before_after(self) -> None:
+        session = self.session
+        if session is None:
+            self.notify("No model loaded yet", severity="warning")
+            return
+        try:   # in Chat: the conversation's last message, answered by both
+            pane = self.chat_pane if self._active_tab() == "chat" else self.generate_pane
+            prompt, settings = pane.request()
+        except UserError as exc:
+            self.notify(str(exc), title="Before / after", severity="error")
+            return
+        self.notify("generating on base and current weights…", title="Before / after", timeout=2)
+        compare_in_background(self, session, prompt, replace(settings, seed=settings.seed or 0))
+
+    def action_toggle_log_scale(self) -> None:
+        self.train_pane.toggle_log_scale()
+
+    def action_reset_weights(self) -> None:
+        if self.session is None:
+            return
+        if self._training():
+            self.notify("Stop training first (F9)", severity="warning")
+            return
+        from core.model.weights import reset_to_base
+
+        reset_to_base(self.session)
+        self._tell_panes(WeightsChanged())
+        self.notify("weights reset to the model as loaded", title="Reset to base weights")
+
+    def action_toggle_raw(self) -> None:
+        pane = self.tokenize_pane
+        pane.raw = not pane.raw
+
+    def action_toggle_ids(self) -> None:
+        pane = self.tokenize_pane
+        pane.show_ids = not pane.show_ids
+
+    def action_load_model(self) -> None:
+        def chosen(name: str | None) -> None:
+            if name:
+                self.load_model(name)
+
+        self.push_screen(AskScreen("Load model: hub id, model folder, or demo", self.model_name), chosen)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield from palette_commands(self)

@@ -1,0 +1,75 @@
+"""The app's windows and notice bar: one palette at a time, screens that close once and never
+take the main screen with them, answers that wait for an open window instead of covering
+it, and a one-row notice the user can hide."""
+
+from __future__ import annotations
+
+from textual import events
+from textual.await_complete import AwaitComplete
+from textual.command import CommandPalette
+from textual.widgets import Static
+
+from tui.widgets.dialogs import BeforeAfterReady, BeforeAfterScreen
+
+
+class Windows:
+    """Mixed into the app (tui.shell.app.RuGPTApp), before Textual's App."""
+
+    def action_help(self) -> None:
+        from tui.widgets.help import HelpScreen  # Markdown's parser: not before the first frame
+
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss()
+        else:
+            self.push_screen(HelpScreen())
+
+    def action_command_palette(self) -> None:
+        """One palette at a time: with a palette under another window (ctrl+b's answer
+        arrived while it was open, say), ctrl+p does not open a second one; nor while a
+        closed one is still being taken down (its id is not free until then)."""
+        screens = (*self.screen_stack, *self._nodes)
+        if not any(isinstance(screen, CommandPalette) for screen in screens):
+            super().action_command_palette()
+
+    def pop_screen(self) -> AwaitComplete:
+        if len(self.screen_stack) <= 1:   # the main screen always stays
+            return AwaitComplete.nothing()
+        return super().pop_screen()
+
+    def on_before_after_ready(self, message: BeforeAfterReady) -> None:
+        """The comparison opens now — or, when another window is open (a question, the
+        help), as soon as the user has closed it: a late answer never covers a question."""
+        if message.result is None:
+            self.notify(message.error or "no result", title="Before / after", severity="error",
+                        timeout=8)
+            return
+        self._waiting_windows.append(BeforeAfterScreen(message.result))
+        self._open_waiting_window()
+
+    def _open_waiting_window(self, *_) -> None:
+        if self._waiting_windows and len(self.screen_stack) == 1:
+            self.push_screen(self._waiting_windows.pop(0))
+
+    def _show_notice(self, text: str | None) -> None:
+        """The notice bar: what the model load said, and any workspace problem — one row
+        (the whole text in its tooltip and in a notification); a click or the palette's
+        `Hide notice` hides it."""
+        lines = [line for line in (text, *self.workspace.problems) if line]
+        notice = self.query_one("#notice", Static)
+        joined = " · ".join(lines)
+        if joined and joined != self._notice_text:
+            self.notify(joined, title="Notice", timeout=10)
+        self._notice_text = joined
+        notice.update(joined + ("  ✕" if joined else ""))
+        notice.tooltip = joined or None
+        notice.display = bool(lines) and joined not in self._notices_hidden
+
+    def action_hide_notice(self) -> None:
+        if self._notice_text:
+            self._notices_hidden.add(self._notice_text)
+        self.query_one("#notice").display = False
+
+    def on_click(self, event: events.Click) -> None:
+        if event.widget is not None and event.widget.id == "notice":
+            self.action_hide_notice()
+

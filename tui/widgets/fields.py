@@ -1,0 +1,135 @@
+"""Setting fields shared by the panes: an input with its label, a declared setting drawn as
+the right control, path completion, and reading the fields back."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from textual.containers import Vertical
+from textual.suggester import Suggester
+from textual.widget import Widget
+from textual.widgets import Input, Label, Select, Switch
+
+from core.base.errors import UserError
+from core.base.settings import Setting
+
+
+def short_path(path: Path) -> str:
+    """Relative to the working folder when inside it (shorter, and the same on every machine)."""
+    relative = os.path.relpath(path)
+    return path.as_posix() if relative.startswith("..") else relative
+
+
+class PathSuggester(Suggester):
+    """Completes file and folder names as you type a path."""
+
+    def __init__(self) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+
+    async def get_suggestion(self, value: str) -> str | None:
+        if not value:
+            return None
+        path = Path(value).expanduser()
+        folder, prefix = (path, "") if value.endswith(os.sep) else (path.parent, path.name)
+        try:
+            names = sorted(p.name + (os.sep if p.is_dir() else "") for p in folder.iterdir()
+                           if p.name.startswith(prefix) and not p.name.startswith("."))
+        except OSError:
+            return None
+        return value + names[0][len(prefix):] if names else None
+
+
+class LabeledInput(Vertical):
+    """An Input with its name above it: `width` cells wide, or as wide as its grid cell."""
+
+    DEFAULT_CSS = """
+    LabeledInput { width: auto; height: 3; }
+    LabeledInput.-fill { width: 1fr; }
+    LabeledInput > Label { padding: 0 1; color: $text-muted; }
+    LabeledInput Input { width: 14; }
+    LabeledInput.-fill Input { width: 1fr; }
+    """
+
+    def __init__(self, label: str, value: str, input_id: str, width: int | None = 14,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.label, self.value, self.input_id, self.width = label, value, input_id, width
+        self.set_class(width is None, "-fill")
+
+    def compose(self):
+        yield Label(self.label)
+        field = Input(self.value, id=self.input_id, compact=True)
+        if self.width is not None:
+            field.styles.width = self.width
+        yield field
+
+
+class SettingField(LabeledInput):
+    """A declared setting (core.base.settings) as a field: an Input, a Switch for a flag, a
+    Select for a choice. Its id is `PREFIX-NAME`, e.g. `train-batch-size`."""
+
+    DEFAULT_CSS = """
+    SettingField.-switch, SettingField.-select { width: 1fr; }
+    SettingField Switch { border: none; height: 1; padding: 0 1; }
+    """
+
+    def __init__(self, setting: Setting, value, prefix: str, width: int | None = None,
+                 **kwargs) -> None:
+        super().__init__(setting.label, setting.show(value), f"{prefix}-{setting.name.replace('_', '-')}",
+                         width, **kwargs)
+        self.setting, self.initial = setting, value
+        self._shown = setting.show(value) if setting.kind is not bool and not setting.choices else value
+        self.set_class(setting.kind is bool, "-switch")
+        self.set_class(bool(setting.choices), "-select")
+
+    def compose(self):
+        if self.setting.kind is bool:
+            yield Label(self.label)
+            yield Switch(bool(self.initial), id=self.input_id)
+        elif self.setting.choices:
+            yield Label(self.label)
+            yield Select([(v, v) for v in self.setting.choices], value=self.initial,
+                         allow_blank=False, id=self.input_id, compact=True)
+        else:
+            yield from super().compose()
+
+    @property
+    def control(self) -> Input | Switch | Select:
+        return self.query_one(f"#{self.input_id}")
+
+    def read(self):
+        """The value on screen, or a one-line error naming the field."""
+        if self.setting.kind is bool or self.setting.choices:
+            return self.control.value
+        return self.setting.parse(self.control.value)
+
+    def show(self, value) -> None:
+        if self.setting.kind is bool or self.setting.choices:
+            self._shown = value
+        else:
+            self._shown = self.setting.show(value)
+        self.control.value = self._shown
+
+    def edited(self) -> bool:
+        """The value on screen is not the one last shown: the user changed it."""
+        return self.control.value != self._shown
+
+
+def changed_values(fields, defaults: dict) -> dict:
+    """The fields' valid values that differ from `defaults` (what a settings file keeps)."""
+    changed = {}
+    for field in fields:
+        try:
+            value = field.read()
+            field.setting.check(value)
+        except UserError:
+            continue
+        if value != defaults.get(field.setting.name):
+            changed[field.setting.name] = value
+    return changed
+
+
+def read_fields(root: Widget) -> dict:
+    """Every SettingField under `root`, read: name → value."""
+    return {f.setting.name: f.read() for f in root.query(SettingField)}
