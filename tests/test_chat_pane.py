@@ -143,3 +143,33 @@ def test_chat_snapshot(snap_compare, demo_session, size):
         pilot.app.set_focus(None)
         await pilot.pause()
     assert snap_compare(RuGPTApp(session=demo_session), terminal_size=size, run_before=a_conversation)
+
+
+async def test_a_reply_that_starts_with_blanks_has_one_space_after_its_label(demo_session):
+    """A trained model often starts its reply with a token that is only a space: the label's
+    own space is the one drawn (it showed `Модель:  Инженер`), while streaming and after;
+    the kept message, and so an export, has none of its own."""
+    from core.inference.generation import TokenEvent
+    from core.store.conversations import export_markdown
+
+    def token(text):
+        return TokenEvent(step=0, id=0, text=text, prob=0.5, top=[])
+
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        transcript = app.query_one(Transcript)
+        user = {"role": "user", "content": "Что делал инженер?"}
+        transcript.show([user], [token(" "), token(" Инженер"), token(" чинил")])
+        assert "Модель: Инженер чинил" in transcript.render().plain
+        transcript.show([user], [token("\n"), token(" "), token(" ")])   # blanks only, so far
+        assert transcript.render().plain.endswith("Модель: ")
+    async with RuGPTApp(session=demo_session).run_test(size=(80, 24)) as pilot:
+        pane = await open_chat(pilot)
+        await say(pilot, pane, "Привет")
+        reply = pane.chat.messages[-1]
+        assert reply["role"] == "assistant" and reply["content"] == reply["content"].strip()
+        text = pilot.app.query_one(Transcript).render().plain
+        assert "Модель:  " not in text
+        chat = {"title": "t", "model": "demo", "template": "plain-ru", "updated": "now",
+                "messages": pane.chat.messages}
+        assert f"**Assistant:** {reply['content']}" in export_markdown(chat)

@@ -66,8 +66,10 @@ class Transcript(TokenStream):
 
     def render(self) -> Text:
         out = self._head.copy()
+        leading = True   # the label has its space: the reply's own leading blanks are not drawn
         for i, tok in enumerate(self.tokens):
             style = prob_style(tok.prob) + (" reverse bold" if i == self.selected else "")
-            text = tok.text.lstrip() if i == 0 else tok.text   # the label has its space
+            text = tok.text.lstrip() if leading else tok.text
+            leading = leading and not text
             out.append(printable(text) or ("▏" if i == self.selected else ""), style=style)
         return out
