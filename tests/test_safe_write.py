@@ -347,3 +347,54 @@ def test_a_half_written_demo_cache_is_rebuilt(tmp_path, monkeypatch):
     (folder / "model.safetensors").write_bytes(b"half")
     assert demo.demo_model_dir() == folder
     load_session(str(folder), device="cpu")
+
+
+# -- file modes ------------------------------------------------------------------------------
+
+def modes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)) or ".": oct(p.stat().st_mode & 0o777)
+            for p in (folder, *folder.rglob("*")) if not p.is_symlink()}
+
+
+def test_every_file_a_save_writes_follows_the_umask(tmp_path, monkeypatch):
+    """On a shared machine a colleague reads a saved model like any other file: every file
+    and folder of a run's save (its training state too), of a LoRA run, of `export`, of
+    `demo-model` and of the demo's cache gets the user's umask (safetensors and mkdtemp make
+    theirs private), and of the token cache. A file of the user's inside the folder keeps the
+    mode it had."""
+    from core.model.demo import demo_model_dir
+    from tests.helpers import cli
+
+    (tmp_path / "data.txt").write_text(CORPUS, encoding="utf-8")
+    monkeypatch.setenv("RUGPT_TUI_CACHE", str(tmp_path / "cache"))
+    old = os.umask(0o027)   # group may read, others nothing: not the usual 0o022
+    try:
+        run = cli("train", "--model", "demo", "--train", str(tmp_path / "data.txt"),
+                  "--out", str(tmp_path / "run"), "--max-steps", "2")
+        assert run.returncode == 0, run.stderr
+        mine = tmp_path / "run" / "my-notes.txt"
+        mine.write_text("private\n")
+        mine.chmod(0o600)
+        lora = cli("train", "--model", "demo", "--train", str(tmp_path / "data.txt"), "--lora",
+                   "--out", str(tmp_path / "adapter"), "--max-steps", "2")
+        assert lora.returncode == 0, lora.stderr
+        again = cli("train", "--model", "demo", "--train", str(tmp_path / "data.txt"),
+                    "--out", str(tmp_path / "run"), "--max-steps", "1")
+        assert again.returncode == 0, again.stderr
+        merged = cli("export", "--model", str(tmp_path / "adapter"), "--out", str(tmp_path / "merged"))
+        assert merged.returncode == 0, merged.stderr
+        assert cli("demo-model", "--out", str(tmp_path / "demo")).returncode == 0
+        cache = demo_model_dir()
+        tokens = sorted(p for p in (tmp_path / "cache").rglob("meta.json") if p.parent != cache)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "run" / "training_state" / "model.safetensors").exists()
+    assert tokens, "the run's tokens were not cached where the test looks"
+    folders = [tmp_path / "run", tmp_path / "adapter", tmp_path / "merged", tmp_path / "demo", cache]
+    for folder in folders + [meta.parent for meta in tokens]:
+        seen = modes(folder)
+        seen.pop("my-notes.txt", None)
+        wrong = {name: mode for name, mode in seen.items()
+                 if mode != oct(0o750 if (folder / name).is_dir() else 0o640)}
+        assert not wrong, (folder.name, wrong)
+    assert oct(mine.stat().st_mode & 0o777) == oct(0o600)

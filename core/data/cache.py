@@ -34,6 +34,7 @@ import numpy as np
 
 from core.base.cancel import Cancelled
 from core.base.paths import cache_dir
+from core.base.safe_write import follow_umask
 
 FORMAT = 2
 SPLITS = ("train", "test")
@@ -181,6 +182,7 @@ class TokenCache:
             meta = {"format": FORMAT, "dtype": dtype.name, "files": files, "created": time.time(),
                     "info": info or None}
             (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+            follow_umask(tmp)
             final = self.root / key
             if final.exists():   # left damaged by someone else, or built meanwhile
                 shutil.rmtree(final, ignore_errors=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from core.base.paths import cache_dir, corpus_path, texts_path
 from core.base.quiet import quiet_transformers
-from core.base.safe_write import FolderLock, check_output_folder, writing_folder
+from core.base.safe_write import FolderLock, check_output_folder, follow_umask, writing_folder
 
 BUILDER_VERSION = 3
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
@@ -97,6 +97,7 @@ def demo_model_dir() -> Path:
     try:
         build_demo_model(tmp)
         (tmp / COMPLETE_MARK).touch()
+        follow_umask(tmp)
         if target.exists() and not (target / COMPLETE_MARK).exists():
             # an incomplete copy from an older build: move it aside (it is ours, in our cache)
             stale = Path(tempfile.mkdtemp(prefix=".demo-stale-", dir=target.parent))
