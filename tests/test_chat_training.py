@@ -122,3 +122,26 @@ def test_a_checkpoint_trained_on_chats_chats_under_the_same_template(demo_dir, t
     assert chat.template.name == "plain-en"
     list(chat.send("Где спал кот?", SamplingSettings(seed=1, max_new_tokens=4)))
     assert chat.rendered().startswith("User: Где спал кот?\nAssistant:")
+
+
+def stats_of(result) -> dict:
+    assert result.returncode == 0, result.stderr
+    return next(e for e in map(json.loads, result.stdout.splitlines()) if e["event"] == "stats")
+
+
+def test_the_default_block_holds_whole_conversations(tmp_path):
+    """The demo's preset block (32 tokens) is for texts; on dialogues a run's default block is
+    the model's context, so no turn is dropped, and a smaller block chosen on purpose still
+    says what it drops."""
+    from core.base.paths import resource
+    from tests.helpers import cli
+
+    chats = str(resource("dialogues_ru.jsonl"))
+    common = ("--model", "demo", "--max-steps", "1", "--jsonl")
+    dialogues = stats_of(cli("train", "--train", chats, *common))
+    assert dialogues["train"]["block_size"] == 256   # the demo's context
+    assert dialogues["dialogue"]["train"]["dropped_turns"] == 0
+    texts = stats_of(cli("train", "--train", str(resource("corpus_ru.txt")), *common))
+    assert texts["train"]["block_size"] == 32
+    small = stats_of(cli("train", "--train", chats, "--block-size", "32", *common))
+    assert small["train"]["block_size"] == 32 and small["dialogue"]["train"]["dropped_turns"] > 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from textual.widgets import Input
 
 from core.store.database import Store
+from core.store.workspace import runs_dir
 from tests.helpers import ROOT, cli, tree_digest, wait_for
 from tui.panes.train.pane import TrainPane
 from tui.shell.app import RuGPTApp
@@ -27,28 +28,46 @@ async def run_once(pilot, epochs="0.3"):
 
 
 async def test_two_runs_in_a_row_keep_two_models(fresh_session, tmp_path, monkeypatch):
+    """Runs save under the workspace's runs folder by default, not into the folder the app
+    was started in, each into a folder of its own."""
     monkeypatch.chdir(tmp_path)
+    runs = runs_dir()
     app = RuGPTApp(session=fresh_session)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f4")
         await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
         out = app.query_one("#train-out", Input)
-        assert out.value == "rugpt-finetuned"
+        assert out.value == str(runs / "rugpt-finetuned")
         first = await run_once(pilot)
-        assert first.result.out == "rugpt-finetuned" and out.value == "rugpt-finetuned-2"
-        kept = tree_digest(tmp_path / "rugpt-finetuned")
+        assert first.result.out == str(runs / "rugpt-finetuned")
+        assert out.value == str(runs / "rugpt-finetuned-2")
+        kept = tree_digest(runs / "rugpt-finetuned")
         second = await run_once(pilot)
-        assert second.result.out == "rugpt-finetuned-2" and out.value == "rugpt-finetuned-3"
-        assert tree_digest(tmp_path / "rugpt-finetuned") == kept   # byte for byte
-        # a new app on this folder starts on the next free name as well
+        assert second.result.out == str(runs / "rugpt-finetuned-2")
+        assert out.value == str(runs / "rugpt-finetuned-3")
+        assert tree_digest(runs / "rugpt-finetuned") == kept   # byte for byte
+        # a new app starts on the next free name as well
     app = RuGPTApp(session=fresh_session)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f4")
-        assert app.query_one("#train-out", Input).value == "rugpt-finetuned-3"
-    runs = json.loads(cli("runs", "--json").stdout)
-    assert [r["out"] for r in runs] == [str(tmp_path / "rugpt-finetuned-2"),
-                                         str(tmp_path / "rugpt-finetuned")]
-    assert [r["replaced_by"] for r in runs] == [None, None]
+        assert app.query_one("#train-out", Input).value == str(runs / "rugpt-finetuned-3")
+    recorded = json.loads(cli("runs", "--json").stdout)
+    assert [r["out"] for r in recorded] == [str(runs / "rugpt-finetuned-2"), str(runs / "rugpt-finetuned")]
+    assert [r["replaced_by"] for r in recorded] == [None, None]
+    assert list(tmp_path.iterdir()) == []   # nothing in the folder the app was started in
+
+
+async def test_a_default_remembered_by_an_older_version_moves_to_the_runs_folder(demo_session, tmp_path,
+                                                                                 monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.train_pane.form.restore_paths({"out": "rugpt-finetuned-2"})
+        await pilot.pause()
+        assert app.query_one("#train-out", Input).value == str(runs_dir() / "rugpt-finetuned")
+        app.train_pane.form.restore_paths({"out": "my-model"})   # the user's own name stays
+        await pilot.pause()
+        assert app.query_one("#train-out", Input).value == "my-model"
 
 
 async def test_a_folder_holding_a_runs_model_is_named_before_f8_replaces_it(fresh_session, tmp_path,
@@ -59,13 +78,13 @@ async def test_a_folder_holding_a_runs_model_is_named_before_f8_replaces_it(fres
         await pilot.press("f4")
         await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
         first = await run_once(pilot)
-        app.query_one("#train-out", Input).value = "rugpt-finetuned"   # chosen again
+        app.query_one("#train-out", Input).value = str(runs_dir() / "rugpt-finetuned")   # chosen again
         status = app.query_one("#train-status")
         await wait_for(pilot, lambda: "holds run #" in str(status.render()))
         assert str(status.render()) == (f"output folder holds run #{first.number}'s model, "
                                         f"eval {first.result.eval_loss:.3f}: F8 replaces it")
         second = await run_once(pilot)
-        assert second.result.out == "rugpt-finetuned"
+        assert second.result.out == str(runs_dir() / "rugpt-finetuned")
         toasts = " ".join(n.message for n in app._notifications)
         assert f"replace the model of run #{first.number}" in toasts
     runs = {r["id"]: r for r in json.loads(cli("runs", "--json").stdout)}

@@ -229,3 +229,29 @@ async def test_path_completion(tmp_path):
     assert await suggest.get_suggestion(str(tmp_path / "тек")) == str(tmp_path / "тексты.jsonl")
     assert await suggest.get_suggestion(str(tmp_path / "fo")) == str(tmp_path / "folder") + "/"
     assert await suggest.get_suggestion(str(tmp_path / "nothing-like-this")) is None
+
+
+async def test_the_block_field_follows_the_kind_of_data(demo_session, tmp_path):
+    """Dialogues in the data field: the block left at the texts' default (the demo's 32)
+    becomes the dialogues' (the whole context) and the preview drops no turn; texts again
+    bring 32 back; a block the user typed stays, and the preview says what it drops."""
+    from core.base.paths import resource
+
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f4")
+        data, block = app.query_one("#train-data", Input), app.query_one("#train-block-size", Input)
+        preview = app.query_one("#train-preview")
+        await wait_for(pilot, lambda: "samples" in str(preview.render()))
+        assert block.value == "32"
+        data.value = str(resource("dialogues_ru.jsonl"))
+        await wait_for(pilot, lambda: block.value == "256" and "conversations" in str(preview.render()),
+                       timeout=60)
+        await pilot.pause(1.0)
+        assert "left out" not in str(preview.render())
+        data.value = str(resource("corpus_ru.txt"))
+        await wait_for(pilot, lambda: block.value == "32")
+        block.value = "48"
+        data.value = str(resource("dialogues_ru.jsonl"))
+        await wait_for(pilot, lambda: "oldest turns left out" in str(preview.render()), timeout=60)
+        assert block.value == "48"

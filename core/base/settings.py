@@ -192,12 +192,22 @@ def lr_default(model_name: str, lora: bool = False) -> float:
     return preset.get("lr", by_name(TRAIN_SETTINGS)["lr"].default)
 
 
-def train_defaults(model_name: str, max_positions: int, lora: bool = False) -> dict[str, Any]:
-    """Every training setting's default for this model, for the app and the CLI alike."""
+def block_default(model_name: str, max_positions: int, dialogues: bool = False) -> int:
+    """The block a run on this model gets when nobody chose one. Dialogues are learned in
+    context, so theirs holds whole conversations: the model's context (up to 1024), not a
+    preset's short block for texts, which would keep one exchange of each."""
+    preset = TRAIN_PRESETS.get(model_name, TRAIN_PRESETS["default"])
+    block = None if dialogues else preset.get("block_size")
+    return min(block or default_block_size(max_positions), max_positions)
+
+
+def train_defaults(model_name: str, max_positions: int, lora: bool = False,
+                   dialogues: bool = False) -> dict[str, Any]:
+    """Every training setting's default for this model and kind of data, for the app and
+    the CLI alike."""
     values = {s.name: s.default for s in TRAIN_SETTINGS}
     values.update(TRAIN_PRESETS.get(model_name, TRAIN_PRESETS["default"]))
     values["lora"] = lora
     values["lr"] = lr_default(model_name, lora)
-    block = values["block_size"] or default_block_size(max_positions)
-    values["block_size"] = min(block, max_positions)
+    values["block_size"] = block_default(model_name, max_positions, dialogues)
     return values

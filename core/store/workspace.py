@@ -30,6 +30,7 @@ APP_NAME = "rugpt-tui"
 SETTINGS_FILE = "settings.toml"
 DATABASE_FILE = "workspace.db"
 ERROR_LOG = "errors.log"
+RUNS_DIR = "runs"
 ERROR_LOG_LIMIT = 1 << 20   # past this size the log keeps its newer half
 DATA_PATHS = ("train", "test", "out")
 ON_HANGUP = ("keep", "stop")
@@ -59,6 +60,12 @@ def settings_path() -> Path:
 
 def database_path() -> Path:
     return data_dir() / DATABASE_FILE
+
+
+def runs_dir() -> Path:
+    """Where the Train pane saves runs' models by default: one place of the workspace, not
+    whatever folder the app was started in."""
+    return data_dir() / RUNS_DIR
 
 
 def error_log_path() -> Path:

@@ -17,6 +17,7 @@ from core.base.errors import UserError, one_line
 from core.base.hangup import TerminalWatch, silence_terminal, terminal_fd
 from core.base.safe_write import FolderLock
 from core.base.settings import TRAIN_SETTINGS, train_defaults
+from core.data.dialogues import is_chat_file
 from core.data.texts import dialogue_line, fingerprint
 from core.model.lora import adapter_settings, is_adapter_folder
 from core.store.recorder import RunRecorder
@@ -79,7 +80,8 @@ def _with_model_defaults(session, config: TrainConfig, chosen: dict) -> TrainCon
     """Settings not given take the model's defaults (the Train pane's too): an adapter its
     base's preset, and its own rank, alpha and targets."""
     preset = session.info.base_model or session.info.model
-    defaults = {**train_defaults(preset, session.max_positions, lora=config.lora),
+    dialogues = is_chat_file(config.train)
+    defaults = {**train_defaults(preset, session.max_positions, lora=config.lora, dialogues=dialogues),
                 **adapter_settings(session)}
     return replace(config, **{k: v for k, v in defaults.items() if k not in chosen}).validate()
 

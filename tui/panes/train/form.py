@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,7 @@ from core.base.errors import UserError, one_line
 from core.base.safe_write import check_output_folder
 from core.base.settings import (
     TRAIN_SETTINGS,
+    block_default,
     by_name,
     default_block_size,
     lr_default,
@@ -28,6 +29,7 @@ from core.base.settings import (
 )
 from core.data.texts import sample_corpus_path
 from core.store.database import resolved
+from core.store.workspace import runs_dir
 from core.training.config import TrainConfig
 from tui.panes.train.run import ProgressMeter, estimate_text, plan_text, preview_text
 from tui.widgets.fields import (
@@ -42,8 +44,7 @@ from tui.widgets.fields import (
 if TYPE_CHECKING:
     from core.model.session import ModelSession
 
-DEFAULT_OUT = "rugpt-finetuned"
-AUTO_OUT = re.compile(rf"{re.escape(DEFAULT_OUT)}(-\d+)?")   # a name the form chose, not the user
+DEFAULT_OUT = "rugpt-finetuned"   # in the workspace's runs folder: -2, -3, … as runs take them
 # The settings the form shows, in its grid's order; the rest keep their defaults.
 SHOWN = ("epochs", "lr", "batch_size", "block_size", "eval_every", "mixed_precision",
          "pack", "lora", "gradient_checkpointing", "processes")
@@ -59,13 +60,30 @@ class OutFolderChecked(Message):
     note: str | None
 
 
+def default_out(n: int = 1) -> str:
+    """The n-th default output folder, as the field shows it (~ for the home folder)."""
+    path = runs_dir() / (DEFAULT_OUT if n == 1 else f"{DEFAULT_OUT}-{n}")
+    try:
+        return "~/" + path.relative_to(Path.home()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def is_default_out(value: str) -> bool:
+    """A folder the form chose, not the user: a default of the runs folder (or of older
+    versions, a bare name in the working folder)."""
+    auto = rf"{re.escape(DEFAULT_OUT)}(-\d+)?"
+    return bool(re.fullmatch(auto, value) or re.fullmatch(re.escape(default_out().rsplit("/", 1)[0])
+                                                         + "/" + auto, value))
+
+
 def free_out_folder(taken: set[str]) -> str:
-    """The first of rugpt-finetuned, rugpt-finetuned-2, … that holds nothing yet and that no
-    run of this session saves to: each run gets a folder of its own."""
+    """The first of rugpt-finetuned, rugpt-finetuned-2, … in the runs folder that holds
+    nothing yet and that no run of this session saves to: each run gets a folder of its own."""
     for n in itertools.count(1):
-        name = DEFAULT_OUT if n == 1 else f"{DEFAULT_OUT}-{n}"
-        path = Path(name)
-        if resolved(name) in taken:
+        name = default_out(n)
+        path = Path(name).expanduser()
+        if resolved(str(path)) in taken:
             continue
         try:
             if not path.exists() or (path.is_dir() and not any(path.iterdir())):
@@ -73,6 +91,14 @@ def free_out_folder(taken: set[str]) -> str:
         except OSError:
             continue
     raise AssertionError("unreachable")
+
+
+@dataclass
+class BlockFollowsData(Message):
+    """The data is of the other kind (dialogues, texts) than the one whose default block the
+    field shows: the field moves from `shown` to `block`, this kind's default."""
+    shown: int
+    block: int
 
 
 @dataclass
@@ -108,7 +134,7 @@ class TrainForm(Vertical):
             settings = by_name(TRAIN_SETTINGS)
             for name in SHOWN:
                 yield SettingField(settings[name], settings[name].default, "train")
-            yield LabeledInput("output folder", DEFAULT_OUT, "train-out", None, id="train-out-box")
+            yield LabeledInput("output folder", default_out(), "train-out", None, id="train-out-box")
         with Grid(id="train-lora-row"):
             for name in LORA_SHOWN:
                 yield SettingField(settings[name], settings[name].default, "train",
@@ -181,7 +207,7 @@ class TrainForm(Vertical):
         user named, or none, stays."""
         field = self.query_one("#train-out", Input)
         value = field.value.strip()
-        if not AUTO_OUT.fullmatch(value):   # empty (the run does not save), or the user's own
+        if not is_default_out(value):   # empty (the run does not save), or the user's own
             return
         free = free_out_folder(taken)
         if value != free:
@@ -207,7 +233,7 @@ class TrainForm(Vertical):
         self.query_one("#train-data", Input).focus()
 
     def out_folder(self) -> str:
-        return self.query_one("#train-out", Input).value.strip() or DEFAULT_OUT
+        return self.query_one("#train-out", Input).value.strip() or default_out()
 
     def read_config(self) -> TrainConfig:
         data = self.query_one("#train-data", Input).value.strip()
@@ -270,19 +296,27 @@ class TrainForm(Vertical):
         self._preview_number += 1
         self._preview_data = (config.train, config.test, config.test_split, config.seed)
         number, data = self._preview_number, self._preview_data
-        self.app.run_worker(lambda: self._preview(session, config, number, data), thread=True,
+        blocks = {kind: block_default(self._model_name, session.max_positions, kind) for kind in (False, True)}
+        self.app.run_worker(lambda: self._preview(session, config, number, data, blocks), thread=True,
                             group="train-preview", name="train-preview")
 
-    def _preview(self, session: ModelSession, config: TrainConfig, number: int, data: tuple) -> None:
+    def _preview(self, session: ModelSession, config: TrainConfig, number: int, data: tuple,
+                 blocks: dict[bool, int]) -> None:
         """Stats of the data as rows. Big new data answers at once with an estimate from its
         first megabyte, then shows the tokenization's progress, then the stats."""
         from textual.worker import get_current_worker
 
         from core.base.cancel import Cancelled
+        from core.data.dialogues import is_chat_file
         from core.data.tokenized import quick_estimate
         from core.training.batches import prepare_data
 
         worker = get_current_worker()
+        dialogues = is_chat_file(config.train)
+        if config.block_size == blocks[not dialogues] != blocks[dialogues]:
+            # a block left at the other kind of data's default follows to this one's
+            config = replace(config, block_size=blocks[dialogues])
+            self.post_message(BlockFollowsData(blocks[not dialogues], blocks[dialogues]))
         block = config.block_size or default_block_size(session.max_positions)
         meter, estimate = ProgressMeter(), None
 
@@ -312,6 +346,16 @@ class TrainForm(Vertical):
             return
         text.append("   " + plan_text(plan, config.lora), style="cyan")
         self.post_message(DataPreview(number, text, True))
+
+    def on_block_follows_data(self, message: BlockFollowsData) -> None:
+        field = next(f for f in self.query(SettingField) if f.setting.name == "block_size")
+        try:
+            shown = field.read()
+        except UserError:
+            return
+        if shown == message.shown:   # not changed meanwhile
+            self._defaults["block_size"] = message.block
+            field.show(message.block)
 
     def on_data_preview(self, message: DataPreview) -> None:
         # The newest preview's answer, or progress of an earlier one that tokenizes the same
