@@ -50,17 +50,19 @@ def main() -> None:
     parser.add_argument("--baseline", default=None, help="a commit to measure side by side")
     args = parser.parse_args()
     builds = [("this tree", ROOT)]
-    if args.baseline:
-        builds.insert(0, (f"baseline {args.baseline}", checkout(args.baseline)))
-    frames: dict[str, list[float]] = {name: [] for name, _ in builds}
-    imports: dict[str, list[float]] = {name: [] for name, _ in builds}
-    for _, tree in builds:   # warm-up: bytecode written, files in the page cache
-        first_frame(tree)
-        app_import(tree)
-    for _ in range(args.runs):
-        for name, tree in builds:
-            frames[name].append(first_frame(tree))
-            imports[name].append(app_import(tree))
+    frames: dict[str, list[float]] = {}
+    imports: dict[str, list[float]] = {}
+    with checkout(args.baseline) as baseline:
+        if baseline is not None:
+            builds.insert(0, (f"baseline {args.baseline}", baseline))
+        for name, tree in builds:   # warm-up: bytecode written, files in the page cache
+            first_frame(tree)
+            app_import(tree)
+            frames[name], imports[name] = [], []
+        for _ in range(args.runs):
+            for name, tree in builds:
+                frames[name].append(first_frame(tree))
+                imports[name].append(app_import(tree))
     print(f"{'build':<24}{'first frame (median)':>22}{'app import (median)':>22}")
     for name, _ in builds:
         print(f"{name:<24}{statistics.median(frames[name]):>20.3f} s"

@@ -21,6 +21,8 @@ import tempfile
 import termios
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,11 +124,20 @@ def scenarios(tree: Path, cols: int, rows: int, seconds: float) -> dict[str, flo
         term.close()
 
 
-def checkout(rev: str) -> Path:
+@contextmanager
+def checkout(rev: str | None) -> Iterator[Path | None]:
+    """`rev` checked out beside this tree for as long as the block runs (None: nothing)."""
+    if rev is None:
+        yield None
+        return
     folder = Path(tempfile.mkdtemp(prefix="rugpt-tui-baseline-"))
     subprocess.run(["git", "worktree", "add", "--detach", str(folder), rev], cwd=ROOT,
                    check=True, capture_output=True)
-    return folder
+    try:
+        yield folder
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=ROOT,
+                       capture_output=True)
 
 
 def main() -> None:
@@ -137,18 +148,12 @@ def main() -> None:
     args = parser.parse_args()
     cols, rows = (int(x) for x in args.size.split("x"))
     builds = [("this build", ROOT)]
-    baseline = None
-    if args.baseline:
-        baseline = checkout(args.baseline)
-        builds.insert(0, (f"baseline {args.baseline}", baseline))
     results = {}
-    try:
+    with checkout(args.baseline) as baseline:
+        if baseline is not None:
+            builds.insert(0, (f"baseline {args.baseline}", baseline))
         for name, tree in builds:
             results[name] = scenarios(tree, cols, rows, args.seconds)
-    finally:
-        if baseline is not None:
-            subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], cwd=ROOT,
-                           capture_output=True)
     print(f"bytes written to a {cols}x{rows} terminal, per second ({args.seconds:.0f} s each)")
     print(f"{'build':<24}{'idle':>10}{'training':>12}{'generating':>13}")
     for name, r in results.items():
