@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from core.base.cancel import Cancelled
+from core.base.modes import follow_umask
 from core.base.paths import cache_dir
-from core.base.safe_write import follow_umask
 
 FORMAT = 2
 SPLITS = ("train", "test")

@@ -13,9 +13,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from core.base.modes import follow_umask
 from core.base.paths import cache_dir, corpus_path, texts_path
 from core.base.quiet import quiet_transformers
-from core.base.safe_write import FolderLock, check_output_folder, follow_umask, writing_folder
+from core.base.safe_write import FolderLock, check_output_folder, writing_folder
 
 BUILDER_VERSION = 3
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]

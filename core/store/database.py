@@ -119,6 +119,19 @@ class Store:
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row)) for row in cursor.fetchall()]
 
+    # -- models scored on held-out data ------------------------------------------------------
+
+    def add_score(self, model: str, data: str, data_hash: str | None, block_size: int,
+                  loss: float, tokens: int, seconds: float) -> None:
+        self._write([("INSERT INTO model_scores (time, model, data, data_hash, block_size, loss, "
+                      "tokens, seconds) VALUES (?,?,?,?,?,?,?,?)",
+                      (now_iso(), model, data, data_hash, block_size, loss, tokens, seconds))])
+
+    def scores(self, data_hash: str | None = None) -> list[dict]:
+        """Scores kept, newest first; with `data_hash`, those on that data only."""
+        where, args = ("WHERE data_hash = ?", (data_hash,)) if data_hash else ("", ())
+        return self._read(f"SELECT * FROM model_scores {where} ORDER BY id DESC", args)
+
     # -- generations ------------------------------------------------------------------------
 
     def add_generation(self, model: str, prompt: str, text: str, seed: int | None,

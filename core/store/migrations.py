@@ -44,4 +44,11 @@ MIGRATIONS: list[list[str]] = [
     [   # 4: the later run whose save replaced this run's model in its folder
         "ALTER TABLE runs ADD COLUMN replaced_by INTEGER",
     ],
+    [   # 5: models scored on held-out data (`rugpt-tui eval`), for the app to show
+        """CREATE TABLE model_scores (
+            id INTEGER PRIMARY KEY, time TEXT NOT NULL, model TEXT NOT NULL,
+            data TEXT NOT NULL, data_hash TEXT, block_size INTEGER NOT NULL,
+            loss REAL NOT NULL, tokens INTEGER NOT NULL, seconds REAL)""",
+        "CREATE INDEX model_scores_data ON model_scores(data_hash, model)",
+    ],
 ]

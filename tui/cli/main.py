@@ -10,9 +10,23 @@ import os
 import sys
 
 from core.base.errors import SaveError, UserError, one_line
-from core.base.settings import SAMPLING_SETTINGS, TRAIN_SETTINGS
+from core.base.settings import DEVICES, DTYPES, SAMPLING_SETTINGS, TRAIN_SETTINGS
 from core.data.templates import TEMPLATE_CHOICES
 from tui.cli.options import PER_MODEL, add_model_args, add_settings
+
+
+def add_eval(sub) -> None:
+    """`eval`: several --model, so the model options are its own."""
+    p = sub.add_parser("eval", help="score models on held-out data: loss and perplexity")
+    p.add_argument("--model", action="append", required=True,
+                   help="hub id, model folder, adapter folder or 'demo'; repeat to compare")
+    p.add_argument("--data", required=True, help="held-out texts or dialogues (as for train)")
+    p.add_argument("--block-size", type=int, default=None,
+                   help="window of tokens scored at once (default: the model's context, at most 1024)")
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--dtype", default="auto", choices=DTYPES)
+    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--json", action="store_true")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(p)
     p.add_argument("--out", required=True, help="a new or empty folder (or an earlier export)")
 
+    add_eval(sub)
+
     p = sub.add_parser("chat", help="talk to the model: one user message a line on stdin")
     add_model_args(p)
     p.add_argument("--system", default=None, help="the system prompt")
@@ -103,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             from tui.cli import chat_commands as commands
         elif args.command == "train":
             from tui.cli import train_command as commands
+        elif args.command == "eval":
+            from tui.cli import eval_command as commands
         else:
             from tui.cli import commands
         return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)
