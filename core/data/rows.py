@@ -83,3 +83,12 @@ def collate(pad_id: int):
     def fn(rows) -> dict[str, torch.Tensor]:
         return pad_rows(rows, pad_id)
     return fn
+
+
+def trained_row(rows: PackedRows | PaddedRows, i: int, pad_id: int) -> tuple[list[int], list[bool]]:
+    """Row `i` exactly as a training batch carries it: its ids, and for each token whether
+    the loss covers predicting it (its label is not -100; a row's first token never is)."""
+    batch = pad_rows([rows[i]], pad_id)
+    scored = (batch["labels"][0] != -100).tolist()
+    scored[0] = False
+    return batch["input_ids"][0].tolist(), scored

@@ -177,3 +177,38 @@ def cmd_runs(args) -> int:
     if not rows:
         print("no training runs yet", file=sys.stderr)
     return 0
+
+
+def tokenize_progress(console):
+    """A progress bar with ETA on stderr while the data is tokenized for the first time.
+    Returns `consume(event) -> bool`: True for the events it showed; None ends the bar."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from core.training.events import Tokenizing
+
+    bar = Progress(TextColumn("[bold]tokenize"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("texts"), TimeRemainingColumn(), console=console, transient=True)
+    task = None
+
+    def consume(event) -> bool:
+        nonlocal task
+        if isinstance(event, Tokenizing):
+            if task is None:
+                bar.start()
+                task = bar.add_task("tokenize", total=event.total)
+            bar.update(task, completed=event.done, total=event.total)
+            return True
+        if task is not None:   # tokenizing is over (or the run ended)
+            task = None
+            try:
+                bar.stop()
+            except OSError:   # a terminal that is gone
+                pass
+        return False
+    return consume

@@ -23,7 +23,7 @@ from core.model.lora import adapter_settings, is_adapter_folder
 from core.store.recorder import RunRecorder
 from core.training import events as ev
 from core.training.config import TrainConfig, TrainControl, check_paths
-from tui.cli.commands import load_model, open_store, print_json, tee
+from tui.cli.commands import load_model, open_store, print_json, tee, tokenize_progress
 from tui.cli.options import given
 
 
@@ -35,6 +35,10 @@ def cmd_train(args) -> int:
     config = _with_model_defaults(session, config, chosen)
     if session.notice:
         print(session.notice, file=sys.stderr)
+    if args.dry_run:
+        from tui.cli.dry_run import dry_run
+
+        return dry_run(session, config)
     if config.lora and session.adapter is None:   # a target matching nothing: before any write
         from core.model.lora import LoraSpec, target_layers
 
@@ -43,7 +47,7 @@ def cmd_train(args) -> int:
     with _recorded(None if args.no_record else open_store(), session, config) as record, \
             _hangup_proof(control, args.on_hangup) as terminal:
         if args.jsonl:   # the lines on stdout; tokenizing progress on stderr
-            tokenizing = _tokenize_progress(Console(stderr=True, highlight=False))
+            tokenizing = tokenize_progress(Console(stderr=True, highlight=False))
 
             def print_line(event: ev.TrainEvent) -> None:
                 if not tokenizing(event):
@@ -174,7 +178,7 @@ def _train_with_progress(session, config: TrainConfig, control: TrainControl, re
     from core.training.loop import train
 
     console = Console(stderr=True, highlight=False)
-    tokenizing = _tokenize_progress(console)
+    tokenizing = tokenize_progress(console)
     bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console)
     task = bar.add_task("train", total=None, info="")
@@ -214,36 +218,3 @@ def _train_with_progress(session, config: TrainConfig, control: TrainControl, re
             bar.stop()
         except OSError:   # its last refresh, to a terminal that is gone
             pass
-
-
-def _tokenize_progress(console: Console):
-    """A progress bar with ETA on stderr while the data is tokenized for the first time.
-    Returns `consume(event) -> bool`: True for the events it showed; None ends the bar."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    bar = Progress(TextColumn("[bold]tokenize"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("texts"), TimeRemainingColumn(), console=console, transient=True)
-    task = None
-
-    def consume(event) -> bool:
-        nonlocal task
-        if isinstance(event, ev.Tokenizing):
-            if task is None:
-                bar.start()
-                task = bar.add_task("tokenize", total=event.total)
-            bar.update(task, completed=event.done, total=event.total)
-            return True
-        if task is not None:   # tokenizing is over (or the run ended)
-            task = None
-            try:
-                bar.stop()
-            except OSError:   # a terminal that is gone
-                pass
-        return False
-    return consume

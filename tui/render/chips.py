@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, NamedTuple
 from rich.cells import cell_len
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from core.tokens.view import TokenView
 
 
@@ -149,3 +151,33 @@ def flow_chips(chips: list[Chip], width: int) -> tuple[list[tuple[Chip, ...]], l
             used += piece.cells
     new_line()
     return lines, owners
+
+
+UNSCORED_STYLE = "dim strike"
+
+
+def sample_text(table, ids: list[int], scored: list[bool], plain: bool = False) -> Text:
+    """A training sample as chips: the tokens the loss covers in the alternating chip
+    colours, the ones it does not (a dialogue's prompts, a row's first token) dimmed and
+    struck through, special tokens (end of text, padding) in their own colour. `plain`
+    (no colours: a pipe or a file) marks the unscored runs with ⟦ ⟧ and parts tokens with |.
+    `table` is the tokenizer's PieceTable (core.tokens.pieces)."""
+    from rich.text import Text
+
+    out = Text()
+    for i, (tid, learned) in enumerate(zip(ids, scored)):
+        raw_piece, data, special = table.get(tid)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = ""
+        label = label_for(raw_piece, text, data, special, raw=False)
+        if plain:
+            before = "⟦" if not learned and (i == 0 or scored[i - 1]) else ""
+            after = "⟧" if not learned and (i == len(ids) - 1 or scored[i + 1]) else ""
+            last = i == len(ids) - 1 or label.endswith("\n")   # a line break parts them already
+            out.append(before + label + after + ("" if last else "|"))
+            continue
+        style = CHIP_STYLES[SPECIAL if special else i & 1]
+        out.append(label, style=style + (" " + UNSCORED_STYLE if not learned else ""))
+    return out

@@ -308,6 +308,10 @@ class RuGPTApp(FirstFrame, Windows, Ending, App):
         self.chat_pane.new_chat()
 
     def action_toggle_seen(self) -> None:
+        """What the model sees: on the Train tab, the data's rows as trained; else the chat."""
+        if self._active_tab() == "train":
+            self.train_pane.show_samples()
+            return
         self.action_show_tab("chat")
         self.chat_pane.toggle_seen()
 

@@ -107,6 +107,7 @@ class DataPreview(Message):
     text: Text
     ok: bool
     final: bool = True               # False: an estimate or progress, the stats are to come
+    prepared: tuple | None = None    # (PreparedData, block, tokenizer) the stats are of
 
 
 class TrainForm(Vertical):
@@ -117,6 +118,7 @@ class TrainForm(Vertical):
         self._preview_timer = None
         self._preview_number = 0
         self._preview_data: tuple | None = None   # the data the newest preview reads
+        self.prepared: tuple | None = None        # the newest preview's rows (samples window)
         self._defaults: dict = {}   # what the fields showed for this model
         self._model_name = "default"
         # A model loads in the background: a setting the user changes meanwhile is theirs,
@@ -345,7 +347,7 @@ class TrainForm(Vertical):
             self.post_message(DataPreview(number, text, False))
             return
         text.append("   " + plan_text(plan, config.lora), style="cyan")
-        self.post_message(DataPreview(number, text, True))
+        self.post_message(DataPreview(number, text, True, prepared=(prepared, block, session.tokenizer)))
 
     def on_block_follows_data(self, message: BlockFollowsData) -> None:
         field = next(f for f in self.query(SettingField) if f.setting.name == "block_size")
@@ -365,3 +367,5 @@ class TrainForm(Vertical):
             preview = self.query_one("#train-preview", Static)
             preview.update(message.text)
             preview.tooltip = message.text   # whole, where a short terminal cuts it
+            if newest and message.final:
+                self.prepared = message.prepared   # the samples window shows these rows

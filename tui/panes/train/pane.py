@@ -103,6 +103,21 @@ class TrainPane(Horizontal):
         yield SystemCommand("Stop training", "Stop after the current step (F9)", self.stop)
         yield SystemCommand("Save checkpoint", "Save the current weights now (ctrl+s)", self.save_now)
         yield SystemCommand("Load dataset", "Choose the training data", self.focus_data)
+        yield SystemCommand("Samples as trained", "The data's rows as the model is trained on "
+                            "them: scored and unscored tokens (ctrl+w on this tab)", self.show_samples)
+
+    def show_samples(self) -> None:
+        from tui.panes.train.samples import SamplesScreen
+
+        if isinstance(self.app.screen, SamplesScreen):   # ctrl+w again: closes it
+            self.app.screen.dismiss()
+            return
+        self.app.action_show_tab("train")
+        if self.form.prepared is None:
+            self.notify("the data preview is not ready yet (or the data has a problem: see the "
+                        "preview)", title="Samples as trained", severity="warning")
+            return
+        self.app.push_screen(SamplesScreen(*self.form.prepared))
 
     def focus_data(self) -> None:
         self.app.action_show_tab("train")
