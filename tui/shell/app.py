@@ -34,7 +34,6 @@ from tui.shell.loader import load_in_background
 from tui.shell.palette import palette_commands
 from tui.shell.windows import Windows
 from tui.widgets.dialogs import (
-    AskScreen,
     compare_in_background,
 )
 from tui.widgets.messages import (
@@ -363,11 +362,15 @@ class RuGPTApp(FirstFrame, Windows, Ending, App):
         pane.show_ids = not pane.show_ids
 
     def action_load_model(self) -> None:
-        def chosen(name: str | None) -> None:
-            if name:
-                self.load_model(name)
+        """The model picker (tui.shell.model_picker); the model loads in the background and
+        one that fails leaves the current one in place."""
+        from tui.shell.model_picker import ModelPickerScreen
 
-        self.push_screen(AskScreen("Load model: hub id, model folder, or demo", self.model_name), chosen)
+        def chosen(choice) -> None:
+            if choice is not None:
+                self.load_model(choice.name, trained=choice.trained)
+
+        self.push_screen(ModelPickerScreen(self.model_name, self.store), chosen)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -33,6 +33,7 @@ HELP = """\
 | **ctrl+r** | Search history: every past generation; Enter restores its prompt, settings, seed |
 | **ctrl+l** | Toggle log scale of the loss chart |
 | **space** in the runs list | tick a run: ticked runs are overlaid in the loss chart |
+| **l** in the runs list | load that run's saved model (an adapter on its base) |
 | **ctrl+e** | load the run that finished while you were away (then ctrl+b compares) |
 | **F9** on another process's run | ask it to save and stop |
 | **←/→** in the output | move over generated tokens: probability and alternatives |

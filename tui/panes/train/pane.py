@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -336,6 +337,16 @@ class TrainPane(Horizontal):
         self.runs_list.refill()
 
     # -- the runs list and the chart ---------------------------------------------------------
+
+    def on_runs_list_load_run(self, message: RunsList.LoadRun) -> None:
+        """A run's saved model, loaded as a finished run's is: its weights on its base."""
+        store = self.app.store
+        row = next((r for r in store.runs(limit=500) if r["id"] == message.number), None) if store else None
+        if row is None or not row["out"] or row["replaced_by"] or not Path(row["out"]).is_dir():
+            why = "replaced by a later run" if row and row["replaced_by"] else "saved no model"
+            self.notify(f"run #{message.number} {why}", title="Load model", severity="warning")
+            return
+        self.app.load_model(row["model"], trained=row["out"])
 
     def on_runs_list_shown(self) -> None:
         self.draw_chart()

@@ -1,12 +1,14 @@
 """Every training run in one list, newest first: this session's and those the workspace
 remembers (other sessions, `train` runs, runs still going in another process). Highlighting
-a run shows it in the loss chart; ticking runs (space) overlays them."""
+a run shows it in the loss chart; ticking runs (space) overlays them; `l` loads its model."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from textual import on
+from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import SelectionList
 
@@ -18,8 +20,19 @@ if TYPE_CHECKING:
 
 
 class RunsList(SelectionList[int]):
+    BINDINGS = [Binding("l", "load_run", "Load this run's model")]
+
     class Shown(Message):
         """What the chart should show has changed (another run highlighted or ticked)."""
+
+    @dataclass
+    class LoadRun(Message):
+        """The user asked for this run's saved model (l)."""
+        number: int
+
+    def action_load_run(self) -> None:
+        if self.highlighted is not None:
+            self.post_message(self.LoadRun(self.get_option_at_index(self.highlighted).value))
 
     def __init__(self, mine: list[TrainRun], **kwargs) -> None:
         super().__init__(**kwargs)
