@@ -49,13 +49,14 @@ def write_corpus(path: Path, megabytes: int) -> None:
 
 # Each probe prints one JSON line: run as `python -c PROBE path cache_dir`.
 PROBE_HEAD = """
-import json, os, resource, sys, time
+import json, os, sys, time
 sys.path.insert(0, {root!r})
 def rss():   # resident bytes now
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-def peak():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def peak():   # this image's peak (VmHWM): ru_maxrss would keep the forked parent's
+    with open("/proc/self/status") as f:
+        return int(next(l for l in f if l.startswith("VmHWM:")).split()[1]) * 1024
 path, cache_dir = sys.argv[1], sys.argv[2]
 from core.model.session import load_session
 session = load_session("demo", device="cpu")

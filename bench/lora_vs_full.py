@@ -25,15 +25,13 @@ COMPARED = [("lora", "full"), ("lora+ckpt", "full+ckpt"), ("lora+ckpt", "full")]
 
 
 def one_run(mode: str, device: str, batch: int, block: int, steps: int, data: str) -> dict:
-    import resource
-
     import accelerate  # noqa: F401  — the libraries a run uses, loaded before the baseline
     import datasets  # noqa: F401
     import peft  # noqa: F401
     import torch
 
     from bench.common import rugpt3_shape_session
-    from core.base.host_memory import resident_bytes
+    from core.base.host_memory import peak_resident_bytes, resident_bytes
     from core.training.config import TrainConfig
     from core.training.events import Step
     from core.training.loop import train
@@ -50,7 +48,7 @@ def one_run(mode: str, device: str, batch: int, block: int, steps: int, data: st
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated()
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
+        peak = peak_resident_bytes() - baseline
     return {"mode": mode, "peak": peak, "estimate": plan.total, "trainable": plan.trainable,
             "tokens_per_s": statistics.median(rates[1:] or rates), "plan": plan.line()}
 

@@ -5,10 +5,9 @@ Prints one JSON line."""
 
 import json
 import os
-import resource
 import sys
 
-from core.base.host_memory import resident_bytes, restart_tuned
+from core.base.host_memory import peak_resident_bytes, resident_bytes, restart_tuned
 
 restart_tuned()
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -35,7 +34,7 @@ def main() -> None:
                          gradient_checkpointing=checkpointing, lr=1e-4)
     plan = memory_plan(session, config)
     train(session, config)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
+    peak = peak_resident_bytes() - baseline
     print(json.dumps({"estimate": plan.total, "measured": peak, "step_peak": plan.step_peak,
                       "eval_peak": plan.eval_peak, "line": plan.line(),
                       "trainable": plan.trainable}))

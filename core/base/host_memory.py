@@ -65,3 +65,11 @@ def restart_tuned() -> None:
         except OSError:   # not restartable here: go on with the heap as it is
             pass
 
+
+def peak_resident_bytes() -> int:
+    """This process image's peak resident memory (VmHWM, Linux). Not `ru_maxrss`: that one
+    keeps the peak of the process before exec — a copy of the forked parent, which may hold
+    hundreds of MB — so a child would report its parent's memory, not its own."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
