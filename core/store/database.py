@@ -168,6 +168,11 @@ class Store:
     def set_data_hash(self, run_id: int, data_hash: str) -> None:
         self._write([("UPDATE runs SET data_hash = ? WHERE id = ?", (data_hash, run_id))])
 
+    def run(self, run_id: int) -> dict | None:
+        """One run's whole row, its settings (`config`, JSON) included."""
+        rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
+        return rows[0] if rows else None
+
     def runs(self, limit: int = 500) -> list[dict]:
         """Runs, newest first. A run whose process died without saying how it ended (killed,
         power cut) reads `killed`."""

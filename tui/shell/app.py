@@ -361,17 +361,6 @@ class RuGPTApp(FirstFrame, Windows, Ending, App):
         pane = self.tokenize_pane
         pane.show_ids = not pane.show_ids
 
-    def action_load_model(self) -> None:
-        """The model picker (tui.shell.model_picker); the model loads in the background and
-        one that fails leaves the current one in place."""
-        from tui.shell.model_picker import ModelPickerScreen
-
-        def chosen(choice) -> None:
-            if choice is not None:
-                self.load_model(choice.name, trained=choice.trained)
-
-        self.push_screen(ModelPickerScreen(self.model_name, self.store), chosen)
-
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield from palette_commands(self)

@@ -23,6 +23,8 @@ APP_COMMANDS = [
      "toggle_on_hangup"),
     ("Toggle side panels", "On a small terminal: side panels ↔ main view (ctrl+g)", "toggle_panels"),
     ("Before / after", "Same prompt and seed on base and current weights (ctrl+b)", "before_after"),
+    ("Compare models", "2–4 models or runs: held-out loss and the same prompt side by side",
+     "compare_models"),
     ("Reset to base weights", "Undo all training in this session", "reset_weights"),
     ("Hide notice", "Hide the notice bar under the model line (a click on it does too)",
      "hide_notice"),

@@ -1,6 +1,7 @@
 """The app's windows and notice bar: one palette at a time, screens that close once and never
 take the main screen with them, answers that wait for an open window instead of covering
-it, and a one-row notice the user can hide."""
+it, a one-row notice the user can hide, and the windows that pick models (Load model,
+Compare models)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from textual.await_complete import AwaitComplete
 from textual.command import CommandPalette
 from textual.widgets import Static
 
+from core.base.errors import UserError
 from tui.widgets.dialogs import BeforeAfterReady, BeforeAfterScreen
 
 
@@ -73,3 +75,31 @@ class Windows:
         if event.widget is not None and event.widget.id == "notice":
             self.action_hide_notice()
 
+    def action_load_model(self) -> None:
+        """The model picker (tui.shell.model_picker); the model loads in the background and
+        one that fails leaves the current one in place."""
+        from tui.shell.model_picker import ModelPickerScreen
+
+        def chosen(choice) -> None:
+            if choice is not None:
+                self.load_model(choice.name, trained=choice.trained)
+
+        self.push_screen(ModelPickerScreen(self.model_name, self.store), chosen)
+
+    def action_compare_models(self) -> None:
+        """Tick models (tui.shell.compare_models), then compare them side by side."""
+        from tui.shell.compare_models import CompareScreen, CompareSetupScreen, with_seed
+
+        form = self.train_pane.form.data_paths()
+        try:
+            prompt, settings = self.generate_pane.request()
+        except UserError as exc:
+            self.notify(str(exc), title="Compare models", severity="error")
+            return
+
+        def chosen(request) -> None:
+            if request is not None:
+                self.push_screen(CompareScreen(request, self.store))
+
+        self.push_screen(CompareSetupScreen(self.store, form.get("test") or form.get("train", ""),
+                                            prompt, with_seed(settings)), chosen)

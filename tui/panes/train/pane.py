@@ -63,6 +63,7 @@ class TrainPane(Horizontal):
         self.form = TrainForm(id="train-form")
         self._pacer = PaintPacer(self)
         self._log_lines: list[Text] = []
+        self._diffed: list[int] = []   # the two ticked runs whose difference the log said
         self.runs_list = RunsList(self.runs, id="train-runs")
         self._other_logged: dict[int, set] = {}   # evals and samples of other runs, shown
         self.log_scale = False
@@ -350,6 +351,16 @@ class TrainPane(Horizontal):
 
     def on_runs_list_shown(self) -> None:
         self.draw_chart()
+        ticked = sorted(self.runs_list.selected)
+        store = self.app.store
+        if len(ticked) == 2 and store is not None and ticked != self._diffed:
+            self._diffed = ticked   # two runs side by side: how they differ, said once
+            from core.store.run_diff import runs_difference
+
+            first, second = (store.run(number) for number in ticked)
+            if first is not None and second is not None:
+                self._log_lines.append(Text(runs_difference(first, second), style="cyan"))
+                self._flush_log()
         row = self.runs_list.past.get(self.runs_list.shown)
         if row is not None and not self.training:
             self._show_other_run(row)
