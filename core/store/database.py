@@ -193,6 +193,12 @@ class Store:
                                     "ORDER BY step", (run_id,)).fetchall()
         return [tuple(r) for r in steps], [tuple(r) for r in evals]
 
+    def step_tokens(self, run_id: int) -> dict[int, int]:
+        """Tokens trained by the end of each step (runs recorded before they were kept: none)."""
+        rows = self._read("SELECT step, tokens FROM run_steps WHERE run_id = ? AND tokens IS NOT NULL",
+                          (run_id,))
+        return {row["step"]: row["tokens"] for row in rows}
+
     def samples(self, run_id: int) -> list[tuple[int, str]]:
         with self.lock:
             return [tuple(r) for r in self.db.execute(

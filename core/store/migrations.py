@@ -51,4 +51,7 @@ MIGRATIONS: list[list[str]] = [
             loss REAL NOT NULL, tokens INTEGER NOT NULL, seconds REAL)""",
         "CREATE INDEX model_scores_data ON model_scores(data_hash, model)",
     ],
+    [   # 6: tokens trained by each step, for the loss chart's tokens-seen axis
+        "ALTER TABLE run_steps ADD COLUMN tokens INTEGER",
+    ],
 ]

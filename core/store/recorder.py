@@ -28,9 +28,10 @@ class RunRecorder:
         rid = self.run_id
         match event:
             case ev.Step():
-                self.pending.append(("INSERT OR REPLACE INTO run_steps VALUES (?,?,?,?,?,?)",
+                self.pending.append(("INSERT OR REPLACE INTO run_steps (run_id, step, loss, lr, "
+                                     "tokens_per_s, epoch, tokens) VALUES (?,?,?,?,?,?,?)",
                                      (rid, event.step, event.loss, event.lr, event.tokens_per_s,
-                                      event.epoch)))
+                                      event.epoch, event.tokens)))
                 self.pending.append(("UPDATE runs SET steps = ?, total_steps = ? WHERE id = ?",
                                      (event.step, event.total_steps, rid)))
                 if (len(self.pending) >= 2 * self.FLUSH_STEPS

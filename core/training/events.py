@@ -51,6 +51,7 @@ class Step(TrainEvent):
     lr: float
     tokens_per_s: float
     total_steps: int
+    tokens: int = 0                   # tokens trained so far (all processes): the chart's other x axis
 
 
 @dataclass

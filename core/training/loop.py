@@ -68,7 +68,7 @@ def _train(session: ModelSession, config: TrainConfig, on_event: Callable[[Train
     plan, step, last_eval, stop_reason = run.plan, run.start_step, None, "done"
     if step == 0:   # the "before" point of the curve: the model as it was loaded
         last_eval = run.eval_and_sample(step)
-    meter = Throughput(run.accelerator.num_processes)
+    meter = Throughput(run.accelerator.num_processes, run.tokens_seen)
     position = run.start_position   # the batches trained so far
     for batch, after in batches(run.accelerator, run.data.train_rows, config, plan,
                                 run.collate_fn, run.start_position):
@@ -89,8 +89,9 @@ def _train(session: ModelSession, config: TrainConfig, on_event: Callable[[Train
             continue   # accumulating: no optimizer step yet
         run.scheduler.step()
         step += 1
+        run.tokens_seen = meter.seen   # a save from here on carries it to a resume
         run.emit(Step(step, position.epochs_done(plan), loss, run.scheduler.get_last_lr()[0],
-                      meter.rate(), plan.total_steps))
+                      meter.rate(), plan.total_steps, meter.seen))
         if save_now:
             if run.save(step, position):
                 run.emit(Saved(step, config.out))
@@ -119,15 +120,17 @@ def _train(session: ModelSession, config: TrainConfig, on_event: Callable[[Train
 class Throughput:
     """Training tokens per second since the last step (or since an eval or save paused it)."""
 
-    def __init__(self, world: int) -> None:
-        self.world = world
+    def __init__(self, world: int, seen: int = 0) -> None:
+        self.world, self.seen = world, seen   # `seen`: every token trained, across restarts
         self.restart()
 
     def restart(self) -> None:
         self.tokens, self.since = 0, time.perf_counter()
 
     def count(self, batch: dict) -> None:
-        self.tokens += int(batch["attention_mask"].sum()) * self.world
+        tokens = int(batch["attention_mask"].sum()) * self.world
+        self.tokens += tokens
+        self.seen += tokens
 
     def rate(self) -> float:
         now = time.perf_counter()

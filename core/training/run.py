@@ -132,6 +132,7 @@ class Run:
     collate_fn: Callable
     test_loader: DataLoader
     start_step: int = 0
+    tokens_seen: int = 0              # tokens trained so far, a resumed run's included
     start_position: Position = Position()
     save_error: str | None = None
     save_on_stop: bool = True
@@ -217,6 +218,7 @@ class Run:
         self.scheduler.load_state_dict(state["scheduler"])
         self.start_step = state["step"]
         self.start_position = Position(state["epoch"], state["batch_in_epoch"])
+        self.tokens_seen = int(state.get("tokens_seen", 0))   # saved before it was kept: 0
         self.emit(Notice(f"resumed from {folder} at step {self.start_step}"))
 
     def emit(self, event: TrainEvent) -> None:
@@ -268,7 +270,7 @@ class Run:
             return False
         trainer_state = {"step": step, "epoch": position.epoch, "batch_in_epoch": position.batch,
                          "scheduler": self.scheduler.state_dict(), "config": asdict(self.config),
-                         "total_steps": self.plan.total_steps}
+                         "total_steps": self.plan.total_steps, "tokens_seen": self.tokens_seen}
         try:
             save_checkpoint(self.config.out, self.model, self.session.tokenizer, trainer_state,
                             self.accelerator, adapter=self.session.adapter)

@@ -67,6 +67,7 @@ class TrainPane(Horizontal):
         self.runs_list = RunsList(self.runs, id="train-runs")
         self._other_logged: dict[int, set] = {}   # evals and samples of other runs, shown
         self.log_scale = False
+        self.by_tokens = False   # the chart's x axis: steps, or tokens seen
         self._noted_out = False   # the status line says whose model the output folder holds
 
     def compose(self) -> ComposeResult:
@@ -105,21 +106,15 @@ class TrainPane(Horizontal):
         yield SystemCommand("Stop training", "Stop after the current step (F9)", self.stop)
         yield SystemCommand("Save checkpoint", "Save the current weights now (ctrl+s)", self.save_now)
         yield SystemCommand("Load dataset", "Choose the training data", self.focus_data)
+        yield SystemCommand("Toggle x axis: steps / tokens seen", "The loss chart against tokens "
+                            "trained, so runs of other batch sizes compare", self.toggle_x_axis)
         yield SystemCommand("Samples as trained", "The data's rows as the model is trained on "
                             "them: scored and unscored tokens (ctrl+w on this tab)", self.show_samples)
 
     def show_samples(self) -> None:
-        from tui.panes.train.samples import SamplesScreen
+        from tui.panes.train.samples import toggle_samples
 
-        if isinstance(self.app.screen, SamplesScreen):   # ctrl+w again: closes it
-            self.app.screen.dismiss()
-            return
-        self.app.action_show_tab("train")
-        if self.form.prepared is None:
-            self.notify("the data preview is not ready yet (or the data has a problem: see the "
-                        "preview)", title="Samples as trained", severity="warning")
-            return
-        self.app.push_screen(SamplesScreen(*self.form.prepared))
+        toggle_samples(self.app, self.form.prepared)
 
     def focus_data(self) -> None:
         self.app.action_show_tab("train")
@@ -365,6 +360,11 @@ class TrainPane(Horizontal):
         if row is not None and not self.training:
             self._show_other_run(row)
 
+    def toggle_x_axis(self) -> None:
+        """Steps, or tokens seen: runs of other batch or block sizes compare honestly."""
+        self.by_tokens = not self.by_tokens
+        self.draw_chart()
+
     def toggle_log_scale(self) -> None:
         self.log_scale = not self.log_scale
         self.draw_chart()
@@ -374,4 +374,5 @@ class TrainPane(Horizontal):
         self.call_after_refresh(self.draw_chart)
 
     def draw_chart(self) -> None:
-        self.query_one(LossChart).draw(self.runs_list.chosen(self.app.store), self.log_scale)
+        self.query_one(LossChart).draw(self.runs_list.chosen(self.app.store), self.log_scale,
+                                       self.by_tokens)

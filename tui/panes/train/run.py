@@ -38,6 +38,7 @@ class TrainRun:
     events: RunBuffer[ev.TrainEvent] = field(default_factory=RunBuffer)
     steps: list[tuple[int, float]] = field(default_factory=list)    # (step, loss)
     evals: list[tuple[int, float]] = field(default_factory=list)    # (step, eval loss)
+    tokens: dict[int, int] = field(default_factory=dict)            # step → tokens trained
     last_step: ev.Step | None = None
     tokenizing: ev.Tokenizing | None = None   # the data's first tokenization, while it lasts
     meter: ProgressMeter = field(default_factory=lambda: ProgressMeter())
@@ -51,7 +52,7 @@ class TrainRun:
         return self.result is None and self.error is None
 
     def curve(self) -> Curve:
-        return Curve(f"#{self.number}", list(self.steps), list(self.evals))
+        return Curve(f"#{self.number}", list(self.steps), list(self.evals), dict(self.tokens))
 
     def take_new(self) -> list[ev.TrainEvent]:
         """The events since the last look, with the curves brought up to date."""
@@ -59,6 +60,7 @@ class TrainRun:
         for event in new:
             if isinstance(event, ev.Step):
                 self.steps.append((event.step, event.loss))
+                self.tokens[event.step] = event.tokens
                 self.last_step = event
             elif isinstance(event, ev.Eval):
                 self.evals.append((event.step, event.eval_loss))
@@ -255,6 +257,13 @@ class Curve:
     label: str                                   # "#12"
     steps: list[tuple[int, float]]               # (step, train loss)
     evals: list[tuple[int, float]]               # (step, eval loss)
+    tokens: dict[int, int] = field(default_factory=dict)   # step → tokens trained by then
+
+    def on_tokens(self, points: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """The points with tokens seen for x instead of steps (step 0 is 0 tokens); a step
+        whose count is unknown (a run recorded before counts were kept) is left out."""
+        tokens = {0: 0, **self.tokens}
+        return [(tokens[s], v) for s, v in points if s in tokens]
 
 
 # One colour per run when runs are overlaid: train as a line, eval as dots of the same colour.
@@ -265,9 +274,10 @@ class LossChart(PlotextPlot):
     """Train loss (every step) and eval loss (every eval) of one run, or of several overlaid;
     on a linear or a log scale."""
 
-    def draw(self, curves: list[Curve], log_scale: bool = False) -> None:
+    def draw(self, curves: list[Curve], log_scale: bool = False, by_tokens: bool = False) -> None:
         labels = " ".join(c.label for c in curves)
-        self.border_title = "loss" + (f" · run {labels}" if curves else "") + (" · log" if log_scale else "")
+        self.border_title = ("loss" + (f" · run {labels}" if curves else "") + (" · log" if log_scale else "")
+                             + (" · x: tokens seen" if by_tokens else ""))
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
@@ -277,15 +287,17 @@ class LossChart(PlotextPlot):
         tall = self.size.height >= 14   # on a short terminal every row goes to the curve
         plt.frame(tall)   # the widget's border frames it anyway
         if tall:
-            plt.xlabel("step")
+            plt.xlabel("tokens seen" if by_tokens else "step")
         several = len(curves) > 1
         lines = []
         for i, curve in enumerate(curves):
             train_colour = RUN_COLOURS[i % len(RUN_COLOURS)] if several else "cyan"
             eval_colour = train_colour if several else "orange"
             name = f"{curve.label} " if several else ""
-            lines.append((drawable(curve.steps, log_scale), f"{name}train", "braille", train_colour))
-            lines.append((drawable(curve.evals, log_scale), f"{name}eval", "dot", eval_colour))
+            steps, evals = ((curve.on_tokens(curve.steps), curve.on_tokens(curve.evals)) if by_tokens
+                            else (curve.steps, curve.evals))
+            lines.append((drawable(steps, log_scale), f"{name}train", "braille", train_colour))
+            lines.append((drawable(evals, log_scale), f"{name}eval", "dot", eval_colour))
         lines = [line for line in lines if line[0]]
         if log_scale and lines:   # plotext cannot put nothing on a log scale
             plt.yscale("log")

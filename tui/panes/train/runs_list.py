@@ -79,7 +79,7 @@ class RunsList(SelectionList[int]):
             return run.curve()
         if number not in self._curves and store is not None:
             steps, evals = store.curves(number)
-            self._curves[number] = Curve(f"#{number}", steps, evals)
+            self._curves[number] = Curve(f"#{number}", steps, evals, store.step_tokens(number))
         return self._curves.get(number)
 
     def chosen(self, store: Store | None) -> list[Curve]:

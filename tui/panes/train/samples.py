@@ -85,3 +85,16 @@ class SamplesScreen(ModalScreen):
 
     def action_dismiss(self) -> None:
         self.dismiss()
+
+
+def toggle_samples(app, prepared: tuple | None) -> None:
+    """ctrl+w on the Train tab: the window on the data field's rows, or closed when open."""
+    if isinstance(app.screen, SamplesScreen):
+        app.screen.dismiss()
+        return
+    app.action_show_tab("train")
+    if prepared is None:
+        app.notify("the data preview is not ready yet (or the data has a problem: see the preview)",
+                   title="Samples as trained", severity="warning")
+        return
+    app.push_screen(SamplesScreen(*prepared))
