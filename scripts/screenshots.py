@@ -33,7 +33,9 @@ async def main() -> None:
     from tui.panes.generate import GeneratePane
     from tui.panes.tokenize.pane import TokenizePane
     from tui.panes.train.pane import TrainPane
+    from tui.panes.train.samples import SamplesScreen
     from tui.shell.app import RuGPTApp
+    from tui.shell.compare_models import CompareScreen, CompareSetupScreen
     from tui.widgets.stream import TokenStream
 
     out = ROOT / "screenshots"
@@ -59,6 +61,7 @@ async def main() -> None:
         await wait_for(pilot, lambda: train.run is not None and not train.run.running, timeout=300)
         app.action_reset_weights()   # the second run starts from the same base weights
         app.query_one("#train-lr", Input).value = "3e-3"
+        app.query_one("#train-out", Input).value = tempfile.mkdtemp(prefix="rugpt-tui-run-")
         await pilot.pause(0.5)
         await pilot.press("f8")
         await wait_for(pilot, lambda: len(train.runs) == 2 and not train.run.running, timeout=300)
@@ -67,6 +70,27 @@ async def main() -> None:
         app.query_one("#train-runs", SelectionList).select_all()
         await pilot.pause(0.5)
         app.save_screenshot("train.svg", str(out))
+
+        # what the model is trained on: the rows as the batches carry them
+        await pilot.press("ctrl+w")
+        await wait_for(pilot, lambda: isinstance(app.screen, SamplesScreen))
+        await pilot.pause(0.3)
+        app.save_screenshot("samples.svg", str(out))
+        await pilot.press("escape")
+
+        # the demo against the saved run: held-out loss and the same prompt side by side
+        app.action_compare_models()
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareSetupScreen) and app.screen.choices)
+        for value in (0, 1):
+            app.screen.query_one("#cmp-models", SelectionList).select(value)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        compare = app.screen
+        await wait_for(pilot, lambda: all("·" in line for line in compare.lines) and not compare.workers,
+                       timeout=300)
+        await pilot.pause(0.3)
+        app.save_screenshot("compare.svg", str(out))
+        await pilot.press("escape")
 
         await pilot.press("f3")
         gen = app.query_one(GeneratePane)
