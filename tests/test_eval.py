@@ -117,3 +117,21 @@ def test_bad_input_is_one_line_and_exit_2(demo_dir, tmp_path, case):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rugpt-tui: error: "), result.stderr
     assert Store.open().scores() == []
+
+
+def test_a_model_whose_template_cannot_frame_the_dialogues_is_one_line(demo_dir, tmp_path):
+    """A tokenizer whose chat template renders a turn differently once later turns follow
+    cannot frame dialogues as training does: one line naming the template, exit 2."""
+    import shutil
+
+    odd = tmp_path / "odd-template"
+    shutil.copytree(demo_dir, odd)
+    config = json.loads((odd / "tokenizer_config.json").read_text(encoding="utf-8"))
+    config["chat_template"] = "{{ messages[-1]['content'] }}"   # only the last message
+    (odd / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    data = tmp_path / "chats.jsonl"
+    data.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in DIALOGUES), encoding="utf-8")
+    result = cli("eval", "--model", str(odd), "--data", str(data))
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "template" in lines[0] and "differently" in lines[0], result.stderr
