@@ -128,10 +128,10 @@ async def test_an_error_inside_the_app_is_one_line_and_the_run_goes_on(fresh_ses
     monkeypatch.chdir(tmp_path)
     draw = LossChart.draw
 
-    def failing_draw(self, curves, log_scale=False):
+    def failing_draw(self, curves, log_scale=False, by_tokens=False):
         if curves and curves[0].steps:
             raise RuntimeError("the chart broke")
-        draw(self, curves, log_scale)
+        draw(self, curves, log_scale, by_tokens)
     monkeypatch.setattr(LossChart, "draw", failing_draw)
     app = RuGPTApp(session=fresh_session)
     async with app.run_test(size=(120, 40)) as pilot:
