@@ -94,6 +94,7 @@ class SavedSettings:
     dtype: str = "auto"
     theme: str | None = None
     on_hangup: str = "keep"          # the terminal hangs up mid-run: keep training | stop (and save)
+    notify: bool = True              # a run that ends while the terminal is not focused: bell + notification
     generate: dict[str, Any] = field(default_factory=dict)          # sampling setting → value
     train: dict[str, dict[str, Any]] = field(default_factory=dict)  # model → training settings
     data: dict[str, str] = field(default_factory=dict)              # train / test / out paths
@@ -145,6 +146,10 @@ def parse_settings(text: str) -> SavedSettings:
             if raw[key] not in choices:
                 raise UserError(f"{key} = {raw[key]!r}: one of {', '.join(choices)}")
             setattr(saved, key, raw[key])
+    if "notify" in raw:
+        if not isinstance(raw["notify"], bool):
+            raise UserError(f"notify = {raw['notify']!r}: true or false")
+        saved.notify = raw["notify"]
     for key in ("generate", "train", "data"):
         if not isinstance(raw.get(key, {}), dict):
             raise UserError(f"{key}: expected a table")

@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the terminal hangs up mid-run: keep training to the end (default), "
                         "or save and stop")
     p.add_argument("--jsonl", action="store_true")
+    p.add_argument("--notify", action="store_true",
+                   help="ring the terminal's bell (and send a desktop notification) when the run ends")
     p.add_argument("--dry-run", action="store_true",
                    help="show the data's statistics and first rows as they would be trained, then exit")
     p.add_argument("--no-record", action="store_true", help=argparse.SUPPRESS)   # the app records

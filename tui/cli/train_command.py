@@ -60,6 +60,12 @@ def cmd_train(args) -> int:
         else:
             result = _train_with_progress(session, config, control, record, terminal.shown)
         record.seen = not terminal.hung_up.locked()   # its end was seen: nothing to announce
+        if args.notify and record.seen:
+            from tui.render.notify import notification
+
+            sys.stderr.write(notification("rugpt-tui: training ended",
+                                          f"{result.steps} steps · stop: {result.stop_reason}"))
+            sys.stderr.flush()
     if result.save_error:
         print(f"rugpt-tui: error: {result.save_error}", file=sys.stderr)
         return 1

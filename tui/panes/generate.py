@@ -194,6 +194,17 @@ class GeneratePane(Horizontal):
         if self.run is not None:
             self.run.stop.set()
 
+    def copy_text(self) -> tuple[str, str] | None:
+        """(what, text) to copy: the token selected in the output when it has the focus,
+        else the prompt and what was generated."""
+        run = self.run or (self.history[-1] if self.history else None)
+        if run is None:
+            return None
+        stream = self.query_one(TokenStream)
+        if self.app.focused is stream and 0 <= stream.selected < len(stream.tokens):
+            return "the selected token", stream.tokens[stream.selected].text
+        return "the generated text", run.prompt + "".join(t.text for t in run.tokens.items)
+
     def regenerate(self) -> None:
         last = self.run or (self.history[-1] if self.history else None)
         if last is None or last.done is None:

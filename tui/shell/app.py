@@ -27,6 +27,7 @@ from tui.panes.tokenize.pane import TokenizePane
 from tui.panes.train.pane import TrainPane
 from tui.process import guard, heap, textual_fixes
 from tui.process.shutdown import DaemonWorkers
+from tui.shell.clipboard import Clipboard
 from tui.shell.ending import Ending
 from tui.shell.first_frame import FirstFrame
 from tui.shell.keeper import WorkspaceKeeper
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from tui.panes.train.run import TrainRun
 
 
-class RuGPTApp(FirstFrame, Windows, Ending, App):
+class RuGPTApp(FirstFrame, Clipboard, Windows, Ending, App):
     CSS_PATH = "app.tcss"
     TITLE = "rugpt-tui"
     SETTLE_QUIET_S = 0.5  # no key for this long before the heap is settled
@@ -85,6 +86,9 @@ class RuGPTApp(FirstFrame, Windows, Ending, App):
         Binding("ctrl+n", "new_chat", "New chat", show=False, priority=True),
         Binding("ctrl+w", "toggle_seen", "What the model sees", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
+        # not a priority: a text field with a selection copies that (Textual's own), and
+        # passes the key on when it has none
+        Binding("ctrl+c", "copy", "Copy", show=False),
     ]
 
     def __init__(self, model: str | None = None, device: str | None = None, dtype: str | None = None,
@@ -203,6 +207,9 @@ class RuGPTApp(FirstFrame, Windows, Ending, App):
 
     def action_search_history(self) -> None:
         self.workspace.search_history()
+
+    def action_toggle_notify(self) -> None:
+        self.workspace.toggle_notify()
 
     def action_toggle_on_hangup(self) -> None:
         self.workspace.toggle_on_hangup()

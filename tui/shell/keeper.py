@@ -106,6 +106,13 @@ class WorkspaceKeeper:
             "keep training to the end" if self.saved.on_hangup == "keep" else "save and stop"),
             title="On hangup")
 
+    def toggle_notify(self) -> None:
+        self.saved.notify = not self.saved.notify
+        self.schedule_save()
+        self.app.notify("a run that ends while you look elsewhere: " + (
+            "bell and desktop notification" if self.saved.notify else "a message here only"),
+            title="Notify")
+
     # -- history -----------------------------------------------------------------------------
 
     def search_history(self) -> None:

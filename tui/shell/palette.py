@@ -26,6 +26,11 @@ APP_COMMANDS = [
     ("Compare models", "2–4 models or runs: held-out loss and the same prompt side by side",
      "compare_models"),
     ("Reset to base weights", "Undo all training in this session", "reset_weights"),
+    ("Copy", "To your clipboard (OSC 52, through SSH): the token, the generated text or the "
+     "last reply of this pane (ctrl+c)", "copy"),
+    ("Copy conversation", "The Chat pane's whole conversation, as Markdown", "copy_conversation"),
+    ("Notify when a run ends: on / off", "Bell and desktop notification when you look elsewhere",
+     "toggle_notify"),
     ("Hide notice", "Hide the notice bar under the model line (a click on it does too)",
      "hide_notice"),
 ]
@@ -35,6 +40,8 @@ def palette_commands(app: RuGPTApp) -> Iterable[SystemCommand]:
     for name, help_text, action in APP_COMMANDS:
         if action == "toggle_on_hangup":
             help_text += f" (now: {app.saved.on_hangup})"
+        if action == "toggle_notify":
+            help_text += f" (now: {'on' if app.saved.notify else 'off'})"
         yield SystemCommand(name, help_text, getattr(app, f"action_{action}"))
     yield SystemCommand("Chat", "Go to the Chat pane (F10)", lambda: app.action_show_tab("chat"))
     yield from app.generate_pane.commands()

@@ -21,6 +21,7 @@ HELP = """\
 | **Enter** / **ctrl+j** in Chat | send / a new line in your message |
 | **↑** in Chat's empty message box | edit your last message, Enter answers it again |
 | **ctrl+n** | New chat |
+| **ctrl+c** | copy to your clipboard (OSC 52, through SSH and tmux): the token at the cursor, the generated text (or the token selected in it), the last reply; a selection in a text field is copied as it is |
 | **ctrl+w** | what the model sees: in Chat, the rendered conversation as tokens and the context meter; in Train, the data's rows as trained (scored tokens in colour, ←/→ pages) |
 | **F8** | Start training (Train pane settings) |
 | **F9** | Stop training (after the current step) |

@@ -131,6 +131,23 @@ class ChatPane(StoredConversations, Horizontal):
 
         return SamplingSettings(**read_fields(self.query_one("#chat-settings"))).validate()
 
+    def copy_text(self) -> tuple[str, str] | None:
+        """(what, text) to copy: the last reply."""
+        messages = self.chat.messages if self.chat is not None else []
+        reply = next((m for m in reversed(messages) if m["role"] == "assistant"), None)
+        return ("the last reply", reply["content"]) if reply is not None else None
+
+    def conversation_markdown(self) -> str | None:
+        """The conversation as its Markdown export has it, or None before the first message."""
+        from core.store.conversations import export_markdown
+
+        if self.chat is None or not self.chat.messages:
+            return None
+        first = next((m["content"] for m in self.chat.messages if m["role"] == "user"), "chat")
+        return export_markdown({"title": first.splitlines()[0][:60], "model": self.chat.session.info.model,
+                                "template": self.chat.template.name, "updated": time.strftime("%Y-%m-%d %H:%M"),
+                                "system": self.chat.system, "messages": self.chat.messages})
+
     def _make_chat(self, messages: list[dict] | None = None) -> Chat | None:
         from core.inference.chat import Chat
 

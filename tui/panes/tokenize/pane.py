@@ -98,6 +98,11 @@ def fit_lines(text: Text, width: int, lines: int, console) -> Text:
     return Text("\n").join(kept)
 
 
+def token_text(view, index: int) -> str:
+    """The text the token at `index` owns (a byte piece of a character: that character)."""
+    return view.text[view.starts[index]:view.ends[index]]
+
+
 def token_at(view, index: int) -> int:
     """The token holding the character just before text position `index` (the one the
     cursor has just typed), or -1 for an empty text."""
@@ -279,6 +284,12 @@ class TokenizePane(Vertical):
         if self._chips is None:
             self._chips = ChipMaker(self.raw, self.show_ids)
         return self._chips
+
+    def copy_text(self) -> tuple[str, str] | None:
+        """(what, text) to copy: the token at the cursor."""
+        if self.view is None or not self.view.count:
+            return None
+        return "the token at the cursor", token_text(self.view, self._cursor_token())
 
     def _cursor_token(self) -> int:
         area = self._editor()

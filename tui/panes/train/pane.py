@@ -33,6 +33,7 @@ from tui.panes.train.run import (
 )
 from tui.panes.train.runs_list import RunsList
 from tui.panes.train.worker import TrainingFinished, TrainingProgress, run_training
+from tui.render.notify import ring_if_away
 from tui.widgets.messages import SessionChanged, WeightsChanged
 
 if TYPE_CHECKING:
@@ -327,9 +328,10 @@ class TrainPane(Horizontal):
         self.app.post_message(WeightsChanged())   # new weights: the other panes look again
         self.on_training_progress(TrainingProgress())
         self.paint_now()   # the final state, drawn at once
-        problem = run.error or (run.result.save_error if run.result else None)
-        if problem:
-            self.app.notify(problem, title="Training", severity="error", timeout=8)
+        problem, line = run.error or (run.result.save_error if run.result else None), run.end_line().plain
+        self.app.notify(line, title=f"Run #{run.number} ended", severity="error" if problem else "information",
+                        timeout=8 if problem else 5)
+        ring_if_away(self.app, f"rugpt-tui: run #{run.number} ended", line)
         self.runs_list.refill()
 
     # -- the runs list and the chart ---------------------------------------------------------
