@@ -255,3 +255,32 @@ async def test_the_block_field_follows_the_kind_of_data(demo_session, tmp_path):
         data.value = str(resource("dialogues_ru.jsonl"))
         await wait_for(pilot, lambda: "oldest turns left out" in str(preview.render()), timeout=60)
         assert block.value == "48"
+
+
+async def test_a_data_path_too_long_for_the_system_is_one_line(demo_session):
+    """A name longer than the file system allows (a paste gone wrong) is an error line in the
+    preview, not an error inside the app (strict in tests: it would fail this test)."""
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f4")
+        app.query_one("#train-data", Input).value = "../" + "Ё" * 3000 + ".jsonl"
+        await wait_for(pilot, lambda: "too long" in str(app.query_one("#train-preview").render()).lower()
+                       or "no such file" in str(app.query_one("#train-preview").render()).lower())
+
+
+async def test_no_model_loads_under_a_training_run(fresh_session):
+    app = RuGPTApp(session=fresh_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        app.query_one("#train-out", Input).value = ""
+        app.query_one("#train-epochs", Input).value = "50"
+        await pilot.press("f8")
+        pane = app.query_one(TrainPane)
+        await wait_for(pilot, lambda: pane.training and len(pane.run.steps) >= 1, timeout=60)
+        app.load_model("demo")
+        await pilot.pause(0.5)
+        assert app.session is fresh_session and pane.training
+        assert any("stop it first" in n.message for n in app._notifications)
+        await pilot.press("f9")
+        await wait_for(pilot, lambda: not pane.training, timeout=60)

@@ -21,10 +21,13 @@ from core.data.texts import check_text_file, open_text
 def is_chat_file(spec: str) -> bool:
     """A .jsonl/.json file whose first object has `messages`."""
     path = Path(spec).expanduser()
-    if not path.is_file() or path.suffix.lower() not in (".jsonl", ".json"):
+    try:   # a name too long, a folder we may not read: not dialogues (loading says why)
+        if not path.is_file() or path.suffix.lower() not in (".jsonl", ".json"):
+            return False
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            head = f.read(1 << 16).lstrip()
+    except (OSError, ValueError):
         return False
-    with open(path, encoding="utf-8-sig", errors="replace") as f:
-        head = f.read(1 << 16).lstrip()
     if head.startswith("["):
         return '"messages"' in head[:4096]
     try:

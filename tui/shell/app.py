@@ -170,6 +170,10 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, Ending, App):
     def load_model(self, name: str, trained: str | None = None) -> None:
         """Load in the background (tui.shell.loader); with `trained`, that checkpoint's weights go
         on top, the model as loaded staying the "before" of before/after."""
+        if self._training():   # the run holds this model: replacing it under the run is no choice
+            self.notify("a run is training on this model: stop it first (F9)", title="Load model",
+                        severity="warning")
+            return
         self.query_one("#loading").display = True
         self.query_one("#model-status", Static).update(f"loading {name}…")
         heap.thaw()  # the model being replaced must be collectable, cycles and all
