@@ -183,3 +183,14 @@ async def test_damaged_weights_are_one_line_not_a_crash(fresh_session):
         await wait_for(pilot, lambda: any(n.message == DAMAGED for n in app._notifications))
         await pilot.press("f5")
         await wait_for(pilot, lambda: DAMAGED[:40] in str(app.query_one("#gen-stats").render()))
+
+
+def test_a_key_for_a_closing_palette_is_ignored():
+    """Bound keys (page down, Enter) that reach the command palette while it is taken down —
+    its list already gone — raised NoMatches inside the app (a monkey found it)."""
+    from tui.process import textual_fixes
+
+    textual_fixes.install()
+    palette = CommandPalette()   # not mounted: no command list, as when closing
+    for action in ("page_down", "select"):
+        palette._action_command_list(action)

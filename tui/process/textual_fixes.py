@@ -1,4 +1,4 @@
-"""Two fixes to Textual, installed once per process when the app is created.
+"""Three fixes to Textual, installed once per process when the app is created.
 
 Keys reach a text field in the order they were typed. An Input or TextArea inserts a typed
 character as soon as its key arrives, but runs its own bound keys (ctrl+a, ctrl+k,
@@ -13,12 +13,18 @@ screen is on top: dismissed twice — Enter and Esc pressed together in a dialog
 command palette — it failed on the spent result (and left the palette stuck open), or closed
 the window under it, or the main screen. A screen that is not on top, or is already
 closing, is not dismissed again.
+
+A closing palette ignores its keys. A key bound in the command palette (↓, Enter, Esc) that
+arrives while the palette is being taken down looked for its command list, already gone,
+and raised NoMatches.
 """
 
 from __future__ import annotations
 
 from textual import events
 from textual.await_complete import AwaitComplete
+from textual.command import CommandPalette
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input, TextArea
@@ -48,9 +54,21 @@ def _dismiss_once(dismiss):
     return dismiss_once
 
 
+def _while_open(action):
+    def action_while_open(self: CommandPalette, *args) -> None:
+        try:
+            action(self, *args)
+        except NoMatches:   # the palette is closing: its list is gone, and so is the key's use
+            pass
+    action_while_open.fixed = True
+    return action_while_open
+
+
 def install() -> None:
     for field in (Input, TextArea):
         if not getattr(field._on_key, "fixed", False):
             field._on_key = _keys_in_order(field._on_key)
     if not getattr(Screen.dismiss, "fixed", False):
         Screen.dismiss = _dismiss_once(Screen.dismiss)
+    if not getattr(CommandPalette._action_command_list, "fixed", False):
+        CommandPalette._action_command_list = _while_open(CommandPalette._action_command_list)
