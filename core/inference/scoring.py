@@ -57,19 +57,14 @@ def score_windows(model, batch: list[tuple[list[int], list[int]]], pad_id: int) 
     """(summed loss, tokens scored) over a batch of windows."""
     import torch
 
-    width = max(len(ids) for ids, _ in batch)
+    from core.data.rows import pad_rows
+
+    padded = pad_rows(batch, pad_id)   # padded as a training batch is: labels -100 where unscored
     device = next(model.parameters()).device
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)          # (B, T)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)                # (B, T)
-    attention = torch.zeros((len(batch), width), dtype=torch.long)                  # (B, T)
-    for row, (ids, scored) in enumerate(batch):
-        input_ids[row, :len(ids)] = torch.tensor(ids)
-        attention[row, :len(ids)] = 1
-        labels[row, :len(ids)] = torch.tensor([i if s else -100 for i, s in zip(ids, scored)])
     with torch.no_grad():
-        logits = model(input_ids=input_ids.to(device),
-                       attention_mask=attention.to(device)).logits                  # (B, T, V)
-    targets = labels[:, 1:].to(device)                                              # (B, T-1)
+        logits = model(input_ids=padded["input_ids"].to(device),
+                       attention_mask=padded["attention_mask"].to(device)).logits  # (B, T, V)
+    targets = padded["labels"][:, 1:].to(device)                                     # (B, T-1)
     losses = torch.nn.functional.cross_entropy(
         logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=-100, reduction="sum")
     return float(losses), int((targets != -100).sum())

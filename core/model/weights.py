@@ -98,3 +98,14 @@ def base_weights(session):
 @contextmanager
 def current_weights(session):
     yield session.model
+
+
+def load_with_weights(name: str, trained: str | None = None, **options):
+    """`load_session(name, **options)`, with a run's saved weights (`trained`) on top: the
+    model as loaded stays the "before" of before/after."""
+    from core.model.session import load_session
+
+    session = load_session(name, **options)
+    if trained is not None:
+        load_trained_weights(session, trained)
+    return session

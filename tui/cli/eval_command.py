@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from tui.cli.commands import load_model, open_store, print_json
+from tui.cli.commands import open_store, print_json
 
 
 class ProgressLine:
@@ -35,13 +35,15 @@ class ProgressLine:
 def cmd_eval(args) -> int:
     from core.data.texts import check_source, fingerprint
     from core.inference.scoring import score_model
+    from core.model.session import load_session
 
     check_source(args.data)   # a missing file, a device or a FIFO: one line before any model loads
     store = open_store()
     data_hash = fingerprint(args.data)
     scores = []
     for name in args.model:
-        session = load_model(_Named(args, name))
+        session = load_session(name, device=args.device, dtype=args.dtype,
+                               trust_remote_code=args.trust_remote_code)
         progress = ProgressLine(name)
         started = time.monotonic()
         try:
@@ -66,11 +68,3 @@ def cmd_eval(args) -> int:
     for s in scores:
         print(f"{s.model:<{width}}  {s.loss:>8.4f}  {s.perplexity:>11.3f}  {s.tokens:>10,}")
     return 0
-
-
-class _Named:
-    """The command's arguments with one of its models as `model`."""
-
-    def __init__(self, args, model: str) -> None:
-        self.model, self.device, self.dtype = model, args.device, args.dtype
-        self.trust_remote_code = args.trust_remote_code

@@ -21,8 +21,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, SelectionList, Static
 
 from core.base.errors import UserError, one_line
-from core.store.catalog import ModelChoice, model_choices
+from core.store.catalog import ModelChoice
 from tui.render.chips import printable
+from tui.shell.model_picker import ChoicesFound, find_choices
 
 MAX_MODELS = 4
 FLUSH_S = 0.03   # streamed text reaches the screen in batches, not once per token
@@ -34,11 +35,6 @@ class CompareRequest:
     data: str
     prompt: str
     settings: object                  # core.inference.sampling.SamplingSettings, seed set
-
-
-@dataclass
-class ChoicesFound(Message):
-    choices: list[ModelChoice]
 
 
 @dataclass
@@ -85,11 +81,7 @@ class CompareSetupScreen(ModalScreen[CompareRequest | None]):
 
     def on_mount(self) -> None:
         self.query_one("#cmp-models").focus()
-        self.find_choices()
-
-    @work(thread=True, exclusive=True, group="compare-setup")
-    def find_choices(self) -> None:
-        self.post_message(ChoicesFound(model_choices(self.store)))
+        find_choices(self, self.store)
 
     def on_choices_found(self, message: ChoicesFound) -> None:
         self.choices = message.choices
@@ -176,13 +168,16 @@ class CompareScreen(ModalScreen):
     def compare(self) -> None:
         from textual.worker import get_current_worker
 
+        from core.model.weights import load_with_weights
+
         worker = get_current_worker()
         for i, choice in enumerate(self.request.choices):
             if worker.is_cancelled:
                 return
             try:
                 self.post_message(Scored(i, "loading…"))
-                session = load_choice(choice, self.app.device, self.app.dtype)
+                session = load_with_weights(choice.name, choice.trained, device=self.app.device,
+                                            dtype=self.app.dtype)
                 self.post_message(Scored(i, self.score(i, session, choice, lambda: worker.is_cancelled)))
                 self.stream(i, session, lambda: worker.is_cancelled)
             except UserError as exc:
@@ -231,18 +226,6 @@ class CompareScreen(ModalScreen):
 
     def action_dismiss(self) -> None:
         self.dismiss()
-
-
-def load_choice(choice: ModelChoice, device: str, dtype: str):
-    """A model of the list, loaded on its own (a run's weights on its base)."""
-    from core.model.session import load_session
-
-    session = load_session(choice.name, device=device, dtype=dtype)
-    if choice.trained is not None:
-        from core.model.weights import load_trained_weights
-
-        load_trained_weights(session, choice.trained)
-    return session
 
 
 def with_seed(settings):

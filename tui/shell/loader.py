@@ -19,15 +19,11 @@ def load_in_background(post: Callable[[Message], object], name: str, device: str
     that checkpoint's weights go on top, the model as loaded staying the "before"."""
     def load() -> None:
         try:
-            from core.model.session import load_session
+            from core.model.weights import load_with_weights
 
-            session = load_session(name, device=device, dtype=dtype,
-                                   trust_remote_code=trust_remote_code,
-                                   on_notice=lambda text: post(SessionNotice(text)))
-            if trained is not None:
-                from core.model.weights import load_trained_weights
-
-                load_trained_weights(session, trained)
+            session = load_with_weights(name, trained, device=device, dtype=dtype,
+                                        trust_remote_code=trust_remote_code,
+                                        on_notice=lambda text: post(SessionNotice(text)))
         except UserError as exc:
             post(SessionFailed(str(exc), name))
         except Exception as exc:  # never a traceback on screen

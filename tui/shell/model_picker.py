@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -23,6 +23,13 @@ KIND_MARK = {"demo": "◆", "run": "▲", "cache": "●", "recent": "○"}
 @dataclass
 class ChoicesFound(Message):
     choices: list[ModelChoice]
+
+
+def find_choices(screen, store) -> None:
+    """The models to offer, found on a worker thread (a big cache takes a moment) and posted
+    back to `screen` as ChoicesFound."""
+    screen.run_worker(lambda: screen.post_message(ChoicesFound(model_choices(store))), thread=True,
+                      exclusive=True, group="model-choices")
 
 
 class ModelPickerScreen(ModalScreen[ModelChoice | None]):
@@ -49,11 +56,7 @@ class ModelPickerScreen(ModalScreen[ModelChoice | None]):
             yield Label("↓ the list · Enter loads · Esc cancels", id="picker-help")
 
     def on_mount(self) -> None:
-        self.find_choices()
-
-    @work(thread=True, exclusive=True, group="model-picker")
-    def find_choices(self) -> None:
-        self.post_message(ChoicesFound(model_choices(self.store)))
+        find_choices(self, self.store)
 
     def on_choices_found(self, message: ChoicesFound) -> None:
         self.choices = message.choices

@@ -339,7 +339,7 @@ class TrainPane(Horizontal):
     def on_runs_list_load_run(self, message: RunsList.LoadRun) -> None:
         """A run's saved model, loaded as a finished run's is: its weights on its base."""
         store = self.app.store
-        row = next((r for r in store.runs(limit=500) if r["id"] == message.number), None) if store else None
+        row = store.run(message.number) if store is not None else None
         if row is None or not row["out"] or row["replaced_by"] or not Path(row["out"]).is_dir():
             why = "replaced by a later run" if row and row["replaced_by"] else "saved no model"
             self.notify(f"run #{message.number} {why}", title="Load model", severity="warning")
