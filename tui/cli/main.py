@@ -29,6 +29,15 @@ def add_eval(sub) -> None:
     p.add_argument("--json", action="store_true")
 
 
+def add_serve(sub) -> None:
+    """`serve`: the app's own model options, and where to listen."""
+    p = sub.add_parser("serve", help="the app in a browser: one app per tab (textual-serve)")
+    add_model_args(p, remembered=True)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; reach it by an SSH tunnel)")
+    p.add_argument("--port", type=int, default=8000, help="default 8000")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rugpt-tui", description="Explore and fine-tune a Russian GPT in the terminal.")
@@ -101,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search", default=None, metavar="TEXT", help="only those whose prompt or text holds TEXT")
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
 
+    add_serve(sub)
     p = sub.add_parser("runs", help="past training runs, newest first")
     p.add_argument("--json", action="store_true")
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
@@ -125,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             from tui.cli import train_command as commands
         elif args.command == "eval":
             from tui.cli import eval_command as commands
+        elif args.command == "serve":
+            from tui.cli import serve_command as commands
         else:
             from tui.cli import commands
         return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)

@@ -3,15 +3,22 @@
 SIGHUP (an SSH drop, a closed terminal window), or a terminal that fails with EIO without
 one (`tui.process.terminal`): nothing is written to the dead terminal again; a run goes on
 detached to its end — or stops and saves, by the `on_hangup` setting — and is recorded in
-the workspace as usual; the app quits and the process waits for the run, then exits. SIGTERM: a run stops after its current step and saves; then the app exits."""
+the workspace as usual; the app quits and the process waits for the run, then exits. A
+browser tab that closes (`serve`, `tui.process.browser`) is the same. SIGTERM: a run stops
+after its current step and saves; then the app exits."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from tui.process.shutdown import end_process
 from tui.shell.app import RuGPTApp
+
+if TYPE_CHECKING:
+    from textual.driver import Driver
 
 
 def terminate(app: RuGPTApp) -> None:
@@ -24,12 +31,24 @@ def terminate(app: RuGPTApp) -> None:
     app.call_in_loop(stop)
 
 
+def driver_class(app: RuGPTApp) -> type[Driver]:
+    """The driver for where the app runs: a browser tab (served), a terminal, or whatever
+    else `TEXTUAL_DRIVER` names (Textual's own choice, already the app's)."""
+    from tui.process.browser import ServedDriver, served_by_browser
+
+    if served_by_browser():
+        return ServedDriver
+    if os.environ.get("TEXTUAL_DRIVER") or sys.platform == "win32":
+        return app.driver_class
+    from tui.process.terminal import HangupAwareDriver
+
+    return HangupAwareDriver
+
+
 def run_app(model: str | None = None, device: str | None = None, dtype: str | None = None,
             trust_remote_code: bool = False) -> int:
     app = RuGPTApp(model=model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
-    if sys.platform != "win32":
-        from tui.process.terminal import HangupAwareDriver
-        app.driver_class = HangupAwareDriver
+    app.driver_class = driver_class(app)
     signal.signal(signal.SIGHUP, lambda *_: app.detach_from_terminal())
     signal.signal(signal.SIGTERM, lambda *_: terminate(app))
     app.run()
