@@ -135,3 +135,28 @@ def test_a_real_browser_opens_the_served_app_and_types_into_the_tokenize_pane(se
         assert await wait_until(gone, 15), served.app_processes()
 
     asyncio.run(session())
+
+
+def test_a_tab_closed_while_a_run_trains_is_a_hangup_the_run_ends_and_is_recorded(served, workspace_home):
+    async def session() -> None:
+        async with aiohttp.ClientSession() as client:
+            url = f"ws://127.0.0.1:{served.port}/ws?width=120&height=40"
+            async with client.ws_connect(url) as ws:
+                seen = bytearray()
+                assert await read_until(ws, seen, b"params", 120)
+                await ws.send_json(["stdin", "\x1bOS"])      # F4: the Train pane
+                await asyncio.sleep(1)
+                await ws.send_json(["stdin", "\x1b[19~"])    # F8: fine-tune on the demo's texts
+                assert await read_until(ws, seen, b"step ", 60), seen[-800:]
+        await asyncio.sleep(1)
+
+    asyncio.run(session())
+    # the tab is gone, the run is not: its process goes on, then ends by itself
+    assert served.app_processes(), "the run died with the tab"
+    deadline = time.monotonic() + 240
+    while served.app_processes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not served.app_processes()
+    runs = subprocess.run([sys.executable, "-m", "tui.cli", "runs", "--json"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert '"status": "done"' in runs.stdout, runs.stdout
