@@ -102,3 +102,30 @@ def test_gradient_checkpointing_trains_the_same_weights(corpus_files, demo_dir):
     for name, tensor in weights(checkpointed).items():
         torch.testing.assert_close(tensor, expected[name], rtol=1e-5, atol=1e-6, msg=name)
     assert any(isinstance(e, Notice) and e.message.startswith("memory ≈") for e in events)
+
+
+def test_the_plan_shares_weights_gradients_and_moments_out_under_fsdp(demo_session, corpus_files):
+    train_file, _ = corpus_files
+    config = TrainConfig(train=str(train_file), block_size=8, batch_size=1, eval_tokens=8, fsdp=True)
+    whole = memory_plan(demo_session, config)             # one process: nothing to share
+    four = memory_plan(demo_session, config, processes=4)
+    assert whole.shards == 1 and four.shards == 4 and "sharded over 4" in four.line()
+    block = four.block_weights
+    assert 0 < block < whole.weights / 2   # the demo's 2 blocks and its embeddings
+    assert four.held(four.weights, block) == -(-whole.weights // 4) + block
+    assert whole.step_peak - four.step_peak == (
+        whole.weights + whole.gradients + whole.optimizer
+        - (-(-whole.weights // 4) + block) - (-(-whole.gradients // 4) + block) - -(-whole.optimizer // 4))
+    # without --fsdp, more processes change nothing: each keeps a whole copy
+    assert memory_plan(demo_session, TrainConfig(**{**config.__dict__, "fsdp": False}), 4).total == whole.total
+
+
+def test_a_run_that_fits_only_sharded_is_refused_with_fsdp_advice(demo_session, corpus_files):
+    train_file, _ = corpus_files
+    config = TrainConfig(train=str(train_file), block_size=8, batch_size=1, eval_tokens=8, lora=False)
+    plan = memory_plan(demo_session, config)
+    free = int(plan.sharded(4).total / 0.9) + 1
+    assert plan.sharded(2).total > free * 0.9   # two would not do, four would
+    with pytest.raises(UserError) as refused:
+        check_fits(plan, free, config, demo_session)
+    assert "--fsdp on 4 GPUs" in str(refused.value)

@@ -284,3 +284,24 @@ async def test_no_model_loads_under_a_training_run(fresh_session):
         assert any("stop it first" in n.message for n in app._notifications)
         await pilot.press("f9")
         await wait_for(pilot, lambda: not pane.training, timeout=60)
+
+
+async def test_the_fsdp_switch_shows_with_several_processes_and_counts_only_then(demo_session):
+    from textual.widgets import Switch
+
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f4")
+        form = app.train_pane.form
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        assert not app.query_one("#train-fsdp-box").display   # one process: nothing to shard over
+        app.query_one("#train-processes", Input).value = "2"
+        await pilot.pause(0.2)
+        assert app.query_one("#train-fsdp-box").display and app.query_one("#train-lora-row").display
+        assert not any(f.display for f in app.query(".lora-setting"))   # LoRA is off
+        app.query_one("#train-fsdp", Switch).value = True
+        await wait_for(pilot, lambda: "a process (FSDP ×2)" in str(app.query_one("#train-preview").render()))
+        assert form.read_config().fsdp
+        app.query_one("#train-processes", Input).value = "1"
+        await pilot.pause(0.2)
+        assert not app.query_one("#train-lora-row").display and not form.read_config().fsdp

@@ -163,6 +163,8 @@ TRAIN_SETTINGS = (
             "steps are slow while it compiles)", label="compile"),
     Setting("processes", int, 1, "processes to train on, one per GPU (more than 1: the run "
             "goes to torchrun)", label="processes", low=1, cli=False),
+    Setting("fsdp", bool, False, "shard weights, gradients and optimizer state over the "
+            "processes (FSDP): a model too big for one device trains on several", label="FSDP"),
     Setting("sample_prompt", str, None, "prompt of the samples after each eval", optional=True),
     Setting("sample_tokens", int, 32, "tokens per sample", low=1, cli=False),
     Setting("max_steps", int, None, "stop after N optimizer steps", optional=True, low=1),

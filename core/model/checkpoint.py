@@ -26,14 +26,18 @@ from core.base.safe_write import (
 )
 
 STATE_DIR = "training_state"
+SHARDS_DIR = "shards"   # in STATE_DIR: a sharded (FSDP) run's weights and moments, a file per rank
 TRAINER_FILE = MARKER_FILE
 
 
 def save_checkpoint(out: str | os.PathLike, model, tokenizer, trainer_state: dict,
-                    accelerator=None, adapter=None) -> Path:
+                    accelerator=None, adapter=None, full_weights: dict | None = None,
+                    write_shards=None) -> Path:
     """Write model + tokenizer (+ optimizer, scheduler and RNG state through Accelerate) to
     `out`; with a LoRA `adapter` (a PeftModel) the adapter's weights instead of the model's.
-    Under several processes every rank writes its RNG state; rank 0 does the rest.
+    Under several processes every rank writes its RNG state; rank 0 does the rest. A sharded
+    model (FSDP) gives its `full_weights` as gathered on rank 0, and `write_shards(folder)`,
+    which every rank calls to write its part of the training state.
     Raises SaveError (one line) when the write fails; the previous checkpoint is kept."""
     main = accelerator is None or accelerator.is_main_process
     out = check_output_folder(out) if main else Path(out).resolve()
@@ -42,15 +46,17 @@ def save_checkpoint(out: str | os.PathLike, model, tokenizer, trainer_state: dic
         if accelerator is not None:
             accelerator.wait_for_everyone()
             accelerator.save_state(str(tmp / STATE_DIR), safe_serialization=True)
+            if write_shards is not None:
+                write_shards(tmp / STATE_DIR)
             accelerator.wait_for_everyone()
             model = accelerator.unwrap_model(model)
         if main and adapter is not None:
             from core.model.lora import write_adapter
 
-            write_adapter(adapter, tmp)
+            write_adapter(adapter, tmp, full_weights)
             tokenizer.save_pretrained(tmp)
         elif main:
-            model.save_pretrained(tmp, safe_serialization=True)
+            model.save_pretrained(tmp, safe_serialization=True, state_dict=full_weights)
             tokenizer.save_pretrained(tmp)
     if accelerator is not None:
         accelerator.wait_for_everyone()
@@ -86,11 +92,16 @@ def check_resumable(folder: str | os.PathLike) -> dict:
     if not state_dir.is_dir():
         raise UserError(f"--resume {folder}: {STATE_DIR}/ is missing: the run cannot be resumed "
                         "(the weights still load with --model)")
+    sharded = state.get("config", {}).get("fsdp")   # each rank's shards of weights and moments
+    if sharded and not (state_dir / SHARDS_DIR).is_dir():
+        raise UserError(f"--resume {folder}: {STATE_DIR}/{SHARDS_DIR}/ is missing: the sharded "
+                        "run cannot be resumed (the weights still load with --model)")
     if state.get("config", {}).get("lora"):   # the weights are the adapter's, beside the state
         from core.model.lora import read_adapter_config
 
         read_adapter_config(path)
-    elif not any(state_dir.glob("model*.safetensors")) and not any(state_dir.glob("pytorch_model*")):
+    elif not sharded and not any(state_dir.glob("model*.safetensors")) and not any(
+            state_dir.glob("pytorch_model*")):
         raise UserError(f"--resume {folder}: {STATE_DIR}/ holds no model weights")
     for file in sorted(path.glob("*.safetensors")) + sorted(state_dir.glob("*.safetensors")):
         _check_safetensors(file)

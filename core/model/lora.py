@@ -183,12 +183,13 @@ def attach_adapter(session, folder: str | Path) -> None:
         session.weights_version += 1
 
 
-def write_adapter(adapter, folder: Path) -> None:
-    """A PeftModel's adapter — config and weights, never the base's — into `folder`."""
+def write_adapter(adapter, folder: Path, full_weights: dict | None = None) -> None:
+    """A PeftModel's adapter — config and weights, never the base's — into `folder`; taken
+    from `full_weights` (the whole model's, gathered from its shards) when given."""
     from peft.utils import get_peft_model_state_dict
     from safetensors.torch import save_file
 
-    state = get_peft_model_state_dict(adapter, save_embedding_layers=False)
+    state = get_peft_model_state_dict(adapter, state_dict=full_weights, save_embedding_layers=False)
     state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     save_file(state, str(folder / ADAPTER_WEIGHTS), metadata={"format": "pt"})
     adapter.peft_config["default"].save_pretrained(str(folder))

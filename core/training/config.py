@@ -48,6 +48,7 @@ class TrainConfig:
     gradient_checkpointing: bool = _DEFAULT["gradient_checkpointing"]
     compile: bool = _DEFAULT["compile"]
     processes: int = _DEFAULT["processes"]   # > 1: the run goes to torchrun (core.training.processes)
+    fsdp: bool = _DEFAULT["fsdp"]             # shard over those processes (core.training.sharding)
     sample_prompt: str | None = _DEFAULT["sample_prompt"]
     sample_tokens: int = _DEFAULT["sample_tokens"]
     max_steps: int | None = _DEFAULT["max_steps"]
@@ -89,6 +90,10 @@ def check_paths(config: TrainConfig) -> None:
         check_source(config.test)
     if config.resume:
         state = check_resumable(config.resume)
+        if bool(state["config"].get("fsdp")) != config.fsdp:
+            raise UserError(f"--resume {config.resume}: that run "
+                            + ("was sharded: add --fsdp (on as many processes)" if not config.fsdp
+                               else "was not sharded: leave out --fsdp"))
         if bool(state["config"].get("lora")) != config.lora:
             raise UserError(f"--resume {config.resume}: that run trained "
                             + ("a LoRA adapter: add --lora" if not config.lora

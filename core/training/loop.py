@@ -89,6 +89,8 @@ def _train(session: ModelSession, config: TrainConfig, on_event: Callable[[Train
             continue   # accumulating: no optimizer step yet
         run.scheduler.step()
         step += 1
+        if config.fsdp and step == run.start_step + 1:
+            run.report_shards()
         run.tokens_seen = meter.seen   # a save from here on carries it to a resume
         run.emit(Step(step, position.epochs_done(plan), loss, run.scheduler.get_last_lr()[0],
                       meter.rate(), plan.total_steps, meter.seen))

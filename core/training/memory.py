@@ -48,28 +48,42 @@ class MemoryPlan:
     block: int
     trainable: int
     total_parameters: int
+    shards: int = 1          # FSDP: weights, gradients and optimizer state split over this many processes
+    block_weights: int = 0   # the largest transformer block's weights (fp32), gathered whole while it runs
+
+    def held(self, whole: int, gathered: int = 0) -> int:
+        """What one process holds of a model-sized figure: all of it, or its shard plus the
+        one block gathered at a time."""
+        return whole if self.shards == 1 else -(-whole // self.shards) + gathered
+
+    def sharded(self, processes: int) -> MemoryPlan:
+        return replace(self, shards=processes)
 
     @property
     def step_peak(self) -> int:
-        return self.weights + self.gradients + self.optimizer + self.activations + self.logits
+        gathered_grads = self.block_weights if self.gradients else 0
+        return (self.held(self.weights, self.block_weights) + self.held(self.gradients, gathered_grads)
+                + self.held(self.optimizer) + self.activations + self.logits)
 
     @property
     def eval_peak(self) -> int:
-        return self.weights + self.optimizer + self.evaluation
+        return self.held(self.weights, self.block_weights) + self.held(self.optimizer) + self.evaluation
 
     @property
     def total(self) -> int:
         return max(self.step_peak, self.eval_peak)
 
     def line(self) -> str:
-        parts = [("weights", self.weights), ("gradients", self.gradients),
-                 ("optimizer", self.optimizer),
+        parts = [("weights", self.held(self.weights, self.block_weights)),
+                 ("gradients", self.held(self.gradients, self.block_weights if self.gradients else 0)),
+                 ("optimizer", self.held(self.optimizer)),
                  ("activations", self.activations + self.logits)]
         shown = " · ".join(f"{name} {size(value)}" for name, value in parts)
         tail = f" (batch {self.batch} × block {self.block})"
         if self.eval_peak > self.step_peak:
             tail += f"; evaluation {size(self.evaluation)}"
-        return f"memory ≈ {size(self.total)}: {shown}{tail}"
+        each = f" a process, sharded over {self.shards}" if self.shards > 1 else ""
+        return f"memory ≈ {size(self.total)}{each}: {shown}{tail}"
 
     def params_line(self) -> str:
         share = 100 * self.trainable / max(self.total_parameters, 1)
@@ -168,9 +182,17 @@ def _hidden_size(model) -> int:
     return model.get_input_embeddings().weight.shape[1]
 
 
-def memory_plan(session: ModelSession, config: TrainConfig) -> MemoryPlan:
+def largest_block_bytes(model) -> int:
+    """The fp32 bytes of the model's biggest transformer block (0 when it names none)."""
+    names = set(getattr(model, "_no_split_modules", None) or ())
+    blocks = [m for m in model.modules() if type(m).__name__ in names]
+    return max((sum(p.numel() for p in b.parameters()) * 4 for b in blocks), default=0)
+
+
+def memory_plan(session: ModelSession, config: TrainConfig, processes: int = 1) -> MemoryPlan:
     """The memory `config` needs on `session`'s model, measured and computed as the module
-    docstring says. Holds the session lock for the one probing forward pass."""
+    docstring says; per process when `config.fsdp` shards over `processes`. Holds the session
+    lock for the one probing forward pass."""
     import torch
 
     from core.base.settings import default_block_size
@@ -236,7 +258,8 @@ def memory_plan(session: ModelSession, config: TrainConfig) -> MemoryPlan:
         # measured as it is: the heap's slack is a backward pass's
         evaluation=int(evaluation + eval_rows * one_layer * NO_GRAD_LAYER_SHARE),
         batch=config.batch_size, block=block, trainable=trainable,
-        total_parameters=sum(p.numel() for p in base_params) + (trainable if config.lora else 0))
+        total_parameters=sum(p.numel() for p in base_params) + (trainable if config.lora else 0),
+        shards=processes if config.fsdp else 1, block_weights=largest_block_bytes(model))
 
 
 def free_cuda_memory(device) -> int | None:
@@ -266,6 +289,11 @@ def check_fits(plan: MemoryPlan, free: int | None, config: TrainConfig,
         suggestions.append("--gradient-checkpointing")
     if not config.lora and memory_plan(session, replace(config, lora=True)).total <= free * FIT_MARGIN:
         suggestions.append("--lora")
+    if plan.shards == 1:   # sharded over enough GPUs, weights, gradients and moments would fit
+        n = next((n for n in (2, 4, 8, 16, 32, 64) if plan.sharded(n).total <= free * FIT_MARGIN), None)
+        if n is not None:
+            suggestions.append(f"--fsdp on {n} GPUs (torchrun --nproc_per_node {n}, or "
+                               f"{n} processes in all over several machines)")
     fits = "; it would fit with " + " or ".join(suggestions) if suggestions else \
         "; try a smaller --block-size or a smaller model"
     raise UserError(f"this run needs about {plan.total / GB:.1f} GB but the GPU has "

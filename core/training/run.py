@@ -8,6 +8,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -77,12 +78,13 @@ def trainable_parameters(session: ModelSession, config: TrainConfig,
     return params
 
 
-def plan_memory(session: ModelSession, config: TrainConfig,
+def plan_memory(session: ModelSession, config: TrainConfig, processes: int,
                 emit: Callable[[TrainEvent], None]) -> None:
-    """Say what the run will need; on a GPU, refuse one that cannot fit (with what would)."""
+    """Say what the run will need (a process's share, sharded); on a GPU, refuse one that
+    cannot fit (with what would)."""
     from core.training.memory import check_fits, free_cuda_memory, memory_plan
 
-    plan = memory_plan(session, config)
+    plan = memory_plan(session, config, processes)
     emit(Notice(plan.line()))
     check_fits(plan, free_cuda_memory(session.model.device), config, session)
 
@@ -103,6 +105,19 @@ def compiled(model, emit: Callable[[TrainEvent], None]):
         return model
     emit(Notice("compiling the model: the first steps are slow"))
     return torch.compile(model)
+
+
+def sharded(model, accelerator, emit: Callable[[TrainEvent], None]) -> tuple[torch.nn.Module, list]:
+    """The model sharded over the run's processes (FSDP), and its shards that train."""
+    from core.training.sharding import local_bytes, require_processes, shard, trainable
+
+    processes = require_processes()
+    whole = local_bytes(model)
+    model = shard(model)
+    emit(Notice(f"FSDP over {processes} processes: each holds {local_bytes(model) / 2**20:.1f} MB "
+                f"of the {whole / 2**20:.1f} MB of weights, and their gradients and optimizer "
+                "state alike"))
+    return model, trainable(model)
 
 
 def _reset_accelerate_state() -> None:
@@ -175,7 +190,9 @@ class Run:
         torch.manual_seed(config.seed)  # training's RNG (dropout, a new adapter's init)
         params = trainable_parameters(session, config, emit)
         set_gradient_checkpointing(model, config.gradient_checkpointing)
-        plan_memory(session, config, emit)
+        plan_memory(session, config, accelerator.num_processes, emit)
+        if config.fsdp:   # the optimizer is built on the shards, and keeps only theirs
+            model, params = sharded(model, accelerator, emit)
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay,
                                       fused=model.device.type == "cuda")
         plan = plan_steps(len(data.train_rows), config, accelerator.num_processes)
@@ -184,14 +201,15 @@ class Run:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lr_lambda(config.schedule, plan.warmup_steps, plan.total_steps))
         if config.compile:
-            model = compiled(model, emit)
-        model, optimizer = accelerator.prepare(model, optimizer)
+            model = compiled(model, emit) if not config.fsdp else model
+        if not config.fsdp:   # sharded, the model averages its own gradients
+            model, optimizer = accelerator.prepare(model, optimizer)
         if config.lora:   # the checkpoint holds the adapter alone, never the base weights
             accelerator.register_save_state_pre_hook(lambda models, weights, folder: weights.clear())
             accelerator.register_load_state_pre_hook(lambda models, folder: models.clear())
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         collate_fn = collate(pad_id)
-        chunked = uses_chunked_loss(session.model, config)
+        chunked = uses_chunked_loss(session.model, config) and not config.fsdp   # the head is sharded
         vocab = session.model.get_output_embeddings().weight.shape[0]
         test_loader = accelerator.prepare(DataLoader(
             Subset(data.test_rows, data.eval_rows), collate_fn=collate_fn,
@@ -205,7 +223,13 @@ class Run:
 
     def resume_from(self, folder: str) -> None:
         state = read_trainer_state(folder)   # checked whole by check_paths
-        if self.config.lora:
+        if self.config.fsdp:   # weights and moments, each rank its shards
+            from core.training.sharding import load_sharded
+
+            with self.session.lock:
+                load_sharded(Path(folder) / STATE_DIR, self.model, self.optimizer)
+                self.session.weights_version += 1
+        elif self.config.lora:
             from core.model.lora import load_adapter_weights
 
             with self.session.lock:
@@ -223,6 +247,21 @@ class Run:
 
     def emit(self, event: TrainEvent) -> None:
         self.on_event(event)
+
+    def report_shards(self) -> None:
+        """FSDP: what each process holds once a step has made gradients and moments — its
+        shards, against a whole copy's bytes. A collective: every rank calls it."""
+        import torch.distributed as dist
+
+        from core.training.memory import size
+        from core.training.sharding import held_bytes
+
+        mine = held_bytes(self.model, self.optimizer)
+        every = [None] * dist.get_world_size()
+        dist.all_gather_object(every, mine)
+        self.emit(Notice("FSDP: weights, gradients and optimizer state held by each process: "
+                         + ", ".join(size(held) for held, _ in every)
+                         + f" (a whole copy: {size(mine[1])})"))
 
     def agreed_signals(self, control: TrainControl) -> tuple[bool, bool]:
         """(stop, save now), the same on every process: a signal reaches the ranks at slightly
@@ -245,8 +284,10 @@ class Run:
                              self.chunked_loss)
         if eval_loss is not None:
             self.emit(Eval(step, eval_loss, math.exp(min(eval_loss, 50))))
-        if self.accelerator.is_main_process:
-            self.emit(Sample(step, self.sample()))
+        if self.config.fsdp or self.accelerator.is_main_process:
+            text = self.sample()   # sharded: every rank runs the same forwards
+            if self.accelerator.is_main_process:
+                self.emit(Sample(step, text))
         return eval_loss
 
     def sample(self) -> str:
@@ -271,9 +312,18 @@ class Run:
         trainer_state = {"step": step, "epoch": position.epoch, "batch_in_epoch": position.batch,
                          "scheduler": self.scheduler.state_dict(), "config": asdict(self.config),
                          "total_steps": self.plan.total_steps, "tokens_seen": self.tokens_seen}
+        full_weights, write_shards = None, None
+        if self.config.fsdp:   # the whole model gathered on rank 0; every rank its shards
+            from core.training.sharding import full_state_dict, named_from, save_sharded
+
+            full_weights = full_state_dict(self.model)
+            if full_weights and self.session.adapter is not None:
+                full_weights = named_from(self.session.adapter, self.model, full_weights)
+            write_shards = lambda folder: save_sharded(folder, self.model, self.optimizer)  # noqa: E731
         try:
             save_checkpoint(self.config.out, self.model, self.session.tokenizer, trainer_state,
-                            self.accelerator, adapter=self.session.adapter)
+                            self.accelerator, adapter=self.session.adapter,
+                            full_weights=full_weights, write_shards=write_shards)
         except SaveError as exc:
             self.save_error = str(exc)
             self.emit(Error(str(exc)))

@@ -64,11 +64,12 @@ def train_step(run: Run, batch: dict, step: int) -> float | Stopped:
                     return Stopped("nan", f"loss became {float(loss.detach())} at step {step + 1}: "
                                           "training stopped; try a lower --lr")
                 acc.backward(loss)
-                if acc.sync_gradients and run.config.clip:
-                    acc.clip_grad_norm_(model.parameters(), run.config.clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                run.session.weights_version += 1
+                if acc.sync_gradients:   # the accumulation is complete: one optimizer step
+                    if run.config.clip:
+                        acc.clip_grad_norm_(model.parameters(), run.config.clip)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    run.session.weights_version += 1
     except torch.cuda.OutOfMemoryError:
         optimizer.zero_grad(set_to_none=True)
         if torch.cuda.is_available():

@@ -4,6 +4,7 @@ workspace, and a terminal that hangs up never killing it."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -44,7 +45,9 @@ def cmd_train(args) -> int:
 
         target_layers(session.model, LoraSpec.of(config))
     control = TrainControl()
-    with _recorded(None if args.no_record else open_store(), session, config) as record, \
+    # one record of the run, in the workspace of the machine of rank 0 (the others emit nothing)
+    recorded = not args.no_record and os.environ.get("RANK", "0") == "0"
+    with _recorded(open_store() if recorded else None, session, config) as record, \
             _hangup_proof(control, args.on_hangup) as terminal:
         if args.jsonl:   # the lines on stdout; tokenizing progress on stderr
             tokenizing = tokenize_progress(Console(stderr=True, highlight=False))

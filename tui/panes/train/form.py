@@ -3,8 +3,6 @@ their declarations, and the output folder checked as it is typed."""
 
 from __future__ import annotations
 
-import itertools
-import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,9 +26,8 @@ from core.base.settings import (
     train_defaults,
 )
 from core.data.texts import sample_corpus_path
-from core.store.database import resolved
-from core.store.workspace import runs_dir
 from core.training.config import TrainConfig
+from tui.panes.train.out_folder import default_out, free_out_folder, is_default_out
 from tui.panes.train.run import ProgressMeter, estimate_text, plan_text, preview_text
 from tui.widgets.fields import (
     LabeledInput,
@@ -44,11 +41,11 @@ from tui.widgets.fields import (
 if TYPE_CHECKING:
     from core.model.session import ModelSession
 
-DEFAULT_OUT = "rugpt-finetuned"   # in the workspace's runs folder: -2, -3, … as runs take them
 # The settings the form shows, in its grid's order; the rest keep their defaults.
 SHOWN = ("epochs", "lr", "batch_size", "block_size", "eval_every", "mixed_precision",
          "pack", "lora", "gradient_checkpointing", "processes")
 LORA_SHOWN = ("lora_r", "lora_alpha", "lora_dropout", "lora_targets")   # a row shown with LoRA on
+# ... which also holds FSDP, shown when the run has several processes to shard over
 PATH_FIELDS = (("train", "train-data"), ("test", "train-test"), ("out", "train-out"))
 
 
@@ -58,39 +55,6 @@ class OutFolderChecked(Message):
     holds), for the pane's status line."""
     problem: str | None
     note: str | None
-
-
-def default_out(n: int = 1) -> str:
-    """The n-th default output folder, as the field shows it (~ for the home folder)."""
-    path = runs_dir() / (DEFAULT_OUT if n == 1 else f"{DEFAULT_OUT}-{n}")
-    try:
-        return "~/" + path.relative_to(Path.home()).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
-def is_default_out(value: str) -> bool:
-    """A folder the form chose, not the user: a default of the runs folder (or of older
-    versions, a bare name in the working folder)."""
-    auto = rf"{re.escape(DEFAULT_OUT)}(-\d+)?"
-    return bool(re.fullmatch(auto, value) or re.fullmatch(re.escape(default_out().rsplit("/", 1)[0])
-                                                         + "/" + auto, value))
-
-
-def free_out_folder(taken: set[str]) -> str:
-    """The first of rugpt-finetuned, rugpt-finetuned-2, … in the runs folder that holds
-    nothing yet and that no run of this session saves to: each run gets a folder of its own."""
-    for n in itertools.count(1):
-        name = default_out(n)
-        path = Path(name).expanduser()
-        if resolved(str(path)) in taken:
-            continue
-        try:
-            if not path.exists() or (path.is_dir() and not any(path.iterdir())):
-                return name
-        except OSError:
-            continue
-    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -140,7 +104,9 @@ class TrainForm(Vertical):
         with Grid(id="train-lora-row"):
             for name in LORA_SHOWN:
                 yield SettingField(settings[name], settings[name].default, "train",
-                                   id="train-lora-targets-box" if name == "lora_targets" else None)
+                                   id="train-lora-targets-box" if name == "lora_targets" else None,
+                                   classes="lora-setting")
+            yield SettingField(settings["fsdp"], settings["fsdp"].default, "train", id="train-fsdp-box")
 
     def on_mount(self) -> None:
         self.query_one("#train-data", Input).suggester = PathSuggester()
@@ -180,7 +146,7 @@ class TrainForm(Vertical):
     def lora_switched(self, event: Switch.Changed) -> None:
         """The adapter's settings show with LoRA on. A learning rate left at one mode's
         default follows to the other's (an adapter wants a higher one)."""
-        self.query_one("#train-lora-row").display = event.value
+        self.show_extra_row()
         if not self._defaults:
             return
         full, lora = (lr_default(self._model_name, lora) for lora in (False, True))
@@ -193,6 +159,22 @@ class TrainForm(Vertical):
             field.show(lora)
         elif not event.value and shown == lora:
             field.show(full)
+
+    @on(Input.Changed, "#train-processes")
+    def show_extra_row(self) -> None:
+        """The row under the settings: the adapter's with LoRA on, FSDP with several processes."""
+        lora = self.query_one("#train-lora", Switch).value
+        several = self.processes() > 1
+        for field in self.query(".lora-setting"):
+            field.display = lora
+        self.query_one("#train-fsdp-box").display = several
+        self.query_one("#train-lora-row").display = lora or several
+
+    def processes(self) -> int:
+        try:
+            return int(self.query_one("#train-processes", Input).value.strip() or 1)
+        except ValueError:
+            return 1
 
     def restore_paths(self, paths: dict[str, str]) -> None:
         """The data and output paths last used — at start, before any key is read; with no
@@ -241,10 +223,12 @@ class TrainForm(Vertical):
         data = self.query_one("#train-data", Input).value.strip()
         if not data:
             raise UserError("train data: choose a file, a folder or a hub dataset")
+        fields = read_fields(self)
+        fields["fsdp"] = fields["fsdp"] and fields["processes"] > 1   # hidden, it is off
         return TrainConfig(
             train=data, test=self.query_one("#train-test", Input).value.strip() or None,
             out=self.query_one("#train-out", Input).value.strip() or None,
-            **read_fields(self),
+            **fields,
         ).validate()
 
     @on(Input.Changed, "#train-out")
@@ -274,8 +258,8 @@ class TrainForm(Vertical):
         return problem
 
     @on(Input.Changed, "#train-data, #train-test, #train-block-size, #train-batch-size, "
-                       "#train-lora-r, #train-lora-targets")
-    @on(Switch.Changed, "#train-pack, #train-lora, #train-gradient-checkpointing")
+                       "#train-lora-r, #train-lora-targets, #train-processes")
+    @on(Switch.Changed, "#train-pack, #train-lora, #train-gradient-checkpointing, #train-fsdp")
     def data_changed(self) -> None:
         self.schedule_preview()
 
@@ -341,7 +325,7 @@ class TrainForm(Vertical):
         try:
             from core.training.memory import memory_plan
 
-            plan = memory_plan(session, config)
+            plan = memory_plan(session, config, config.processes)
         except UserError as exc:   # a LoRA target that matches nothing, say
             text.append("\n" + str(exc), style="red")
             self.post_message(DataPreview(number, text, False))

@@ -159,7 +159,7 @@ def plan_text(plan, lora: bool) -> str:
     trains = (f"LoRA {short_count(plan.trainable)} of {short_count(plan.total_parameters)} "
               f"params ({100 * plan.trainable / max(plan.total_parameters, 1):.2f} %)" if lora
               else f"all {short_count(plan.total_parameters)} params")
-    return f"{trains} · ≈ {size(plan.total)}"
+    return f"{trains} · ≈ {size(plan.total)}" + (f" a process (FSDP ×{plan.shards})" if plan.shards > 1 else "")
 
 
 def short_count(n: int) -> str:
