@@ -42,7 +42,7 @@ def test_two_nodes_on_the_loopback_train_like_one_process(corpus_files, tmp_path
              "--out", str(tmp_path / "two-nodes"), "--jsonl", *(["--fsdp"] if sharded else [])],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [node.communicate(timeout=300) for node in nodes]
-    for node, (out, err) in zip(nodes, outputs):
+    for node, (_, err) in zip(nodes, outputs):
         assert node.returncode == 0, err[-2000:]
     assert '"event": "done"' in outputs[0][0] and not outputs[1][0].strip()   # rank 0 speaks
 

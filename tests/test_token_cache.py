@@ -175,3 +175,57 @@ def test_big_data_gets_an_estimate_from_its_first_megabyte(tok, tmp_path, cache,
     assert estimate["bytes"] == path.stat().st_size
     assert abs(estimate["texts"] - 30_000) < 0.1 * 30_000
     assert abs(estimate["tokens"] - tokens) < 0.1 * tokens
+
+
+def test_a_text_file_is_tokenized_line_by_line_as_datasets_reads_it(tmp_path):
+    """A .txt file is read straight, a batch at a time (no Arrow copy): the same texts as
+    `datasets`' text loader gives — universal newlines, blank lines dropped, nothing else split."""
+    from core.data.texts import TextLines, texts_to_tokenize
+
+    path = tmp_path / "mixed.txt"
+    path.write_text("первая\r\nвторая\rтретья\n\n  \n\x85x\u2028y\n\tz\t\n\u3000\nпоследняя",
+                    encoding="utf-8", newline="")
+    lines = texts_to_tokenize(str(path))
+    assert isinstance(lines, TextLines)
+    read = [text for batch in lines.iter(batch_size=3) for text in batch["text"]]
+    assert read == load_texts(str(path), str(tmp_path / "arrow"))["text"] and len(lines) == len(read)
+    records = tmp_path / "texts.jsonl"
+    records.write_text('{"text": "один"}\n{"text": "два"}\n', encoding="utf-8")
+    assert not isinstance(texts_to_tokenize(str(records), str(tmp_path / "arrow")), TextLines)
+
+
+def test_tokenizing_a_big_text_file_holds_a_few_bytes_a_token(tmp_path):
+    """The first run on a 20 MB corpus: its peak memory above the same process before it, per
+    token, stays under 16 bytes (the texts are never all in memory; the ids go to disk)."""
+    import json
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "big.txt"
+    pool = corpus_sentences(20_000, seed=3)
+    with open(corpus, "w", encoding="utf-8") as f:
+        for i in range(200_000):
+            f.write(" ".join(pool[(i * 7 + k) % len(pool)] for k in range(1 + i % 5)) + "\n")
+    probe = """
+import json, sys
+def peak():
+    with open("/proc/self/status") as f:
+        return int(next(l for l in f if l.startswith("VmHWM:")).split()[1]) * 1024
+from pathlib import Path
+from core.model.session import load_session
+from core.data.cache import TokenCache
+from core.training.batches import prepare_data
+from core.training.config import TrainConfig
+import accelerate, datasets, numpy, pyarrow
+session = load_session("demo", device="cpu")
+base = peak()
+data = prepare_data(session.tokenizer, TrainConfig(train=sys.argv[1]), 256, cache=TokenCache(Path(sys.argv[2])))
+print(json.dumps({"tokens": data.stats["train"]["tokens"] + data.stats["test"]["tokens"], "above": peak() - base}))
+"""
+    done = subprocess.run([sys.executable, "-c", probe, str(corpus), str(tmp_path / "cache")],
+                          capture_output=True, text=True, timeout=300,
+                          cwd=str(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["tokens"] > 2_000_000
+    assert found["above"] / found["tokens"] < 16, found

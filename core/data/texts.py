@@ -253,6 +253,51 @@ def load_texts(spec: str, cache_dir: str | None = None):
     return ds
 
 
+class TextLines:
+    """A .txt file's texts — its non-blank lines, the rows `load_texts` gives for it — read
+    straight from the file a batch at a time when tokenizing: no Arrow copy of the corpus,
+    and memory bounded by a batch however big the file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self._count = path, None
+
+    def _texts(self):
+        # text mode: "\r\n" and "\r" end lines too, as in `datasets`' text loader
+        with open(self.path, encoding="utf-8") as f:
+            for n, line in enumerate(f):
+                if n % 65536 == 0:
+                    check_cancelled()
+                text = line.rstrip("\n")
+                if text.strip():
+                    yield text
+
+    def __len__(self) -> int:
+        if self._count is None:
+            self._count = sum(1 for _ in self._texts())
+        return self._count
+
+    def iter(self, batch_size: int):
+        batch = []
+        for text in self._texts():
+            batch.append(text)
+            if len(batch) == batch_size:
+                yield {"text": batch}
+                batch = []
+        if batch:
+            yield {"text": batch}
+
+
+def texts_to_tokenize(spec: str, cache_dir: str | None = None):
+    """The texts of `spec` for tokenizing: a .txt file line by line (`TextLines`); anything
+    else through `datasets` (`load_texts`)."""
+    path = Path(spec).expanduser()
+    if path.is_file() and path.suffix.lower() == ".txt":
+        check_source(spec)
+        check_text_file(path)
+        return TextLines(path)
+    return load_texts(spec, cache_dir)
+
+
 def _nonblank(ds) -> np.ndarray:
     """(N,) bool: which texts have something besides whitespace — computed in Arrow, in C++."""
     import pyarrow as pa

@@ -27,7 +27,7 @@ from core.base.errors import UserError
 from core.data.cache import FORMAT, Encoded, Progress, TokenCache, Tokens, token_dtype
 from core.data.dialogues import encode_dialogue, is_chat_file, load_dialogues
 from core.data.templates import Template, template_for
-from core.data.texts import check_source, fingerprint, load_texts, split_mask, text_files
+from core.data.texts import check_source, fingerprint, split_mask, text_files, texts_to_tokenize
 
 if TYPE_CHECKING:   # any object with the data settings of a run: train, test, test_split,
     from core.training.config import TrainConfig  # seed, template, train_on_prompt
@@ -129,7 +129,7 @@ class Texts:
 
 def _load(config: TrainConfig, texts_dir: str) -> Texts:
     chat = is_chat_file(config.train)
-    load = load_dialogues if chat else load_texts
+    load = load_dialogues if chat else texts_to_tokenize
     column = "messages" if chat else "text"
     train_ds = load(config.train, texts_dir)
     if config.test:
