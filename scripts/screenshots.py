@@ -35,7 +35,7 @@ async def main() -> None:
     from tui.panes.train.pane import TrainPane
     from tui.panes.train.samples import SamplesScreen
     from tui.shell.app import RuGPTApp
-    from tui.shell.compare_models import CompareScreen, CompareSetupScreen
+    from tui.shell.models.compare import CompareScreen, CompareSetupScreen
     from tui.widgets.stream import TokenStream
 
     out = ROOT / "screenshots"

@@ -12,7 +12,7 @@ from textual.widgets import SelectionList, Static
 from core.base.paths import corpus_path
 from tests.helpers import cli, wait_for
 from tui.shell.app import RuGPTApp
-from tui.shell.compare_models import CompareScreen, CompareSetupScreen
+from tui.shell.models.compare import CompareScreen, CompareSetupScreen
 
 DATA = "core/resources/corpus_ru.txt"   # the Train pane's default data, as the field shows it
 

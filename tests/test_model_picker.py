@@ -17,7 +17,7 @@ from core.store.catalog import model_choices
 from core.store.database import Store
 from tests.helpers import cli, wait_for
 from tui.shell.app import RuGPTApp
-from tui.shell.model_picker import ModelPickerScreen
+from tui.shell.models.picker import ModelPickerScreen
 
 REPO = "tiny-org/picker-gpt"
 

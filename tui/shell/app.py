@@ -8,7 +8,6 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from textual import events
@@ -19,7 +18,6 @@ from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.widgets import Footer, Header, LoadingIndicator, Static, TabbedContent, TabPane
 
-from core.base.errors import UserError
 from core.base.settings import DEFAULT_MODEL
 from tui.panes.chat.pane import ChatPane
 from tui.panes.generate import GeneratePane
@@ -27,16 +25,14 @@ from tui.panes.tokenize.pane import TokenizePane
 from tui.panes.train.pane import TrainPane
 from tui.process import guard, heap, textual_fixes
 from tui.process.shutdown import DaemonWorkers
+from tui.shell.actions import PaneActions
 from tui.shell.clipboard import Clipboard
 from tui.shell.ending import Ending
 from tui.shell.first_frame import FirstFrame
 from tui.shell.keeper import WorkspaceKeeper
-from tui.shell.loader import load_in_background
+from tui.shell.models.loader import load_in_background
 from tui.shell.palette import palette_commands
 from tui.shell.windows import Windows
-from tui.widgets.dialogs import (
-    compare_in_background,
-)
 from tui.widgets.messages import (
     SessionChanged,
     SessionFailed,
@@ -50,7 +46,7 @@ if TYPE_CHECKING:
     from tui.panes.train.run import TrainRun
 
 
-class RuGPTApp(FirstFrame, Clipboard, Windows, Ending, App):
+class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, Ending, App):
     CSS_PATH = "app.tcss"
     TITLE = "rugpt-tui"
     SETTLE_QUIET_S = 0.5  # no key for this long before the heap is settled
@@ -168,7 +164,7 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, Ending, App):
     # -- model loading -------------------------------------------------------------------
 
     def load_model(self, name: str, trained: str | None = None) -> None:
-        """Load in the background (tui.shell.loader); with `trained`, that checkpoint's weights go
+        """Load in the background (tui.shell.models.loader); with `trained`, that checkpoint's weights go
         on top, the model as loaded staying the "before" of before/after."""
         if self._training():   # the run holds this model: replacing it under the run is no choice
             self.notify("a run is training on this model: stop it first (F9)", title="Load model",
@@ -275,102 +271,6 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, Ending, App):
         self.query_one("#model-status", Static).update(
             f"[red]{message.error}[/red] — {status}; ctrl+p → Load model")
         self.notify(message.error, title="Load model", severity="error", timeout=8)
-
-    # -- actions ---------------------------------------------------------------------------
-
-    PANE_FOCUS = {"tokenize": "#tok-input", "generate": "#gen-prompt", "train": "#train-data",
-                  "chat": "#chat-input"}
-
-    def action_show_tab(self, tab: str) -> None:
-        main = self.screen_stack[0]   # the tabs' screen, also under a window (help, a dialog)
-        main.query_one("#tabs", TabbedContent).active = tab
-        # Focus left inside the hidden pane would pull its tab back to the front.
-        focused = main.focused
-        if focused is None or not any(a.id == tab for a in focused.ancestors_with_self):
-            # at once, not after the keys already queued: they are meant for the new pane
-            main.set_focus(main.query_one(self.PANE_FOCUS[tab]))
-
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == "generate" and self.session is not None:
-            self.generate_pane.schedule_inspect()  # weights may have changed meanwhile
-
-    def action_generate(self) -> None:
-        self.action_show_tab("generate")
-        self.generate_pane.generate()
-
-    def action_stop_generation(self) -> None:
-        self.generate_pane.stop()
-        self.chat_pane.stop()
-
-    def action_regenerate(self) -> None:
-        """F7: in Chat, the last reply again; elsewhere the last generation, same seed."""
-        if self._active_tab() == "chat":
-            self.chat_pane.regenerate()
-            return
-        self.action_show_tab("generate")
-        self.generate_pane.regenerate()
-
-    def _active_tab(self) -> str:
-        return self.query_one("#tabs", TabbedContent).active
-
-    def action_new_chat(self) -> None:
-        self.action_show_tab("chat")
-        self.chat_pane.new_chat()
-
-    def action_toggle_seen(self) -> None:
-        """What the model sees: on the Train tab, the data's rows as trained; else the chat."""
-        if self._active_tab() == "train":
-            self.train_pane.show_samples()
-            return
-        self.action_show_tab("chat")
-        self.chat_pane.toggle_seen()
-
-    def action_start_training(self) -> None:
-        self.action_show_tab("train")
-        self.train_pane.start()
-
-    def action_stop_training(self) -> None:
-        self.train_pane.stop()
-
-    def action_save_checkpoint(self) -> None:
-        self.train_pane.save_now()
-
-    def action_before_after(self) -> None:
-        session = self.session
-        if session is None:
-            self.notify("No model loaded yet", severity="warning")
-            return
-        try:   # in Chat: the conversation's last message, answered by both
-            pane = self.chat_pane if self._active_tab() == "chat" else self.generate_pane
-            prompt, settings = pane.request()
-        except UserError as exc:
-            self.notify(str(exc), title="Before / after", severity="error")
-            return
-        self.notify("generating on base and current weights…", title="Before / after", timeout=2)
-        compare_in_background(self, session, prompt, replace(settings, seed=settings.seed or 0))
-
-    def action_toggle_log_scale(self) -> None:
-        self.train_pane.toggle_log_scale()
-
-    def action_reset_weights(self) -> None:
-        if self.session is None:
-            return
-        if self._training():
-            self.notify("Stop training first (F9)", severity="warning")
-            return
-        from core.model.weights import reset_to_base
-
-        reset_to_base(self.session)
-        self._tell_panes(WeightsChanged())
-        self.notify("weights reset to the model as loaded", title="Reset to base weights")
-
-    def action_toggle_raw(self) -> None:
-        pane = self.tokenize_pane
-        pane.raw = not pane.raw
-
-    def action_toggle_ids(self) -> None:
-        pane = self.tokenize_pane
-        pane.show_ids = not pane.show_ids
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -76,9 +76,9 @@ class Windows:
             self.action_hide_notice()
 
     def action_load_model(self) -> None:
-        """The model picker (tui.shell.model_picker); the model loads in the background and
+        """The model picker (tui.shell.models.picker); the model loads in the background and
         one that fails leaves the current one in place."""
-        from tui.shell.model_picker import ModelPickerScreen
+        from tui.shell.models.picker import ModelPickerScreen
 
         def chosen(choice) -> None:
             if choice is not None:
@@ -87,8 +87,8 @@ class Windows:
         self.push_screen(ModelPickerScreen(self.model_name, self.store), chosen)
 
     def action_compare_models(self) -> None:
-        """Tick models (tui.shell.compare_models), then compare them side by side."""
-        from tui.shell.compare_models import CompareScreen, CompareSetupScreen, with_seed
+        """Tick models (tui.shell.models.compare), then compare them side by side."""
+        from tui.shell.models.compare import CompareScreen, CompareSetupScreen, with_seed
 
         form = self.train_pane.form.data_paths()
         try:

@@ -23,7 +23,7 @@ from textual.widgets import Input, Label, SelectionList, Static
 from core.base.errors import UserError, one_line
 from core.store.catalog import ModelChoice
 from tui.render.chips import printable
-from tui.shell.model_picker import ChoicesFound, find_choices
+from tui.shell.models.picker import ChoicesFound, find_choices
 
 MAX_MODELS = 4
 FLUSH_S = 0.03   # streamed text reaches the screen in batches, not once per token
