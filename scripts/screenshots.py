@@ -141,6 +141,19 @@ async def main() -> None:
         await pilot.press("f2")
         await pilot.pause(0.5)
         app.save_screenshot("tokenize-80x24.svg", str(out))
+
+    # the lesson: its first step answered, at 120×40 and 80×24
+    for size, name in (((120, 40), "lesson.svg"), ((80, 24), "lesson-80x24.svg")):
+        app = RuGPTApp(session=load_session("demo", device="cpu"), lesson=True)
+        async with app.run_test(size=size) as pilot:
+            await wait_for(pilot, lambda: app.panes_ready() and app.focused is not None
+                           and app.focused.id == "lesson-answer")
+            pane = app.query_one(TokenizePane)
+            await wait_for(pilot, lambda: pane.view is not None and pane.view.text == "Сосиска в тексте")
+            await pilot.press(*"кот", "enter")
+            await wait_for(pilot, lambda: "кот" in str(app.query_one("#lesson-verdict").render()))
+            await pilot.pause(0.3)
+            app.save_screenshot(name, str(out))
     print(f"screenshots written to {out}")
 
 

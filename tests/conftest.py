@@ -65,9 +65,10 @@ def panes_mounted(request, monkeypatch):
 def steady_cursor(monkeypatch):
     """Editors in tests show a steady cursor: a blinking one would make a snapshot depend on
     the moment it is taken."""
-    from textual.widgets import TextArea
+    from textual.widgets import Input, TextArea
 
     monkeypatch.setattr(TextArea.__dict__["cursor_blink"], "_default", False)
+    monkeypatch.setattr(Input.__dict__["cursor_blink"], "_default", False)
 
 
 @pytest.fixture(scope="session")

@@ -98,6 +98,7 @@ class SavedSettings:
     generate: dict[str, Any] = field(default_factory=dict)          # sampling setting → value
     train: dict[str, dict[str, Any]] = field(default_factory=dict)  # model → training settings
     data: dict[str, str] = field(default_factory=dict)              # train / test / out paths
+    lesson: dict[str, Any] = field(default_factory=dict)            # step, language, done: the lesson's progress
 
     def as_toml(self) -> dict:
         # TOML has no null: a setting left empty (a seed, a block size) is simply not stored
@@ -164,7 +165,23 @@ def parse_settings(text: str) -> SavedSettings:
             if not isinstance(value, str):
                 raise UserError(f"data.{key} = {value!r}: expected a path")
             saved.data[key] = value
+    saved.lesson = _lesson(raw.get("lesson", {}))
     return saved
+
+
+def _lesson(table) -> dict:
+    """The lesson's progress: the step open last, its language, the steps done."""
+    if not isinstance(table, dict):
+        raise UserError("lesson: expected a table")
+    for key in ("step", "language"):
+        if key in table and not isinstance(table[key], str):
+            raise UserError(f"lesson.{key} = {table[key]!r}: expected a string")
+    if table.get("language", "ru") not in ("ru", "en"):
+        raise UserError(f"lesson.language = {table['language']!r}: ru or en")
+    done = table.get("done", [])
+    if not isinstance(done, list) or not all(isinstance(key, str) for key in done):
+        raise UserError(f"lesson.done = {done!r}: expected a list of step names")
+    return {key: table[key] for key in ("step", "language", "done") if key in table}
 
 
 def _aside(path: Path) -> Path:

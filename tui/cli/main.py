@@ -36,12 +36,15 @@ def add_serve(sub) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; reach it by an SSH tunnel)")
     p.add_argument("--port", type=int, default=8000, help="default 8000")
+    p.add_argument("--lesson", action="store_true", help="each tab starts with the lesson open")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rugpt-tui", description="Explore and fine-tune a Russian GPT in the terminal.")
     add_model_args(parser, remembered=True)
+    parser.add_argument("--lesson", action="store_true",
+                        help="start with the lesson open: the notebook's tasks, step by step (F12)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("demo-model", help="write the tiny offline demo model to a folder")
@@ -128,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             from tui.shell.launch import run_app
 
             return run_app(model=args.model, device=args.device, dtype=args.dtype,
-                           trust_remote_code=args.trust_remote_code)
+                           trust_remote_code=args.trust_remote_code, lesson=args.lesson)
         if args.command in ("chat", "chats"):
             from tui.cli import chat_commands as commands
         elif args.command == "train":

@@ -20,8 +20,9 @@ def app_command(args: argparse.Namespace) -> str:
         value = getattr(args, flag)
         if value is not None:
             command += [f"--{flag}", value]
-    if args.trust_remote_code:
-        command.append("--trust-remote-code")
+    for flag in ("trust_remote_code", "lesson"):
+        if getattr(args, flag, False):
+            command.append("--" + flag.replace("_", "-"))
     return shlex.join(command)
 
 

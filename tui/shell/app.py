@@ -21,6 +21,7 @@ from textual.widgets import Footer, Header, LoadingIndicator, Static, TabbedCont
 from core.base.settings import DEFAULT_MODEL
 from tui.panes.chat.pane import ChatPane
 from tui.panes.generate import GeneratePane
+from tui.panes.lesson.panel import LessonPanel
 from tui.panes.tokenize.pane import TokenizePane
 from tui.panes.train.pane import TrainPane
 from tui.process import guard, heap, textual_fixes
@@ -30,6 +31,7 @@ from tui.shell.clipboard import Clipboard
 from tui.shell.ending import Ending
 from tui.shell.first_frame import FirstFrame
 from tui.shell.keeper import WorkspaceKeeper
+from tui.shell.lesson_guide import LessonGuide
 from tui.shell.models.loader import load_in_background
 from tui.shell.palette import palette_commands
 from tui.shell.windows import Windows
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
     from tui.panes.train.run import TrainRun
 
 
-class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, Ending, App):
+class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, LessonGuide, Ending, App):
     CSS_PATH = "app.tcss"
     TITLE = "rugpt-tui"
     SETTLE_QUIET_S = 0.5  # no key for this long before the heap is settled
@@ -64,6 +66,7 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, Ending, App):
         Binding("f3", "show_tab('generate')", "Generate", priority=True),
         Binding("f4", "show_tab('train')", "Train", priority=True),
         Binding("f10", "show_tab('chat')", "Chat", priority=True),
+        Binding("f12", "lesson", "Lesson", priority=True),
         # F5 and F8 are listed where they act (the Generate and Train panes' hint lines), so
         # the footer keeps room for every pane's key at 80 columns
         Binding("f5", "generate", "Run", show=False, priority=True),
@@ -88,7 +91,8 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, Ending, App):
     ]
 
     def __init__(self, model: str | None = None, device: str | None = None, dtype: str | None = None,
-                 trust_remote_code: bool = False, session: ModelSession | None = None) -> None:
+                 trust_remote_code: bool = False, session: ModelSession | None = None,
+                 lesson: bool = False) -> None:
         super().__init__()
         guard.install()
         textual_fixes.install()
@@ -106,6 +110,7 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, Ending, App):
         self.trust_remote_code = trust_remote_code
         self.session: ModelSession | None = None
         self._preloaded = session
+        self._lesson_at_start = lesson
         self.load_error: str | None = None
         # The panes, held here: a modal screen on top hides them from queries.
         self.tokenize_pane = TokenizePane(id="tokenize-pane")
@@ -143,6 +148,7 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, Ending, App):
                 yield Lazy(self.train_pane)
             with TabPane("Chat F10", id="chat"):
                 yield Lazy(self.chat_pane)
+        yield LessonPanel(self.saved.lesson, id="lesson")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -155,6 +161,8 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, Ending, App):
         self._show_notice(None)
         self.workspace.announce_finished_runs()
         self.screen_change_signal.subscribe(self, self._open_waiting_window)
+        if self._lesson_at_start:
+            self.when_panes_ready(self.open_lesson)
         if self._preloaded is not None:
             self.post_message(SessionLoaded(self._preloaded))
         else:
@@ -193,6 +201,7 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, Ending, App):
             f"{info.device} {info.dtype} · vocab {info.vocab_size:,} · ctx {info.max_positions:,}")
         self._show_notice(session.notice)
         self._tell_panes(SessionChanged(session, self.saved.train.get(session.info.model, {})))
+        self.lesson_model_changed()
         self.schedule_save()
         self._settle_heap_when_idle()
 

@@ -46,8 +46,9 @@ def driver_class(app: RuGPTApp) -> type[Driver]:
 
 
 def run_app(model: str | None = None, device: str | None = None, dtype: str | None = None,
-            trust_remote_code: bool = False) -> int:
-    app = RuGPTApp(model=model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+            trust_remote_code: bool = False, lesson: bool = False) -> int:
+    app = RuGPTApp(model=model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                   lesson=lesson)
     app.driver_class = driver_class(app)
     signal.signal(signal.SIGHUP, lambda *_: app.detach_from_terminal())
     signal.signal(signal.SIGTERM, lambda *_: terminate(app))

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 # (name, what it does, the app's action): the names are a contract (SPEC), keep them.
 APP_COMMANDS = [
+    ("Lesson", "The notebook's tasks step by step, checked on the loaded model (F12)", "lesson"),
     ("Load model", "Load a hub id, a model folder or the demo model", "load_model"),
     ("Toggle raw tokens", "Byte-level vocabulary pieces ↔ readable text", "toggle_raw"),
     ("Toggle token ids", "Show each token's id in the chips", "toggle_ids"),

@@ -13,6 +13,9 @@ HELP = """\
 |---|---|
 | **F1** | this help (Esc closes it) |
 | **F2** / **F3** / **F4** / **F10** | Tokenize / Generate / Train / Chat pane |
+| **F12** | the lesson: the notebook's tasks step by step, checked on the loaded model (again: back to it, or close it) |
+| **PgUp** / **PgDn** · **Enter** in the lesson | previous / next step · check the answer |
+| **ctrl+f** · **ctrl+y** in the lesson | the explanation in full / folded · Русский ↔ English |
 | **ctrl+p** | command palette: every command by name |
 | **ctrl+q** | quit |
 | **F5** | Generate (Generate pane) |
