@@ -25,6 +25,23 @@ async def wait_for(pilot, predicate, timeout=60.0):
             raise TimeoutError("the app did not get there in time")
 
 
+async def lesson_shot(size: tuple[int, int], name: str, out: Path) -> None:
+    from core.model.session import load_session
+    from tui.panes.tokenize.pane import TokenizePane
+    from tui.shell.app import RuGPTApp
+
+    app = RuGPTApp(session=load_session("demo", device="cpu"), lesson=True)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: app.panes_ready() and app.focused is not None
+                       and app.focused.id == "lesson-answer")
+        pane = app.query_one(TokenizePane)
+        await wait_for(pilot, lambda: pane.view is not None and pane.view.text == "Сосиска в тексте")
+        await pilot.press(*"кот", "enter")
+        await wait_for(pilot, lambda: "кот" in str(app.query_one("#lesson-verdict").render()))
+        await pilot.pause(0.3)
+        app.save_screenshot(name, str(out))
+
+
 async def main() -> None:
     from textual.widgets import Input, SelectionList, TextArea
 
@@ -144,16 +161,7 @@ async def main() -> None:
 
     # the lesson: its first step answered, at 120×40 and 80×24
     for size, name in (((120, 40), "lesson.svg"), ((80, 24), "lesson-80x24.svg")):
-        app = RuGPTApp(session=load_session("demo", device="cpu"), lesson=True)
-        async with app.run_test(size=size) as pilot:
-            await wait_for(pilot, lambda: app.panes_ready() and app.focused is not None
-                           and app.focused.id == "lesson-answer")
-            pane = app.query_one(TokenizePane)
-            await wait_for(pilot, lambda: pane.view is not None and pane.view.text == "Сосиска в тексте")
-            await pilot.press(*"кот", "enter")
-            await wait_for(pilot, lambda: "кот" in str(app.query_one("#lesson-verdict").render()))
-            await pilot.pause(0.3)
-            app.save_screenshot(name, str(out))
+        await lesson_shot(size, name, out)
     print(f"screenshots written to {out}")
 
 
