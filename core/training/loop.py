@@ -33,6 +33,7 @@ from core.training.events import (
     TrainEvent,
 )
 from core.training.run import Run
+from core.training.sharding import check_launched
 from core.training.step import Stopped, train_step
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ def train(session: ModelSession, config: TrainConfig,
     if session.adapter is not None and not config.lora:
         config = replace(config, lora=True)   # a model that carries an adapter trains it
     config.validate()
+    check_launched(config)
     check_paths(config)
     rank = int(os.environ.get("RANK", "0"))
     lock = FolderLock(Path(config.out).resolve()) if config.out and rank == 0 else None

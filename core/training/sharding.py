@@ -16,6 +16,7 @@ samples run on all ranks alike."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -23,15 +24,24 @@ import torch
 from core.base.errors import UserError
 from core.model.checkpoint import SHARDS_DIR
 
+NOT_LAUNCHED = ("--fsdp shards over the processes of a torchrun / accelerate launch run: start "
+                "it with `torchrun --nproc_per_node N -m tui.cli.main train …` (in the app: "
+                "processes 2 or more)")
+
+
+def check_launched(config) -> None:
+    """Before the model or the data is loaded: a sharded run needs the processes a launcher
+    starts."""
+    if config.fsdp and int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        raise UserError(NOT_LAUNCHED)
+
 
 def require_processes() -> int:
     """The number of processes to shard over; FSDP needs a process group (torchrun)."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
-        raise UserError("--fsdp shards over the processes of a torchrun / accelerate launch run: "
-                        "start it with `torchrun --nproc_per_node N -m tui.cli.main train …` "
-                        "(in the app: processes 2 or more)")
+        raise UserError(NOT_LAUNCHED)
     return dist.get_world_size()
 
 

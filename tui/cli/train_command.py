@@ -24,6 +24,7 @@ from core.model.lora import adapter_settings, is_adapter_folder
 from core.store.recorder import RunRecorder
 from core.training import events as ev
 from core.training.config import TrainConfig, TrainControl, check_paths
+from core.training.sharding import check_launched
 from tui.cli.commands import load_model, open_store, print_json, tee, tokenize_progress
 from tui.cli.options import given
 
@@ -83,6 +84,7 @@ def _checked_config(args) -> tuple[TrainConfig, dict]:
         chosen.setdefault("lora", True)   # a LoRA checkpoint goes on training its adapter
     config = TrainConfig(train=args.train, test=args.test, out=args.out, resume=args.resume,
                          **chosen).validate()
+    check_launched(config)   # --fsdp outside torchrun: before the model loads
     check_paths(config)
     if config.out:
         FolderLock(Path(config.out).resolve()).acquire().release()
