@@ -99,3 +99,54 @@ async def test_keys_typed_at_the_first_frame_are_kept_in_order(demo_session):
         assert app.focused is prompt
         assert prompt.text.endswith("жили-были"), prompt.text
     assert early, "the panes were already mounted at the first frame: nothing was tested"
+
+
+def test_a_burst_of_characters_in_one_read_is_one_paste_in_its_place():
+    """The terminal parser: 16 or more plain characters in one read arrive as one Paste,
+    between the keys around them; fewer (a fast typist, key repeat) stay keys."""
+    from textual import events
+
+    from tui.process.textual_fixes import BURST, BurstParser
+
+    burst = "Привет, мир! " * 4                     # 52 characters, Cyrillic and punctuation
+    got = list(BurstParser().feed("ab\x01" + burst + "\r" + "x" * (BURST - 1)))
+    kinds = [(type(e).__name__, getattr(e, "key", None) or getattr(e, "text", None)) for e in got]
+    assert kinds[:3] == [("Key", "a"), ("Key", "b"), ("Key", "ctrl+a")]
+    assert isinstance(got[3], events.Paste) and got[3].text == burst
+    assert kinds[4] == ("Key", "enter")
+    assert [e.key for e in got[5:]] == ["x"] * (BURST - 1) and len(got) == 5 + BURST - 1
+
+
+def test_a_long_paste_sent_as_keys_lands_whole_and_in_order(demo_dir):
+    """A real pty: 4,000 characters written at once (as tmux send-keys or a terminal without
+    bracketed paste does) reach the Tokenize editor whole, in order, before a key sent after them."""
+    import os
+    import select
+    import time
+
+    from tests.test_hangup import spawn, wait_exit, wait_loaded
+    from tui.panes.tokenize.pane import SAMPLE_TEXT
+
+    pid, fd = spawn("--model", "demo")
+    try:
+        wait_loaded(fd)
+        time.sleep(1.0)
+        text = "".join(f"слово{i} " for i in range(500))          # 4,000 characters
+        os.write(fd, b"\x1b[1;5F")                                    # ctrl+end: after the sample text
+        for start in range(0, len(text), 1024):
+            os.write(fd, text[start:start + 1024].encode())
+        os.write(fd, "Ы".encode())                                    # a key typed after the paste
+        wanted = f"{len(SAMPLE_TEXT) + len(text) + 1} characters".encode()
+        seen, end = b"", time.monotonic() + 60
+        while time.monotonic() < end and wanted not in seen:
+            if select.select([fd], [], [], 0.2)[0]:
+                seen = (seen + os.read(fd, 1 << 16))[-200_000:]
+        assert wanted in seen, seen[-3000:].decode(errors="replace")
+        os.write(fd, b"\x11")                                         # ctrl+q
+        assert wait_exit(pid, timeout=30) == 0
+    finally:
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+        os.close(fd)

@@ -1,4 +1,4 @@
-"""Three fixes to Textual, installed once per process when the app is created.
+"""Four fixes to Textual, installed once per process when the app is created.
 
 Keys reach a text field in the order they were typed. An Input or TextArea inserts a typed
 character as soon as its key arrives, but runs its own bound keys (ctrl+a, ctrl+k,
@@ -14,6 +14,13 @@ command palette — it failed on the spent result (and left the palette stuck op
 the window under it, or the main screen. A screen that is not on top, or is already
 closing, is not dismissed again.
 
+A burst of typed characters is a paste. A terminal that pastes without bracketed paste
+(tmux `send-keys`, some SSH clients) sends the text as keys; Textual makes each character a
+key event of its own, dispatched through the whole app — a few hundred a second — so a long
+paste kept the app from answering for seconds. Where one read from the terminal holds a run
+of BURST or more plain characters (no person types that fast; key repeat gives a few), the
+run arrives as one Paste event, in its place among the other keys.
+
 A closing palette ignores its keys. A key bound in the command palette (↓, Enter, Esc) that
 arrives while the palette is being taken down looked for its command list, already gone,
 and raised NoMatches.
@@ -22,6 +29,7 @@ and raised NoMatches.
 from __future__ import annotations
 
 from textual import events
+from textual._xterm_parser import XTermParser
 from textual.await_complete import AwaitComplete
 from textual.command import CommandPalette
 from textual.css.query import NoMatches
@@ -64,7 +72,42 @@ def _while_open(action):
     return action_while_open
 
 
+BURST = 16   # plain characters in one read from the terminal that make a paste
+
+
+def _typed_character(event) -> bool:
+    """A plain printable character: no modifier (ctrl+, alt+, …), not Enter or Tab."""
+    return (isinstance(event, events.Key) and event.character is not None
+            and len(event.character) == 1 and event.character.isprintable() and "+" not in event.key)
+
+
+class BurstParser(XTermParser):
+    """Textual's terminal parser; a run of BURST plain characters in one read is one Paste."""
+
+    def feed(self, data: str):
+        run: list[events.Key] = []
+        for event in super().feed(data):
+            if _typed_character(event):
+                run.append(event)
+                continue
+            yield from _as_paste(run)
+            run = []
+            yield event
+        yield from _as_paste(run)
+
+
+def _as_paste(run: list[events.Key]):
+    if len(run) >= BURST:
+        yield events.Paste("".join(key.character for key in run))
+    else:
+        yield from run
+
+
 def install() -> None:
+    from textual.drivers import linux_driver, web_driver
+
+    for driver in (linux_driver, web_driver):   # each reads its terminal with its own parser
+        driver.XTermParser = BurstParser
     for field in (Input, TextArea):
         if not getattr(field._on_key, "fixed", False):
             field._on_key = _keys_in_order(field._on_key)
