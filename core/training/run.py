@@ -8,6 +8,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -200,8 +201,10 @@ class Run:
         # same schedule on one process and on many.
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lr_lambda(config.schedule, plan.warmup_steps, plan.total_steps))
-        if config.compile:
-            model = compiled(model, emit) if not config.fsdp else model
+        if config.compile and config.fsdp:
+            emit(Notice("compile: not with --fsdp (each block would need its own); training uncompiled"))
+        elif config.compile:
+            model = compiled(model, emit)
         if not config.fsdp:   # sharded, the model averages its own gradients
             model, optimizer = accelerator.prepare(model, optimizer)
         if config.lora:   # the checkpoint holds the adapter alone, never the base weights
@@ -319,7 +322,7 @@ class Run:
             full_weights = full_state_dict(self.model)
             if full_weights and self.session.adapter is not None:
                 full_weights = named_from(self.session.adapter, self.model, full_weights)
-            write_shards = lambda folder: save_sharded(folder, self.model, self.optimizer)  # noqa: E731
+            write_shards = partial(save_sharded, model=self.model, optimizer=self.optimizer)
         try:
             save_checkpoint(self.config.out, self.model, self.session.tokenizer, trainer_state,
                             self.accelerator, adapter=self.session.adapter,
