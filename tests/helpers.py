@@ -71,3 +71,21 @@ async def tokenize_pane(session, size=(120, 40)):
         pane = app.query_one(TokenizePane)
         await wait_for(pilot, lambda: pane.view is not None)
         yield app, pilot, pane, app.query_one("#tok-input", TextArea)
+
+
+async def start_unsaved_run(pilot, epochs: str, steps: int = 1):
+    """From the Train pane: no output folder, EPOCHS epochs, F8; returns the pane once the
+    run has done `steps` steps."""
+    from textual.widgets import Input
+
+    from tui.panes.train.pane import TrainPane
+
+    app = pilot.app
+    await pilot.press("f4")
+    await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+    app.query_one("#train-out", Input).value = ""
+    app.query_one("#train-epochs", Input).value = epochs
+    await pilot.press("f8")
+    pane = app.query_one(TrainPane)
+    await wait_for(pilot, lambda: pane.run is not None and len(pane.run.steps) >= steps, timeout=60)
+    return pane

@@ -7,7 +7,7 @@ from rich.cells import cell_len
 from textual.widgets import Input, TextArea
 
 from core.model.session import load_session
-from tests.helpers import wait_for
+from tests.helpers import start_unsaved_run, wait_for
 from tests.test_train_pane import Gate
 from tui.panes.generate import GeneratePane
 from tui.panes.tokenize.pane import TokenizePane
@@ -157,13 +157,7 @@ async def test_nothing_a_user_reads_or_types_is_cut_at_80x24(demo_session):
 async def test_resizing_during_a_run_lays_the_app_out_again(fresh_session):
     app = RuGPTApp(session=fresh_session)
     async with app.run_test(size=(140, 45)) as pilot:
-        await pilot.press("f4")
-        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
-        app.query_one("#train-out", Input).value = ""
-        app.query_one("#train-epochs", Input).value = "300"
-        await pilot.press("f8")
-        pane = app.query_one(TrainPane)
-        await wait_for(pilot, lambda: pane.run is not None and len(pane.run.steps) >= 2, timeout=60)
+        pane = await start_unsaved_run(pilot, "300", steps=2)
         right = app.query_one("#train-right")
         assert right.region.width > 0
 

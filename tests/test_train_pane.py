@@ -14,7 +14,7 @@ from core.model.session import load_session
 from core.training.config import TrainConfig
 from core.training.events import Saved
 from core.training.loop import train
-from tests.helpers import wait_for
+from tests.helpers import start_unsaved_run, wait_for
 from tui.panes.train.pane import TrainPane
 from tui.shell.app import RuGPTApp
 
@@ -271,13 +271,8 @@ async def test_a_data_path_too_long_for_the_system_is_one_line(demo_session):
 async def test_no_model_loads_under_a_training_run(fresh_session):
     app = RuGPTApp(session=fresh_session)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("f4")
-        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
-        app.query_one("#train-out", Input).value = ""
-        app.query_one("#train-epochs", Input).value = "50"
-        await pilot.press("f8")
-        pane = app.query_one(TrainPane)
-        await wait_for(pilot, lambda: pane.training and len(pane.run.steps) >= 1, timeout=60)
+        pane = await start_unsaved_run(pilot, "50")
+        assert pane.training
         app.load_model("demo")
         await pilot.pause(0.5)
         assert app.session is fresh_session and pane.training
