@@ -134,9 +134,10 @@ async def test_the_whole_lesson_on_the_demo_by_keyboard(fresh_session, workspace
         await pilot.press("pagedown")
         assert panel.step.key == "compare" and await answer(pilot, panel, "")
 
-        # English, and any step can be revisited
+        # English (the step's verdict too), and any step can be revisited
         await pilot.press("ctrl+y")
         assert "Lesson 7/7" in str(panel.query_one("#lesson-title").render())
+        await wait_for(pilot, lambda: "lesson complete" in verdict_line(panel))
         await pilot.press("pageup", "pageup", "pageup")
         assert panel.step.key == "sampling" and "✓" in str(panel.query_one("#lesson-title").render())
         await pilot.pause(1.5)   # settings are written a second after they change

@@ -47,6 +47,7 @@ class LessonPanel(Vertical):
         self.index = step_index(progress.get("step", LESSON[0].key))
         self.folded: bool | None = None          # None: by the terminal's height
         self.verdicts: dict[str, Verdict] = {}   # the last one of each step, this session
+        self.answers: dict[str, str] = {}        # the answer each verdict is on
 
     @property
     def language(self) -> str:
@@ -122,8 +123,12 @@ class LessonPanel(Vertical):
     @on(Input.Submitted, "#lesson-answer")
     def submitted(self, event: Input.Submitted) -> None:
         event.stop()
+        self.check(event.value)
+
+    def check(self, answer: str) -> None:
+        self.answers[self.step.key] = answer
         session = getattr(self.app, "session", None)
-        self.check_in_background(self.step, event.value, session, self.app.lesson_state(), self.language)
+        self.check_in_background(self.step, answer, session, self.app.lesson_state(), self.language)
 
     @work(thread=True, exclusive=True, group="lesson-check")
     def check_in_background(self, step: Step, answer: str, session, state: LessonState,
@@ -159,6 +164,8 @@ class LessonPanel(Vertical):
         self.progress["language"] = LANGUAGES[(LANGUAGES.index(self.language) + 1) % len(LANGUAGES)]
         self.refresh_texts()
         self.app.schedule_save()
+        if self.step.key in self.verdicts:   # its verdict again, in the new language
+            self.check(self.answers.get(self.step.key, ""))
 
     def action_leave(self) -> None:
         self.app.action_show_tab(self.step.pane)
