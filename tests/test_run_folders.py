@@ -127,3 +127,17 @@ async def test_a_refused_start_records_no_run(demo_session, tmp_path, monkeypatc
     assert done.returncode == 2 and "bad.jsonl:2" in done.stderr
     assert Store.open().runs() == []
     assert not Path("rugpt-finetuned").exists()
+
+
+async def test_at_80x24_the_output_field_shows_the_end_of_its_path(demo_session):
+    """The default folder is longer than the field at 80 columns: its end — the name that
+    tells runs apart — is what shows, not the path's start."""
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f4")
+        field = app.query_one("#train-out", Input)
+        await wait_for(pilot, lambda: field.value.endswith("rugpt-finetuned") and field.size.width > 0)
+        await pilot.pause(0.3)
+        assert len(field.value) > field.content_size.width   # it does not fit
+        shown = field.value[field.scroll_offset.x: field.scroll_offset.x + field.content_size.width]
+        assert shown.rstrip().endswith("rugpt-finetuned")

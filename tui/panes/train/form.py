@@ -196,6 +196,19 @@ class TrainForm(Vertical):
         free = free_out_folder(taken)
         if value != free:
             field.value = free
+            self.call_after_refresh(self.show_out_end)
+
+    def on_show(self) -> None:
+        self.call_after_refresh(self.show_out_end)
+
+    def show_out_end(self) -> None:
+        """The output folder's end — the name that tells runs apart — in view: at 80 columns
+        the field is narrower than the path. Not while the user edits it."""
+        field = self.query_one("#train-out", Input)
+        if not field.has_focus:
+            end = len(field.value)
+            field.cursor_position = 0    # moved, so the field scrolls to where it ends up
+            field.cursor_position = end
 
     def model_in_out_folder(self) -> dict | None:
         """The workspace's run whose model the output folder holds, if any."""
