@@ -184,9 +184,9 @@ def _hidden_size(model) -> int:
 
 def largest_block_bytes(model) -> int:
     """The fp32 bytes of the model's biggest transformer block (0 when it names none)."""
-    names = set(getattr(model, "_no_split_modules", None) or ())
-    blocks = [m for m in model.modules() if type(m).__name__ in names]
-    return max((sum(p.numel() for p in b.parameters()) * 4 for b in blocks), default=0)
+    from core.training.sharding import blocks
+
+    return max((sum(p.numel() for p in b.parameters()) * 4 for b in blocks(model)), default=0)
 
 
 def memory_plan(session: ModelSession, config: TrainConfig, processes: int = 1) -> MemoryPlan:

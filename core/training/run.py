@@ -108,16 +108,13 @@ def compiled(model, emit: Callable[[TrainEvent], None]):
     return torch.compile(model)
 
 
-def sharded(model, accelerator, emit: Callable[[TrainEvent], None]) -> tuple[torch.nn.Module, list]:
-    """The model sharded over the run's processes (FSDP), and its shards that train."""
-    from core.training.sharding import local_bytes, require_processes, shard, trainable
+def sharded(model) -> tuple[torch.nn.Module, list]:
+    """The model sharded over the run's processes (FSDP), and its shards that train; what each
+    process holds is said after the first step (`Run.report_shards`)."""
+    from core.training.sharding import require_processes, shard, trainable
 
-    processes = require_processes()
-    whole = local_bytes(model)
+    require_processes()
     model = shard(model)
-    emit(Notice(f"FSDP over {processes} processes: each holds {local_bytes(model) / 2**20:.1f} MB "
-                f"of the {whole / 2**20:.1f} MB of weights, and their gradients and optimizer "
-                "state alike"))
     return model, trainable(model)
 
 
@@ -193,7 +190,7 @@ class Run:
         set_gradient_checkpointing(model, config.gradient_checkpointing)
         plan_memory(session, config, accelerator.num_processes, emit)
         if config.fsdp:   # the optimizer is built on the shards, and keeps only theirs
-            model, params = sharded(model, accelerator, emit)
+            model, params = sharded(model)
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay,
                                       fused=model.device.type == "cuda")
         plan = plan_steps(len(data.train_rows), config, accelerator.num_processes)

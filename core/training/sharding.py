@@ -52,10 +52,7 @@ def blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
     if not names:   # a PeftModel: its base model names them
         inner = getattr(model, "get_base_model", lambda: None)()
         names = set(getattr(inner, "_no_split_modules", None) or ())
-    found = [m for m in model.modules() if type(m).__name__ in names]
-    if not found:
-        raise UserError(f"--fsdp: {type(model).__name__} names no transformer blocks to shard by")
-    return found
+    return [m for m in model.modules() if type(m).__name__ in names]
 
 
 def shard(model: torch.nn.Module) -> torch.nn.Module:
@@ -63,7 +60,10 @@ def shard(model: torch.nn.Module) -> torch.nn.Module:
     time), the rest — embeddings, final norm, head — as one unit at the root."""
     from torch.distributed.fsdp import fully_shard
 
-    for block in blocks(model):
+    found = blocks(model)
+    if not found:
+        raise UserError(f"--fsdp: {type(model).__name__} names no transformer blocks to shard by")
+    for block in found:
         fully_shard(block)
     fully_shard(model)
     return model
@@ -72,15 +72,6 @@ def shard(model: torch.nn.Module) -> torch.nn.Module:
 def trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     """The sharded parameters that train (with LoRA, the adapter's)."""
     return [p for p in model.parameters() if p.requires_grad]
-
-
-def local_bytes(model: torch.nn.Module) -> int:
-    """Bytes of weights this process holds between forwards: its shards only."""
-    total = 0
-    for p in model.parameters():
-        local = p.to_local() if hasattr(p, "to_local") else p
-        total += local.numel() * local.element_size()
-    return total
 
 
 def held_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, int]:

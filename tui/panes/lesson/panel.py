@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.markup import escape
 from textual import on, work
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -169,9 +170,3 @@ class LessonPanel(Vertical):
 
     def action_leave(self) -> None:
         self.app.action_show_tab(self.step.pane)
-
-
-def escape(text: str) -> str:
-    from rich.markup import escape as rich_escape
-
-    return rich_escape(text)
