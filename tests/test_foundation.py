@@ -196,7 +196,7 @@ def test_every_setting_is_declared_once_and_drawn_from_its_declaration():
     from core.base.settings import SAMPLING_SETTINGS, TRAIN_SETTINGS
     from core.inference.sampling import SamplingSettings
     from core.training.config import TrainConfig
-    from tui.cli.main import build_parser
+    from tui.cli.parser import build_parser
 
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices

@@ -1,0 +1,114 @@
+"""The command line's shape: every subcommand, its options and their help."""
+
+from __future__ import annotations
+
+import argparse
+
+from core.base.settings import DEVICES, DTYPES, SAMPLING_SETTINGS, TRAIN_SETTINGS
+from core.data.templates import TEMPLATE_CHOICES
+from tui.cli.options import PER_MODEL, add_model_args, add_settings
+
+
+def add_eval(sub) -> None:
+    """`eval`: several --model, so the model options are its own."""
+    p = sub.add_parser("eval", help="score models on held-out data: loss and perplexity")
+    p.add_argument("--model", action="append", required=True,
+                   help="hub id, model folder, adapter folder or 'demo'; repeat to compare")
+    p.add_argument("--data", required=True, help="held-out texts or dialogues (as for train)")
+    p.add_argument("--block-size", type=int, default=None,
+                   help="window of tokens scored at once (default: the model's context, at most 1024)")
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--dtype", default="auto", choices=DTYPES)
+    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--json", action="store_true")
+
+
+def add_serve(sub) -> None:
+    """`serve`: the app's own model options, and where to listen."""
+    p = sub.add_parser("serve", help="the app in a browser: one app per tab (textual-serve)")
+    add_model_args(p, remembered=True)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; reach it by an SSH tunnel)")
+    p.add_argument("--port", type=int, default=8000, help="default 8000")
+    p.add_argument("--lesson", action="store_true", help="each tab starts with the lesson open")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rugpt-tui", description="Explore and fine-tune a Russian GPT in the terminal.")
+    add_model_args(parser, remembered=True)
+    parser.add_argument("--lesson", action="store_true",
+                        help="start with the lesson open: the notebook's tasks, step by step (F12)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo-model", help="write the tiny offline demo model to a folder")
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("info", help="model class, parameters, device, dtype, vocabulary")
+    add_model_args(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("tokenize", help="show how the tokenizer splits TEXT")
+    add_model_args(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--raw", action="store_true", help="show byte-level vocabulary pieces")
+    p.add_argument("text", metavar="TEXT")
+
+    p = sub.add_parser("generate", help="stream text from the model")
+    add_model_args(p)
+    p.add_argument("--prompt", required=True)
+    add_settings(p, SAMPLING_SETTINGS)
+    p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    p.add_argument("--static-cache", action="store_true",
+                   help="decode with a static KV cache and, on a GPU, a compiled step (CUDA graphs)")
+    p.add_argument("--jsonl", action="store_true")
+
+    p = sub.add_parser("train", help="fine-tune on your texts")
+    add_model_args(p)
+    p.add_argument("--train", required=True, help=".txt, .jsonl/.json, .csv, a folder of .txt, or a hub dataset")
+    p.add_argument("--test", default=None)
+    p.add_argument("--out", default=None)
+    p.add_argument("--resume", default=None)
+    add_settings(p, TRAIN_SETTINGS, per_model=PER_MODEL)
+    p.add_argument("--on-hangup", choices=["keep", "stop"], default="keep",
+                   help="the terminal hangs up mid-run: keep training to the end (default), "
+                        "or save and stop")
+    p.add_argument("--jsonl", action="store_true")
+    p.add_argument("--notify", action="store_true",
+                   help="ring the terminal's bell (and send a desktop notification) when the run ends")
+    p.add_argument("--dry-run", action="store_true",
+                   help="show the data's statistics and first rows as they would be trained, then exit")
+    p.add_argument("--no-record", action="store_true", help=argparse.SUPPRESS)   # the app records
+
+    p = sub.add_parser("export", help="merge a LoRA adapter into its base: a plain model folder")
+    add_model_args(p)
+    p.add_argument("--out", required=True, help="a new or empty folder (or an earlier export)")
+
+    add_eval(sub)
+
+    p = sub.add_parser("chat", help="talk to the model: one user message a line on stdin")
+    add_model_args(p)
+    p.add_argument("--system", default=None, help="the system prompt")
+    p.add_argument("--template", default="auto", choices=TEMPLATE_CHOICES,
+                   help="chat template (auto: the tokenizer's own, else plain-ru)")
+    add_settings(p, SAMPLING_SETTINGS)
+    p.add_argument("--jsonl", action="store_true")
+    p.add_argument("--no-save", action="store_true", help="do not keep the conversation in the workspace")
+
+    p = sub.add_parser("chats", help="stored conversations, newest first; export one")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--search", default=None, metavar="TEXT", help="only those whose title or messages hold TEXT")
+    p.add_argument("--export", type=int, default=None, metavar="ID", help="print conversation ID")
+    p.add_argument("--format", choices=["md", "jsonl"], default="md",
+                   help="with --export: Markdown, or one JSON line in the training format")
+
+    p = sub.add_parser("history", help="past generations, newest first")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--search", default=None, metavar="TEXT", help="only those whose prompt or text holds TEXT")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+
+    add_serve(sub)
+    p = sub.add_parser("runs", help="past training runs, newest first")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    return parser
