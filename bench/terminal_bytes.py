@@ -33,12 +33,13 @@ KEYS = {"f3": "\x1bOR", "f4": "\x1bOS", "f5": "\x1b[15~", "f8": "\x1b[19~", "f9"
 class Terminal:
     """The app in a pty: a reader thread counts (time, bytes) of everything it writes."""
 
-    def __init__(self, tree: Path, cols: int, rows: int) -> None:
+    def __init__(self, tree: Path, cols: int, rows: int, env: dict | None = None) -> None:
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows),
                    HF_HUB_OFFLINE="1", PYTHONPATH=str(tree),
-                   RUGPT_TUI_HOME=tempfile.mkdtemp(prefix="rugpt-tui-bench-"))   # not yours
+                   RUGPT_TUI_HOME=tempfile.mkdtemp(prefix="rugpt-tui-bench-"),   # not yours
+                   **(env or {}))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tui.cli", "--model", "demo"], cwd=tree, env=env,
             stdin=slave, stdout=slave, stderr=slave, start_new_session=True)

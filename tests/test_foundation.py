@@ -22,7 +22,9 @@ def test_core_never_imports_textual():
 
 
 def test_headless_cli_never_imports_textual():
-    code = "import sys, tui.cli.main, tui.cli.commands, tui.render.chips; print('textual' in sys.modules)"
+    """Nor does what the app's command does before the early first frame (tui.process.early_frame)."""
+    code = ("import sys, tui.cli.main, tui.cli.parser, tui.cli.commands, tui.render.chips, "
+            "core.store.workspace, tui.process.early_frame; print('textual' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

@@ -101,6 +101,29 @@ async def test_keys_typed_at_the_first_frame_are_kept_in_order(demo_session):
     assert early, "the panes were already mounted at the first frame: nothing was tested"
 
 
+@pytest.mark.first_moments
+async def test_typing_goes_into_the_editor_at_once_while_a_pane_key_waits_for_the_panes(
+        demo_session, monkeypatch):
+    """Before the other panes are mounted, text typed goes straight into the Tokenize editor;
+    F3 waits for the Generate pane, and what is typed after it waits behind it, in order."""
+    mounted = False
+    monkeypatch.setattr(RuGPTApp, "panes_ready", lambda app: mounted)   # held back by the test
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.focused is app.query_one("#tok-input"))
+        await Monkey(pilot, 0).keys(*"кот")
+        editor = app.query_one("#tok-input", TextArea)
+        await wait_for(pilot, lambda: editor.text.startswith("кот"))
+        await Monkey(pilot, 0).keys("f3", "ctrl+a", "ctrl+k", *"жили")
+        await pilot.pause(0.3)
+        assert app.query_one("#tabs").active == "tokenize" and editor.text.startswith("кот")
+        assert "жили" not in editor.text
+        mounted = True
+        await wait_for(pilot, lambda: app.query_one("#tabs").active == "generate")
+        await wait_for(pilot, lambda: app.query_one("#gen-prompt", TextArea).text.endswith("жили"))
+        assert editor.text.startswith("кот") and "жили" not in editor.text
+
+
 def test_a_burst_of_characters_in_one_read_is_one_paste_in_its_place():
     """The terminal parser: 16 or more plain characters in one read arrive as one Paste,
     between the keys around them; fewer (a fast typist, key repeat) stay keys."""

@@ -12,11 +12,13 @@ import time
 import pytest
 
 from core.base.errors import UserError
+from core.base.settings import DEFAULT_THEME
 from core.store.database import Store
 from core.store.workspace import (
     SavedSettings,
     database_path,
     load_settings,
+    peek_settings,
     save_settings,
     settings_path,
 )
@@ -49,6 +51,22 @@ def test_a_broken_settings_file_is_kept_aside_and_defaults_are_used(workspace_ho
     assert (workspace_home / "settings.toml.bad.1").read_text(encoding="utf-8") == text
     assert (workspace_home / "settings.toml.bad").read_bytes() == b"an older broken file"
     assert not path.exists()
+
+
+def test_peeking_at_the_settings_reads_only(workspace_home):
+    """What the command reads before the app starts (its early first frame): a broken file
+    stays where it is for the app to report and move aside."""
+    assert peek_settings() == SavedSettings()                 # no file yet: the defaults
+    save_settings(SavedSettings(model="demo", theme="nord"))
+    peeked = peek_settings()
+    assert peeked.starting_model(None) == "demo" and peeked.starting_model("gpt2") == "gpt2"
+    assert peeked.starting_theme(None) == "nord"              # the app's themes not known yet
+    assert peeked.starting_theme({"textual-dark"}) == DEFAULT_THEME   # not one the app has
+    path = settings_path()
+    path.write_text("[broken", encoding="utf-8")
+    assert peek_settings() is None
+    assert sorted(p.name for p in workspace_home.iterdir()) == ["settings.toml"]
+    assert path.read_text(encoding="utf-8") == "[broken"
 
 
 def test_a_broken_file_that_cannot_be_moved_is_never_overwritten(workspace_home):

@@ -14,6 +14,7 @@ from typing import Any
 from core.base.errors import UserError
 
 DEFAULT_MODEL = "ai-forever/rugpt3small_based_on_gpt2"   # the app's and every command's default
+DEFAULT_THEME = "textual-dark"   # the app's colours until the user picks others
 
 
 @dataclass(frozen=True)

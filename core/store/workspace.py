@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from core.base.errors import UserError
-from core.base.settings import DEVICES, DTYPES, SAMPLING_SETTINGS, TRAIN_SETTINGS, by_name
+from core.base.settings import (
+    DEFAULT_MODEL,
+    DEFAULT_THEME,
+    DEVICES,
+    DTYPES,
+    SAMPLING_SETTINGS,
+    TRAIN_SETTINGS,
+    by_name,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -99,6 +107,17 @@ class SavedSettings:
     train: dict[str, dict[str, Any]] = field(default_factory=dict)  # model → training settings
     data: dict[str, str] = field(default_factory=dict)              # train / test / out paths
     lesson: dict[str, Any] = field(default_factory=dict)            # step, language, done: the lesson's progress
+
+    def starting_model(self, given: str | None) -> str:
+        """The model the app starts with: the one given on the command line, else the last one."""
+        return given or self.model or DEFAULT_MODEL
+
+    def starting_theme(self, available) -> str:
+        """The theme the app starts with: the saved one if the app has it (`available`: the
+        app's themes, or None where they are not known yet)."""
+        if self.theme and (available is None or self.theme in available):
+            return self.theme
+        return DEFAULT_THEME
 
     def as_toml(self) -> dict:
         # TOML has no null: a setting left empty (a seed, a block size) is simply not stored
@@ -214,6 +233,17 @@ def load_settings(path: Path | None = None) -> tuple[SavedSettings, str | None]:
         except OSError:
             kept = "left in place"
         return SavedSettings(), f"{path}: {exc} — {kept}; using defaults"
+
+
+def peek_settings(path: Path | None = None) -> SavedSettings | None:
+    """The saved settings, read only: None when the file cannot be used (`load_settings`
+    is the one that reports it and moves it aside)."""
+    try:
+        return parse_settings((path or settings_path()).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return SavedSettings()
+    except (OSError, UnicodeDecodeError, UserError):
+        return None
 
 
 def save_settings(saved: SavedSettings, path: Path | None = None) -> bool:

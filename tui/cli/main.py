@@ -11,6 +11,26 @@ import sys
 from core.base.errors import SaveError, UserError, one_line
 
 
+def start_app(args) -> int:
+    """The app itself; its first frame, kept from the last start, goes on the terminal
+    before Textual is even imported (tui.process.early_frame)."""
+    from core.store.workspace import peek_settings
+    from tui.process.early_frame import draw
+
+    saved = peek_settings()
+    early = draw(saved.starting_model(args.model) if saved else None,
+                 saved.starting_theme(None) if saved else None)
+    try:
+        from tui.shell.launch import run_app
+
+        return run_app(model=args.model, device=args.device, dtype=args.dtype,
+                       trust_remote_code=args.trust_remote_code, lesson=args.lesson,
+                       early_frame=early)
+    finally:
+        if early is not None:
+            early.release()   # the app ended before its driver had the terminal
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:   # the command itself, not a call from Python: tune the C heap first
         from core.base.host_memory import restart_tuned
@@ -22,10 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command is None:
-            from tui.shell.launch import run_app
-
-            return run_app(model=args.model, device=args.device, dtype=args.dtype,
-                           trust_remote_code=args.trust_remote_code, lesson=args.lesson)
+            return start_app(args)
         if args.command in ("chat", "chats"):
             from tui.cli import chat_commands as commands
         elif args.command == "train":

@@ -6,7 +6,11 @@ writes fail with EIO. Textual's own driver would then panic in its input thread,
 its writer thread and block the app on a full output queue — and a training run would die
 with it or never let the process exit. This driver notices all three signs and calls the
 app's `detach_from_terminal()` once, as the SIGHUP handler does; after that its output goes
-nowhere."""
+nowhere.
+
+It also takes the terminal over from `tui.process.early_frame`: the frame drawn there stays
+(the alternate screen is not entered twice, which would clear it), the settings restored at
+the end are the ones the command found, and it keeps the text of the app's first frame."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from typing import IO, Any
 from textual.drivers.linux_driver import LinuxDriver
 
 from core.base.hangup import TerminalWatch
+from tui.process.early_frame import ALTERNATE_SCREEN
 
 
 class GuardedOutput:
@@ -51,6 +56,24 @@ class HangupAwareDriver(LinuxDriver):
         super().__init__(app, **kwargs)
         self._file = GuardedOutput(self._file, self._terminal_lost)
         self._watch: TerminalWatch | None = None
+        self._early = getattr(app, "early_frame", None)   # tui.process.early_frame's, if any
+        self._largest_write: str | None = ""   # the app keeps its first frame (tui.shell.first_frame)
+
+    def write(self, data: str) -> None:
+        if data == ALTERNATE_SCREEN and self._early is not None and self._early.drawn \
+                and not self._early.handed_over:
+            return   # on the alternate screen already, with the early frame on it
+        if self._largest_write is not None and len(data) > len(self._largest_write):
+            self._largest_write = data
+        super().write(data)
+
+    def largest_write(self) -> str | None:
+        """The largest text written so far (a full frame is larger than anything else
+        written before it), until `stop_recording()`."""
+        return self._largest_write or None
+
+    def stop_recording(self) -> None:
+        self._largest_write = None
 
     def _terminal_lost(self) -> None:
         self._file.lost = True   # nothing more is written to it
@@ -58,6 +81,9 @@ class HangupAwareDriver(LinuxDriver):
 
     def start_application_mode(self) -> None:
         super().start_application_mode()
+        if self._early is not None and not self._early.handed_over:
+            self.attrs_before = self._early.original   # not the raw mode the early frame set
+            self._early.handed_over = True
         if self.input_tty:
             self._watch = TerminalWatch(self.fileno, self._terminal_lost).start()
 

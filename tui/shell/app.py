@@ -18,7 +18,6 @@ from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.widgets import Footer, Header, LoadingIndicator, Static, TabbedContent, TabPane
 
-from core.base.settings import DEFAULT_MODEL
 from tui.panes.chat.pane import ChatPane
 from tui.panes.generate import GeneratePane
 from tui.panes.lesson.panel import LessonPanel
@@ -46,6 +45,7 @@ from tui.widgets.messages import (
 if TYPE_CHECKING:
     from core.model.session import ModelSession
     from tui.panes.train.run import TrainRun
+    from tui.process.early_frame import EarlyFrame
 
 
 class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, LessonGuide, Ending, App):
@@ -92,8 +92,9 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, LessonGuide, Ending,
 
     def __init__(self, model: str | None = None, device: str | None = None, dtype: str | None = None,
                  trust_remote_code: bool = False, session: ModelSession | None = None,
-                 lesson: bool = False) -> None:
+                 lesson: bool = False, early_frame: EarlyFrame | None = None) -> None:
         super().__init__()
+        self.early_frame = early_frame   # the terminal as the command left it (read by the driver)
         guard.install()
         textual_fixes.install()
         self.guard = guard.ErrorGuard(self)   # armed once the app is up (on_mount)
@@ -101,7 +102,7 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, LessonGuide, Ending,
         # What the workspace remembers; a flag given on the command line wins.
         self.workspace = WorkspaceKeeper(self)
         self.saved, self.store = self.workspace.saved, self.workspace.store
-        self.model_name = model or self.saved.model or DEFAULT_MODEL
+        self.model_name = self.saved.starting_model(model)
         self.device = device or self.saved.device
         self.dtype = dtype or self.saved.dtype
         self.detached: TrainRun | None = None   # a run going on after the terminal hung up
@@ -166,7 +167,7 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, LessonGuide, Ending,
         if self._preloaded is not None:
             self.post_message(SessionLoaded(self._preloaded))
         else:
-            self.load_model(self.model_name)
+            self.after_first_frame(lambda: self.load_model(self.model_name))
         self.guard.armed = True
 
     # -- model loading -------------------------------------------------------------------

@@ -1,12 +1,22 @@
-"""The first moments of the app: the panes behind the first tab are mounted just after the
-first frame (so it shows sooner), and keys typed before they are there are kept, in order,
-and replayed once they are."""
+"""The first moments of the app. The panes behind the first tab are mounted, and the model
+starts loading, just after the first frame (so it shows sooner: the loading thread imports
+torch, which would hold the interpreter while the frame is drawn). Keys typed before there
+is anything to take them are kept, in order: typing goes into the Tokenize editor as soon as
+it is on the screen, a key for the other panes (F3, the palette, …) waits for them, with
+every key after it. The first frame is kept for the next start to draw before Textual has
+even been imported (`tui.process.early_frame`)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from textual import events
+from textual.binding import Binding
+
+from tui.process import early_frame
+
+FRAME_TRIES = 10   # displays in which to find the first full frame before giving up on it
 
 
 class FirstFrame:
@@ -14,8 +24,57 @@ class FirstFrame:
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._early_keys: list[events.Key] = []   # typed before the panes were mounted
+        self._early_keys: list[events.Key] = []   # typed before anything could take them
         self._replaying = False
+        self._after_first_frame: list | None = []   # None once the first frame is out
+        self._notified_early = False   # a notification is in the first frame: not one to keep
+        self._frame_tries = FRAME_TRIES   # 0 once the first frame is kept (or will not be)
+
+    # -- the first frame -----------------------------------------------------------------
+
+    def after_first_frame(self, callback) -> None:
+        """Run `callback` once the first frame has been drawn (at once if it has)."""
+        if self._after_first_frame is None:
+            callback()
+        else:
+            self._after_first_frame.append(callback)
+
+    def post_display_hook(self) -> None:
+        """Textual calls this after each frame it draws (headless too)."""
+        super().post_display_hook()
+        if self._frame_tries:
+            self._keep_first_frame()
+        if self._after_first_frame is not None:
+            waiting, self._after_first_frame = self._after_first_frame, None
+            for callback in waiting:
+                self.call_next(callback)
+
+    def notify(self, *args, **kwargs) -> None:
+        if self._after_first_frame is not None:
+            self._notified_early = True
+        super().notify(*args, **kwargs)
+
+    def _keep_first_frame(self) -> None:
+        """Keep the first full frame drawn for the next start — the same at every start with
+        this terminal, model and theme, unless it shows a notification (news only once)."""
+        driver = self._driver
+        if not hasattr(driver, "largest_write"):   # not a terminal's driver
+            self._frame_tries = 0
+            return
+        width, height = self.size
+        frame = driver.largest_write()
+        if self._notified_early:
+            self._frame_tries = 0
+        elif frame is not None and len(frame) >= width * height:   # a full frame has every cell
+            key = early_frame.frame_key(width, height, self.model_name, self.theme)
+            self.call_next(early_frame.remember, key, frame)
+            self._frame_tries = 0
+        else:   # a display with nothing to draw yet
+            self._frame_tries -= 1
+        if not self._frame_tries:
+            driver.stop_recording()
+
+    # -- the panes mounted after it ------------------------------------------------------
 
     def panes_ready(self) -> bool:
         return all(pane.is_mounted for pane in (self.generate_pane, self.train_pane, self.chat_pane))
@@ -27,21 +86,41 @@ class FirstFrame:
         else:
             self.set_timer(0.02, lambda: self.when_panes_ready(callback))
 
+    # -- keys typed meanwhile ------------------------------------------------------------
+
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
             self._last_key_at = time.monotonic()
-            if self._early_keys or self._replaying or not self.panes_ready():
-                # a key in the first moments: kept, in order, until every pane is there
+            if self._early_keys or self._replaying or not self._ready_for(event):
+                # kept, with every key after it, in order, until something can take it
                 self._early_keys.append(event)
-                if len(self._early_keys) == 1:
-                    self.when_panes_ready(lambda: self.run_worker(self._replay_early_keys()))
+                if len(self._early_keys) == 1 and not self._replaying:
+                    self.run_worker(self._replay_early_keys())
                 return
         await super().on_event(event)
+
+    def _ready_for(self, key: events.Key) -> bool:
+        """Nothing takes keys before the first frame (the editor gets the focus as it is
+        mounted); after it, typing goes into the Tokenize editor, while a key that acts on
+        the other panes waits for them."""
+        if self._after_first_frame is not None:
+            return False
+        return not self._acts_on_panes(key) or self.panes_ready()
+
+    def _acts_on_panes(self, key: events.Key) -> bool:
+        """The app's own keys (F-keys, the palette, …) act on panes that may not be there yet;
+        other keys go to the focused widget, and ctrl+q quits whatever is mounted."""
+        own = {binding.key for binding in self.BINDINGS
+               if isinstance(binding, Binding) and binding.priority and binding.action != "quit"}
+        return key.key in own or key.key == self.COMMAND_PALETTE_BINDING
 
     async def _replay_early_keys(self) -> None:
         self._replaying = True   # keys that come meanwhile queue up behind these
         try:
             while self._early_keys:
-                await super().on_event(self._early_keys.pop(0))
+                if self._ready_for(self._early_keys[0]):
+                    await super().on_event(self._early_keys.pop(0))
+                else:
+                    await asyncio.sleep(0.02)
         finally:
             self._replaying = False

@@ -37,8 +37,7 @@ class WorkspaceKeeper:
 
     def restore(self) -> None:
         app, saved = self.app, self.saved
-        if saved.theme in app.available_themes:
-            app.theme = saved.theme
+        app.theme = saved.starting_theme(app.available_themes)
         app.when_panes_ready(self._restore_panes)
         for problem in self.problems:   # a broken settings file, an unusable database
             app.notify(problem, title="Workspace", severity="warning", timeout=10)

@@ -20,6 +20,8 @@ from tui.shell.app import RuGPTApp
 if TYPE_CHECKING:
     from textual.driver import Driver
 
+    from tui.process.early_frame import EarlyFrame
+
 
 def terminate(app: RuGPTApp) -> None:
     def stop() -> None:
@@ -46,9 +48,10 @@ def driver_class(app: RuGPTApp) -> type[Driver]:
 
 
 def run_app(model: str | None = None, device: str | None = None, dtype: str | None = None,
-            trust_remote_code: bool = False, lesson: bool = False) -> int:
+            trust_remote_code: bool = False, lesson: bool = False,
+            early_frame: EarlyFrame | None = None) -> int:
     app = RuGPTApp(model=model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
-                   lesson=lesson)
+                   lesson=lesson, early_frame=early_frame)
     app.driver_class = driver_class(app)
     signal.signal(signal.SIGHUP, lambda *_: app.detach_from_terminal())
     signal.signal(signal.SIGTERM, lambda *_: terminate(app))

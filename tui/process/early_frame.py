@@ -1,0 +1,138 @@
+"""The app's first frame, drawn before Textual has even been imported.
+
+Importing Textual and laying out the first screen takes most of a second on a small machine,
+and the terminal stays blank meanwhile. But the first screen is the same at every start with
+the same terminal, model and theme: the app keeps what it drew (`remember`, once its real
+first frame is out) in the cache folder, and the next start writes those bytes to the terminal
+first thing (`draw`). The real first frame then replaces it with the same picture.
+
+From then until Textual's driver takes the terminal over, the terminal is in raw mode: keys
+typed meanwhile wait in its input queue, are not echoed over the frame, and ctrl+q/ctrl+s
+are not taken for flow control; the driver restores the settings found here when it ends.
+If the app fails before that, `release()` gives the terminal back as it was.
+
+Never imports Textual: this runs before it is loaded (an import-linter contract says so).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import termios
+import tty
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.base.paths import cache_dir
+
+FRAMES_DIR = "first-frames"
+FRAMES_KEPT = 8          # terminals of different sizes, models, themes: the newest kept
+ALTERNATE_SCREEN = "\x1b[?1049h"
+ENTER = ALTERNATE_SCREEN + "\x1b[?25l"   # no cursor either, as the app's driver sets
+LEAVE = "\x1b[?1049l\x1b[?25h"
+# What else decides how the same screen is drawn: colours, the terminal's kind.
+DRAWING_ENVIRONMENT = ("TERM", "COLORTERM", "TERM_PROGRAM", "NO_COLOR", "FORCE_COLOR",
+                       "TEXTUAL_COLOR_SYSTEM")
+
+
+def frame_key(columns: int, rows: int, model: str, theme: str | None) -> str:
+    """What identifies a first frame: the terminal's size and kind, the model named in the
+    status line, the saved theme."""
+    described = [columns, rows, model, theme, [os.environ.get(n) for n in DRAWING_ENVIRONMENT]]
+    return hashlib.sha1(json.dumps(described).encode()).hexdigest()[:20]
+
+
+def frame_path(key: str) -> Path:
+    return cache_dir() / FRAMES_DIR / f"{key}.ans"
+
+
+def remember(key: str, frame: str) -> bool:
+    """Keep `frame` (the terminal text of the app's first frame) for the next start, if it
+    is not already what is kept; the oldest frames beyond FRAMES_KEPT go. Never raises: a
+    cache that cannot be written only means a slower next start. True when written."""
+    path = frame_path(key)
+    try:
+        if path.exists() and path.read_text(encoding="utf-8") == frame:
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temp.write_text(frame, encoding="utf-8")
+        os.replace(temp, path)
+        kept = sorted(path.parent.glob("*.ans"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in kept[FRAMES_KEPT:]:
+            old.unlink(missing_ok=True)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass
+class EarlyFrame:
+    """The terminal between the start of the command and Textual's driver."""
+
+    fd_in: int
+    fd_out: int
+    original: list           # the terminal's settings as the command found them
+    key: str | None          # the first frame's key (None: not known, nothing to keep)
+    drawn: bool              # a kept frame is on the screen
+    handed_over: bool = False   # the driver has taken the terminal (and will restore it)
+
+    def release(self) -> None:
+        """The app is not going to take the terminal over (it failed first): give the
+        terminal back as it was. Nothing to do once the driver has it."""
+        if self.handed_over:
+            return
+        self.handed_over = True
+        try:
+            termios.tcsetattr(self.fd_in, termios.TCSANOW, self.original)
+            if self.drawn:
+                os.write(self.fd_out, LEAVE.encode())
+        except (OSError, termios.error):
+            pass
+
+
+def raw_settings(settings: list) -> list:
+    """The terminal's settings with no echo, no line editing, no signals from keys, no flow
+    control, no CR/LF translation of input: as the app's driver sets them."""
+    new = list(settings)
+    new[tty.LFLAG] &= ~(termios.ECHO | termios.ICANON | termios.IEXTEN | termios.ISIG)
+    new[tty.IFLAG] &= ~(termios.IXON | termios.IXOFF | termios.ICRNL | termios.INLCR | termios.IGNCR)
+    new[tty.CC] = list(new[tty.CC])
+    new[tty.CC][termios.VMIN] = 1
+    new[tty.CC][termios.VTIME] = 0
+    return new
+
+
+def draw(model: str | None, theme: str | None, fd_in: int = 0, fd_out: int = 1) -> EarlyFrame | None:
+    """At the start of the app: the terminal in raw mode and, when one is kept for this
+    terminal, model and theme, the first frame on it (`model` None: not known, no frame).
+    None where the app does not run on this terminal (not a terminal, a browser tab,
+    another driver asked for)."""
+    if sys.platform == "win32" or os.environ.get("TEXTUAL_DRIVER"):   # served: a browser tab
+        return None
+    try:
+        if not (os.isatty(fd_in) and os.isatty(fd_out)):
+            return None
+        columns, rows = shutil.get_terminal_size()   # as the app's driver measures it
+        original = termios.tcgetattr(fd_in)
+        termios.tcsetattr(fd_in, termios.TCSANOW, raw_settings(original))
+    except (OSError, termios.error):
+        return None
+    key = frame_key(columns, rows, model, theme) if model and columns and rows else None
+    early = EarlyFrame(fd_in, fd_out, original, key, drawn=False)
+    try:
+        frame = frame_path(key).read_text(encoding="utf-8") if key else None
+    except (OSError, ValueError):
+        frame = None
+    if frame:
+        early.drawn = True   # from the first byte on, there is a screen to leave on release
+        data = memoryview((ENTER + frame).encode())
+        try:
+            while data:
+                data = data[os.write(fd_out, data):]
+        except OSError:
+            pass
+    return early
