@@ -51,6 +51,7 @@ class Terminal:
                                      cwd=ROOT, env=env, stdin=slave, stdout=slave, stderr=slave,
                                      start_new_session=True)
         self.slave, self.master, self.seen = slave, master, b""
+        RUNNING.append(self.proc)
 
     def read_until(self, text: bytes, timeout=90.0) -> bool:
         end = time.monotonic() + timeout
@@ -71,6 +72,20 @@ class Terminal:
     def close(self) -> None:
         os.close(self.master)
         os.close(self.slave)
+
+
+RUNNING: list = []
+
+
+@pytest.fixture(autouse=True)
+def no_app_left():
+    """An app a failed test left waiting at the gate is ended."""
+    yield
+    while RUNNING:
+        proc = RUNNING.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture(autouse=True)

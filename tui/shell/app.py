@@ -14,15 +14,11 @@ from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.widgets import Footer, Header, LoadingIndicator, Static, TabbedContent, TabPane
 
-from tui.panes.chat.pane import ChatPane
-from tui.panes.generate import GeneratePane
 from tui.panes.lesson.panel import LessonPanel
 from tui.panes.tokenize.pane import TokenizePane
-from tui.panes.train.pane import TrainPane
 from tui.process import guard, heap, textual_fixes
 from tui.process.shutdown import DaemonWorkers
 from tui.shell.actions import PaneActions
@@ -115,9 +111,6 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, LessonGuide, Ending,
         self.load_error: str | None = None
         # The panes, held here: a modal screen on top hides them from queries.
         self.tokenize_pane = TokenizePane(id="tokenize-pane")
-        self.generate_pane = GeneratePane(id="generate-pane")
-        self.train_pane = TrainPane(id="train-pane")
-        self.chat_pane = ChatPane(id="chat-pane")
         self._last_key_at = 0.0
         self._waiting_windows: list[Screen] = []   # results that arrived while a window was open
         self._notice_text = ""                # the notice bar's text
@@ -143,12 +136,9 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, LessonGuide, Ending,
         with TabbedContent(initial="tokenize", id="tabs"):
             with TabPane("Tokenize F2", id="tokenize"):
                 yield self.tokenize_pane
-            with TabPane("Generate F3", id="generate"):
-                yield Lazy(self.generate_pane)
-            with TabPane("Train F4", id="train"):
-                yield Lazy(self.train_pane)
-            with TabPane("Chat F10", id="chat"):
-                yield Lazy(self.chat_pane)
+            yield TabPane("Generate F3", id="generate")   # the panes: after the first frame
+            yield TabPane("Train F4", id="train")
+            yield TabPane("Chat F10", id="chat")
         yield LessonPanel(self.saved.lesson, id="lesson")
         yield Footer()
 
@@ -158,6 +148,8 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, LessonGuide, Ending,
         self._fit_footer()
         self.query_one("#notice").display = False
         self.query_one("#tok-input").focus()   # type at once: the Tokenize editor has the cursor
+        # the other panes a moment after the first frame: keys typed by then go in first
+        self.after_first_frame(lambda: self.set_timer(0.1, self.mount_other_panes))
         self.workspace.restore()
         self._show_notice(None)
         self.workspace.announce_finished_runs()

@@ -1,6 +1,7 @@
-"""The first moments of the app. The panes behind the first tab are mounted, and the model
-starts loading, just after the first frame (so it shows sooner: the loading thread imports
-torch, which would hold the interpreter while the frame is drawn). Keys typed before there
+"""The first moments of the app. The panes behind the first tab are imported, built and
+mounted, and the model starts loading, just after the first frame (so it shows sooner: those
+modules are most of the app's own import time, and the loading thread imports torch, which
+would hold the interpreter while the frame is drawn). Keys typed before there
 is anything to take them are kept, in order: typing goes into the Tokenize editor as soon as
 it is on the screen, a key for the other panes (F3, the palette, …) waits for them, with
 every key after it. The first frame is kept for the next start to draw before Textual has
@@ -10,11 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 
 from textual import events
 from textual.binding import Binding
 
 from tui.process import early_frame
+
+if TYPE_CHECKING:
+    from tui.panes.chat.pane import ChatPane
+    from tui.panes.generate import GeneratePane
+    from tui.panes.train.pane import TrainPane
 
 FRAME_TRIES = 10   # displays in which to find the first full frame before giving up on it
 
@@ -24,6 +31,7 @@ class FirstFrame:
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.other_panes: dict | None = None   # by tab id: built after the first frame
         self._early_keys: list[events.Key] = []   # typed before anything could take them
         self._replaying = False
         self._after_first_frame: list | None = []   # None once the first frame is out
@@ -76,8 +84,37 @@ class FirstFrame:
 
     # -- the panes mounted after it ------------------------------------------------------
 
+    @property
+    def generate_pane(self) -> GeneratePane:
+        return self._other_panes()["generate"]
+
+    @property
+    def train_pane(self) -> TrainPane:
+        return self._other_panes()["train"]
+
+    @property
+    def chat_pane(self) -> ChatPane:
+        return self._other_panes()["chat"]
+
+    def _other_panes(self) -> dict:
+        """The panes behind the first tab, by their tab's id: built when first asked for —
+        just after the first frame (`mount_other_panes`), or sooner by whoever needs one."""
+        if self.other_panes is None:
+            from tui.panes.chat.pane import ChatPane
+            from tui.panes.generate import GeneratePane
+            from tui.panes.train.pane import TrainPane
+
+            self.other_panes = {"generate": GeneratePane(id="generate-pane"),
+                                "train": TrainPane(id="train-pane"), "chat": ChatPane(id="chat-pane")}
+        return self.other_panes
+
+    def mount_other_panes(self) -> None:
+        main = self.screen_stack[0]
+        for tab, pane in self._other_panes().items():
+            main.query_one(f"#{tab}").mount(pane)
+
     def panes_ready(self) -> bool:
-        return all(pane.is_mounted for pane in (self.generate_pane, self.train_pane, self.chat_pane))
+        return self.other_panes is not None and all(p.is_mounted for p in self.other_panes.values())
 
     def when_panes_ready(self, callback) -> None:
         """Run `callback` once every pane is mounted (at once, after the first moments)."""
