@@ -175,6 +175,19 @@ def test_a_frame_is_kept_per_terminal_model_and_theme_and_only_the_newest(monkey
     assert len(kept) == early_frame.FRAMES_KEPT and "k0" not in kept and "k9" in kept
 
 
+def test_what_is_not_a_kept_frame_is_never_drawn_nor_waited_on(monkeypatch, tmp_path):
+    """A FIFO or a huge file where a frame would be: not read (a FIFO would block the start)."""
+    monkeypatch.setenv("RUGPT_TUI_CACHE", str(tmp_path))
+    path = early_frame.frame_path("fifo")
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    assert early_frame.kept_frame("fifo") is None
+    assert early_frame.remember("fifo", "a frame") is True and early_frame.kept_frame("fifo") == "a frame"
+    with open(early_frame.frame_path("huge"), "wb") as f:
+        f.truncate(early_frame.LARGEST_FRAME + 1)
+    assert early_frame.kept_frame("huge") is None
+
+
 def test_no_early_frame_off_a_terminal_or_for_another_driver(monkeypatch):
     read, write = os.pipe()
     assert early_frame.draw("demo", None, read, write) is None

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import sys
 import termios
 import tty
@@ -30,6 +31,7 @@ from core.base.paths import cache_dir
 
 FRAMES_DIR = "first-frames"
 FRAMES_KEPT = 8          # terminals of different sizes, models, themes: the newest kept
+LARGEST_FRAME = 4 << 20  # bytes: a full frame of a very large terminal is well below this
 ALTERNATE_SCREEN = "\x1b[?1049h"
 ENTER = ALTERNATE_SCREEN + "\x1b[?25l"   # no cursor either, as the app's driver sets
 LEAVE = "\x1b[?1049l\x1b[?25h"
@@ -49,13 +51,26 @@ def frame_path(key: str) -> Path:
     return cache_dir() / FRAMES_DIR / f"{key}.ans"
 
 
+def kept_frame(key: str) -> str | None:
+    """The frame kept under `key`; None when there is none (or something that is not one of
+    our frames is there: a FIFO, a huge file)."""
+    path = frame_path(key)
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > LARGEST_FRAME:
+            return None
+        return path.read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
+
+
 def remember(key: str, frame: str) -> bool:
     """Keep `frame` (the terminal text of the app's first frame) for the next start, if it
     is not already what is kept; the oldest frames beyond FRAMES_KEPT go. Never raises: a
     cache that cannot be written only means a slower next start. True when written."""
     path = frame_path(key)
     try:
-        if path.exists() and path.read_text(encoding="utf-8") == frame:
+        if kept_frame(key) == frame:
             return False
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -123,10 +138,7 @@ def draw(model: str | None, theme: str | None, fd_in: int = 0, fd_out: int = 1) 
         return None
     key = frame_key(columns, rows, model, theme) if model and columns and rows else None
     early = EarlyFrame(fd_in, fd_out, original, key, drawn=False)
-    try:
-        frame = frame_path(key).read_text(encoding="utf-8") if key else None
-    except (OSError, ValueError):
-        frame = None
+    frame = kept_frame(key) if key else None
     if frame:
         early.drawn = True   # from the first byte on, there is a screen to leave on release
         data = memoryview((ENTER + frame).encode())
