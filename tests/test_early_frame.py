@@ -6,6 +6,7 @@ app ends normally or fails before its driver takes over."""
 import fcntl
 import os
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -159,6 +160,21 @@ def test_a_failure_before_the_driver_gives_the_terminal_back(tmp_path):
     term.close()
 
 
+def test_terminated_before_the_driver_the_terminal_is_given_back(tmp_path):
+    """SIGTERM while Textual loads (the kept frame on the screen, the terminal raw): the
+    process ends and leaves the terminal as it found it."""
+    gate = tmp_path / "never"
+    early_frame.remember(early_frame.frame_key(*SIZE, "demo", DEFAULT_THEME), "\x1b[1;1HTokenize F2 (kept)")
+    term = Terminal(gate)
+    assert term.read_until(b"Tokenize F2 (kept)", timeout=30)
+    term.proc.terminate()
+    assert term.proc.wait(timeout=30) == 128 + signal.SIGTERM
+    term.read_until(b"\x00", timeout=0.5)
+    assert termios.tcgetattr(term.slave) == term.settings_before
+    assert term.seen.decode("utf-8", "replace").endswith(early_frame.LEAVE)
+    term.close()
+
+
 def test_a_frame_is_kept_per_terminal_model_and_theme_and_only_the_newest(monkeypatch, tmp_path):
     monkeypatch.setenv("RUGPT_TUI_CACHE", str(tmp_path))
     keys = {early_frame.frame_key(80, 24, "demo", None), early_frame.frame_key(81, 24, "demo", None),
@@ -213,7 +229,9 @@ def test_draw_sets_raw_mode_and_release_undoes_it(monkeypatch, tmp_path, kept):
     assert early.drawn is kept
     written = os.read(master, 1 << 16) if select.select([master], [], [], 0.2)[0] else b""
     assert written == ((early_frame.ENTER + "FRAME").encode() if kept else b"")
+    assert signal.getsignal(signal.SIGTERM) is early_frame._end_early   # through release() too
     early.release()
+    assert signal.getsignal(signal.SIGTERM) == early.previous_sigterm
     assert termios.tcgetattr(slave) == before
     left = os.read(master, 1 << 16) if select.select([master], [], [], 0.2)[0] else b""
     assert left == (early_frame.LEAVE.encode() if kept else b"")

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import stat
 import sys
 import termios
@@ -94,6 +95,7 @@ class EarlyFrame:
     key: str | None          # the first frame's key (None: not known, nothing to keep)
     drawn: bool              # a kept frame is on the screen
     handed_over: bool = False   # the driver has taken the terminal (and will restore it)
+    previous_sigterm: object = None   # SIGTERM's handler before this one
 
     def release(self) -> None:
         """The app is not going to take the terminal over (it failed first): give the
@@ -107,6 +109,8 @@ class EarlyFrame:
                 os.write(self.fd_out, LEAVE.encode())
         except (OSError, termios.error):
             pass
+        if self.previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self.previous_sigterm)
 
 
 def raw_settings(settings: list) -> list:
@@ -119,6 +123,10 @@ def raw_settings(settings: list) -> list:
     new[tty.CC][termios.VMIN] = 1
     new[tty.CC][termios.VTIME] = 0
     return new
+
+
+def _end_early(signum, _frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def draw(model: str | None, theme: str | None, fd_in: int = 0, fd_out: int = 1) -> EarlyFrame | None:
@@ -137,7 +145,10 @@ def draw(model: str | None, theme: str | None, fd_in: int = 0, fd_out: int = 1) 
     except (OSError, termios.error):
         return None
     key = frame_key(columns, rows, model, theme) if model and columns and rows else None
-    early = EarlyFrame(fd_in, fd_out, original, key, drawn=False)
+    # ended by SIGTERM before the app is up (it then handles the signal itself): through
+    # the command's release(), so the terminal is not left raw
+    early = EarlyFrame(fd_in, fd_out, original, key, drawn=False,
+                       previous_sigterm=signal.signal(signal.SIGTERM, _end_early))
     frame = kept_frame(key) if key else None
     if frame:
         early.drawn = True   # from the first byte on, there is a screen to leave on release
