@@ -160,6 +160,18 @@ def test_a_failure_before_the_driver_gives_the_terminal_back(tmp_path):
     term.close()
 
 
+def test_ctrl_q_typed_while_textual_loads_quits_once_it_is_up(tmp_path):
+    """Not eaten as flow control (XON), as a terminal not yet in raw mode would."""
+    gate = tmp_path / "textual-may-load"
+    term = Terminal(gate)
+    time.sleep(1.0)
+    os.write(term.master, b"\x11")   # ctrl+q
+    gate.touch()
+    assert term.proc.wait(timeout=30) == 0
+    assert termios.tcgetattr(term.slave) == term.settings_before
+    term.close()
+
+
 def test_terminated_before_the_driver_the_terminal_is_given_back(tmp_path):
     """SIGTERM while Textual loads (the kept frame on the screen, the terminal raw): the
     process ends and leaves the terminal as it found it."""

@@ -137,12 +137,18 @@ class FirstFrame:
         await super().on_event(event)
 
     def _ready_for(self, key: events.Key) -> bool:
-        """Nothing takes keys before the first frame (the editor gets the focus as it is
-        mounted); after it, typing goes into the Tokenize editor, while a key that acts on
-        the other panes waits for them."""
+        """ctrl+q quits at any moment. Nothing else takes keys before the first frame (the
+        editor gets the focus as it is mounted); after it, typing goes into the Tokenize
+        editor, while a key that acts on the other panes waits for them."""
+        if key.key in self._quit_keys():
+            return True
         if self._after_first_frame is not None:
             return False
         return not self._acts_on_panes(key) or self.panes_ready()
+
+    def _quit_keys(self) -> set[str]:
+        return {binding.key for binding in self.BINDINGS
+                if isinstance(binding, Binding) and binding.action == "quit"}
 
     def _acts_on_panes(self, key: events.Key) -> bool:
         """The app's own keys (F-keys, the palette, …) act on panes that may not be there yet;
