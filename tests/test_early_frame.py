@@ -241,7 +241,7 @@ def test_draw_sets_raw_mode_and_release_undoes_it(monkeypatch, tmp_path, kept):
     assert early.drawn is kept
     written = os.read(master, 1 << 16) if select.select([master], [], [], 0.2)[0] else b""
     assert written == ((early_frame.ENTER + "FRAME").encode() if kept else b"")
-    assert signal.getsignal(signal.SIGTERM) is early_frame._end_early   # through release() too
+    assert signal.getsignal(signal.SIGTERM) == early.terminated   # which releases, then exits
     early.release()
     assert signal.getsignal(signal.SIGTERM) == early.previous_sigterm
     assert termios.tcgetattr(slave) == before

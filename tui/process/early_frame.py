@@ -112,6 +112,12 @@ class EarlyFrame:
         if self.previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self.previous_sigterm)
 
+    def terminated(self, signum, _frame) -> None:
+        """SIGTERM before the app is up (it then handles the signal itself): the terminal
+        given back, then the process ends."""
+        self.release()
+        raise SystemExit(128 + signum)
+
 
 def raw_settings(settings: list) -> list:
     """The terminal's settings with no echo, no line editing, no signals from keys, no flow
@@ -123,10 +129,6 @@ def raw_settings(settings: list) -> list:
     new[tty.CC][termios.VMIN] = 1
     new[tty.CC][termios.VTIME] = 0
     return new
-
-
-def _end_early(signum, _frame) -> None:
-    raise SystemExit(128 + signum)
 
 
 def draw(model: str | None, theme: str | None, fd_in: int = 0, fd_out: int = 1) -> EarlyFrame | None:
@@ -141,14 +143,16 @@ def draw(model: str | None, theme: str | None, fd_in: int = 0, fd_out: int = 1) 
             return None
         columns, rows = shutil.get_terminal_size()   # as the app's driver measures it
         original = termios.tcgetattr(fd_in)
-        termios.tcsetattr(fd_in, termios.TCSANOW, raw_settings(original))
     except (OSError, termios.error):
         return None
     key = frame_key(columns, rows, model, theme) if model and columns and rows else None
-    # ended by SIGTERM before the app is up (it then handles the signal itself): through
-    # the command's release(), so the terminal is not left raw
-    early = EarlyFrame(fd_in, fd_out, original, key, drawn=False,
-                       previous_sigterm=signal.signal(signal.SIGTERM, _end_early))
+    early = EarlyFrame(fd_in, fd_out, original, key, drawn=False)
+    early.previous_sigterm = signal.signal(signal.SIGTERM, early.terminated)   # before raw mode
+    try:
+        termios.tcsetattr(fd_in, termios.TCSANOW, raw_settings(original))
+    except termios.error:
+        early.release()
+        return None
     frame = kept_frame(key) if key else None
     if frame:
         early.drawn = True   # from the first byte on, there is a screen to leave on release
