@@ -124,6 +124,19 @@ async def test_typing_goes_into_the_editor_at_once_while_a_pane_key_waits_for_th
         assert editor.text.startswith("кот") and "жили" not in editor.text
 
 
+@pytest.mark.first_moments
+async def test_quitting_before_the_panes_are_built_never_builds_them(monkeypatch):
+    """Whether a run trains is asked without building the Train pane (a signal handler or
+    the driver's thread may ask): no run can have started before it exists."""
+    monkeypatch.setattr(RuGPTApp, "mount_other_panes", lambda app: None)   # held back
+    monkeypatch.setattr(RuGPTApp, "load_model", lambda app, *args, **kwargs: None)
+    app = RuGPTApp(model="demo")
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.training_run() is None and not app.training()
+        await pilot.press("ctrl+q")
+    assert app.other_panes is None and app.return_code == 0
+
+
 def test_a_burst_of_characters_in_one_read_is_one_paste_in_its_place():
     """The terminal parser: 16 or more plain characters in one read arrive as one Paste,
     between the keys around them; fewer (a fast typist, key repeat) stay keys."""

@@ -60,8 +60,7 @@ class HangupAwareDriver(LinuxDriver):
         self._largest_write: str | None = ""   # the app keeps its first frame (tui.shell.first_frame)
 
     def write(self, data: str) -> None:
-        if data == ALTERNATE_SCREEN and self._early is not None and self._early.drawn \
-                and not self._early.handed_over:
+        if data == ALTERNATE_SCREEN and self._early is not None and self._early.drawn:
             return   # on the alternate screen already, with the early frame on it
         if self._largest_write is not None and len(data) > len(self._largest_write):
             self._largest_write = data
@@ -84,6 +83,7 @@ class HangupAwareDriver(LinuxDriver):
         if self._early is not None and not self._early.handed_over:
             self.attrs_before = self._early.original   # not the raw mode the early frame set
             self._early.handed_over = True
+        self._early = None   # the terminal is this driver's now
         if self.input_tty:
             self._watch = TerminalWatch(self.fileno, self._terminal_lost).start()
 

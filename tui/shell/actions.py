@@ -90,7 +90,7 @@ class PaneActions:
     def action_reset_weights(self) -> None:
         if self.session is None:
             return
-        if self._training():
+        if self.training():
             self.notify("Stop training first (F9)", severity="warning")
             return
         from core.model.weights import reset_to_base

@@ -167,7 +167,7 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, LessonGuide, Ending,
     def load_model(self, name: str, trained: str | None = None) -> None:
         """Load in the background (tui.shell.models.loader); with `trained`, that checkpoint's weights go
         on top, the model as loaded staying the "before" of before/after."""
-        if self._training():   # the run holds this model: replacing it under the run is no choice
+        if self.training():   # the run holds this model: replacing it under the run is no choice
             self.notify("a run is training on this model: stop it first (F9)", title="Load model",
                         severity="warning")
             return
@@ -235,14 +235,10 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, LessonGuide, Ending,
     def on_weights_changed(self, message: WeightsChanged) -> None:
         self._tell_panes(WeightsChanged())
 
-    def _training(self) -> bool:
-        """A run's objects must not be frozen: once it ends they could never be collected."""
-        return self.train_pane.training
-
     def _settle_heap_when_idle(self) -> None:
         """Once the new model's first views are up and the one it replaced is gone, collect
         and freeze the heap — at a quiet moment, never while a run is alive."""
-        heap.settle_when_idle(self.set_timer, lambda: self._training(),
+        heap.settle_when_idle(self.set_timer, self.training,
                               lambda: time.monotonic() - self._last_key_at > self.SETTLE_QUIET_S)
 
     def on_unmount(self) -> None:

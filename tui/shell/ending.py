@@ -17,8 +17,7 @@ class Ending:
     """Mixed into the app (tui.shell.app.RuGPTApp), before Textual's App."""
 
     async def action_quit(self) -> None:
-        pane = self.train_pane
-        if not pane.training:
+        if not self.training():
             self.exit()
             return
         if any(isinstance(screen, QuitWhileTrainingScreen) for screen in self.screen_stack):
@@ -27,14 +26,14 @@ class Ending:
         def chosen(choice: str | None) -> None:
             if choice in (None, "cancel"):
                 return
-            pane.stop(save=choice == "save")
+            self.train_pane.stop(save=choice == "save")
             self.exit_when_stopped()
 
         self.push_screen(QuitWhileTrainingScreen(), chosen)
 
     def exit_when_stopped(self) -> None:
         """The run stops after its current step (and saves, if asked); then the app exits."""
-        if self.train_pane.training:
+        if self.training():
             self.set_timer(0.05, self.exit_when_stopped)
         else:
             self.exit()
@@ -47,7 +46,7 @@ class Ending:
         if not self._detach_once.acquire(blocking=False):   # never blocks a signal handler
             return
         silence_terminal()
-        run = self.train_pane.run
+        run = self.training_run()
         if run is not None and run.running:
             self.detached = run
             if self.saved.on_hangup == "stop":
@@ -79,7 +78,7 @@ class Ending:
         if self._exception is None:
             self._exception = error
             self._exception_event.set()
-        run = self.train_pane.run
+        run = self.training_run()
         if run is not None and run.running and self.detached is None:
             self.detached = run
         self._exit_renderables.append(Text(

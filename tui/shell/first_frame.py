@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from tui.panes.chat.pane import ChatPane
     from tui.panes.generate import GeneratePane
     from tui.panes.train.pane import TrainPane
+    from tui.panes.train.run import TrainRun
 
 FRAME_TRIES = 10   # displays in which to find the first full frame before giving up on it
 
@@ -37,6 +38,10 @@ class FirstFrame:
         self._after_first_frame: list | None = []   # None once the first frame is out
         self._notified_early = False   # a notification is in the first frame: not one to keep
         self._frame_tries = FRAME_TRIES   # 0 once the first frame is kept (or will not be)
+        # the app's own keys (F-keys, …) act on panes that may not be there yet; ctrl+q quits
+        own = [b for b in self.BINDINGS if isinstance(b, Binding) and b.priority]
+        self._quit_keys = {b.key for b in own if b.action == "quit"}
+        self._pane_keys = {b.key for b in own if b.action != "quit"} | {self.COMMAND_PALETTE_BINDING}
 
     # -- the first frame -----------------------------------------------------------------
 
@@ -108,6 +113,15 @@ class FirstFrame:
                                 "train": TrainPane(id="train-pane"), "chat": ChatPane(id="chat-pane")}
         return self.other_panes
 
+    def training_run(self) -> TrainRun | None:
+        """The Train pane's run, if any — asked without building the pane (no run can have
+        started before it exists), so a signal handler or the driver's thread may ask."""
+        return None if self.other_panes is None else self.other_panes["train"].run
+
+    def training(self) -> bool:
+        run = self.training_run()
+        return run is not None and run.running
+
     def mount_other_panes(self) -> None:
         main = self.screen_stack[0]
         for tab, pane in self._other_panes().items():
@@ -140,22 +154,11 @@ class FirstFrame:
         """ctrl+q quits at any moment. Nothing else takes keys before the first frame (the
         editor gets the focus as it is mounted); after it, typing goes into the Tokenize
         editor, while a key that acts on the other panes waits for them."""
-        if key.key in self._quit_keys():
+        if key.key in self._quit_keys:
             return True
         if self._after_first_frame is not None:
             return False
-        return not self._acts_on_panes(key) or self.panes_ready()
-
-    def _quit_keys(self) -> set[str]:
-        return {binding.key for binding in self.BINDINGS
-                if isinstance(binding, Binding) and binding.action == "quit"}
-
-    def _acts_on_panes(self, key: events.Key) -> bool:
-        """The app's own keys (F-keys, the palette, …) act on panes that may not be there yet;
-        other keys go to the focused widget, and ctrl+q quits whatever is mounted."""
-        own = {binding.key for binding in self.BINDINGS
-               if isinstance(binding, Binding) and binding.priority and binding.action != "quit"}
-        return key.key in own or key.key == self.COMMAND_PALETTE_BINDING
+        return key.key not in self._pane_keys or self.panes_ready()
 
     async def _replay_early_keys(self) -> None:
         self._replaying = True   # keys that come meanwhile queue up behind these

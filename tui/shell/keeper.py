@@ -163,7 +163,7 @@ class WorkspaceKeeper:
         if row is None or not row["out"]:
             app.notify("No run finished while you were away", severity="warning")
             return
-        if app.train_pane.training:
+        if app.training():
             app.notify("Stop training first (F9)", severity="warning")
             return
         app.load_model(row["model"], trained=row["out"])

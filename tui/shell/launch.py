@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 def terminate(app: RuGPTApp) -> None:
     def stop() -> None:
-        if app.train_pane.training:
+        if app.training():
             app.train_pane.stop(save=True)
             app.exit_when_stopped()
         else:
