@@ -33,6 +33,8 @@ class FirstFrame:
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.other_panes: dict | None = None   # by tab id: built after the first frame
+        self._panes_up = False                 # mounted, and what waited for them done
+        self._waiting_for_panes: list = []
         self._early_keys: list[events.Key] = []   # typed before anything could take them
         self._replaying = False
         self._after_first_frame: list | None = []   # None once the first frame is out
@@ -122,20 +124,26 @@ class FirstFrame:
         run = self.training_run()
         return run is not None and run.running
 
-    def mount_other_panes(self) -> None:
+    async def mount_other_panes(self) -> None:
+        """Mount the other panes, then run what waited for them (the saved settings put in,
+        the lesson opened) before any key can reach them."""
         main = self.screen_stack[0]
         for tab, pane in self._other_panes().items():
-            main.query_one(f"#{tab}").mount(pane)
+            await main.query_one(f"#{tab}").mount(pane)
+        self._panes_up = True
+        waiting, self._waiting_for_panes = self._waiting_for_panes, []
+        for callback in waiting:
+            callback()
 
     def panes_ready(self) -> bool:
-        return self.other_panes is not None and all(p.is_mounted for p in self.other_panes.values())
+        return self._panes_up
 
     def when_panes_ready(self, callback) -> None:
         """Run `callback` once every pane is mounted (at once, after the first moments)."""
         if self.panes_ready():
             callback()
         else:
-            self.set_timer(0.02, lambda: self.when_panes_ready(callback))
+            self._waiting_for_panes.append(callback)
 
     # -- keys typed meanwhile ------------------------------------------------------------
 
