@@ -1,21 +1,23 @@
 """A seeded monkey for the real app under Pilot: random keys, palette commands, pastes and
-resizes. Every action is drawn from one `random.Random(seed)`, so a failing seed replays
-(the timing of the app's own threads may still differ from run to run).
+resizes, drawn from one `random.Random(seed)`.
 
-Keys go straight to the app's driver, a few milliseconds apart, as a terminal sends them:
-`Pilot.press` waits for the whole app to be idle after every key, which a training run
-never is, and would never show the races of keys that come in bursts."""
+`Monkey.play(actions)` does a fixed number of actions and waits after each until the app
+and every widget of the screen have handled it, so a seed replays the same actions in the
+same order on any machine (the app's own threads — a run training, a reply streaming — still
+go at their own pace). `Monkey.log` is the replay: a failure prints it.
+
+`burst(app, *keys)` sends keys a few milliseconds apart without waiting, as a terminal sends
+them when typed fast or pasted: the tests of keys that race each other use it. (Pilot's
+`press` waits for the whole process to go idle after every key, which it never does while a
+run trains.)"""
 
 from __future__ import annotations
 
 import asyncio
 import random
-import time
 import unicodedata
 
 from textual import events
-from textual.geometry import Size
-from textual.keys import _character_to_key, _get_unicode_name_from_key
 
 KEYS = ["f1", "f2", "f3", "f4", "f10", "f5", "f6", "f7", "f8", "f9", "escape", "tab",
         "shift+tab", "up", "down", "left", "right", "enter", "space", "backspace", "delete",
@@ -31,6 +33,39 @@ PALETTE = ["Generate", "Stop generation", "Start training", "Stop training", "Sa
            "New chat", "Regenerate reply", "Export chat", "Search history", "Toggle log scale",
            "Reset to base weights", "Toggle side panels", "Rename chat", "Search chats"]
 SIZES = [(80, 24), (90, 26), (100, 30), (120, 40), (160, 50), (250, 70), (60, 20)]
+SETTLE_S = 60.0   # an action not handled in this long fails the test: the app hangs
+# The characters of named keys, as a terminal's keys carry them (the rest carry none).
+KEY_CHARACTERS = {"space": " ", "enter": "\r", "tab": "\t", "escape": "\x1b", "backspace": "\x7f"}
+
+
+def key_event(key: str) -> events.Key:
+    """The Key event a terminal's driver makes of `key`: a key name (`f1`, `ctrl+a`) or one
+    character (named by its Unicode name unless it is a letter or digit, as Textual names it)."""
+    if len(key) == 1:
+        if key.isalnum():
+            return events.Key(key, key)
+        name = unicodedata.name(key, "").lower()
+        return events.Key(name.replace(" ", "_").replace("-", "_") or key, key)
+    return events.Key(key, KEY_CHARACTERS.get(key))
+
+
+async def burst(app, *keys: str) -> None:
+    """Each key as the terminal's driver delivers it, 2 ms apart, never waiting for the app."""
+    for key in keys:
+        app.post_message(key_event(key))
+        await asyncio.sleep(0.002)
+
+
+async def settled(app, timeout: float = SETTLE_S) -> None:
+    """Once the app has handled every message it had, and then every widget of the screen
+    has handled what it had (a key goes to the app first, which passes it on)."""
+    for nodes in ([app], [app.screen, *app.screen.walk_children()]):
+        done = [asyncio.Event() for _ in nodes]
+        waiting = [event.wait() for node, event in zip(nodes, done) if node.call_later(event.set)]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waiting), timeout)
+        except TimeoutError:
+            raise AssertionError(f"the app did not handle an action within {timeout:.0f} s") from None
 
 
 class Monkey:
@@ -39,9 +74,10 @@ class Monkey:
         self.rng = random.Random(seed)
         self.log: list[str] = []
 
-    async def play(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end and self.app.is_running:
+    async def play(self, actions: int) -> None:
+        for _ in range(actions):
+            if not self.app.is_running:
+                break
             await self.step()
 
     async def step(self) -> None:
@@ -58,32 +94,19 @@ class Monkey:
             text = self.rng.choice(PASTES)
             self.log.append(f"paste {text[:12]!r}")
             (self.app.focused or self.app.screen).post_message(events.Paste(text))
+            await settled(self.app)
         elif r < 0.95:
             name = self.rng.choice(PALETTE)
             answer = self.rng.choice(["enter", "escape"])
             self.log.append(f"palette {name} {answer}")
-            await self.keys("ctrl+p")
-            await asyncio.sleep(0.2)
-            await self.keys(*name)
-            await asyncio.sleep(0.2)
-            await self.keys(answer)
+            await self.keys("ctrl+p", *name, answer)
         else:
             width, height = self.rng.choice(SIZES)
             self.log.append(f"resize {width}x{height}")
-            size = Size(width, height)
-            self.app._driver._size = size   # the headless driver's terminal
-            self.app.post_message(events.Resize(size, size))
-        await asyncio.sleep(self.rng.uniform(0.005, 0.06))
+            await self.pilot.resize_terminal(width, height)
 
     async def keys(self, *keys: str) -> None:
-        """Each key as the terminal's driver delivers it, 2 ms apart."""
+        """Each key as the terminal's driver delivers it, handled before the next."""
         for key in keys:
-            if len(key) == 1:   # a character: its key name, the character itself
-                key, char = _character_to_key(key), key
-            else:
-                try:
-                    char = unicodedata.lookup(_get_unicode_name_from_key(key))
-                except KeyError:
-                    char = None
-            self.app._driver.send_message(events.Key(key, char))
-            await asyncio.sleep(0.002)
+            self.app.post_message(key_event(key))
+            await settled(self.app)

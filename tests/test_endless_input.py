@@ -66,6 +66,24 @@ async def test_the_train_pane_refuses_a_fifo_at_once(demo_session, fifo):
     assert Store.open().runs() == []
 
 
+
+@pytest.mark.parametrize("field", ["train-data", "train-test", "train-out"])
+async def test_a_path_with_a_nul_character_is_one_line(demo_session, field):
+    """A paste can put a NUL into a path field; no file system takes one (Python raises
+    ValueError, not OSError): the preview and F8 say so in one line, and nothing fails."""
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f4")
+        typed = app.query_one(f"#{field}", Input)
+        typed.value = "/tmp/a\x00b"
+        said = "a path cannot hold a NUL character"
+        await wait_for(pilot, lambda: said in str(app.query_one("#train-preview").render())
+                       or said in str(typed.tooltip))   # the output folder: marked on its field
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: said in str(app.query_one("#train-status").render())
+                       or any(said in n.message for n in app._notifications))
+        assert app.train_pane.run is None
+
 # A worker that never returns: the Train pane's preview stuck in a read no check can
 # interrupt (a dead network mount, say). The real app runs in its own process with that one
 # function replaced.

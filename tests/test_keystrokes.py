@@ -8,7 +8,7 @@ import pytest
 from textual.widgets import Input, TextArea
 
 from tests.helpers import wait_for
-from tests.monkey import Monkey
+from tests.monkey import burst
 from tui.panes.train.pane import TrainPane
 from tui.shell.app import RuGPTApp
 
@@ -18,9 +18,8 @@ PATH = "/root/.cache/какой-то/corpus.txt"
 async def test_a_path_typed_right_after_switching_panes_is_whole(demo_session, tmp_path):
     app = RuGPTApp(session=demo_session)
     async with app.run_test(size=(100, 30)) as pilot:
-        monkey = Monkey(pilot, 0)
         for _ in range(3):   # also while the previous path's preview refreshes
-            await monkey.keys("f2", "f4", "ctrl+a", "ctrl+k", *PATH)
+            await burst(app, "f2", "f4", "ctrl+a", "ctrl+k", *PATH)
             await pilot.pause(0.5)
             assert app.query_one("#train-data", Input).value == PATH
         # the output folder too, while the runs list and the folder check refresh
@@ -28,7 +27,7 @@ async def test_a_path_typed_right_after_switching_panes_is_whole(demo_session, t
         field.focus()
         await pilot.pause()
         assert app.focused is field, app.focused
-        await monkey.keys("end", *["backspace"] * len(field.value), *str(tmp_path / "мой-запуск"))
+        await burst(app, "end", *["backspace"] * len(field.value), *str(tmp_path / "мой-запуск"))
         await pilot.pause(0.5)
         assert field.value == str(tmp_path / "мой-запуск")
 
@@ -36,14 +35,13 @@ async def test_a_path_typed_right_after_switching_panes_is_whole(demo_session, t
 async def test_an_editor_applies_backspace_in_typing_order(demo_session):
     app = RuGPTApp(session=demo_session)
     async with app.run_test(size=(100, 30)) as pilot:
-        monkey = Monkey(pilot, 0)
-        await monkey.keys("f3")
+        await burst(app, "f3")
         await wait_for(pilot, app.panes_ready)
         prompt = app.query_one("#gen-prompt", TextArea)
         prompt.focus()
         prompt.load_text("")
         await pilot.pause()
-        await monkey.keys(*"кот", "backspace", "backspace", *"ит", "left", "left", "delete", *"ру")
+        await burst(app, *"кот", "backspace", "backspace", *"ит", "left", "left", "delete", *"ру")
         await pilot.pause(0.3)
         assert prompt.text == "крут"   # к|ит → к|т → крут
 
@@ -66,12 +64,11 @@ async def test_settings_typed_while_the_model_loads_are_kept(demo_dir, tmp_path,
     mine.write_text("Кот спал.\nПёс гулял.\n", encoding="utf-8")
     app = RuGPTApp(model="demo")
     async with app.run_test(size=(100, 30)) as pilot:
-        monkey = Monkey(pilot, 0)
-        await monkey.keys("f4", "ctrl+a", "ctrl+k", *str(mine))
+        await burst(app, "f4", "ctrl+a", "ctrl+k", *str(mine))
         epochs = app.query_one("#train-epochs", Input)
         epochs.focus()
         await pilot.pause()
-        await monkey.keys("end", *["backspace"] * 6, "7")
+        await burst(app, "end", *["backspace"] * 6, "7")
         await pilot.pause(0.3)
         assert app.session is None
         typed.set()
@@ -90,9 +87,8 @@ async def test_keys_typed_at_the_first_frame_are_kept_in_order(demo_session):
     typing at once (F3, a prompt) loses nothing and gets it in the order typed."""
     app = RuGPTApp(session=demo_session)
     async with app.run_test(size=(80, 24)) as pilot:
-        monkey = Monkey(pilot, 0)
         early = not app.panes_ready()
-        await monkey.keys("f3", "ctrl+a", "ctrl+k", *"жили-были")
+        await burst(app, "f3", "ctrl+a", "ctrl+k", *"жили-были")
         await wait_for(pilot, app.panes_ready)
         await pilot.pause(0.3)
         prompt = app.query_one("#gen-prompt", TextArea)
@@ -111,10 +107,10 @@ async def test_typing_goes_into_the_editor_at_once_while_a_pane_key_waits_for_th
     app = RuGPTApp(session=demo_session)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.focused is app.query_one("#tok-input"))
-        await Monkey(pilot, 0).keys(*"кот")
+        await burst(app, *"кот")
         editor = app.query_one("#tok-input", TextArea)
         await wait_for(pilot, lambda: editor.text.startswith("кот"))
-        await Monkey(pilot, 0).keys("f3", "ctrl+a", "ctrl+k", *"жили")
+        await burst(app, "f3", "ctrl+a", "ctrl+k", *"жили")
         await pilot.pause(0.3)
         assert app.query_one("#tabs").active == "tokenize" and editor.text.startswith("кот")
         assert "жили" not in editor.text

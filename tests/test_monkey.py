@@ -1,7 +1,8 @@
 """Random use never ends the app: a seeded monkey (tests/monkey.py) over every pane while a
-run trains and a reply streams — keys, palette commands, pastes, resizes. Afterwards nothing
+run trains and a reply streams — keys, palette commands, pastes, resizes, a fixed number of
+them, each handled before the next, so a seed replays the same actions. Afterwards nothing
 went wrong (not even an error the app survived), the app still answers a key, its memory
-stayed bounded, and it quits."""
+stayed bounded, and it quits. Random seeds, for as long as you like: scripts/monkey.py."""
 
 import os
 
@@ -10,6 +11,7 @@ from textual.widgets import Input
 
 from core.base.host_memory import resident_bytes
 from core.model.session import load_session
+from core.store.workspace import error_log_path
 from tests.helpers import wait_for
 from tests.monkey import Monkey
 from tui.panes.train.pane import TrainPane
@@ -18,9 +20,9 @@ from tui.shell.app import RuGPTApp
 from tui.widgets.dialogs import QuitWhileTrainingScreen
 from tui.widgets.help import HelpScreen
 
-# RUGPT_TUI_MONKEY_SEEDS=7,8 RUGPT_TUI_MONKEY_SECONDS=60 replays or extends it
+# RUGPT_TUI_MONKEY_SEEDS=7,8 RUGPT_TUI_MONKEY_ACTIONS=1000 replays or extends it
 SEEDS = [int(s) for s in os.environ.get("RUGPT_TUI_MONKEY_SEEDS", "1,2,3,4").split(",")]
-SECONDS = float(os.environ.get("RUGPT_TUI_MONKEY_SECONDS", "12"))
+ACTIONS = int(os.environ.get("RUGPT_TUI_MONKEY_ACTIONS", "150"))
 MEMORY_GROWTH_LIMIT = 600 << 20
 
 
@@ -42,7 +44,7 @@ async def test_a_monkey_never_ends_the_app(seed, demo_dir, tmp_path, monkeypatch
             await monkey.keys("f10", *"Привет", "enter")   # and a reply streams
             memory_before = resident_bytes()
 
-            await monkey.play(SECONDS)
+            await monkey.play(ACTIONS)
 
             assert app.is_running, "the app ended"
             assert app.guard.caught == [], "errors inside the app"
@@ -64,7 +66,11 @@ async def test_a_monkey_never_ends_the_app(seed, demo_dir, tmp_path, monkeypatch
                 await monkey.keys("q")
             await wait_for(pilot, lambda: not app.is_running, timeout=30)
     except BaseException:
-        print(f"monkey seed {seed} (replay: RUGPT_TUI_MONKEY_SEEDS={seed} pytest "
-              f"tests/test_monkey.py): last actions {monkey.log[-15:] if monkey else []}; "
-              f"errors {app.guard.caught}")
+        print(f"monkey seed {seed} (replay: RUGPT_TUI_MONKEY_SEEDS={seed} "
+              f"RUGPT_TUI_MONKEY_ACTIONS={ACTIONS} pytest tests/test_monkey.py); "
+              f"errors {app.guard.caught}; its {len(monkey.log) if monkey else 0} actions:")
+        for number, action in enumerate(monkey.log if monkey else [], 1):
+            print(f"  {number:4d} {action}")
+        if error_log_path().exists():
+            print("the error log's last entry:", error_log_path().read_text().split("--- ")[-1])
         raise

@@ -56,6 +56,8 @@ def is_ours(folder: Path) -> bool:
 def check_output_folder(out: str | os.PathLike, setting: str = "--out") -> Path:
     """The resolved target if a model may be written there, else a UserError naming why."""
     shown = f"{setting} {out}"
+    if "\x00" in os.fspath(out):
+        raise UserError(f"{setting} {os.fspath(out)!r}: a path cannot hold a NUL character")
     path = Path(out).expanduser()
     try:
         target = path.resolve()

@@ -174,6 +174,8 @@ def check_source(spec: str) -> None:
         raise UserError(f"{spec}: no such file or folder") from None
     except OSError as exc:
         raise UserError(f"{spec}: cannot read it ({first_line(exc)})") from None
+    except ValueError:   # a NUL character: no file system takes one
+        raise UserError(f"{spec!r}: a path cannot hold a NUL character") from None
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return
     kind = next((name for test, name in SPECIAL_FILES if test(mode)), "not a regular file")

@@ -19,7 +19,7 @@ from textual.widgets.option_list import Option
 from core.base.errors import UserError, one_line
 from core.base.settings import SAMPLING_SETTINGS
 from tui.render.chips import printable
-from tui.widgets.fields import SettingField, changed_values, read_fields
+from tui.widgets.fields import Editor, SettingField, changed_values, read_fields
 from tui.widgets.messages import Replaceable, RunBuffer, SessionChanged, WeightsChanged
 from tui.widgets.stream import ChoiceInfo, TokenStream, bar
 
@@ -76,7 +76,7 @@ class GeneratePane(Horizontal):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="gen-left"):
-            yield TextArea(DEFAULT_PROMPT, id="gen-prompt", soft_wrap=True)
+            yield Editor(DEFAULT_PROMPT, id="gen-prompt", soft_wrap=True)
             with Horizontal(id="gen-settings"):
                 for setting in SAMPLING_SETTINGS:
                     yield SettingField(setting, setting.default, "gen", FIELD_WIDTHS.get(setting.name),

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from core.model.session import ModelSession
     from tui.panes.train.run import TrainRun
     from tui.process.early_frame import EarlyFrame
+    from tui.widgets.windows import Palette
 
 
 class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, LessonGuide, Ending, App):
@@ -112,6 +113,7 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, LessonGuide, Ending,
         # The panes, held here: a modal screen on top hides them from queries.
         self.tokenize_pane = TokenizePane(id="tokenize-pane")
         self._last_key_at = 0.0
+        self._palette: Palette | None = None   # the last one opened (it may still be closing)
         self._waiting_windows: list[Screen] = []   # results that arrived while a window was open
         self._notice_text = ""                # the notice bar's text
         self._notices_hidden: set[str] = set()   # notices the user hid (not shown again)

@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from core.base.errors import UserError
 from tui.widgets.dialogs import BeforeAfterReady, BeforeAfterScreen
+from tui.widgets.windows import Palette
 
 
 class Windows:
@@ -29,9 +30,11 @@ class Windows:
         """One palette at a time: with a palette under another window (ctrl+b's answer
         arrived while it was open, say), ctrl+p does not open a second one; nor while a
         closed one is still being taken down (its id is not free until then)."""
-        screens = (*self.screen_stack, *self._nodes)
-        if not any(isinstance(screen, CommandPalette) for screen in screens):
-            super().action_command_palette()
+        closing = self._palette is not None and self._palette.is_attached
+        open_ = any(isinstance(screen, CommandPalette) for screen in self.screen_stack)
+        if self.use_command_palette and not open_ and not closing:
+            self._palette = Palette(id="--command-palette")
+            self.push_screen(self._palette)
 
     def pop_screen(self) -> AwaitComplete:
         if len(self.screen_stack) <= 1:   # the main screen always stays

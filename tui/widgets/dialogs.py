@@ -11,11 +11,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from core.base.errors import UserError, one_line
 from tui.render.chips import printable
+from tui.widgets.fields import Field
+from tui.widgets.windows import Window
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from core.model.session import ModelSession
 
 
-class AskScreen(ModalScreen[str | None]):
+class AskScreen(Window[str | None]):
     """A one-line question (a model name, a path); Enter answers, Esc cancels."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -39,7 +40,7 @@ class AskScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="ask-box"):
             yield Label(self.question)
-            yield Input(value=self.value, placeholder=self.placeholder, id="ask-input")
+            yield Field(value=self.value, placeholder=self.placeholder, id="ask-input")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip() or None)
@@ -72,7 +73,7 @@ def compare_in_background(app: App, session: ModelSession, prompt: str,
     app.run_worker(work, thread=True, exclusive=True, group="before-after")
 
 
-class BeforeAfterScreen(ModalScreen):
+class BeforeAfterScreen(Window):
     """The same prompt and seed, base weights on the left, current weights on the right."""
 
     BINDINGS = [Binding("escape,ctrl+b,q", "dismiss", "Close")]
@@ -98,7 +99,7 @@ class BeforeAfterScreen(ModalScreen):
         self.dismiss()
 
 
-class QuitWhileTrainingScreen(ModalScreen[str]):
+class QuitWhileTrainingScreen(Window[str]):
     """Training is running: save first, quit anyway, or go back."""
 
     BINDINGS = [

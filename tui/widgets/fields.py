@@ -1,15 +1,27 @@
-"""Setting fields shared by the panes: an input with its label, a declared setting drawn as
-the right control, path completion, and reading the fields back."""
+"""Text fields and setting fields shared by the panes: an input and an editor that take keys
+in the order they were typed, an input with its label, a declared setting drawn as the right
+control, path completion, and reading the fields back.
+
+Keys reach a text field in the order they were typed. Textual's Input and TextArea insert a
+typed character as soon as its key arrives, but run their own bound keys (ctrl+a, ctrl+k,
+backspace, arrows) only after the key has bubbled up through every widget above them to the
+app. Typed fast — or sent by a terminal as one burst, or arriving while the app is busy —
+the characters after a bound key overtook it: ctrl+a ctrl+k followed by a path lost the
+path's first characters (Textual issue #6605). `Field` and `Editor` run their own bindings
+when the key reaches them, as they insert characters; keys they do not bind bubble up as
+before. Every text field of the app is one of them.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from textual import events
 from textual.containers import Vertical
 from textual.suggester import Suggester
 from textual.widget import Widget
-from textual.widgets import Input, Label, Select, Switch
+from textual.widgets import Input, Label, Select, Switch, TextArea
 
 from core.base.errors import UserError
 from core.base.settings import Setting
@@ -19,6 +31,33 @@ def short_path(path: Path) -> str:
     """Relative to the working folder when inside it (shorter, and the same on every machine)."""
     relative = os.path.relpath(path)
     return path.as_posix() if relative.startswith("..") else relative
+
+
+async def run_own_binding(field: Widget, event: events.Key) -> None:
+    """A key bound by `field` itself (not by a priority binding above it) runs its action
+    now, before the key bubbles, so the characters typed after it cannot overtake it."""
+    if event.is_printable:
+        return
+    active = field.screen.active_bindings.get(event.key)
+    if active is None or active.node is not field or active.binding.priority or not active.enabled:
+        return
+    if await field.app.run_action(active.binding.action, field):
+        event.stop()
+        event.prevent_default()   # the field's own key handler has nothing left to do
+
+
+class Field(Input):
+    """An Input that runs its bound keys in typing order."""
+
+    async def on_key(self, event: events.Key) -> None:
+        await run_own_binding(self, event)
+
+
+class Editor(TextArea):
+    """A TextArea that runs its bound keys in typing order."""
+
+    async def on_key(self, event: events.Key) -> None:
+        await run_own_binding(self, event)
 
 
 class PathSuggester(Suggester):
@@ -35,7 +74,7 @@ class PathSuggester(Suggester):
         try:
             names = sorted(p.name + (os.sep if p.is_dir() else "") for p in folder.iterdir()
                            if p.name.startswith(prefix) and not p.name.startswith("."))
-        except OSError:
+        except (OSError, ValueError):   # not there, not a folder, a NUL in the name
             return None
         return value + names[0][len(prefix):] if names else None
 
@@ -59,7 +98,7 @@ class LabeledInput(Vertical):
 
     def compose(self):
         yield Label(self.label)
-        field = Input(self.value, id=self.input_id, compact=True)
+        field = Field(self.value, id=self.input_id, compact=True)
         if self.width is not None:
             field.styles.width = self.width
         yield field

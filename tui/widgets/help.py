@@ -3,8 +3,9 @@
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Markdown
+
+from tui.widgets.windows import Window
 
 HELP = """\
 # rugpt-tui — keys
@@ -51,7 +52,7 @@ Palette names: `Generate`, `Stop generation`, `Start training`, `Stop training`,
 """
 
 
-class HelpScreen(ModalScreen):
+class HelpScreen(Window):
     BINDINGS = [Binding("escape,f1,q", "dismiss", "Close")]
 
     def compose(self) -> ComposeResult:

@@ -22,7 +22,7 @@ from core.data.templates import TEMPLATE_CHOICES
 from tui.panes.chat.conversations import StoredConversations
 from tui.panes.chat.widgets import ChatInput, Transcript
 from tui.render.chips import CHIP_STYLES, ChipMaker
-from tui.widgets.fields import SettingField, read_fields
+from tui.widgets.fields import Field, SettingField, read_fields
 from tui.widgets.messages import Replaceable, RunBuffer, SessionChanged, WeightsChanged
 from tui.widgets.stream import ChoiceInfo, TokenStream
 
@@ -91,7 +91,7 @@ class ChatPane(StoredConversations, Horizontal):
             with Grid(id="chat-settings"):
                 yield Select([(t, t) for t in TEMPLATE_CHOICES], value="auto", allow_blank=False,
                              id="chat-template")
-                yield Input(placeholder="system prompt (empty: none)", id="chat-system")
+                yield Field(placeholder="system prompt (empty: none)", id="chat-system")
                 settings = {s.name: s for s in SAMPLING_SETTINGS}
                 for name in SHOWN_SETTINGS:
                     yield SettingField(settings[name], settings[name].default, "chat", 11)

@@ -7,15 +7,15 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual import events
 from textual.message import Message
-from textual.widgets import TextArea
 
 from tui.render.chips import printable
+from tui.widgets.fields import Editor
 from tui.widgets.stream import TokenStream, prob_style
 
 LABELS = {"user": "Вы", "assistant": "Модель"}
 
 
-class ChatInput(TextArea):
+class ChatInput(Editor):
     """The message box: Enter sends, ctrl+j (or alt+enter) starts a new line, ↑ in an empty
     box brings back your last message to edit, Esc stops a reply."""
 
@@ -29,7 +29,7 @@ class ChatInput(TextArea):
     class Stop(Message):
         pass
 
-    async def _on_key(self, event: events.Key) -> None:
+    async def on_key(self, event: events.Key) -> None:
         action = {"enter": self.Send, "up": self.EditLast, "escape": self.Stop}.get(event.key)
         if event.key in ("ctrl+j", "alt+enter", "shift+enter"):
             event.stop()
@@ -41,7 +41,7 @@ class ChatInput(TextArea):
             event.prevent_default()
             self.post_message(action(self.text) if action is self.Send else action())
             return
-        await super()._on_key(event)
+        # otherwise Textual goes on to Editor's and TextArea's own handlers (the MRO)
 
 
 class Transcript(TokenStream):

@@ -18,6 +18,7 @@ from textual.widgets import Input, Static
 
 from core.lesson.checks import LessonState, Verdict, check, say, task_text
 from core.lesson.steps import LANGUAGES, LESSON, Step, step_index
+from tui.widgets.fields import Field
 
 
 @dataclass
@@ -62,7 +63,7 @@ class LessonPanel(Vertical):
         yield Static(id="lesson-title")
         yield Static(id="lesson-text")
         yield Static(id="lesson-task")
-        yield Input(id="lesson-answer")
+        yield Field(id="lesson-answer")
         yield Static(id="lesson-verdict")
 
     def open(self) -> None:

@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState
 from core.base.errors import one_line
 from tui.panes.tokenize.chipview import ChipView
 from tui.render.chips import Chip, ChipMaker
+from tui.widgets.fields import Editor
 from tui.widgets.messages import SessionChanged
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ def token_at(view, index: int) -> int:
     return max(0, bisect_right(view.starts, max(0, index - 1)) - 1)
 
 
-class TokenEditor(TextArea):
+class TokenEditor(Editor):
     """The pane's editor. From an edit until the pane has shown its tokens, the screen holds
     its paint, so the edited text and its tokens are drawn in one frame. (Otherwise the text
     may be drawn first, and Textual's frame timer puts the tokens one to two frames later.)"""

@@ -9,15 +9,15 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from core.data.rows import trained_row
 from core.tokens.pieces import piece_table
 from tui.render.chips import sample_text
+from tui.widgets.windows import Window
 
 
-class SamplesScreen(ModalScreen):
+class SamplesScreen(Window):
     DEFAULT_CSS = """
     SamplesScreen { align: center middle; }
     #samples-box { width: 96%; height: 90%; border: thick $primary; background: $surface; }

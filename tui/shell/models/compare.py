@@ -17,13 +17,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, SelectionList, Static
 
 from core.base.errors import UserError, one_line
 from core.store.catalog import ModelChoice
 from tui.render.chips import printable
 from tui.shell.models.picker import ChoicesFound, find_choices
+from tui.widgets.fields import Field
+from tui.widgets.windows import Window
 
 MAX_MODELS = 4
 FLUSH_S = 0.03   # streamed text reaches the screen in batches, not once per token
@@ -50,7 +51,7 @@ class Streamed(Message):
     done: bool = False
 
 
-class CompareSetupScreen(ModalScreen[CompareRequest | None]):
+class CompareSetupScreen(Window[CompareRequest | None]):
     """Tick two to four models (space), check the data and the prompt, Enter compares."""
 
     DEFAULT_CSS = """
@@ -74,9 +75,9 @@ class CompareSetupScreen(ModalScreen[CompareRequest | None]):
             yield Label("Compare models — space ticks 2 to 4 · Enter compares · Esc cancels")
             yield SelectionList[int](id="cmp-models")
             yield Label("held-out data (loss and perplexity on it)")
-            yield Input(self.data, id="cmp-data")
+            yield Field(self.data, id="cmp-data")
             yield Label("prompt (the Generate pane's settings, one seed for all)")
-            yield Input(self.prompt, id="cmp-prompt")
+            yield Field(self.prompt, id="cmp-prompt")
             yield Label("", id="cmp-problem")
 
     def on_mount(self) -> None:
@@ -114,7 +115,7 @@ def short_name(choice: ModelChoice) -> str:
         else choice.name
 
 
-class CompareScreen(ModalScreen):
+class CompareScreen(Window):
     DEFAULT_CSS = """
     CompareScreen { align: center middle; }
     #cmp-box { width: 100%; height: 100%; border: thick $primary; background: $surface; }

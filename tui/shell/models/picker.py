@@ -11,11 +11,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from core.store.catalog import ModelChoice, model_choices
+from tui.widgets.fields import Field
+from tui.widgets.windows import Window
 
 KIND_MARK = {"demo": "◆", "run": "▲", "cache": "●", "recent": "○"}
 
@@ -32,7 +33,7 @@ def find_choices(screen, store) -> None:
                       exclusive=True, group="model-choices")
 
 
-class ModelPickerScreen(ModalScreen[ModelChoice | None]):
+class ModelPickerScreen(Window[ModelChoice | None]):
     DEFAULT_CSS = """
     ModelPickerScreen { align: center middle; }
     #picker-box { width: 96%; max-width: 120; height: 80%; border: thick $primary;
@@ -51,7 +52,7 @@ class ModelPickerScreen(ModalScreen[ModelChoice | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="picker-box"):
             yield Label("Load model — ◆ demo  ▲ a run's model  ● in the cache  ○ recent")
-            yield Input(placeholder="filter, or a hub id / model folder and Enter", id="picker-input")
+            yield Field(placeholder="filter, or a hub id / model folder and Enter", id="picker-input")
             yield OptionList(Option("looking for models…", disabled=True), id="picker-list")
             yield Label("↓ the list · Enter loads · Esc cancels", id="picker-help")
 
