@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# Create .venv (once) and install rugpt-tui into it with the dev tools.
-# torch is installed first, pinned, so pip does not pick a newer multi-GB build on its own;
-# the project's own requirement stays open (torch>=2.2), so a GPU machine keeps its CUDA build.
+# Create .venv (once) and install rugpt-tui into it with the dev tools, at the exact versions
+# of requirements.lock. torch goes first, on its own: on a CPU machine pip takes the CPU
+# build of the locked release where one is at hand, on a GPU box PyPI's CUDA build of it.
+# The project's own requirements stay ranges (pyproject.toml); the lock pins what installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-# Already set up for this pyproject.toml: nothing to do (keeps ./app.sh quick to start).
-if [ -x .venv/bin/rugpt-tui ] && [ .venv/.installed -nt pyproject.toml ]; then
+LOCK=requirements.lock
+# Already set up for this pyproject.toml and lock: nothing to do (keeps ./app.sh quick).
+if [ -x .venv/bin/rugpt-tui ] && [ .venv/.installed -nt pyproject.toml ] && [ .venv/.installed -nt "$LOCK" ]; then
     exit 0
 fi
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-    .venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
-fi
-.venv/bin/python -m pip install -q -e ".[dev]"
+locked() { grep -E "^$1==" "$LOCK"; }
+.venv/bin/python -m pip install -q "$(locked pip)"
+.venv/bin/python -m pip install -q -c "$LOCK" "$(locked setuptools)"
+.venv/bin/python -m pip install -q -c "$LOCK" "$(locked torch)"
+# The project itself is built with the locked setuptools already in the venv (an isolated
+# build would fetch the newest one).
+.venv/bin/python -m pip install -q -c "$LOCK" --no-build-isolation -e ".[dev]"
 touch .venv/.installed

@@ -107,7 +107,7 @@ def kept_frames() -> list:
 def test_the_second_start_shows_the_first_frame_before_textual_loads_and_keeps_the_keys(tmp_path):
     gate = tmp_path / "textual-may-load"
     for old in kept_frames():
-        if old.stem == early_frame.frame_key(*SIZE, "demo", DEFAULT_THEME):
+        if old.stem == early_frame.frame_key(*SIZE, "demo", DEFAULT_THEME, False):
             old.unlink()
     # first start: nothing kept yet, so nothing is drawn until Textual draws its frame
     first = Terminal(gate)
@@ -117,7 +117,7 @@ def test_the_second_start_shows_the_first_frame_before_textual_loads_and_keeps_t
     assert first.read_until(b"GPT2LMHeadModel")
     assert first.quit() == 0
     first.close()
-    key = early_frame.frame_key(*SIZE, "demo", DEFAULT_THEME)
+    key = early_frame.frame_key(*SIZE, "demo", DEFAULT_THEME, False)
     kept = early_frame.frame_path(key)
     assert kept.exists(), "the first frame was not kept"
     assert "Tokenize F2" in kept.read_text(encoding="utf-8")
@@ -145,7 +145,7 @@ def test_a_failure_before_the_driver_gives_the_terminal_back(tmp_path):
     """Textual cannot be imported: one line, exit 1, and the terminal as it was — no raw
     mode left behind, the alternate screen left."""
     gate = tmp_path / "never"
-    key = early_frame.frame_key(*SIZE, "demo", DEFAULT_THEME)
+    key = early_frame.frame_key(*SIZE, "demo", DEFAULT_THEME, False)
     early_frame.remember(key, "\x1b[1;1HTokenize F2 (kept)")
     term = Terminal(gate, fail=True)
     assert term.proc.wait(timeout=60) == 1
@@ -176,7 +176,7 @@ def test_terminated_before_the_driver_the_terminal_is_given_back(tmp_path):
     """SIGTERM while Textual loads (the kept frame on the screen, the terminal raw): the
     process ends and leaves the terminal as it found it."""
     gate = tmp_path / "never"
-    early_frame.remember(early_frame.frame_key(*SIZE, "demo", DEFAULT_THEME), "\x1b[1;1HTokenize F2 (kept)")
+    early_frame.remember(early_frame.frame_key(*SIZE, "demo", DEFAULT_THEME, False), "\x1b[1;1HTokenize F2 (kept)")
     term = Terminal(gate)
     assert term.read_until(b"Tokenize F2 (kept)", timeout=30)
     term.proc.terminate()
@@ -187,13 +187,23 @@ def test_terminated_before_the_driver_the_terminal_is_given_back(tmp_path):
     term.close()
 
 
-def test_a_frame_is_kept_per_terminal_model_and_theme_and_only_the_newest(monkeypatch, tmp_path):
+def test_a_frame_is_kept_per_terminal_model_theme_lesson_and_release_and_only_the_newest(
+        monkeypatch, tmp_path):
     monkeypatch.setenv("RUGPT_TUI_CACHE", str(tmp_path))
-    keys = {early_frame.frame_key(80, 24, "demo", None), early_frame.frame_key(81, 24, "demo", None),
-            early_frame.frame_key(80, 24, "gpt2", None), early_frame.frame_key(80, 24, "demo", "nord")}
+    key = early_frame.frame_key
+    keys = {key(80, 24, "demo", None, False), key(81, 24, "demo", None, False),
+            key(80, 24, "gpt2", None, False), key(80, 24, "demo", "nord", False),
+            key(80, 24, "demo", None, True)}
+    installed = early_frame.installed_versions()
+    assert any(v.startswith("textual-") for v in installed), installed   # found where it is
+    assert any(v.startswith(("rugpt_tui-", "rugpt-tui-")) for v in installed), installed
+    monkeypatch.setattr(early_frame, "installed_versions", lambda: [*installed, "textual-99.0.dist-info"])
+    keys.add(key(80, 24, "demo", None, False))   # another Textual: another frame
+    monkeypatch.undo()
+    monkeypatch.setenv("RUGPT_TUI_CACHE", str(tmp_path))
     monkeypatch.setenv("COLORTERM", "truecolor")
-    keys.add(early_frame.frame_key(80, 24, "demo", None))
-    assert len(keys) == 5
+    keys.add(key(80, 24, "demo", None, False))
+    assert len(keys) == 7
     assert early_frame.remember("a", "frame a") is True
     assert early_frame.remember("a", "frame a") is False   # already kept: not written again
     for n in range(early_frame.FRAMES_KEPT + 2):
@@ -218,10 +228,10 @@ def test_what_is_not_a_kept_frame_is_never_drawn_nor_waited_on(monkeypatch, tmp_
 
 def test_no_early_frame_off_a_terminal_or_for_another_driver(monkeypatch):
     read, write = os.pipe()
-    assert early_frame.draw("demo", None, read, write) is None
+    assert early_frame.draw("demo", None, fd_in=read, fd_out=write) is None
     master, slave = os.openpty()
     monkeypatch.setenv("TEXTUAL_DRIVER", "textual.drivers.web_driver:WebDriver")
-    assert early_frame.draw("demo", None, slave, slave) is None
+    assert early_frame.draw("demo", None, fd_in=slave, fd_out=slave) is None
     for fd in (read, write, master, slave):
         os.close(fd)
 
@@ -234,8 +244,8 @@ def test_draw_sets_raw_mode_and_release_undoes_it(monkeypatch, tmp_path, kept):
     master, slave = os.openpty()
     before = termios.tcgetattr(slave)
     if kept:
-        early_frame.remember(early_frame.frame_key(80, 24, "demo", None), "FRAME")
-    early = early_frame.draw("demo", None, slave, slave)
+        early_frame.remember(early_frame.frame_key(80, 24, "demo", None, False), "FRAME")
+    early = early_frame.draw("demo", None, fd_in=slave, fd_out=slave)
     raw = termios.tcgetattr(slave)
     assert not raw[3] & (termios.ECHO | termios.ICANON | termios.ISIG) and not raw[0] & termios.IXON
     assert early.drawn is kept

@@ -49,7 +49,7 @@ async def read_until(ws, seen: bytearray, wanted: bytes, timeout: float) -> bool
     while wanted not in seen and time.monotonic() < deadline:
         try:
             message = await asyncio.wait_for(ws.receive(), deadline - time.monotonic())
-        except asyncio.TimeoutError:
+        except TimeoutError:
             break
         if message.type == aiohttp.WSMsgType.BINARY:
             seen += message.data

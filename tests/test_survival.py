@@ -218,3 +218,39 @@ async def test_palette_keys_at_the_wrong_moment(kind):
         except Exception as error:   # noqa: BLE001 - what Textual's palette raises
             errors.append(type(error).__name__)
     assert errors == ([] if kind is Palette else ["KeyError", "NoMatches"])
+
+
+FATAL = """
+import sys
+from tui.process.guard import ErrorGuard
+from tui.shell.app import RuGPTApp
+ErrorGuard.catches = lambda self, error: False     # an error nothing can survive
+mount = RuGPTApp.on_mount
+def on_mount(self):
+    mount(self)
+    self.set_timer(0.5, broken)
+def broken():
+    raise RuntimeError("the app broke")
+RuGPTApp.on_mount = on_mount
+app = RuGPTApp(model="demo")
+app.run(headless=True)
+sys.exit(app.return_code)
+"""
+
+
+def test_an_error_nothing_survives_ends_the_app_with_one_line(demo_dir):
+    """What the guard cannot survive ends the app with exit code 1 and one line naming the
+    error and the error log — never a traceback on screen."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    result = subprocess.run([sys.executable, "-c", FATAL], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1, result.stderr[-2000:]
+    said = " ".join(result.stderr.split())   # the line as Rich wrapped it
+    assert said.startswith("rugpt-tui: internal error: RuntimeError: the app broke (the traceback "
+                           f"is in {error_log_path()})"), said
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "RuntimeError: the app broke" in error_log_path().read_text(encoding="utf-8")

@@ -229,3 +229,25 @@ print(json.dumps({"tokens": data.stats["train"]["tokens"] + data.stats["test"]["
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["tokens"] > 2_000_000
     assert found["above"] / found["tokens"] < 16, found
+
+
+def test_a_loaded_dataset_is_keyed_by_its_arrow_files_and_one_in_memory_is_not_cached(tmp_path):
+    """A hub dataset has no file of ours to hash: its key comes from the Arrow files
+    `datasets` keeps it in — the same for the same data loaded again, another for other
+    data; a dataset held only in memory has nothing to key it and is never cached."""
+    from datasets import Dataset, load_dataset
+
+    from core.data.tokenized import Texts
+
+    def loaded(text: str) -> Texts:
+        path = tmp_path / f"{len(text)}.txt"
+        if not path.exists():
+            path.write_text(text, encoding="utf-8")
+        return Texts(train=load_dataset("text", data_files=str(path), split="train",
+                                        cache_dir=str(tmp_path / "cache")))
+
+    first = loaded("один\nдва\n").fingerprints()
+    assert first is not None and first[1] is None
+    assert loaded("один\nдва\n").fingerprints() == first
+    assert loaded("три\n").fingerprints() != first
+    assert Texts(train=Dataset.from_dict({"text": ["один"]})).fingerprints() is None

@@ -108,8 +108,21 @@ class Texts:
     def total(self) -> int:
         return len(self.train) + (len(self.test) if self.test is not None else 0)
 
-    def fingerprints(self) -> list[str]:
-        return [self.train._fingerprint, self.test._fingerprint if self.test is not None else None]
+    def fingerprints(self) -> list[str | None] | None:
+        """What identifies a hub dataset's loaded splits: the Arrow files `datasets` keeps
+        them in (named by the dataset, its revision and split), their sizes and times. None
+        when a split is in memory only: it has nothing that identifies it, and is not cached."""
+        found: list[str | None] = []
+        for split in (self.train, self.test):
+            if split is None:
+                found.append(None)
+                continue
+            files = [f["filename"] for f in split.cache_files]
+            if not files:
+                return None
+            stats = [(name, os.stat(name).st_size, os.stat(name).st_mtime_ns) for name in files]
+            found.append(hashlib.sha256(json.dumps(stats).encode()).hexdigest())
+        return found
 
     def batches(self) -> Iterator[tuple[list[str], list[str]]]:
         """(train texts, held-out texts), BATCH_TEXTS at a time."""
@@ -155,6 +168,8 @@ def _key(tokenizer, config: TrainConfig, block: int, loaded=None) -> str | None:
     parts: dict = {"format": FORMAT, "tokenizer": tokenizer_fingerprint(tokenizer)}
     if loaded is not None:
         parts["data"] = loaded.fingerprints()
+        if parts["data"] is None:
+            return None
     else:
         parts["data"] = [fingerprint(config.train), fingerprint(config.test) if config.test else None]
         if any(str(p).startswith("hub:") for p in parts["data"]):

@@ -42,7 +42,7 @@ def _fingerprint() -> str:
 
 def build_demo_model(out: str | os.PathLike) -> Path:
     """Train the tokenizer, init the model, `save_pretrained` both into `out`."""
-    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers import ByteLevelBPETokenizer, Tokenizer
     from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
 
     quiet_transformers()
@@ -56,7 +56,7 @@ def build_demo_model(out: str | os.PathLike) -> Path:
     )
     # `tokenizer_object=` keeps the trained vocabulary (vocab_file/merges_file paths do not).
     tokenizer = GPT2TokenizerFast(
-        tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>",
+        tokenizer_object=Tokenizer.from_str(bpe.to_str()), bos_token="<s>", eos_token="</s>",
         pad_token="<pad>", unk_token="<unk>", model_max_length=MODEL_CONFIG["n_positions"],
     )
 

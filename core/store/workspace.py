@@ -13,7 +13,7 @@ A settings file that cannot be read is never lost: it is kept aside as `settings
 from __future__ import annotations
 
 import os
-import sys
+import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,6 @@ from core.base.settings import (
     TRAIN_SETTINGS,
     by_name,
 )
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 APP_NAME = "rugpt-tui"
 SETTINGS_FILE = "settings.toml"

@@ -29,7 +29,7 @@ METASPACE = "\u2581"   # ▁: a space, in SentencePiece-style vocabularies
 
 
 def _rust_backend(tokenizer):
-    return getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
+    return getattr(tokenizer, "backend_tokenizer", None)   # None: a tokenizer without one
 
 
 def _is_byte_level(tokenizer) -> bool:
@@ -100,7 +100,7 @@ def private_backend(tokenizer):
     `tokenizer(lines, padding=True, truncation=True)` leaves those settings on the shared
     backend (a training run tokenizes its data on another thread), and they must never
     reach the view. None for tokenizers without a Rust backend."""
-    backend = getattr(tokenizer, "_tokenizer", None)
+    backend = _rust_backend(tokenizer)
     if backend is None or not hasattr(backend, "to_str"):
         return None
     try:

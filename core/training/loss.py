@@ -42,20 +42,24 @@ def chunk_rows(vocab: int) -> int:
     return max(16, CHUNK_LOGITS_BYTES // (vocab * 4))
 
 
-def _pass_through(hidden):
-    return hidden
+class PassThrough(torch.nn.Module):
+    """Stands in for the output layer: the model's `.logits` are then its hidden states."""
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden
 
 
 @contextmanager
 def hidden_states_out(model):
-    """Within it, the model's output layer returns its input: `.logits` are the final hidden
-    states. Hold the session lock: generation must not run meanwhile."""
+    """Within it, the model's output layer is a pass-through (`set_output_embeddings`), so
+    `.logits` are the final hidden states; yields the real layer, put back on the way out.
+    Hold the session lock: generation must not run meanwhile."""
     head = model.get_output_embeddings()
-    head.forward = _pass_through   # an instance attribute shadows the class's method
+    model.set_output_embeddings(PassThrough())
     try:
         yield head
     finally:
-        del head.forward
+        model.set_output_embeddings(head)
 
 
 def shifted_labels(labels: torch.Tensor) -> torch.Tensor:

@@ -120,7 +120,9 @@ def sharded(model) -> tuple[torch.nn.Module, list]:
 
 def _reset_accelerate_state() -> None:
     """Accelerate keeps process-wide state; a second run in the same process (the TUI, tests)
-    may ask for another precision or accumulation, so start from a clean slate."""
+    may ask for another precision or accumulation, so start from a clean slate. `_reset_state`
+    is private — Accelerate offers no public reset; its own test cases call it the same way
+    (accelerate/test_utils/testing.py, AccelerateTestCase): tests/test_private_names.py."""
     from accelerate.state import AcceleratorState, GradientState
 
     if not torch.distributed.is_initialized():

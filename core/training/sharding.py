@@ -47,11 +47,11 @@ def require_processes() -> int:
 
 def blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
     """The model's transformer blocks: the classes it names as not to be split across devices
-    (`_no_split_modules`: GPT2Block, LlamaDecoderLayer, …)."""
-    names = set(getattr(model, "_no_split_modules", None) or ())
-    if not names:   # a PeftModel: its base model names them
-        inner = getattr(model, "get_base_model", lambda: None)()
-        names = set(getattr(inner, "_no_split_modules", None) or ())
+    (`_no_split_modules`: GPT2Block, LlamaDecoderLayer, …; a private class attribute of
+    transformers' models that Accelerate's device maps read too: tests/test_private_names.py).
+    A PeftModel's are its base model's."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    names = set(base._no_split_modules or ())
     return [m for m in model.modules() if type(m).__name__ in names]
 
 

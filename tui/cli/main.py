@@ -19,7 +19,7 @@ def start_app(args) -> int:
 
     saved = peek_settings()
     early = draw(saved.starting_model(args.model) if saved else None,
-                 saved.starting_theme(None) if saved else None)
+                 saved.starting_theme(None) if saved else None, args.lesson)
     try:
         from tui.shell.launch import run_app
 

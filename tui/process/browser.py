@@ -25,13 +25,17 @@ class ServedDriver(WebDriver):
     """Textual's web driver, with the tab's end taken as a hangup (the app's
     `detach_from_terminal()`) instead of an immediate exit that would drop a run."""
 
+    def __init__(self, app, **kwargs) -> None:
+        super().__init__(app, **kwargs)
+        self.served_app = app   # its detach_from_terminal() is this driver's hangup
+
     def on_meta(self, packet_type: str, payload: dict[str, object]) -> None:
         if packet_type == "quit":   # the tab is gone
-            self._app.detach_from_terminal()
+            self.served_app.detach_from_terminal()
             return
         super().on_meta(packet_type, payload)
 
     def run_input_thread(self) -> None:
         super().run_input_thread()
         if not self.exit_event.is_set():   # input ended while the app runs: the server is gone
-            self._app.detach_from_terminal()
+            self.served_app.detach_from_terminal()

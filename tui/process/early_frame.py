@@ -41,10 +41,33 @@ DRAWING_ENVIRONMENT = ("TERM", "COLORTERM", "TERM_PROGRAM", "NO_COLOR", "FORCE_C
                        "TEXTUAL_COLOR_SYSTEM")
 
 
-def frame_key(columns: int, rows: int, model: str, theme: str | None) -> str:
+def installed_versions() -> list[str]:
+    """What draws the frame, as installed: Textual's and the app's releases (the names of
+    their dist-info folders in the interpreter's package folders — read without importing
+    or even looking up Textual, which is still loading) and the app's stylesheet (its size
+    and time, for a copy being worked on). An upgrade draws a new first frame."""
+    found = []
+    for folder in sys.path:
+        if not folder.endswith(("site-packages", "dist-packages")):
+            continue
+        try:
+            found += [name for name in os.listdir(folder) if name.endswith(".dist-info")
+                      and name.lower().startswith(("textual-", "rugpt_tui-", "rugpt-tui-"))]
+        except OSError:
+            pass
+    try:
+        sheet = (Path(__file__).parent.parent / "shell" / "app.tcss").stat()
+        found.append(f"app.tcss {sheet.st_size} {sheet.st_mtime_ns}")
+    except OSError:
+        pass
+    return sorted(set(found))
+
+
+def frame_key(columns: int, rows: int, model: str, theme: str | None, lesson: bool) -> str:
     """What identifies a first frame: the terminal's size and kind, the model named in the
-    status line, the saved theme."""
-    described = [columns, rows, model, theme, [os.environ.get(n) for n in DRAWING_ENVIRONMENT]]
+    status line, the saved theme, whether the lesson opens at start, and what draws it."""
+    described = [columns, rows, model, theme, lesson, [os.environ.get(n) for n in DRAWING_ENVIRONMENT],
+                 installed_versions()]
     return hashlib.sha1(json.dumps(described).encode()).hexdigest()[:20]
 
 
@@ -131,7 +154,8 @@ def raw_settings(settings: list) -> list:
     return new
 
 
-def draw(model: str | None, theme: str | None, fd_in: int = 0, fd_out: int = 1) -> EarlyFrame | None:
+def draw(model: str | None, theme: str | None, lesson: bool = False, fd_in: int = 0,
+         fd_out: int = 1) -> EarlyFrame | None:
     """At the start of the app: the terminal in raw mode and, when one is kept for this
     terminal, model and theme, the first frame on it (`model` None: not known, no frame).
     None where the app does not run on this terminal (not a terminal, a browser tab,
@@ -145,7 +169,7 @@ def draw(model: str | None, theme: str | None, fd_in: int = 0, fd_out: int = 1) 
         original = termios.tcgetattr(fd_in)
     except (OSError, termios.error):
         return None
-    key = frame_key(columns, rows, model, theme) if model and columns and rows else None
+    key = frame_key(columns, rows, model, theme, lesson) if model and columns and rows else None
     early = EarlyFrame(fd_in, fd_out, original, key, drawn=False)
     early.previous_sigterm = signal.signal(signal.SIGTERM, early.terminated)   # before raw mode
     try:

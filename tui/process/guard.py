@@ -18,7 +18,6 @@ import traceback
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from textual._context import active_app
 from textual.message_pump import MessagePump
 from textual.worker import WorkerFailed
 
@@ -50,8 +49,8 @@ class ErrorGuard:
         line = one_line(error)
         self.caught = [*self.caught[-(KEEP - 1):], line]
         log_error(report(error, "caught; the app went on"))
-        if getattr(self.app, "_exit", False):
-            return True   # closing: nothing left to tell
+        if self.app.return_code is not None:
+            return True   # exiting: nothing left to tell
         now = time.monotonic()
         if now - self._notified.get(line, -SAME_ERROR_QUIET_S) >= SAME_ERROR_QUIET_S:
             self._notified[line] = now
@@ -70,16 +69,24 @@ def report(error: BaseException, outcome: str) -> str:
 def install() -> None:
     """Route every exception a message handler raises through the app's guard, once per
     process. Textual would stop the widget's message loop and end the app; with the guard
-    armed the message is dropped, the error shown, and the widget goes on with the next."""
-    if getattr(MessagePump._dispatch_message, "guarded", False):
-        return
+    armed the message is dropped, the error shown, and the widget goes on with the next.
+
+    `MessagePump._dispatch_message` is private: Textual has no public hook around a handler
+    (`App._handle_exception` comes after the widget's loop has already stopped for good:
+    textual/message_pump.py, `_process_messages_loop`). tests/test_private_names.py fails
+    when it is gone."""
     dispatch = MessagePump._dispatch_message
+    if getattr(dispatch, "guarded", False):
+        return
 
     async def guarded_dispatch(self: MessagePump, message) -> None:
         try:
             await dispatch(self, message)
         except Exception as error:
-            guard = getattr(active_app.get(None), "guard", None)
+            try:
+                guard = getattr(self.app, "guard", None)   # only the rugpt-tui app has one
+            except RuntimeError:   # no app (NoActiveAppError): nothing to keep alive
+                raise error from None
             if not isinstance(guard, ErrorGuard) or not guard.catches(error):
                 raise
 

@@ -54,6 +54,9 @@ class HangupAwareDriver(LinuxDriver):
 
     def __init__(self, app: Any, **kwargs) -> None:
         super().__init__(app, **kwargs)
+        self.watched_app = app   # its detach_from_terminal() is this driver's hangup
+        # LinuxDriver's output file is private (`_file`): its writer thread writes there, and
+        # only there does a dead terminal's EIO show (tests/test_private_names.py).
         self._file = GuardedOutput(self._file, self._terminal_lost)
         self._watch: TerminalWatch | None = None
         self._early = getattr(app, "early_frame", None)   # tui.process.early_frame's, if any
@@ -76,12 +79,14 @@ class HangupAwareDriver(LinuxDriver):
 
     def _terminal_lost(self) -> None:
         self._file.lost = True   # nothing more is written to it
-        self._app.detach_from_terminal()   # acts once, however many signs come
+        self.watched_app.detach_from_terminal()   # acts once, however many signs come
 
     def start_application_mode(self) -> None:
         super().start_application_mode()
         if self._early is not None and not self._early.handed_over:
-            self.attrs_before = self._early.original   # not the raw mode the early frame set
+            # LinuxDriver restores `attrs_before` at the end (an undocumented attribute,
+            # tests/test_private_names.py): the settings found, not the early frame's raw mode
+            self.attrs_before = self._early.original
             self._early.handed_over = True
         self._early = None   # the terminal is this driver's now
         if self.input_tty:

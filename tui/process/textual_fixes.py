@@ -6,6 +6,11 @@ key event of its own, dispatched through the whole app — a few hundred a secon
 paste kept the app from answering for seconds. Where one read from the terminal holds a run
 of BURST or more plain characters (no person types that fast; key repeat gives a few), the
 run arrives as one Paste event, in its place among the other keys.
+
+Textual's terminal parser is private (`textual._xterm_parser.XTermParser`) and its drivers
+make one from their module's global name `XTermParser`, with no public way to give them
+another: that name is replaced in both driver modules (tests/test_private_names.py fails
+when either is gone). Upstream, a driver option for the parser class would do.
 """
 
 from __future__ import annotations

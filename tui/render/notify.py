@@ -21,6 +21,9 @@ def notification(title: str, body: str) -> str:
 
 def ring_if_away(app, title: str, body: str) -> None:
     """Ring and notify when the user looks elsewhere — the terminal reported it lost focus —
-    and the workspace setting (`notify`) is on; a user watching the app needs no bell."""
+    and the workspace setting (`notify`) is on; a user watching the app needs no bell.
+    The sequences go through the app's driver (`App._driver`, private: Textual has no public
+    way to write to the terminal; its own `copy_to_clipboard` writes OSC 52 the same way —
+    tests/test_private_names.py)."""
     if not app.app_focus and app.saved.notify and app._driver is not None:
         app._driver.write(notification(title, body))

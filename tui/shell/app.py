@@ -104,7 +104,7 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, LessonGuide, Ending,
         self.dtype = dtype or self.saved.dtype
         self.detached: TrainRun | None = None   # a run going on after the terminal hung up
         self._detach_once = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.event_loop: asyncio.AbstractEventLoop | None = None
         self.trust_remote_code = trust_remote_code
         self.session: ModelSession | None = None
         self._preloaded = session
@@ -145,8 +145,8 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, LessonGuide, Ending,
         yield Footer()
 
     def on_mount(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._loop.set_default_executor(self.thread_workers)
+        self.event_loop = asyncio.get_running_loop()
+        self.event_loop.set_default_executor(self.thread_workers)
         self._fit_footer()
         self.query_one("#notice").display = False
         self.query_one("#tok-input").focus()   # type at once: the Tokenize editor has the cursor

@@ -56,32 +56,28 @@ class Ending:
 
     def call_in_loop(self, callback) -> None:
         """Run `callback` on the app's event loop (signal handlers interrupt it anywhere)."""
-        if self._loop is None:
+        if self.event_loop is None:
             raise SystemExit(0)   # not even started: nothing to keep
-        self._loop.call_soon_threadsafe(callback)
+        self.event_loop.call_soon_threadsafe(callback)
 
     def exit(self, *args, **kwargs) -> None:
         self.workspace.collect_changes()   # while the panes are still there
         super().exit(*args, **kwargs)
 
     def _handle_exception(self, error: Exception) -> None:
-        """Textual's last resort, which ends the app. The guard survives what it can (one
-        line on screen); what it cannot ends the app with one line, never a traceback — and
-        a run in progress goes on to its end detached, as after a hangup."""
+        """Textual's last resort, which ends the app (a private hook: Textual has no public
+        one for an error that escapes a worker or a render; tests/test_private_names.py). The
+        guard survives what it can (one line on screen); what it cannot ends the app with one
+        line, never a traceback — and a run in progress goes on to its end detached, as after
+        a hangup."""
         if self.guard.catches(error):
             return
         if guard.ErrorGuard.strict:
             super()._handle_exception(error)
             return
         log_error(guard.report(error, "the app ended"))
-        self._return_code = 1
-        if self._exception is None:
-            self._exception = error
-            self._exception_event.set()
         run = self.training_run()
         if run is not None and run.running and self.detached is None:
             self.detached = run
-        self._exit_renderables.append(Text(
+        self.exit(return_code=1, message=Text(
             f"rugpt-tui: internal error: {one_line(error)} (the traceback is in {error_log_path()})"))
-        self._close_messages_no_wait()
-

@@ -72,7 +72,7 @@ class FirstFrame:
     def _keep_first_frame(self) -> None:
         """Keep the first full frame drawn for the next start — the same at every start with
         this terminal, model and theme, unless it shows a notification (news only once)."""
-        driver = self._driver
+        driver = self._driver   # private, as in notify.py: tests/test_private_names.py
         if not hasattr(driver, "largest_write"):   # not a terminal's driver
             self._frame_tries = 0
             return
@@ -81,7 +81,8 @@ class FirstFrame:
         if self._notified_early:
             self._frame_tries = 0
         elif frame is not None and len(frame) >= width * height:   # a full frame has every cell
-            key = early_frame.frame_key(width, height, self.model_name, self.theme)
+            key = early_frame.frame_key(width, height, self.model_name, self.theme,
+                                        self._lesson_at_start)
             self.call_next(early_frame.remember, key, frame)
             self._frame_tries = 0
         else:   # a display with nothing to draw yet

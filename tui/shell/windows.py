@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from textual import events
 from textual.await_complete import AwaitComplete
-from textual.command import CommandPalette
+from textual.command import CommandPalette, SimpleProvider
+from textual.theme import ThemeProvider
+from textual.widget import AwaitMount
 from textual.widgets import Static
 
 from core.base.errors import UserError
@@ -35,6 +37,15 @@ class Windows:
         if self.use_command_palette and not open_ and not closing:
             self._palette = Palette(id="--command-palette")
             self.push_screen(self._palette)
+
+    def search_commands(self, commands, placeholder: str = "Search for commands…") -> AwaitMount:
+        """A list of commands to pick from (Textual's own `Keys`, say), in the app's palette."""
+        return self.push_screen(Palette(providers=[SimpleProvider(self.screen, commands)],
+                                        placeholder=placeholder))
+
+    def search_themes(self) -> None:
+        """Textual's `Theme` command, in the app's palette."""
+        self.push_screen(Palette(providers=[ThemeProvider], placeholder="Search for themes…"))
 
     def pop_screen(self) -> AwaitComplete:
         if len(self.screen_stack) <= 1:   # the main screen always stays

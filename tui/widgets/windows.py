@@ -13,7 +13,10 @@ The palette (ctrl+p) is Textual's, with two keys made safe through its public ac
   option and its line cache cleared by a resize or new options). Upstream: OptionList page
   moves should do nothing while the list has no region, as `_update_lines` already does.
 - A key that reaches the palette while it is being taken down finds its command list gone;
-  the action is not run, and Enter's answer is dropped.
+  the action is not run, and Enter's answer is dropped. Its search for commands is
+  cancelled as it closes (it too looked for the list).
+Every palette the app opens is this one: ctrl+p, and the theme and key pickers that
+Textual's own commands open (the app's `search_commands`/`search_themes`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from textual.screen import ModalScreen
 from textual.widgets import Input
 
 Result = TypeVar("Result")
-PAGE_MOVES = {"page_down", "page_up"}
 
 
 def _may_close(screen) -> bool:
@@ -56,6 +58,7 @@ class Palette(CommandPalette):
     def dismiss(self, result=None) -> AwaitComplete:
         if not _may_close(self):
             return AwaitComplete.nothing()
+        self.workers.cancel_node(self)   # the search for commands: its list is going
         return super().dismiss(result)
 
     def _command_list(self) -> CommandList | None:
@@ -66,7 +69,7 @@ class Palette(CommandPalette):
         commands = self._command_list()
         if self.closing or commands is None:
             return False
-        if action == "command_list" and parameters and parameters[0] in PAGE_MOVES:
+        if action == "command_list":   # moves in the list: only in a list on the screen
             region = commands.scrollable_content_region
             return commands.display and region.width > 0 and region.height > 0
         return super().check_action(action, parameters)
