@@ -52,10 +52,12 @@ def panes_mounted(request, monkeypatch):
     @asynccontextmanager
     async def run_test_with_panes(app, *args, **kwargs):
         async with run_test(app, *args, **kwargs) as pilot:
-            for _ in range(400):
+            for _ in range(1500):   # 30 s
                 if app.panes_ready():
                     break
                 await pilot.pause(0.02)
+            else:
+                raise AssertionError("the app's panes were not mounted within 30 s")
             yield pilot
 
     monkeypatch.setattr(RuGPTApp, "run_test", run_test_with_panes)
@@ -69,6 +71,18 @@ def steady_cursor(monkeypatch):
 
     monkeypatch.setattr(TextArea.__dict__["cursor_blink"], "_default", False)
     monkeypatch.setattr(Input.__dict__["cursor_blink"], "_default", False)
+
+
+@pytest.fixture
+def frozen_figures(monkeypatch):
+    """What a snapshot shows is the same on every machine and every run: durations come from
+    a clock that ticks 10 ms a reading (core.base.clock), and the memory plan's measured
+    activations are a fixed 2 MB per sequence (core.training.memory)."""
+    from core.base import clock
+    from core.training import memory
+
+    monkeypatch.setattr(clock, "_source", clock.TickingClock(0.01))
+    monkeypatch.setattr(memory, "saved_activation_bytes", lambda *args, **kwargs: 2_000_000)
 
 
 @pytest.fixture(scope="session")

@@ -89,3 +89,15 @@ async def start_unsaved_run(pilot, epochs: str, steps: int = 1):
     pane = app.query_one(TrainPane)
     await wait_for(pilot, lambda: pane.run is not None and len(pane.run.steps) >= steps, timeout=60)
     return pane
+
+
+def screen_text(app) -> str:
+    """What the screen shows, row by row, as text (read from the app's own SVG screenshot)."""
+    import html
+    import re
+
+    svg = app.export_screenshot()
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for x, y, text in re.findall(r'<text[^>]*?x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', svg):
+        rows.setdefault(float(y), []).append((float(x), html.unescape(text).replace("\xa0", " ")))
+    return "\n".join("".join(t for _, t in sorted(parts)) for _, parts in sorted(rows.items()))

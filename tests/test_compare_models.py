@@ -79,7 +79,7 @@ async def test_losses_equal_eval_and_are_kept(workspace, demo_dir):
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
-def test_compare_snapshot(snap_compare, workspace, demo_dir, size):
+def test_compare_snapshot(snap_compare, frozen_figures, workspace, demo_dir, size):
     async def run_before(pilot):
         await wait_for(pilot, lambda: pilot.app.session is not None, timeout=60)
         screen = await compare_all(pilot)

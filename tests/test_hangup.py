@@ -65,9 +65,12 @@ def wait_exit(pid, timeout=120.0) -> int:
     raise AssertionError("the process did not exit by itself")
 
 
-def wait_loaded(fd) -> None:
-    ready, end = b"", time.monotonic() + 90
-    while b"GPT2LMHeadModel" not in ready and time.monotonic() < end:   # the model is loaded
+def wait_loaded(fd, timeout=90.0) -> None:
+    """Until the app's model line shows the demo loaded; fails after `timeout` seconds."""
+    ready, end = b"", time.monotonic() + timeout
+    while b"GPT2LMHeadModel" not in ready:
+        if time.monotonic() > end:
+            raise AssertionError(f"the model was not loaded within {timeout:.0f} s")
         if select.select([fd], [], [], 0.2)[0]:
             ready = (ready + os.read(fd, 1 << 16))[-4096:]
 

@@ -75,6 +75,12 @@ async def test_the_whole_lesson_on_the_demo_by_keyboard(fresh_session, workspace
         assert not await answer(pilot, panel, many)
         assert "|" in verdict_line(panel) and STEP["tokens"].hint["ru"][:20] in verdict_line(panel)
         assert not await answer(pilot, panel, "123")
+        assert "нужны только буквы" in verdict_line(panel)
+        assert not await answer(pilot, panel, "ы")   # a letter, not a word: said so
+        assert "одна буква — это слово, только если" in verdict_line(panel)
+        # «в» is a real word, one token as the Tokenize pane beside it says
+        assert len(facts.word_tokens(tokenizer, "в")) == 1
+        assert await answer(pilot, panel, "в")
         assert await answer(pilot, panel, one)
 
         # 2. a word that falls apart: N from the vocabulary
@@ -84,6 +90,7 @@ async def test_the_whole_lesson_on_the_demo_by_keyboard(fresh_session, workspace
         assert f"{goal} токенов" in str(panel.query_one("#lesson-task").render())
         assert not await answer(pilot, panel, one)
         assert not await answer(pilot, panel, "ааааа")   # not a word
+        assert "буква три раза подряд" in verdict_line(panel)
         assert await answer(pilot, panel, many)
 
         # 3. the logits' shape: (1, T, V) from the tokenizer and the output layer
@@ -211,7 +218,7 @@ async def lesson_at(pilot, steps: int) -> None:
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
-def test_lesson_tokens_snapshot(snap_compare, demo_session, size):
+def test_lesson_tokens_snapshot(snap_compare, frozen_figures, demo_session, size):
     async def first(pilot):
         await lesson_at(pilot, 0)
         await wait_for(pilot, lambda: pilot.app.tokenize_pane.view is not None
@@ -220,7 +227,7 @@ def test_lesson_tokens_snapshot(snap_compare, demo_session, size):
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
-def test_lesson_sampling_snapshot(snap_compare, demo_session, size):
+def test_lesson_sampling_snapshot(snap_compare, frozen_figures, demo_session, size):
     async def sampling(pilot):
         await lesson_at(pilot, 3)
         app = pilot.app   # the prompt's logits inspected (it draws once they are)

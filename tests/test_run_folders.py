@@ -141,3 +141,42 @@ async def test_at_80x24_the_output_field_shows_the_end_of_its_path(demo_session)
         assert len(field.value) > field.content_size.width   # it does not fit
         shown = field.value[field.scroll_offset.x: field.scroll_offset.x + field.content_size.width]
         assert shown.rstrip().endswith("rugpt-finetuned")
+
+
+async def test_a_default_folder_another_app_started_writing_to_is_not_taken(fresh_session, tmp_path,
+                                                                              monkeypatch):
+    """Two apps on one workspace show the same free default folder; the one whose F8 comes
+    second gets the next free folder when its run starts, instead of being refused because
+    the other app's run is writing there. The other app is a real one: a CLI run in its own
+    process, holding the folder's lock and recorded as running in the shared workspace."""
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    app = RuGPTApp(session=fresh_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        shown = app.query_one("#train-out", Input).value
+        other = subprocess.Popen(
+            [sys.executable, "-m", "tui.cli", "train", "--model", "demo", "--train", str(CORPUS),
+             "--epochs", "50", "--out", str(Path(shown).expanduser()), "--jsonl"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            for line in other.stdout:   # its events, until it trains (or ends: it failed)
+                if '"event": "step"' in line:
+                    break
+            else:
+                raise AssertionError("the other run never trained")
+            assert [r["status"] for r in Store.open().runs()] == ["running"]
+            pane = app.query_one(TrainPane)
+            app.query_one("#train-epochs", Input).value = "0.1"
+            await pilot.press("f8")
+            await wait_for(pilot, lambda: pane.run is not None, timeout=30)
+            assert pane.run.config.out is not None
+            assert Path(pane.run.config.out).resolve() != Path(shown).expanduser().resolve()
+            await wait_for(pilot, lambda: pane.run.result is not None, timeout=90)
+            assert pane.run.result.stop_reason == "done" and pane.run.error is None
+        finally:
+            other.kill()
+            other.wait()

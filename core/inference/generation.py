@@ -11,12 +11,12 @@ session lock, so a training run on the same weights interleaves step by step.
 from __future__ import annotations
 
 import inspect
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 
+from core.base import clock
 from core.base.errors import UserError
 from core.inference.sampling import SamplingSettings, choose_next, make_generator, resolve_seed
 
@@ -197,7 +197,7 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
     s = (settings or SamplingSettings()).validate()
     model, tokenizer, lock = session.model, session.tokenizer, session.lock
     device = model.device
-    start = time.perf_counter()
+    start = clock.seconds()
 
     prompt_ids, max_new, notices = _prompt_ids(session, prompt, prompt_ids, s.max_new_tokens)
     if notices or cache is None:   # a prompt cut from the left shares no prefix with the cache
@@ -243,7 +243,7 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
         step_input = seen[None, -1:]                         # (1, 1): one token per step
         piece = decoder.push(next_id)
         pieces.append(piece)
-        now = time.perf_counter()
+        now = clock.seconds()
         if ttft is None:
             ttft = now - start
         yield TokenEvent(step, next_id, piece, choice.prob, choice.top, now - start)
@@ -256,7 +256,7 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
                 stop_reason = "stop"
                 break
 
-    elapsed = time.perf_counter() - start
+    elapsed = clock.seconds() - start
     # Each forward gave one new id: the cache holds the prompt and every new id but the last.
     fed = prompt_ids + new_ids[:-1] if new_ids else prompt_ids[:cached]
     # What was streamed: the new tokens decoded after the prompt, less a character whose

@@ -76,9 +76,10 @@ def check(step: Step, answer: str, session, state: LessonState, language: str) -
 
 
 def _single_token(step, answer, session, state, language) -> Verdict:
-    if not facts.is_word(answer):
-        return Verdict(False, say(language, f"«{answer}» — не слово: нужны только буквы",
-                                  f"'{answer}' is not a word: letters only"))
+    problem = facts.word_problem(answer)
+    if problem is not None:
+        return Verdict(False, say(language, f"«{answer}» — не слово: {problem[0]}",
+                                  f"'{answer}' is not a word: {problem[1]}"))
     parts = facts.word_tokens(session.tokenizer, answer)
     if len(parts) == 1:
         return Verdict(True, say(language, f"да: «{answer}» — один токен словаря",
@@ -89,10 +90,10 @@ def _single_token(step, answer, session, state, language) -> Verdict:
 
 def _many_tokens(step, answer, session, state, language) -> Verdict:
     goal = facts.split_goal(session.tokenizer)
-    if not facts.is_word(answer):
-        return Verdict(False, say(language, f"«{answer}» — не похоже на настоящее слово (только "
-                                  "буквы одного алфавита, с гласной)", f"'{answer}' does not "
-                                  "look like a real word (letters of one alphabet, a vowel)"))
+    problem = facts.word_problem(answer)
+    if problem is not None:
+        return Verdict(False, say(language, f"«{answer}» — не похоже на настоящее слово: {problem[0]}",
+                                  f"'{answer}' does not look like a real word: {problem[1]}"))
     parts = facts.word_tokens(session.tokenizer, answer)
     pieces = shown(parts)
     if len(parts) >= goal:

@@ -24,10 +24,38 @@ def word_tokens(tokenizer, word: str) -> list[str]:
     return min(pieces(tokenizer, " " + word), pieces(tokenizer, word), key=len)
 
 
+# The words of one letter: Russian prepositions, conjunctions, particles, a pronoun, and
+# English's two.
+ONE_LETTER_WORDS = set("авжиксоуяai")
+
+
+def word_problem(text: str) -> tuple[str, str] | None:
+    """Why `text` is not a plausible word (in Russian, in English), or None when it is one:
+    letters of one alphabet, a vowel, no letter three times running; or a word of one letter."""
+    lower = text.lower()
+    if not text:
+        return "пусто", "nothing typed"
+    if not re.fullmatch(r"[^\W\d_]+", text):
+        return "нужны только буквы", "letters only"
+    if WORD.fullmatch(text) is None:
+        return ("буквы одного алфавита (русского или латинского)",
+                "letters of one alphabet (Cyrillic or Latin)")
+    if len(text) == 1:
+        if lower in ONE_LETTER_WORDS:
+            return None
+        return ("одна буква — это слово, только если это а, в, ж, и, к, о, с, у или я",
+                "one letter is a word only as a, I (or Russian а, в, ж, и, к, о, с, у, я)")
+    if len(text) > 40:
+        return "слишком длинное для слова", "too long for a word"
+    if not VOWELS & set(lower):
+        return "в нём нет гласной", "it has no vowel"
+    if re.search(r"(.)\1\1", lower):
+        return "буква три раза подряд", "a letter three times running"
+    return None
+
+
 def is_word(text: str) -> bool:
-    """A plausible word: letters of one alphabet, a vowel, no letter three times running."""
-    return (WORD.fullmatch(text) is not None and 2 <= len(text) <= 40
-            and bool(VOWELS & set(text.lower())) and re.search(r"(.)\1\1", text.lower()) is None)
+    return word_problem(text) is None
 
 
 def split_goal(tokenizer) -> int:

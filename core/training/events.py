@@ -52,6 +52,7 @@ class Step(TrainEvent):
     tokens_per_s: float
     total_steps: int
     tokens: int = 0                   # tokens trained so far (all processes): the chart's other x axis
+    elapsed_s: float = 0.0            # seconds since this run's loop started: its ETA
 
 
 @dataclass

@@ -13,12 +13,12 @@ between steps; the sampler's private RNG never touches training's.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.base import clock
 from core.base.cancel import Cancelled
 from core.base.safe_write import FolderLock
 from core.training.batches import (
@@ -95,7 +95,7 @@ def _train(session: ModelSession, config: TrainConfig, on_event: Callable[[Train
             run.report_shards()
         run.tokens_seen = meter.seen   # a save from here on carries it to a resume
         run.emit(Step(step, position.epochs_done(plan), loss, run.scheduler.get_last_lr()[0],
-                      meter.rate(), plan.total_steps, meter.seen))
+                      meter.rate(), plan.total_steps, meter.seen, meter.elapsed()))
         if save_now:
             if run.save(step, position):
                 run.emit(Saved(step, config.out))
@@ -126,10 +126,15 @@ class Throughput:
 
     def __init__(self, world: int, seen: int = 0) -> None:
         self.world, self.seen = world, seen   # `seen`: every token trained, across restarts
+        self.started = clock.seconds()
         self.restart()
 
     def restart(self) -> None:
-        self.tokens, self.since = 0, time.perf_counter()
+        self.tokens, self.since = 0, clock.seconds()
+
+    def elapsed(self) -> float:
+        """Seconds since the loop started (evaluations and saves included)."""
+        return clock.seconds() - self.started
 
     def count(self, batch: dict) -> None:
         tokens = int(batch["attention_mask"].sum()) * self.world
@@ -137,7 +142,7 @@ class Throughput:
         self.seen += tokens
 
     def rate(self) -> float:
-        now = time.perf_counter()
+        now = clock.seconds()
         rate = self.tokens / max(now - self.since, 1e-9)
         self.tokens, self.since = 0, now
         return rate

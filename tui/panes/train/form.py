@@ -343,7 +343,7 @@ class TrainForm(Vertical):
             text.append("\n" + str(exc), style="red")
             self.post_message(DataPreview(number, text, False))
             return
-        text.append("   " + plan_text(plan, config.lora), style="cyan")
+        text.append(" · " + plan_text(plan, config.lora), style="cyan")
         self.post_message(DataPreview(number, text, True, prepared=(prepared, block, session.tokenizer)))
 
     def on_block_follows_data(self, message: BlockFollowsData) -> None:

@@ -32,11 +32,12 @@ def is_default_out(value: str) -> bool:
 
 def free_out_folder(taken: set[str]) -> str:
     """The first of rugpt-finetuned, rugpt-finetuned-2, … in the runs folder that holds
-    nothing yet and that no run of this session saves to: each run gets a folder of its own."""
+    nothing yet, that no run in `taken` saves to and that no run — of another app, or the
+    CLI — is writing to now (its folder lock is there): each run gets a folder of its own."""
     for n in itertools.count(1):
         name = default_out(n)
         path = Path(name).expanduser()
-        if resolved(str(path)) in taken:
+        if resolved(str(path)) in taken or (path.parent / f".{path.name}.lock").exists():
             continue
         try:
             if not path.exists() or (path.is_dir() and not any(path.iterdir())):

@@ -140,6 +140,13 @@ class TrainPane(Horizontal):
         """The folders this session's runs save to (some may not exist yet)."""
         return {resolved(run.config.out) for run in self.runs if run.config.out}
 
+    def running_out_folders(self) -> set[str]:
+        """The folders the workspace's running runs (of any process) save to."""
+        store = self.app.store
+        if store is None:
+            return set()
+        return {resolved(row["out"]) for row in store.runs() if row["status"] == "running" and row["out"]}
+
     def check_out_field(self) -> str | None:
         """The output folder's problem, if it has one, said in the status line and a
         notification (the field is marked as it is typed)."""
@@ -161,6 +168,9 @@ class TrainPane(Horizontal):
         if self.training:
             self.app.notify("A training run is already going (F9 stops it)", severity="warning")
             return
+        # A default folder is chosen now, not when the field was filled: another app on this
+        # workspace may have started a run into it meanwhile.
+        self.form.next_out_folder(self.out_folders() | self.running_out_folders())
         try:
             config = self.form.read_config()
         except UserError as exc:

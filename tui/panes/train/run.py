@@ -44,7 +44,6 @@ class TrainRun:
     meter: ProgressMeter = field(default_factory=lambda: ProgressMeter())
     result: TrainResult | None = None
     error: str | None = None
-    started: float = field(default_factory=time.monotonic)
     finished: threading.Event = field(default_factory=threading.Event)   # result or error is in
 
     @property
@@ -73,8 +72,7 @@ class TrainRun:
         step = self.last_step
         if step is None:
             return ""
-        elapsed = time.monotonic() - self.started
-        eta = elapsed / step.step * (step.total_steps - step.step) if step.step else 0
+        eta = step.elapsed_s / step.step * (step.total_steps - step.step) if step.step else 0
         return (f"step {step.step}/{step.total_steps} · epoch {step.epoch:.2f} · "
                 f"loss {step.loss:.4f} · lr {step.lr:.1e} · {step.tokens_per_s:,.0f} tok/s · "
                 f"ETA {eta:.0f} s")
@@ -144,12 +142,14 @@ def preview_text(stats: dict, block: int, pack: bool) -> Text:
                 style="green")
     if tr["truncated"]:
         text.append(f" · {tr['truncated']} longer than the block", style="yellow")
-    text.append(f"   test {te['samples']} samples · {te['tokens']:,} tokens")
-    text.append(f"   → {stats['train_rows']} {'blocks' if pack else 'rows'} of ≤ {block}")
+    # the groups are joined by " · " too: a line wrapped between them still shows where one
+    # ends (spaces alone vanish at the fold)
+    text.append(f" · test {te['samples']} samples · {te['tokens']:,} tokens")
+    text.append(f" · → {stats['train_rows']} {'blocks' if pack else 'rows'} of ≤ {block}")
     if stats["eval_rows"] < stats["test_rows"]:
         text.append(f" · each eval reads {stats['eval_tokens']:,} held-out tokens")
     if stats.get("dialogue"):
-        text.append("   " + dialogue_line(stats["dialogue"]["train"]), style="cyan")
+        text.append(" · " + dialogue_line(stats["dialogue"]["train"]), style="cyan")
     return text
 
 
