@@ -20,8 +20,8 @@ def main() -> None:
     demo_model_dir()
     built = time.perf_counter() - started
 
+    from core.base.paths import corpus_path
     from core.base.settings import train_defaults
-    from core.data.texts import sample_corpus_path
     from core.model.session import load_session
     from core.training.config import TrainConfig
     from core.training.events import Eval, Sample, Step
@@ -31,7 +31,7 @@ def main() -> None:
     settings = train_defaults("demo", session.max_positions)
     events = []
     started = time.perf_counter()
-    result = train(session, TrainConfig(train=str(sample_corpus_path()), **settings),
+    result = train(session, TrainConfig(train=str(corpus_path()), **settings),
                    on_event=events.append)
     seconds = time.perf_counter() - started
     evals = [e.eval_loss for e in events if isinstance(e, Eval)]

@@ -145,10 +145,10 @@ def fresh_family_session(family_model):
 @pytest.fixture(scope="module")
 def corpus_files(tmp_path_factory):
     """The shipped corpus split into fixed train/test files (deterministic data)."""
-    from core.data.texts import sample_corpus_path
+    from core.base.paths import corpus_path
 
     folder = tmp_path_factory.mktemp("corpus")
-    lines = [line for line in sample_corpus_path().read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [line for line in corpus_path().read_text(encoding="utf-8").splitlines() if line.strip()]
     (folder / "train.txt").write_text("\n".join(lines[:200]), encoding="utf-8")
     (folder / "test.txt").write_text("\n".join(lines[200:260]), encoding="utf-8")
     return folder / "train.txt", folder / "test.txt"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input
 
-from core.data.texts import sample_corpus_path
+from core.base.paths import corpus_path
 from core.lesson import facts
 from core.lesson.checks import TARGET_SHARE
 from core.lesson.steps import LESSON
@@ -21,7 +21,7 @@ STEP = {step.key: step for step in LESSON}
 
 
 def corpus_words() -> list[str]:
-    text = sample_corpus_path().read_text(encoding="utf-8")
+    text = corpus_path().read_text(encoding="utf-8")
     return sorted({w.lower() for w in facts.WORD.findall(text) if facts.is_word(w.lower())})
 
 

@@ -7,7 +7,7 @@ import time
 import torch
 from textual.widgets import Input, OptionList
 
-from core.data.texts import sample_corpus_path
+from core.base.paths import corpus_path
 from core.inference.generation import generate_stream
 from core.inference.sampling import SamplingSettings
 from core.model.session import load_session
@@ -72,7 +72,7 @@ async def test_train_from_the_pane_stop_and_save(fresh_family_session, tmp_path)
         # the sample corpus is preselected for the demo model, its statistics previewed
         from pathlib import Path
 
-        assert Path(app.query_one("#train-data", Input).value).resolve() == sample_corpus_path().resolve()
+        assert Path(app.query_one("#train-data", Input).value).resolve() == corpus_path().resolve()
         await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
         app.query_one("#train-out", Input).value = str(tmp_path / "run")
         app.query_one("#train-epochs", Input).value = "100"
@@ -193,7 +193,7 @@ async def test_before_after_and_reset(fresh_session):
 
 def test_interleaved_generation_leaves_training_bit_identical(demo_dir):
     """Same seeds, dropout off: generating from the model while it trains changes nothing."""
-    config = TrainConfig(train=str(sample_corpus_path()), epochs=0.5, lr=3e-3, batch_size=8,
+    config = TrainConfig(train=str(corpus_path()), epochs=0.5, lr=3e-3, batch_size=8,
                          block_size=32, seed=4, sample_tokens=6)
     quiet = load_session("demo", device="cpu")
     train(quiet, config)

@@ -10,8 +10,8 @@ import sys
 
 import torch
 
+from core.base.paths import corpus_path
 from core.base.settings import train_defaults
-from core.data.texts import sample_corpus_path
 from core.model.session import load_session
 from core.training.config import TrainConfig, TrainControl
 from core.training.events import Eval, Step
@@ -243,12 +243,12 @@ def test_the_demo_learns_and_generalises(demo_dir):
     from core.data.grammar import CORPUS_LINES, corpus_sentences
     from core.training.events import Sample
 
-    corpus = sample_corpus_path().read_text(encoding="utf-8")
+    corpus = corpus_path().read_text(encoding="utf-8")
     assert corpus.splitlines() == corpus_sentences(CORPUS_LINES)   # the shipped file is the generator's
     session = load_session("demo", device="cpu")
     settings = {**train_defaults("demo", session.max_positions), "epochs": 2.0}
     events = []
-    result = train(session, TrainConfig(train=str(sample_corpus_path()), **settings), on_event=events.append)
+    result = train(session, TrainConfig(train=str(corpus_path()), **settings), on_event=events.append)
     evals = [e.eval_loss for e in events if isinstance(e, Eval)]
     losses = [e.loss for e in events if isinstance(e, Step)]
     assert result.steps >= 30

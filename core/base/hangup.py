@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import errno
 import os
+import termios
 import threading
 from collections.abc import Callable
-
-try:
-    import termios
-except ImportError:   # Windows: no terminal to watch
-    termios = None
 
 
 def silence_terminal() -> None:
@@ -34,8 +30,6 @@ DEAD_TERMINAL = (errno.EIO, errno.ENXIO, errno.EBADF)
 
 def terminal_fd() -> int | None:
     """The first of stdin, stdout, stderr that is a terminal, if any (and one can be watched)."""
-    if termios is None:
-        return None
     return next((fd for fd in (0, 1, 2) if os.isatty(fd)), None)
 
 

@@ -7,6 +7,12 @@ from pathlib import Path
 from platformdirs import user_cache_dir
 
 
+def looks_like_hub_id(name: str) -> bool:
+    """`name` reads as a hub id (`gpt2`, `ai-forever/rugpt3small_based_on_gpt2`), not as a
+    path: no leading `.`, `/` or `~`, and at most one `/`."""
+    return not name.startswith((".", "/", "~")) and name.count("/") <= 1
+
+
 def cache_dir() -> Path:
     """The user cache dir; `RUGPT_TUI_CACHE` overrides it (tests point it at a temp dir)."""
     override = os.environ.get("RUGPT_TUI_CACHE")

@@ -11,6 +11,7 @@ One writer per folder: a lock file beside it, holding the owner's pid.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -19,11 +20,6 @@ from pathlib import Path
 
 from core.base.errors import SaveError, UserError, one_line
 from core.base.modes import follow_umask
-
-try:
-    import fcntl
-except ImportError:  # not POSIX: fall back to an exclusive create + a pid check
-    fcntl = None
 
 FORMAT = "rugpt-tui-checkpoint"
 FORMAT_VERSION = 1
@@ -114,8 +110,6 @@ class FolderLock:
 
     def acquire(self) -> FolderLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if fcntl is None:
-            return self._acquire_by_pid()
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -134,21 +128,6 @@ class FolderLock:
         os.write(fd, f"{os.getpid()}\n".encode())
         self.fd = fd
         return self
-
-    def _acquire_by_pid(self) -> FolderLock:
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                owner = self._owner()
-                if owner.isdigit() and process_alive(int(owner)):
-                    self._refuse()
-                self.path.unlink(missing_ok=True)   # stale: its owner is gone
-                continue
-            os.write(fd, f"{os.getpid()}\n".encode())
-            self.fd = fd
-            return self
-        self._refuse()
 
     def release(self) -> None:
         if self.fd is None:

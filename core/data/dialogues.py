@@ -15,7 +15,7 @@ from pathlib import Path
 
 from core.base.errors import UserError
 from core.data.templates import Template, check_messages, render
-from core.data.texts import check_text_file, open_text
+from core.data.texts import check_text_file, json_records
 
 
 def is_chat_file(spec: str) -> bool:
@@ -41,25 +41,10 @@ def check_chat_file(path: Path) -> int:
     """Every conversation valid, or one line naming file:line and what is wrong; the count.
     The file is read line by line, after the same UTF-8 check as any text data."""
     check_text_file(path)
-    with open_text(path) as f:
-        array = f.read(4096).lstrip().startswith("[")
     count = 0
-    with open_text(path) as f:
-        if array:
-            try:
-                lines = [(1, item) for item in json.load(f)]
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{exc.lineno}: bad JSON: {exc.msg}") from None
-        else:
-            lines = ((number, line) for number, line in enumerate(f, 1) if line.strip())
-        for number, item in lines:
-            if not array:
-                try:
-                    item = json.loads(item)
-                except json.JSONDecodeError as exc:
-                    raise UserError(f"{path}:{number}: bad JSON: {exc.msg} (column {exc.colno})") from None
-            _check_conversation(item, f"{path}:{number}")
-            count += 1
+    for number, item in json_records(path):
+        _check_conversation(item, f"{path}:{number}")
+        count += 1
     if not count:
         raise UserError(f"{path}: no conversations")
     return count

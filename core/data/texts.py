@@ -14,13 +14,14 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.base.cancel import check_cancelled
 from core.base.errors import UserError, first_line
-from core.base.paths import corpus_path
+from core.base.paths import looks_like_hub_id
 
 if TYPE_CHECKING:   # numpy loads when data does: the app's first frame never waits for it
     import numpy as np
@@ -90,39 +91,45 @@ def _field_of(obj, path: Path, line: int) -> str:
     raise UserError(f"{path}:{line}: no 'input' or 'text' field (keys: {', '.join(map(str, obj)) or 'none'})")
 
 
-def _check_json(path: Path) -> str:
-    """Validate a JSON-lines file (or a JSON array); returns the text field name."""
-    check_text_file(path)
+def json_records(path: Path) -> Iterator[tuple[int, object]]:
+    """The records of a JSON-lines file, or of a JSON array (a file whose first character is
+    `[`), with the line each starts on (an array's items: line 1); bad JSON is one line
+    naming file:line. The file must have passed `check_text_file`."""
     with open_text(path) as f:
-        head = f.read(4096).lstrip()
-    if head.startswith("["):
-        try:
-            with open_text(path) as f:
+        array = f.read(4096).lstrip().startswith("[")
+    with open_text(path) as f:
+        if array:
+            try:
                 items = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{exc.lineno}: bad JSON: {exc.msg}") from None
-        if not items:
-            raise UserError(f"{path}: the JSON array is empty")
-        fields = {_field_of(obj, path, 1) for obj in items}
-        if len(fields) > 1:
-            raise UserError(f"{path}: mixes 'input' and 'text' fields; use one of them")
-        return fields.pop()
-    field = None
-    with open_text(path) as f:
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}:{exc.lineno}: bad JSON: {exc.msg}") from None
+            if not isinstance(items, list):
+                raise UserError(f"{path}: expected a JSON array or one object per line")
+            for item in items:
+                yield 1, item
+            return
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                yield number, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise UserError(f"{path}:{number}: bad JSON: {exc.msg} (column {exc.colno})") from None
-            name = _field_of(obj, path, number)
-            if field is None:
-                field = name
-            elif name != field and field not in obj:
-                raise UserError(f"{path}:{number}: field '{name}' but earlier lines use '{field}'")
+
+
+def _check_json(path: Path) -> str:
+    """Validate a JSON-lines file (or a JSON array); returns the text field name."""
+    check_text_file(path)
+    field = None
+    for number, obj in json_records(path):
+        name = _field_of(obj, path, number)
+        if field is None:
+            field = name
+        elif name != field and field not in obj:
+            where = f"{path}:{number}" if number > 1 else str(path)
+            raise UserError(f"{where}: field '{name}' but earlier records use '{field}'")
     if field is None:
-        raise UserError(f"{path}: no JSON lines")
+        raise UserError(f"{path}: no JSON records")
     return field
 
 
@@ -153,7 +160,7 @@ def _check_csv_rows(path: Path, reader) -> str:
 
 
 def _is_hub_name(spec: str) -> bool:
-    return not spec.startswith((".", "/", "~")) and spec.count("/") <= 1 and not spec.endswith(SUFFIXES)
+    return looks_like_hub_id(spec) and not spec.endswith(SUFFIXES)
 
 
 # What a path that is neither a file nor a folder is, for the message that refuses it.
@@ -324,11 +331,6 @@ def split_mask(n: int, test_fraction: float, seed: int) -> np.ndarray:
     mask = np.zeros(n, bool)
     mask[np.random.default_rng(seed).permutation(n)[:n_test]] = True
     return mask
-
-
-def sample_corpus_path() -> Path:
-    """The Russian corpus that ships with the demo model: a dataset that works offline."""
-    return corpus_path()
 
 
 _FINGERPRINTS: dict[tuple, str] = {}

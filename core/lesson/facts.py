@@ -6,7 +6,7 @@ import math
 import re
 from functools import lru_cache
 
-from core.data.texts import sample_corpus_path
+from core.base.paths import corpus_path
 
 WORD = re.compile(r"[а-яё]+|[a-z]+", re.IGNORECASE)
 VOWELS = set("аеёиоуыэюяaeiouy")
@@ -66,7 +66,7 @@ def split_goal(tokenizer) -> int:
 
 @lru_cache(maxsize=8)
 def _split_goal(name: str, size: int, tokenizer) -> int:
-    text = sample_corpus_path().read_text(encoding="utf-8")
+    text = corpus_path().read_text(encoding="utf-8")
     words = sorted({w.lower() for w in WORD.findall(text) if len(w) > 1})
     counts = sorted(len(word_tokens(tokenizer, w)) for w in words)
     p95 = counts[min(len(counts) - 1, math.ceil(0.95 * len(counts)) - 1)] if counts else 2

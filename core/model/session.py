@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from core.base.errors import UserError, first_line
+from core.base.paths import looks_like_hub_id
 from core.base.quiet import quiet_transformers
 from core.base.settings import DEFAULT_MODEL
 from core.model.demo import demo_model_dir
@@ -89,11 +90,6 @@ def _cached_on_disk(repo_id: str) -> bool:
     return isinstance(found, str)
 
 
-def _looks_like_path(name: str) -> bool:
-    # Hub ids are "name" or "owner/name"; anything else is meant as a folder.
-    return name.startswith((".", "/", "~")) or name.count("/") > 1
-
-
 def resolve_source(name: str, *, allow_demo_fallback: bool = True,
                    on_notice=None) -> tuple[str, bool, str | None]:
     """Decide where `name` loads from: (path or id, local_files_only, notice). `on_notice`
@@ -107,7 +103,7 @@ def resolve_source(name: str, *, allow_demo_fallback: bool = True,
         return str(path), True, None
     if path.exists():
         raise UserError(f"{path}: is a file; --model takes a hub id, a model folder or 'demo'")
-    if _looks_like_path(name):
+    if not looks_like_hub_id(name):   # meant as a folder
         raise UserError(f"{name}: no such model folder")
 
     if _cached_on_disk(name):

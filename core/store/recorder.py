@@ -76,3 +76,30 @@ class RunRecorder:
             self.failed = first_line(exc)
         self.pending = []
         self.last_flush = time.monotonic()
+
+
+class RecordedRun:
+    """A run's life in the workspace, the same for the Train pane and `rugpt-tui train`:
+    each event recorded as it comes; a run refused before its data was accepted (before its
+    Stats) is forgotten, one that fails later is recorded as failed; its end is marked seen
+    where someone watched it happen."""
+
+    def __init__(self, store: Store, run_id: int) -> None:
+        self.store, self.run_id = store, run_id
+        self.recorder = RunRecorder(store, run_id)
+        self.started = False   # the data was accepted
+
+    def __call__(self, event: ev.TrainEvent) -> None:
+        self.started = self.started or isinstance(event, ev.Stats)
+        self.recorder(event)
+
+    def failed(self, message: str, refused: bool) -> None:
+        """The run ended with an error: `refused` — bad input — before it started is
+        forgotten, anything else is recorded as failed."""
+        if refused and not self.started:
+            self.store.discard_run(self.run_id)
+        else:
+            self.store.end_run(self.run_id, "failed", message)
+
+    def seen(self) -> None:
+        self.store.mark_seen([self.run_id])

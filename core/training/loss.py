@@ -42,24 +42,26 @@ def chunk_rows(vocab: int) -> int:
     return max(16, CHUNK_LOGITS_BYTES // (vocab * 4))
 
 
-class PassThrough(torch.nn.Module):
-    """Stands in for the output layer: the model's `.logits` are then its hidden states."""
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden
+def _pass_through(hidden):
+    return hidden
 
 
 @contextmanager
 def hidden_states_out(model):
-    """Within it, the model's output layer is a pass-through (`set_output_embeddings`), so
-    `.logits` are the final hidden states; yields the real layer, put back on the way out.
-    Hold the session lock: generation must not run meanwhile."""
+    """Within it, the model's output layer returns its input: `.logits` are the final hidden
+    states. Hold the session lock: generation must not run meanwhile.
+
+    The layer stays in place — other threads that read `get_output_embeddings().weight`
+    (the memory plan, the lesson's checks) still find it — and only its `forward` is
+    shadowed by an instance attribute (a plain Python attribute of torch's public
+    `nn.Module.forward`, no private name). Swapping the layer out with
+    `set_output_embeddings` was tried: those readers then met a layer without a weight."""
     head = model.get_output_embeddings()
-    model.set_output_embeddings(PassThrough())
+    head.forward = _pass_through
     try:
         yield head
     finally:
-        model.set_output_embeddings(head)
+        del head.forward
 
 
 def shifted_labels(labels: torch.Tensor) -> torch.Tensor:

@@ -85,9 +85,6 @@ class MemoryPlan:
         each = f" a process, sharded over {self.shards}" if self.shards > 1 else ""
         return f"memory ≈ {size(self.total)}{each}: {shown}{tail}"
 
-    def params_line(self) -> str:
-        share = 100 * self.trainable / max(self.total_parameters, 1)
-        return f"trains {self.trainable:,} of {self.total_parameters:,} parameters ({share:.2f} %)"
 
 
 def size(n: int) -> str:

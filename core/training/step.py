@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 import torch
 
 from core.training.loss import (
+    IGNORE,
     hidden_states_out,
     next_token_loss,
+    shifted_labels,
     supports_chunked_loss,
     token_losses,
 )
@@ -97,19 +99,19 @@ def batch_loss(model, unwrapped, batch: dict, chunked: bool) -> torch.Tensor:
     return next_token_loss(hidden, head, batch["labels"])
 
 
-def _token_losses(model, unwrapped, batch: dict, chunked: bool) -> torch.Tensor:
-    """Each position's next-token loss, 0 where unscored (B, T); no gradients."""
+def losses_per_position(model, unwrapped, batch: dict, chunked: bool) -> torch.Tensor:
+    """Each position's next-token loss, 0 where unscored (B, T), for evaluation: from the
+    final hidden states chunk by chunk (`token_losses`), or from the model's own logits."""
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
     if chunked:
         with hidden_states_out(unwrapped) as head:
             hidden = model(**inputs).logits                                          # (B, T, H)
         return token_losses(hidden, head, batch["labels"])
     logits = model(**inputs).logits                                                  # (B, T, V)
-    labels = batch["labels"][:, 1:]                                                  # (B, T-1)
-    token_loss = torch.nn.functional.cross_entropy(
-        logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
-        ignore_index=-100, reduction="none").view_as(labels)                         # (B, T-1)
-    return torch.nn.functional.pad(token_loss, (0, 1))
+    targets = shifted_labels(batch["labels"])                                        # (B, T)
+    return torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE,
+        reduction="none").view_as(targets)                                           # (B, T)
 
 
 def evaluate(accelerator: Accelerator, model, test_loader, lock, chunked: bool) -> float | None:
@@ -125,7 +127,7 @@ def evaluate(accelerator: Accelerator, model, test_loader, lock, chunked: bool) 
         with torch.no_grad():
             for batch in test_loader:
                 with accelerator.autocast():
-                    token_loss = _token_losses(model, unwrapped, batch, chunked)    # (B, T)
+                    token_loss = losses_per_position(model, unwrapped, batch, chunked)   # (B, T)
                 labels = batch["labels"][:, 1:]                                      # (B, T-1)
                 sample_sum, sample_count = accelerator.gather_for_metrics(
                     (token_loss.sum(1), (labels != -100).sum(1)))

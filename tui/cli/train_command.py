@@ -21,7 +21,7 @@ from core.base.settings import TRAIN_SETTINGS, train_defaults
 from core.data.dialogues import is_chat_file
 from core.data.texts import dialogue_line, fingerprint
 from core.model.lora import adapter_settings, is_adapter_folder
-from core.store.recorder import RunRecorder
+from core.store.recorder import RecordedRun
 from core.training import events as ev
 from core.training.config import TrainConfig, TrainControl, check_paths
 from core.training.sharding import check_launched
@@ -63,8 +63,10 @@ def cmd_train(args) -> int:
                 tokenizing(None)
         else:
             result = _train_with_progress(session, config, control, record, terminal.shown)
-        record.seen = not terminal.hung_up.locked()   # its end was seen: nothing to announce
-        if args.notify and record.seen:
+        seen = not terminal.hung_up.locked()   # its end was seen: nothing to announce
+        if record is not None and seen:
+            record.seen()
+        if args.notify and seen:
             from tui.render.notify import notification
 
             sys.stderr.write(notification("rugpt-tui: training ended",
@@ -101,35 +103,19 @@ def _with_model_defaults(session, config: TrainConfig, chosen: dict) -> TrainCon
     return replace(config, **{k: v for k, v in defaults.items() if k not in chosen}).validate()
 
 
-class _Record:
-    """The run's events into the workspace, and whether its data was accepted."""
-
-    def __init__(self, recorder: RunRecorder | None) -> None:
-        self.recorder, self.started, self.seen = recorder, False, False
-
-    def __call__(self, event: ev.TrainEvent) -> None:
-        self.started = self.started or isinstance(event, ev.Stats)
-        if self.recorder is not None:
-            self.recorder(event)
-
-
 @contextmanager
 def _recorded(store, session, config: TrainConfig):
     """The run in the workspace (when there is one): a run refused before it began is
     forgotten, one that failed later is recorded as failed."""
-    run_id = store.start_run(session.info.model, config, fingerprint(config.train)) if store else None
-    record = _Record(RunRecorder(store, run_id) if store else None)
+    record = RecordedRun(store, store.start_run(session.info.model, config,
+                                                fingerprint(config.train))) if store else None
     try:
         yield record
     except BaseException as exc:
-        if store is not None:
-            if isinstance(exc, UserError) and not record.started:
-                store.discard_run(run_id)
-            else:
-                store.end_run(run_id, "failed", str(exc) if isinstance(exc, UserError) else one_line(exc))
+        if record is not None:
+            record.failed(str(exc) if isinstance(exc, UserError) else one_line(exc),
+                          refused=isinstance(exc, UserError))
         raise
-    if store is not None and record.seen:
-        store.mark_seen([run_id])
 
 
 class _Terminal:

@@ -160,7 +160,7 @@ def draw(model: str | None, theme: str | None, lesson: bool = False, fd_in: int 
     terminal, model and theme, the first frame on it (`model` None: not known, no frame).
     None where the app does not run on this terminal (not a terminal, a browser tab,
     another driver asked for)."""
-    if sys.platform == "win32" or os.environ.get("TEXTUAL_DRIVER"):   # served: a browser tab
+    if os.environ.get("TEXTUAL_DRIVER"):   # served: a browser tab
         return None
     try:
         if not (os.isatty(fd_in) and os.isatty(fd_out)):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from typing import TYPE_CHECKING
 
 from tui.process.shutdown import end_process
@@ -40,7 +39,7 @@ def driver_class(app: RuGPTApp) -> type[Driver]:
 
     if served_by_browser():
         return ServedDriver
-    if os.environ.get("TEXTUAL_DRIVER") or sys.platform == "win32":
+    if os.environ.get("TEXTUAL_DRIVER"):
         return app.driver_class
     from tui.process.terminal import HangupAwareDriver
 

@@ -46,11 +46,6 @@ class ChatFinished(Message):
 
 
 @dataclass
-class ChatFailed(Message):
-    error: str
-
-
-@dataclass
 class SeenReady(Message):
     """What the model sees, built on a worker: the rendered prompt's chips and the meter."""
     chips: Text

@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.widgets import Input, Select, Static, Switch
 
 from core.base.errors import UserError, one_line
+from core.base.paths import corpus_path
 from core.base.safe_write import check_output_folder
 from core.base.settings import (
     TRAIN_SETTINGS,
@@ -25,7 +26,6 @@ from core.base.settings import (
     lr_default,
     train_defaults,
 )
-from core.data.texts import sample_corpus_path
 from core.training.config import TrainConfig
 from tui.panes.train.out_folder import default_out, free_out_folder, is_default_out
 from tui.panes.train.run import ProgressMeter, estimate_text, plan_text, preview_text
@@ -85,6 +85,7 @@ class TrainForm(Vertical):
         self.prepared: tuple | None = None        # the newest preview's rows (samples window)
         self._defaults: dict = {}   # what the fields showed for this model
         self._model_name = "default"
+        self.filled_out = default_out()   # the output folder as the form last filled it in
         # A model loads in the background: a setting the user changes meanwhile is theirs,
         # and the model's defaults arriving later must not overwrite it.
         self._loading_since = time.monotonic()
@@ -179,21 +180,25 @@ class TrainForm(Vertical):
     def restore_paths(self, paths: dict[str, str]) -> None:
         """The data and output paths last used — at start, before any key is read; with no
         data chosen yet, the shipped corpus, so F8 works at once on a fresh install."""
-        paths = {"train": short_path(sample_corpus_path()), **paths}
+        paths = {"train": short_path(corpus_path()), **paths}
         for key, field_id in PATH_FIELDS:
             if key in paths:
                 self.query_one(f"#{field_id}", Input).value = paths[key]
         self.next_out_folder(set())
 
-    def next_out_folder(self, taken: set[str]) -> None:
+    def next_out_folder(self, taken: set[str], only_filled: bool = False) -> None:
         """A default folder name (rugpt-finetuned, -2, …) moves on to a free one when its
-        folder already holds something or a run of this session saves there; a folder the
-        user named, or none, stays."""
+        folder already holds something, a run of this session saves there or another
+        process writes to it; a folder the user named, or none, stays. `only_filled`: only
+        the name the form itself put there (a default name the user typed is their choice)."""
         field = self.query_one("#train-out", Input)
         value = field.value.strip()
         if not is_default_out(value):   # empty (the run does not save), or the user's own
             return
+        if only_filled and value != self.filled_out:
+            return
         free = free_out_folder(taken)
+        self.filled_out = free
         if value != free:
             field.value = free
             self.call_after_refresh(self.show_out_end)

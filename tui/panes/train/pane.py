@@ -170,7 +170,7 @@ class TrainPane(Horizontal):
             return
         # A default folder is chosen now, not when the field was filled: another app on this
         # workspace may have started a run into it meanwhile.
-        self.form.next_out_folder(self.out_folders() | self.running_out_folders())
+        self.form.next_out_folder(self.out_folders() | self.running_out_folders(), only_filled=True)
         try:
             config = self.form.read_config()
         except UserError as exc:

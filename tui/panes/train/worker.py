@@ -12,8 +12,8 @@ from textual.message import Message
 
 from core.base.errors import UserError, one_line
 from core.data.texts import fingerprint
-from core.store.recorder import RunRecorder
-from core.training.events import Notice, Stats
+from core.store.recorder import RecordedRun
+from core.training.events import Notice
 from tui.panes.train.run import TrainRun
 from tui.widgets.messages import Replaceable
 
@@ -42,12 +42,9 @@ def run_training(session: ModelSession, run: TrainRun, store: Store | None,
     record = None
     if store is not None:   # the workspace keeps every step, eval and sample as it comes
         store.set_data_hash(run.number, fingerprint(run.config.train))
-        record = RunRecorder(store, run.number)
-    started = False   # the data was accepted (a run refused before it is forgotten)
+        record = RecordedRun(store, run.number)
 
     def on_event(event) -> None:
-        nonlocal started
-        started = started or isinstance(event, Stats)
         run.events.push(event)
         if record is not None:
             record(event)
@@ -60,17 +57,15 @@ def run_training(session: ModelSession, run: TrainRun, store: Store | None,
         else:
             run.result = train(session, run.config, on_event=on_event, control=run.control)
     except UserError as exc:
-        run.error, refused = str(exc), not started
+        run.error, refused = str(exc), True
     except Exception as exc:  # one line on screen, the app keeps running
         run.error = one_line(exc)
     finally:
-        if store is not None:
-            if refused:
-                store.discard_run(run.number)
-            elif run.error:
-                store.end_run(run.number, "failed", run.error)
+        if record is not None:
+            if run.error:
+                record.failed(run.error, refused)
             if not detached():   # its end was seen here; else it is announced later
-                store.mark_seen([run.number])
+                record.seen()
         run.finished.set()
     post(TrainingFinished(run))
 
