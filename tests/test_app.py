@@ -31,8 +31,7 @@ async def test_app_loads_demo_and_switches_panes(demo_dir, monkeypatch):
         await pilot.press(*"Ёж")               # focus inside a pane must not pin its tab
         for key, tab in [("f3", "generate"), ("f4", "train"), ("f2", "tokenize"), ("f4", "train")]:
             await pilot.press(key)
-            await pilot.pause(0.2)
-            assert tabs.active == tab
+            await wait_for(pilot, lambda t=tab: tabs.active == t)
             assert any(a.id == tab for a in app.focused.ancestors_with_self)
 
 

@@ -8,7 +8,7 @@ import pytest
 from textual.widgets import Input, TextArea
 
 from tests.helpers import wait_for
-from tests.monkey import burst
+from tests.monkey import burst, settled
 from tui.panes.train.pane import TrainPane
 from tui.shell.app import RuGPTApp
 
@@ -20,7 +20,7 @@ async def test_a_path_typed_right_after_switching_panes_is_whole(demo_session, t
     async with app.run_test(size=(100, 30)) as pilot:
         for _ in range(3):   # also while the previous path's preview refreshes
             await burst(app, "f2", "f4", "ctrl+a", "ctrl+k", *PATH)
-            await pilot.pause(0.5)
+            await settled(app)   # every key handled
             assert app.query_one("#train-data", Input).value == PATH
         # the output folder too, while the runs list and the folder check refresh
         field = app.query_one("#train-out", Input)
@@ -28,7 +28,7 @@ async def test_a_path_typed_right_after_switching_panes_is_whole(demo_session, t
         await pilot.pause()
         assert app.focused is field, app.focused
         await burst(app, "end", *["backspace"] * len(field.value), *str(tmp_path / "мой-запуск"))
-        await pilot.pause(0.5)
+        await settled(app)   # every key handled
         assert field.value == str(tmp_path / "мой-запуск")
 
 
@@ -42,7 +42,7 @@ async def test_an_editor_applies_backspace_in_typing_order(demo_session):
         prompt.load_text("")
         await pilot.pause()
         await burst(app, *"кот", "backspace", "backspace", *"ит", "left", "left", "delete", *"ру")
-        await pilot.pause(0.3)
+        await settled(app)   # every key handled
         assert prompt.text == "крут"   # к|ит → к|т → крут
 
 

@@ -160,18 +160,18 @@ async def test_resizing_during_a_run_lays_the_app_out_again(fresh_session):
         assert right.region.width > 0
 
         await pilot.resize_terminal(80, 24)
-        await pilot.pause(0.3)
-        assert app.screen.has_class("-narrow") and app.screen.has_class("-short")
+        await wait_for(pilot, lambda: app.screen.has_class("-narrow") and app.screen.has_class("-short")
+                       and right.region.width == 0)
         assert right.region.width == 0 and app.query_one("#train-chart").region.width >= 70
         steps = len(pane.run.steps)
         await wait_for(pilot, lambda: len(pane.run.steps) > steps + 2, timeout=60)
         await pilot.press("ctrl+g")            # the log and runs, in place of the settings
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: right.region.width >= 70)
         assert right.region.width >= 70 and app.query_one("#train-left").region.width == 0
 
         await pilot.resize_terminal(200, 60)
-        await pilot.pause(0.3)
-        assert app.screen.has_class("-wide") and app.screen.has_class("-tall")
+        await wait_for(pilot, lambda: app.screen.has_class("-wide") and app.screen.has_class("-tall")
+                       and app.query_one("#train-left").region.width > 100)
         assert right.region.width > 0 and app.query_one("#train-left").region.width > 100
         assert pane.training
         await pilot.press("f9")
@@ -278,19 +278,16 @@ async def test_the_loss_chart_keeps_six_rows_at_80x24(fresh_session, data, tmp_p
             await wait_for(pilot, lambda: "dialogues" in str(app.query_one("#train-preview").render()))
         chart = app.query_one("#train-chart")
         app.query_one("#train-epochs", Input).value = "0.3"
-        await pilot.pause(0.3)
-        assert plot_rows(chart) >= 6
+        await wait_for(pilot, lambda: plot_rows(chart) >= 6)
         pane = app.query_one(TrainPane)
         await pilot.press("f8")
         await wait_for(pilot, lambda: pane.run is not None and len(pane.run.steps) >= 2, timeout=60)
         pane.paint_now()
-        await pilot.pause(0.3)
-        assert plot_rows(chart) >= 6
+        await wait_for(pilot, lambda: plot_rows(chart) >= 6)
         await wait_for(pilot, lambda: not pane.training, timeout=120)
         await wait_for(pilot, lambda: "finished" in str(app.query_one("#train-status").render()),
                        timeout=5)
-        await pilot.pause(0.3)
-        assert plot_rows(chart) >= 6
+        await wait_for(pilot, lambda: plot_rows(chart) >= 6)
 
 
 async def test_the_notice_takes_one_row_and_can_be_hidden(demo_session):

@@ -212,9 +212,8 @@ async def lesson_at(pilot, steps: int) -> None:
     panel = await ready(pilot)
     for _ in range(steps):
         await pilot.press("pagedown")
-    await wait_for(pilot, lambda: pilot.app.focused is panel.query_one("#lesson-answer"))
-    await pilot.pause(0.3)
-    assert panel.index == steps and pilot.app.focused is panel.query_one("#lesson-answer")
+    await wait_for(pilot, lambda: panel.index == steps
+                   and pilot.app.focused is panel.query_one("#lesson-answer"))
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])

@@ -69,10 +69,8 @@ async def test_an_adapter_folder_loads_in_the_app(demo_session, tmp_path, corpus
         app.load_model(str(tmp_path / "ad"))
         await wait_for(pilot, lambda: app.session is not demo_session and app.session is not None,
                        timeout=60)
-        await pilot.pause(0.2)
         assert app.session.adapter is not None
-        assert "LoRA on demo" in str(app.query_one("#model-status").render())
+        await wait_for(pilot, lambda: "LoRA on demo" in str(app.query_one("#model-status").render()))
         await pilot.press("f4")
-        await pilot.pause(0.2)
-        assert app.query_one("#train-lora").value is True
+        await wait_for(pilot, lambda: app.query_one("#train-lora").value is True)
         assert app.query_one("#train-lora-r", Input).value == "4"
