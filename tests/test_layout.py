@@ -148,7 +148,7 @@ async def test_nothing_a_user_reads_or_types_is_cut_at_80x24(demo_session):
         # the help table fits the width
         await pilot.press("f1")
         await pilot.pause()
-        table = app.screen.query_one("MarkdownTable")
+        table = app.screen.query_one("#help-keys")
         assert table.region.right <= 80 and app.screen.query_one("#help-box").region.width <= 80
 
 

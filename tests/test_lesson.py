@@ -69,8 +69,9 @@ async def test_the_whole_lesson_on_the_demo_by_keyboard(fresh_session, workspace
     async with app.run_test(size=(120, 40)) as pilot:
         panel = await ready(pilot)
         # 1. a single token: the tokenizer decides
-        assert panel.step.key == "tokens" and app._active_tab() == "tokenize"
-        assert app.tokenize_pane.query_one("#tok-input").text == STEP["tokens"].example
+        assert panel.step.key == "tokens"
+        await wait_for(pilot, lambda: app._active_tab() == "tokenize" and
+                       app.tokenize_pane.query_one("#tok-input").text == STEP["tokens"].example)
         many, one = many_token_word(tokenizer), one_token_word(tokenizer)
         assert not await answer(pilot, panel, many)
         assert "|" in verdict_line(panel) and STEP["tokens"].hint["ru"][:20] in verdict_line(panel)

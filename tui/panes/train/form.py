@@ -27,7 +27,12 @@ from core.base.settings import (
     train_defaults,
 )
 from core.training.config import TrainConfig
-from tui.panes.train.out_folder import default_out, free_out_folder, is_default_out
+from tui.panes.train.out_folder import (
+    default_out,
+    free_out_folder,
+    is_default_out,
+    running_out_folders,
+)
 from tui.panes.train.run import ProgressMeter, estimate_text, plan_text, preview_text
 from tui.widgets.fields import (
     LabeledInput,
@@ -187,17 +192,16 @@ class TrainForm(Vertical):
         self.next_out_folder(set())
 
     def next_out_folder(self, taken: set[str], only_filled: bool = False) -> None:
-        """A default folder name (rugpt-finetuned, -2, …) moves on to a free one when its
-        folder already holds something, a run of this session saves there or another
-        process writes to it; a folder the user named, or none, stays. `only_filled`: only
-        the name the form itself put there (a default name the user typed is their choice)."""
+        """A default folder name (rugpt-finetuned, -2, …) moves on to a free one (nothing in
+        it, no run saving there); a folder the user named, or none, stays. `only_filled`
+        (at F8): the name the form put there is chosen again, free of every process's runs."""
         field = self.query_one("#train-out", Input)
         value = field.value.strip()
         if not is_default_out(value):   # empty (the run does not save), or the user's own
             return
         if only_filled and value != self.filled_out:
             return
-        free = free_out_folder(taken)
+        free = free_out_folder(taken | (running_out_folders(self.app.store) if only_filled else set()))
         self.filled_out = free
         if value != free:
             field.value = free

@@ -45,3 +45,10 @@ def free_out_folder(taken: set[str]) -> str:
         except OSError:
             continue
     raise AssertionError("unreachable")
+
+
+def running_out_folders(store) -> set[str]:
+    """The folders the workspace's running runs (of any process) save to."""
+    if store is None:
+        return set()
+    return {resolved(row["out"]) for row in store.runs() if row["status"] == "running" and row["out"]}

@@ -136,16 +136,8 @@ class TrainPane(Horizontal):
             status.update(self.IDLE_HINT)
         self._noted_out = message.note is not None
 
-    def out_folders(self) -> set[str]:
-        """The folders this session's runs save to (some may not exist yet)."""
+    def out_folders(self) -> set[str]:   # this session's runs' folders (some not made yet)
         return {resolved(run.config.out) for run in self.runs if run.config.out}
-
-    def running_out_folders(self) -> set[str]:
-        """The folders the workspace's running runs (of any process) save to."""
-        store = self.app.store
-        if store is None:
-            return set()
-        return {resolved(row["out"]) for row in store.runs() if row["status"] == "running" and row["out"]}
 
     def check_out_field(self) -> str | None:
         """The output folder's problem, if it has one, said in the status line and a
@@ -168,9 +160,7 @@ class TrainPane(Horizontal):
         if self.training:
             self.app.notify("A training run is already going (F9 stops it)", severity="warning")
             return
-        # A default folder is chosen now, not when the field was filled: another app on this
-        # workspace may have started a run into it meanwhile.
-        self.form.next_out_folder(self.out_folders() | self.running_out_folders(), only_filled=True)
+        self.form.next_out_folder(self.out_folders(), only_filled=True)   # another app's run?
         try:
             config = self.form.read_config()
         except UserError as exc:
