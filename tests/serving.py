@@ -27,8 +27,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+TOKEN = re.compile(r"/\?token=([A-Za-z0-9_-]+)")
+
+
 class Served:
-    """`rugpt-tui serve --model demo` on a free port, output captured; `close()` stops it."""
+    """`rugpt-tui serve --model demo` on a free port (or a Unix socket), output captured, the
+    token read from the address it prints; `close()` stops it."""
 
     def __init__(self, *args: str) -> None:
         self.port = free_port()
@@ -37,13 +41,22 @@ class Served:
             [sys.executable, "-m", "tui.cli", "serve", "--model", "demo", "--port", str(self.port), *args],
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
-        while not self.listening():
+        while not TOKEN.search(self.output()):   # printed once it listens
             assert self.proc.poll() is None, f"serve ended: {self.output()}"
             assert time.monotonic() < deadline, "serve never listened"
             time.sleep(0.1)
+        self.token = TOKEN.search(self.output()).group(1)
+        self.url = f"http://127.0.0.1:{self.port}"
 
     def listening(self) -> bool:
         return any(port == self.port for _, port in listening_sockets())
+
+    def headers(self, origin: str | None = None) -> dict[str, str]:
+        """What the page's own websocket sends: its cookie and its origin."""
+        return {"Cookie": f"rugpt_tui_{self.port}={self.token}", "Origin": origin or self.url}
+
+    def ws_url(self, width: int = 80, height: int = 24) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws?width={width}&height={height}"
 
     def output(self) -> str:
         self.log.seek(0)

@@ -42,6 +42,9 @@ PRIVATE_NAMES = {
     "textual.drivers.linux_driver.LinuxDriver._file": lambda: _linux_driver_attribute("_file"),
     "textual.drivers.linux_driver.LinuxDriver.attrs_before":
         lambda: _linux_driver_attribute("attrs_before"),
+    # tui/cli/web_server.py: stopping the server signals each tab's app process itself
+    "textual_serve.app_service.AppService._process": lambda: "self._process = process" in
+        inspect.getsource(__import__("textual_serve.app_service", fromlist=["x"]).AppService) or None,
     # core/training/run.py: a second run in one process starts from a clean Accelerate state
     "accelerate.state.AcceleratorState._reset_state":
         lambda: __import__("accelerate.state", fromlist=["x"]).AcceleratorState._reset_state,

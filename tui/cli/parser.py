@@ -29,7 +29,13 @@ def add_serve(sub) -> None:
     add_model_args(p, remembered=True)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; reach it by an SSH tunnel)")
-    p.add_argument("--port", type=int, default=8000, help="default 8000")
+    p.add_argument("--port", type=int, default=8000,
+                   help="default 8000 (with --socket: the port the printed tunnel forwards)")
+    p.add_argument("--socket", metavar="PATH",
+                   help="listen on a Unix socket only your account can open (for ssh -L), not on a port")
+    p.add_argument("--token-file", metavar="PATH",
+                   help="the token in this file's first line (mode 600) instead of a new one each start")
+    p.add_argument("--max-tabs", type=int, default=4, help="app processes at once (default 4)")
     p.add_argument("--lesson", action="store_true", help="each tab starts with the lesson open")
 
 

@@ -9,7 +9,9 @@ no run, the process ends at once."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 
 from textual.drivers.web_driver import WebDriver
 
@@ -28,6 +30,14 @@ class ServedDriver(WebDriver):
     def __init__(self, app, **kwargs) -> None:
         super().__init__(app, **kwargs)
         self.served_app = app   # its detach_from_terminal() is this driver's hangup
+
+    def start_application_mode(self) -> None:
+        super().start_application_mode()
+        # Textual's web driver makes SIGINT/SIGTERM an immediate exit, which would drop a
+        # run unsaved: here they are what SIGTERM is to the app in a terminal (save, stop).
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.served_app.terminate)
 
     def on_meta(self, packet_type: str, payload: dict[str, object]) -> None:
         if packet_type == "quit":   # the tab is gone

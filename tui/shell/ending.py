@@ -54,6 +54,17 @@ class Ending:
                 run.control.stop.set()
         self.call_in_loop(self.exit)
 
+    def terminate(self) -> None:
+        """SIGTERM (and, in a browser tab, the server stopping): a run stops after its
+        current step and saves; then the app exits. Safe to call from a signal handler."""
+        def stop() -> None:
+            if self.training():
+                self.train_pane.stop(save=True)
+                self.exit_when_stopped()
+            else:
+                self.exit()
+        self.call_in_loop(stop)
+
     def call_in_loop(self, callback) -> None:
         """Run `callback` on the app's event loop (signal handlers interrupt it anywhere)."""
         if self.event_loop is None:

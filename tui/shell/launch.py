@@ -22,16 +22,6 @@ if TYPE_CHECKING:
     from tui.process.early_frame import EarlyFrame
 
 
-def terminate(app: RuGPTApp) -> None:
-    def stop() -> None:
-        if app.training():
-            app.train_pane.stop(save=True)
-            app.exit_when_stopped()
-        else:
-            app.exit()
-    app.call_in_loop(stop)
-
-
 def driver_class(app: RuGPTApp) -> type[Driver]:
     """The driver for where the app runs: a browser tab (served), a terminal, or whatever
     else `TEXTUAL_DRIVER` names (Textual's own choice, already the app's)."""
@@ -53,7 +43,7 @@ def run_app(model: str | None = None, device: str | None = None, dtype: str | No
                    lesson=lesson, early_frame=early_frame)
     app.driver_class = driver_class(app)
     signal.signal(signal.SIGHUP, lambda *_: app.detach_from_terminal())
-    signal.signal(signal.SIGTERM, lambda *_: terminate(app))
+    signal.signal(signal.SIGTERM, lambda *_: app.terminate())
     app.run()
     if app.detached is not None:   # the terminal is gone: the run finishes, then we exit
         app.detached.finished.wait()
