@@ -2,8 +2,8 @@
 peak memory and training tokens/s, and how close the memory plan shown before the start was.
 Each runs twice: as it is, and with gradient checkpointing.
 
-Each mode runs in a process of its own (so each has its own peak) with the C heap a command
-gets (`core.base.host_memory`), after loading the same libraries; memory is the peak resident size
+Each mode runs in a process of its own (so each has its own peak) with the C heap as a command
+has it, after loading the same libraries; memory is the peak resident size
 above that point (CPU) or the peak allocated by torch (CUDA).
     python -m bench.lora_vs_full [--device cpu|cuda] [--batch-size 8] [--block-size 256] [--steps 6]
 """
@@ -67,7 +67,6 @@ def main() -> None:
                                  args.steps, args.data)))
         return
 
-    from core.base.host_memory import tuned_environment
     from core.model.demo import tokenizer_lines
 
     data = Path(tempfile.mkdtemp(prefix="rugpt-tui-bench-")) / "texts.txt"
@@ -78,8 +77,7 @@ def main() -> None:
             [sys.executable, "-m", "bench.lora_vs_full", "--one", mode, "--device", args.device,
              "--batch-size", str(args.batch_size), "--block-size", str(args.block_size),
              "--steps", str(args.steps), "--data", str(data)],
-            capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
-            env=tuned_environment() or None)
+            capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
         if proc.returncode != 0:
             sys.exit(proc.stderr[-3000:])
         results[mode] = json.loads(proc.stdout.splitlines()[-1])

@@ -1,5 +1,5 @@
-"""Run by test_memory.py in a process of its own, with the C heap a command gets
-(core.base.host_memory): the memory plan of a short training run, then the run, then its peak
+"""Run by test_memory.py in a process of its own, with the C heap as a command has it: the
+memory plan of a short training run, then the run, then its peak
 resident memory above what the process held with its libraries loaded, before the model.
 Prints one JSON line."""
 
@@ -7,9 +7,8 @@ import json
 import os
 import sys
 
-from core.base.host_memory import peak_resident_bytes, resident_bytes, restart_tuned
+from core.base.host_memory import peak_resident_bytes, resident_bytes
 
-restart_tuned()
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 # The libraries a run uses (~200 MB of code and tables), loaded before the baseline.

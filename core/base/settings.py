@@ -133,7 +133,7 @@ TRAIN_SETTINGS = (
     Setting("grad_accum", int, 1, "batches per optimizer step", low=1),
     Setting("warmup", float, 0.05, "warmup share of the steps", low=0, high=1, high_open=True),
     Setting("schedule", str, "cosine", "learning-rate schedule after the warmup",
-            choices=("cosine", "linear")),
+            choices=("cosine", "linear", "constant")),
     Setting("weight_decay", float, 0.0, "AdamW weight decay", low=0, cli=False),
     Setting("clip", float, 1.0, "gradient norm clip (0: off)", low=0, cli=False),
     Setting("eval_every", int, 0, "also evaluate every N steps (0: once per epoch)",

@@ -47,6 +47,8 @@ def lr_lambda(schedule: str, warmup_steps: int, total_steps: int):
             return (step + 1) / warmup_steps
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         progress = min(1.0, max(0.0, progress))
+        if schedule == "constant":
+            return 1.0
         if schedule == "linear":
             return 1.0 - progress
         return 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -32,11 +32,6 @@ def start_app(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:   # the command itself, not a call from Python: tune the C heap first
-        from core.base.host_memory import restart_tuned
-
-        restart_tuned()
-    # after the restart: the process that restarts itself loads as little as it can
     from tui.cli.parser import build_parser
 
     args = build_parser().parse_args(argv)
