@@ -139,16 +139,22 @@ def test_a_real_browser_opens_the_served_app_and_types_into_the_tokenize_pane(se
     asyncio.run(session())
 
 
+async def start_a_run(ws) -> None:
+    """In the tab: once the model is there, F4 and F8 (the demo's texts, saved to a folder of
+    the run's own), until the run's first step shows."""
+    seen = bytearray()
+    assert await read_until(ws, seen, b"params", 120)
+    await ws.send_json(["stdin", "\x1bOS"])      # F4: the Train pane
+    await asyncio.sleep(1)
+    await ws.send_json(["stdin", "\x1b[19~"])    # F8: fine-tune
+    assert await read_until(ws, seen, b"step ", 60), seen[-800:]
+
+
 def test_a_tab_closed_while_a_run_trains_is_a_hangup_the_run_ends_and_is_recorded(served, workspace_home):
     async def session() -> None:
         async with aiohttp.ClientSession() as client:
             async with client.ws_connect(served.ws_url(120, 40), headers=served.headers()) as ws:
-                seen = bytearray()
-                assert await read_until(ws, seen, b"params", 120)
-                await ws.send_json(["stdin", "\x1bOS"])      # F4: the Train pane
-                await asyncio.sleep(1)
-                await ws.send_json(["stdin", "\x1b[19~"])    # F8: fine-tune on the demo's texts
-                assert await read_until(ws, seen, b"step ", 60), seen[-800:]
+                await start_a_run(ws)
         await asyncio.sleep(1)
 
     asyncio.run(session())
@@ -386,12 +392,7 @@ def test_stopping_the_server_saves_and_stops_a_run_and_records_it(workspace_home
         async def session() -> None:
             async with aiohttp.ClientSession() as client:
                 async with client.ws_connect(server.ws_url(120, 40), headers=server.headers()) as ws:
-                    seen = bytearray()
-                    assert await read_until(ws, seen, b"params", 120)
-                    await ws.send_json(["stdin", "\x1bOS"])      # F4: the Train pane
-                    await asyncio.sleep(1)
-                    await ws.send_json(["stdin", "\x1b[19~"])    # F8: fine-tune, saving to its folder
-                    assert await read_until(ws, seen, b"step ", 60), seen[-800:]
+                    await start_a_run(ws)
                     apps = server.app_processes()
                     server.proc.terminate()
                     started = time.monotonic()
