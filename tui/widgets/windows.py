@@ -13,8 +13,8 @@ The palette (ctrl+p) is Textual's, with two keys made safe through its public ac
   option and its line cache cleared by a resize or new options). Upstream: OptionList page
   moves should do nothing while the list has no region, as `_update_lines` already does.
 - A key that reaches the palette while it is being taken down finds its command list gone;
-  the action is not run, and Enter's answer is dropped. Its search for commands is
-  cancelled as it closes (it too looked for the list).
+  the action is not run, Enter's answer is dropped, and text typed then starts no search.
+  Its search for commands is cancelled as it closes (it too looked for the list).
 Every palette the app opens is this one: ctrl+p, and the theme and key pickers that
 Textual's own commands open (the app's `search_commands`/`search_themes`).
 """
@@ -77,4 +77,11 @@ class Palette(CommandPalette):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if self.closing or self._command_list() is None:
             event.prevent_default()   # Textual's own handler would look for the list
+            event.stop()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """Keys typed after Enter or Esc in one burst: no new search for a closing palette
+        (it would fill a list that is gone)."""
+        if self.closing or not self.is_active or self._command_list() is None:
+            event.prevent_default()
             event.stop()
