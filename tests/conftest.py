@@ -78,10 +78,13 @@ def frozen_figures(monkeypatch):
     """What a snapshot shows is the same on every machine and every run: durations come from
     a clock that ticks 10 ms a reading (core.base.clock), and the memory plan's measured
     activations are a fixed 2 MB per sequence (core.training.memory)."""
+    import itertools
+
     from core.base import clock
     from core.training import memory
 
-    monkeypatch.setattr(clock, "_source", clock.TickingClock(0.01))
+    ticks = itertools.count(1)
+    monkeypatch.setattr(clock, "_source", lambda: next(ticks) * 0.01)
     monkeypatch.setattr(memory, "saved_activation_bytes", lambda *args, **kwargs: 2_000_000)
 
 

@@ -1,7 +1,7 @@
 """The clock behind every duration a user reads: tokens per second, time to the first token,
 a run's elapsed time and ETA. They are all read here, in the loops that do the work, so a
-snapshot test can put a ticking clock in (`TickingClock`) and get the same figures every time:
-each loop reads it a fixed number of times per token or step."""
+snapshot test can put a ticking clock in as `_source` (tests/conftest.py) and get the same
+figures every time: each loop reads it a fixed number of times per token or step."""
 
 from __future__ import annotations
 
@@ -14,15 +14,3 @@ def seconds() -> float:
 
 
 _source = time.perf_counter
-
-
-class TickingClock:
-    """A clock for tests: each reading is `tick` seconds after the one before."""
-
-    def __init__(self, tick: float = 0.01) -> None:
-        self.now, self.tick = 0.0, tick
-
-    def __call__(self) -> float:
-        self.now += self.tick
-        return self.now
-

@@ -13,7 +13,10 @@ from core.training import events as ev
 
 class RunRecorder:
     """Stores one run's events as they come: steps in batches (at most a second or 50 steps
-    behind), evals, samples and notes at once, the end with its outcome."""
+    behind), evals, samples and notes at once, the end with its outcome — the same for the
+    Train pane and `rugpt-tui train`. A run refused before its data was accepted (before its
+    Stats) is forgotten, one that fails later is recorded as failed; its end is marked seen
+    where someone watched it happen."""
 
     FLUSH_EVERY_S = 1.0
     FLUSH_STEPS = 50
@@ -22,9 +25,11 @@ class RunRecorder:
         self.store, self.run_id = store, run_id
         self.pending: list[tuple[str, tuple]] = []
         self.last_flush = time.monotonic()
-        self.failed: str | None = None   # the database went away: the run goes on without it
+        self.lost: str | None = None   # the database went away: the run goes on without it
+        self.started = False   # the data was accepted
 
     def __call__(self, event: ev.TrainEvent) -> None:
+        self.started = self.started or isinstance(event, ev.Stats)
         rid = self.run_id
         match event:
             case ev.Step():
@@ -67,31 +72,16 @@ class RunRecorder:
                              "AND replaced_by IS NULL", (self.run_id, out, self.run_id)))
 
     def flush(self) -> None:
-        if not self.pending or self.failed:
+        if not self.pending or self.lost:
             self.pending.clear()
             return
         try:
             self.store._write(self.pending)
         except sqlite3.Error as exc:
-            self.failed = first_line(exc)
+            self.lost = first_line(exc)
         self.pending = []
         self.last_flush = time.monotonic()
 
-
-class RecordedRun:
-    """A run's life in the workspace, the same for the Train pane and `rugpt-tui train`:
-    each event recorded as it comes; a run refused before its data was accepted (before its
-    Stats) is forgotten, one that fails later is recorded as failed; its end is marked seen
-    where someone watched it happen."""
-
-    def __init__(self, store: Store, run_id: int) -> None:
-        self.store, self.run_id = store, run_id
-        self.recorder = RunRecorder(store, run_id)
-        self.started = False   # the data was accepted
-
-    def __call__(self, event: ev.TrainEvent) -> None:
-        self.started = self.started or isinstance(event, ev.Stats)
-        self.recorder(event)
 
     def failed(self, message: str, refused: bool) -> None:
         """The run ended with an error: `refused` — bad input — before it started is

@@ -86,7 +86,6 @@ class MemoryPlan:
         return f"memory ≈ {size(self.total)}{each}: {shown}{tail}"
 
 
-
 def size(n: int) -> str:
     """7.44 GB, 320 MB, 0.4 MB."""
     if n >= GB:

@@ -21,7 +21,7 @@ from core.base.settings import TRAIN_SETTINGS, train_defaults
 from core.data.dialogues import is_chat_file
 from core.data.texts import dialogue_line, fingerprint
 from core.model.lora import adapter_settings, is_adapter_folder
-from core.store.recorder import RecordedRun
+from core.store.recorder import RunRecorder
 from core.training import events as ev
 from core.training.config import TrainConfig, TrainControl, check_paths
 from core.training.sharding import check_launched
@@ -107,7 +107,7 @@ def _with_model_defaults(session, config: TrainConfig, chosen: dict) -> TrainCon
 def _recorded(store, session, config: TrainConfig):
     """The run in the workspace (when there is one): a run refused before it began is
     forgotten, one that failed later is recorded as failed."""
-    record = RecordedRun(store, store.start_run(session.info.model, config,
+    record = RunRecorder(store, store.start_run(session.info.model, config,
                                                 fingerprint(config.train))) if store else None
     try:
         yield record

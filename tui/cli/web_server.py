@@ -19,7 +19,7 @@ their GPU — so nothing reaches it but that user:
   seconds: killed, tunnel cut), ends its app process as a terminal hangup does (a run going on
   continues to its end in that process). Stopping the server (SIGINT/SIGTERM) stops every app
   process it started as SIGTERM stops the app — a run saves and stops — and all are gone
-  within `STOP_S` seconds.
+  within 5 s (TERM_GRACE_S, then a kill).
 
 The app processes come from textual-serve's `AppService` (its page and scripts too); the
 token is never in their command line or environment, nor in the server's.
@@ -30,19 +30,18 @@ from __future__ import annotations
 import asyncio
 import hmac
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 HEARTBEAT_S = 4.0       # websocket ping interval: a silent client is found within 1.5 × this
-STOP_S = 5.0            # stopping the server: every app process gone within this
-TERM_GRACE_S = 3.5      # of which the apps get this long to save and stop after SIGTERM
+TERM_GRACE_S = 3.5      # stopping the server: the apps' time to save and stop after SIGTERM
 
 
 @dataclass
 class ServeSettings:
-    command: str                    # the shell command that starts one app
+    command: str                    # the shell command that starts one app, `exec`'d: its pid is the app's
     token: str
     host: str = "127.0.0.1"
     port: int = 8000
@@ -67,22 +66,14 @@ def same_token(given: str | None, token: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), token.encode())
 
 
-@dataclass
-class Tabs:
-    """The app processes of the open tabs."""
-    services: set = field(default_factory=set)
-    sockets: set = field(default_factory=set)
-
-
 class TabServer:
     def __init__(self, settings: ServeSettings) -> None:
         from textual_serve.download_manager import DownloadManager
 
         self.settings = settings
-        if not settings.command.startswith("exec "):   # the shell becomes the app: its pid
-            settings.command = "exec " + settings.command
-        self.tabs = Tabs()
-        self.downloads = DownloadManager()
+        self.services: set = set()   # the open tabs' app processes (textual-serve's AppService)
+        self.sockets: set = set()    # and their websockets
+        self.downloads = DownloadManager()   # AppService wants one; the app delivers no files
         self.stopping = asyncio.Event()
 
     # -- who gets in ---------------------------------------------------------------------
@@ -124,7 +115,6 @@ class TabServer:
 
         statics = Path(app_service.__file__).parent / "static"
         app.add_routes([web.get("/", self.index), web.get("/ws", self.websocket),
-                        web.get("/download/{key}", self.download),
                         web.static("/static", statics, show_index=False)])
         return app
 
@@ -138,7 +128,7 @@ class TabServer:
                                 samesite="Strict", path="/")
             response.headers["Cache-Control"] = "no-store"
             raise response
-        if len(self.tabs.services) >= self.settings.max_tabs:
+        if len(self.services) >= self.settings.max_tabs:
             return web.Response(status=503, text=self.full_line() + "\n")
         return web.Response(text=self.page(request), content_type="text/html",
                             headers={"Cache-Control": "no-store"})
@@ -161,26 +151,6 @@ class TabServer:
             app_websocket_url=f"ws://{request.host}/ws",
             config={"static": {"url": "/static/"}}, application={"name": "rugpt-tui"})
 
-    async def download(self, request):
-        from aiohttp import web
-
-        key = request.match_info["key"]
-        try:
-            meta = await self.downloads.get_download_metadata(key)
-        except KeyError:
-            raise web.HTTPNotFound(text="no such download") from None
-        response = web.StreamResponse()
-        response.headers["Content-Type"] = meta.mime_type + (
-            f"; charset={meta.encoding}" if meta.encoding else "")
-        response.headers["Content-Disposition"] = (
-            f"{'inline' if meta.open_method == 'browser' else 'attachment'}; "
-            f"filename={meta.file_name}")
-        await response.prepare(request)
-        async for chunk in self.downloads.download(key):
-            await response.write(chunk)
-        await response.write_eof()
-        return response
-
     async def websocket(self, request):
         from aiohttp import web
         from textual_serve.app_service import AppService
@@ -189,7 +159,7 @@ class TabServer:
             return self.refused("a page from another origin may not open the app")
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
         await ws.prepare(request)
-        if len(self.tabs.services) >= self.settings.max_tabs or self.stopping.is_set():
+        if len(self.services) >= self.settings.max_tabs or self.stopping.is_set():
             await ws.send_bytes((self.full_line() + "\r\n").encode())
             await ws.close()
             return ws
@@ -197,16 +167,16 @@ class TabServer:
         height = _number(request.query.get("height"), 24)
         service = AppService(self.settings.command, write_bytes=ws.send_bytes,
                              write_str=ws.send_str, close=ws.close, download_manager=self.downloads)
-        self.tabs.services.add(service)
-        self.tabs.sockets.add(ws)
+        self.services.add(service)
+        self.sockets.add(ws)
         try:
             await service.start(width, height)
             await self._relay(ws, service)
         finally:
-            self.tabs.sockets.discard(ws)
+            self.sockets.discard(ws)
             if not self.stopping.is_set():   # the tab is gone: a hangup for its app
                 await _quietly(service.stop())
-            self.tabs.services.discard(service)
+            self.services.discard(service)
         return ws
 
     async def _relay(self, ws, service) -> None:
@@ -259,7 +229,7 @@ class TabServer:
     async def stop_apps(self) -> None:
         """SIGTERM to every app (a run saves and stops, as when the app gets SIGTERM); what
         is left after TERM_GRACE_S is killed; then the tabs are closed."""
-        processes = [p for p in (_process_of(s) for s in self.tabs.services) if p is not None]
+        processes = [p for p in (_process_of(s) for s in self.services) if p is not None]
         for process in processes:
             _signal(process, signal.SIGTERM)
         waits = [asyncio.wait_for(p.wait(), TERM_GRACE_S) for p in processes]
@@ -267,7 +237,7 @@ class TabServer:
             if isinstance(result, BaseException):
                 _signal(process, signal.SIGKILL)
                 await _quietly(asyncio.wait_for(process.wait(), 1.0))
-        for ws in list(self.tabs.sockets):
+        for ws in list(self.sockets):
             await _quietly(asyncio.wait_for(ws.close(), 0.5))
 
 

@@ -12,7 +12,7 @@ from textual.message import Message
 
 from core.base.errors import UserError, one_line
 from core.data.texts import fingerprint
-from core.store.recorder import RecordedRun
+from core.store.recorder import RunRecorder
 from core.training.events import Notice
 from tui.panes.train.run import TrainRun
 from tui.widgets.messages import Replaceable
@@ -42,7 +42,7 @@ def run_training(session: ModelSession, run: TrainRun, store: Store | None,
     record = None
     if store is not None:   # the workspace keeps every step, eval and sample as it comes
         store.set_data_hash(run.number, fingerprint(run.config.train))
-        record = RecordedRun(store, run.number)
+        record = RunRecorder(store, run.number)
 
     def on_event(event) -> None:
         run.events.push(event)
