@@ -117,3 +117,23 @@ def test_bad_input_of_a_multi_process_run_is_one_line(tmp_path, demo_dir):
                            started=groups.append)
     assert "empty.txt" in str(failed.value) and "\n" not in str(failed.value)
     assert group_gone(groups[0])
+
+
+def test_only_rank_0_checks_the_output_folder_lock(tmp_path, monkeypatch, corpus_files):
+    """Under torchrun every rank parses the command line, but only rank 0 writes: a rank
+    that came second found rank 0's lock on the output folder and refused the run (the
+    two-process test above met it under load)."""
+    from core.base.errors import UserError
+    from core.base.safe_write import FolderLock
+    from tui.cli.parser import build_parser
+    from tui.cli.train_command import _checked_config
+
+    out = tmp_path / "run"
+    args = build_parser().parse_args(["train", "--model", "demo", "--train", str(corpus_files[0]),
+                                      "--out", str(out)])
+    with FolderLock(out.resolve()):   # rank 0 is training into it
+        monkeypatch.setenv("RANK", "1")
+        assert _checked_config(args)[0].out == str(out)
+        monkeypatch.setenv("RANK", "0")
+        with pytest.raises(UserError, match="another rugpt-tui run is writing"):
+            _checked_config(args)

@@ -88,7 +88,7 @@ def _checked_config(args) -> tuple[TrainConfig, dict]:
                          **chosen).validate()
     check_launched(config)   # --fsdp outside torchrun: before the model loads
     check_paths(config)
-    if config.out:
+    if config.out and os.environ.get("RANK", "0") == "0":   # rank 0 alone writes (and locks)
         FolderLock(Path(config.out).resolve()).acquire().release()
     return config, chosen
 
