@@ -22,9 +22,10 @@ def demo_session(device="cpu"):
     return load_session("demo", device=device)
 
 
-def rugpt3_shape_session(device="cpu", dtype="float32"):
-    """A random-init model of ruGPT-3 small's shape, with the demo tokenizer (ids beyond its
-    vocabulary decode to nothing, which is fine for timing)."""
+def rugpt3_shape_session(device="cpu", dtype="float32", **shape):
+    """A random-init model of ruGPT-3 small's shape (or that shape with `shape`'s changes),
+    with the demo tokenizer (ids beyond its vocabulary decode to nothing, which is fine for
+    timing)."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -33,7 +34,7 @@ def rugpt3_shape_session(device="cpu", dtype="float32"):
 
     demo = demo_session(device)
     tok = demo.tokenizer
-    config = GPT2Config(**RUGPT3_SMALL_SHAPE, bos_token_id=tok.bos_token_id,
+    config = GPT2Config(**(RUGPT3_SMALL_SHAPE | shape), bos_token_id=tok.bos_token_id,
                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     placement = choose_placement(device, dtype)

@@ -19,7 +19,12 @@ from core.base.paths import looks_like_hub_id
 from core.base.quiet import quiet_transformers
 from core.base.settings import DEFAULT_MODEL
 from core.model.demo import demo_model_dir
-from core.model.device import Placement, choose_placement
+from core.model.device import (
+    Placement,
+    choose_placement,
+    cpu_computes_bfloat16,
+    cpu_inference_dtype,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -157,7 +162,8 @@ def max_positions_of(model, tokenizer) -> int:
 
 def load_session(name: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
                  trust_remote_code: bool = False, allow_demo_fallback: bool = True,
-                 on_notice=None) -> ModelSession:
+                 on_notice=None, for_training: bool = False) -> ModelSession:
+    """`for_training`: `--dtype auto` keeps float32 on the CPU (see core.model.device)."""
     quiet_transformers()
     adapter_folder, base_name = _adapter_of(name)
     if adapter_folder is not None:
@@ -190,6 +196,13 @@ def load_session(name: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str 
 
     model.to(placement.device)
     model.eval()
+    if dtype == "auto" and placement.device == "cpu" and not for_training:
+        weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        if cpu_inference_dtype(weight_bytes, cpu_computes_bfloat16()) == "bfloat16":
+            import torch
+
+            model.to(torch.bfloat16)
+            placement = Placement("cpu", "bfloat16", inference_only=True)
     pad_fix = ensure_pad_token(tokenizer, model)
     if getattr(model.generation_config, "pad_token_id", None) is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -21,6 +21,7 @@ from core.inference.generation import Done as GenerationDone
 from core.inference.generation import generate_stream
 from core.inference.sampling import SamplingSettings
 from core.model.checkpoint import STATE_DIR, read_trainer_state, save_checkpoint
+from core.model.device import Placement
 from core.training.batches import (
     Position,
     PreparedData,
@@ -182,11 +183,13 @@ class Run:
             tokenizer.chat_template = template_for(tokenizer, config.template).source
         if not len(data.train_rows):
             raise UserError(f"{config.train}: no training samples after tokenization")
-        if model.dtype != torch.float32 and not config.lora:
+        if model.dtype != torch.float32 and (not config.lora or session.placement.inference_only):
             # fp32 master weights; mixed precision (bf16 autocast) keeps the speed. A LoRA
-            # base stays as it is: only the adapter (fp32) trains.
+            # base asked for in its dtype stays as it is: only the adapter (fp32) trains.
             with session.lock:
                 model.float()
+                session.placement = Placement(session.placement.device, "float32")
+                session.info = replace(session.info, dtype="float32")
             emit(Notice("weights upcast to float32 for training"))
 
         torch.manual_seed(config.seed)  # training's RNG (dropout, a new adapter's init)

@@ -37,11 +37,11 @@ def open_store() -> Store | None:
         return None
 
 
-def load_model(args):
+def load_model(args, for_training: bool = False):
     from core.model.session import load_session
 
     return load_session(args.model, device=args.device, dtype=args.dtype,
-                        trust_remote_code=args.trust_remote_code)
+                        trust_remote_code=args.trust_remote_code, for_training=for_training)
 
 
 def print_json(obj) -> None:

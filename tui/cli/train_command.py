@@ -33,7 +33,7 @@ def cmd_train(args) -> int:
     from core.training.loop import train
 
     config, chosen = _checked_config(args)   # bad settings and paths fail before the model loads
-    session = load_model(args)
+    session = load_model(args, for_training=True)
     config = _with_model_defaults(session, config, chosen)
     if session.notice:
         print(session.notice, file=sys.stderr)

@@ -186,14 +186,8 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, LessonGuide, Ending,
         self.session = session
         self.load_error = None
         self.model_name = session.info.model
-        info = session.info
-        self.sub_title = f"{info.model} · {info.device} · {info.dtype} · {info.parameters:,} params"
         self.query_one("#loading").display = False
-        self.query_one("#model-status", Static).update(
-            f"[b]{info.model}[/b]"
-            + (f" · LoRA on {info.base_model}" if info.base_model else "")
-            + f" · {info.model_class} · {info.parameters:,} params · "
-            f"{info.device} {info.dtype} · vocab {info.vocab_size:,} · ctx {info.max_positions:,}")
+        self._show_model(session)
         self._show_notice(session.notice)
         self._tell_panes(SessionChanged(session, self.saved.train.get(session.info.model, {})))
         self.lesson_model_changed()
@@ -234,7 +228,19 @@ class RuGPTApp(FirstFrame, Clipboard, Windows, PaneActions, LessonGuide, Ending,
         for pane in (self.tokenize_pane, self.generate_pane, self.train_pane, self.chat_pane):
             pane.post_message(message)
 
+    def _show_model(self, session) -> None:
+        info = session.info
+        dtype = info.dtype + (" (native CPU)" if session.placement.inference_only else "")
+        self.sub_title = f"{info.model} · {info.device} · {dtype} · {info.parameters:,} params"
+        self.query_one("#model-status", Static).update(
+            f"[b]{info.model}[/b]"
+            + (f" · LoRA on {info.base_model}" if info.base_model else "")
+            + f" · {info.model_class} · {info.parameters:,} params · "
+            f"{info.device} {dtype} · vocab {info.vocab_size:,} · ctx {info.max_positions:,}")
+
     def on_weights_changed(self, message: WeightsChanged) -> None:
+        if self.session is not None:   # training may have upcast them
+            self._show_model(self.session)
         self._tell_panes(WeightsChanged())
 
     def _settle_heap_when_idle(self) -> None:

@@ -83,7 +83,8 @@ def _train_in_processes(session: ModelSession, run: TrainRun, on_event):
     device = "cpu" if session.placement.device == "cpu" else "auto"
     result = train_in_processes(session.info.model, run.config, run.config.processes,
                                 on_event=on_event, control=run.control, device=device,
-                                dtype=session.placement.dtype)
+                                dtype="auto" if session.placement.inference_only
+                                else session.placement.dtype)
     if result.out:
         load_trained_weights(session, result.out)
     return result
