@@ -5,6 +5,7 @@ cd "$(dirname "$0")"
 bash scripts/setup-venv.sh
 .venv/bin/ruff check .
 .venv/bin/lint-imports --no-cache >/dev/null || .venv/bin/lint-imports --no-cache
+.venv/bin/mypy   # over core/ and tui/ (pyproject.toml's [tool.mypy])
 # Tests never reach the hub: tiny models are built locally.
 export HF_HUB_OFFLINE=1
 set +e

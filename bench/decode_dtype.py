@@ -14,7 +14,7 @@ import time
 import torch
 
 from bench.common import demo_session, median, rugpt3_shape_session
-from core.inference.generation import Done, generate_stream
+from core.inference.generation import GenerationDone, generate_stream
 from core.inference.sampling import SamplingSettings
 from core.model.device import cpu_computes_bfloat16
 
@@ -23,7 +23,7 @@ def decode_speed(session, prompt_ids, tokens):
     settings = SamplingSettings(greedy=True, max_new_tokens=tokens)
     start = time.perf_counter()
     for event in generate_stream(session, "", settings, prompt_ids=prompt_ids):
-        if isinstance(event, Done):
+        if isinstance(event, GenerationDone):
             done = event
     return done.new_tokens / (time.perf_counter() - start)
 

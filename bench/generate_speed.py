@@ -10,7 +10,7 @@ import time
 import torch
 
 from bench.common import demo_session, median, rugpt3_shape_session
-from core.inference.generation import Done, generate_stream
+from core.inference.generation import GenerationDone, generate_stream
 from core.inference.sampling import SamplingSettings
 
 
@@ -20,7 +20,7 @@ def ours(session, prompt_ids, settings):
     for event in generate_stream(session, "", settings, prompt_ids=prompt_ids):
         if first is None:
             first = time.perf_counter() - start
-        if isinstance(event, Done):
+        if isinstance(event, GenerationDone):
             done = event
     elapsed = time.perf_counter() - start
     return done.new_tokens / elapsed, first

@@ -39,7 +39,7 @@ def strict_errors(monkeypatch):
 @pytest.fixture(autouse=True)
 def panes_mounted(request, monkeypatch):
     """A test's pilot starts once the three panes behind the first tab are mounted: they
-    mount just after the first frame (tui.shell.app), and a test that queries one at once
+    mount just after the first frame (tui.shell.startup), and a test that queries one at once
     would otherwise race them. Tests marked `first_moments` start at the first frame."""
     if request.node.get_closest_marker("first_moments"):
         return

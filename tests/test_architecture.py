@@ -13,6 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("core", "tui")
 MAX_MODULE_LINES = 380
+# A module may grow to this where splitting it would scatter one idea; its docstring says so.
+MAX_LONG_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 80
 MAX_MODULES_PER_FOLDER = 12
 
@@ -23,9 +25,28 @@ def sources():
 
 
 def test_no_module_is_longer_than_the_limit():
-    long = {str(p.relative_to(ROOT)): n for p in sources()
-            if (n := p.read_text(encoding="utf-8").count("\n")) > MAX_MODULE_LINES}
+    long = {}
+    for path in sources():
+        text = path.read_text(encoding="utf-8")
+        lines, docstring = text.count("\n"), ast.get_docstring(ast.parse(text)) or ""
+        limit = MAX_LONG_MODULE_LINES if "module is long because" in docstring else MAX_MODULE_LINES
+        if lines > limit:
+            long[str(path.relative_to(ROOT))] = lines
     assert not long, long
+
+
+def test_every_subcommand_runs_a_function_named_in_one_table():
+    """`tui.cli.parser.COMMANDS` names each subcommand's function (a search for the function
+    finds its command); the parser refuses a subcommand missing from it."""
+    import importlib
+
+    from tui.cli.parser import COMMANDS, build_parser
+
+    build_parser()   # refuses a subcommand without a function, and the other way round
+    for name, target in COMMANDS.items():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), name
+    assert build_parser().parse_args(["runs", "--json"]).run == COMMANDS["runs"]
 
 
 def test_no_function_is_longer_than_the_limit():

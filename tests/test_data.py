@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.base.errors import UserError
-from core.data.cache import TokenStream
+from core.data.cache import TokenizedSplit
 from core.data.rows import PackedRows, PaddedRows, pad_rows
 from core.data.texts import load_texts, split_mask
 from tui.cli.main import main as cli_main
@@ -105,11 +105,11 @@ def test_missing_path_and_offline_hub_dataset(tmp_path):
         load_texts("someone/some-dataset")
 
 
-def stream(texts: list[list[int]], eos: int) -> TokenStream:
+def stream(texts: list[list[int]], eos: int) -> TokenizedSplit:
     """Texts' ids as the token cache keeps them: each followed by EOS, end to end."""
     ids = [t for text in texts for t in (*text, eos)]
     starts = np.cumsum([0] + [len(text) + 1 for text in texts])
-    return TokenStream(np.array(ids, np.uint16), starts.astype(np.int64))
+    return TokenizedSplit(np.array(ids, np.uint16), starts.astype(np.int64))
 
 
 def test_pad_mode_masks_padding_only_never_eos():

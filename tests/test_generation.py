@@ -9,9 +9,9 @@ from transformers.generation.logits_process import (
 )
 
 from core.inference.generation import (
-    Done,
+    GenerationDone,
+    GenerationNotice,
     IncrementalDecoder,
-    Notice,
     TokenEvent,
     cache_keyword,
     generate_stream,
@@ -25,8 +25,8 @@ def run(session, prompt, **kw):
     stop = kw.pop("should_stop", lambda: False)
     events = list(generate_stream(session, prompt, SamplingSettings(**kw), should_stop=stop))
     tokens = [e for e in events if isinstance(e, TokenEvent)]
-    notices = [e for e in events if isinstance(e, Notice)]
-    assert isinstance(events[-1], Done)
+    notices = [e for e in events if isinstance(e, GenerationNotice)]
+    assert isinstance(events[-1], GenerationDone)
     return tokens, notices, events[-1]
 
 

@@ -119,7 +119,7 @@ async def test_the_app_keeps_training_after_its_terminal_hangs_up(demo_dir, tmp_
     app = RuGPTApp(session=load_session("demo", device="cpu"))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause(0.3)
-        assert app.finished_away["id"] == run["id"]
+        assert app.workspace.finished_away["id"] == run["id"]
         toasts = " ".join(note.message for note in app._notifications)
         assert "finished while you were away" in toasts and str(out) in toasts
         preloaded = app.session

@@ -102,8 +102,18 @@ async def test_typing_goes_into_the_editor_at_once_while_a_pane_key_waits_for_th
         demo_session, monkeypatch):
     """Before the other panes are mounted, text typed goes straight into the Tokenize editor;
     F3 waits for the Generate pane, and what is typed after it waits behind it, in order."""
-    mounted = False
-    monkeypatch.setattr(RuGPTApp, "panes_ready", lambda app: mounted)   # held back by the test
+    import asyncio
+
+    from tui.shell.startup import Startup
+
+    let_mount = asyncio.Event()   # the panes are held back by the test until it sets this
+    mount = Startup._mount_panes
+
+    async def mount_when_let(startup):
+        await let_mount.wait()
+        await mount(startup)
+
+    monkeypatch.setattr(Startup, "_mount_panes", mount_when_let)
     app = RuGPTApp(session=demo_session)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.focused is app.query_one("#tok-input"))
@@ -114,7 +124,7 @@ async def test_typing_goes_into_the_editor_at_once_while_a_pane_key_waits_for_th
         await pilot.pause(0.3)
         assert app.query_one("#tabs").active == "tokenize" and editor.text.startswith("кот")
         assert "жили" not in editor.text
-        mounted = True
+        let_mount.set()
         await wait_for(pilot, lambda: app.query_one("#tabs").active == "generate")
         await wait_for(pilot, lambda: app.query_one("#gen-prompt", TextArea).text.endswith("жили"))
         assert editor.text.startswith("кот") and "жили" not in editor.text
@@ -124,13 +134,14 @@ async def test_typing_goes_into_the_editor_at_once_while_a_pane_key_waits_for_th
 async def test_quitting_before_the_panes_are_built_never_builds_them(monkeypatch):
     """Whether a run trains is asked without building the Train pane (a signal handler or
     the driver's thread may ask): no run can have started before it exists."""
-    monkeypatch.setattr(RuGPTApp, "mount_other_panes", lambda app: None)   # held back
-    monkeypatch.setattr(RuGPTApp, "load_model", lambda app, *args, **kwargs: None)
+    from tui.shell.startup import Startup
+
+    monkeypatch.setattr(Startup, "_build_panes_and_load", lambda startup: None)   # held back
     app = RuGPTApp(model="demo")
     async with app.run_test(size=(80, 24)) as pilot:
         assert app.training_run() is None and not app.training()
         await pilot.press("ctrl+q")
-    assert app.other_panes is None and app.return_code == 0
+    assert app.panes is None and app.return_code == 0
 
 
 def test_a_burst_of_characters_in_one_read_is_one_paste_in_its_place():

@@ -268,7 +268,7 @@ async def test_the_loss_chart_keeps_six_rows_at_80x24(fresh_session, data, tmp_p
     monkeypatch.chdir(tmp_path)
     app = RuGPTApp(session=fresh_session)
     async with app.run_test(size=(80, 24)) as pilot:
-        app._show_notice("ai-forever/rugpt3small_based_on_gpt2 is not cached and the hub cannot "
+        app.windows.show_notice("ai-forever/rugpt3small_based_on_gpt2 is not cached and the hub cannot "
                          "be reached: running on the demo model")
         await pilot.press("f4")
         if data == "dialogues":
@@ -295,7 +295,7 @@ async def test_the_notice_takes_one_row_and_can_be_hidden(demo_session):
     async with app.run_test(size=(80, 24)) as pilot:
         text = ("ai-forever/rugpt3small_based_on_gpt2 is not cached and the hub cannot be "
                 "reached: running on the demo model")
-        app._show_notice(text)
+        app.windows.show_notice(text)
         await pilot.pause()
         notice = app.query_one("#notice")
         assert notice.display and notice.region.height == 1 and notice.tooltip == text
@@ -303,10 +303,10 @@ async def test_the_notice_takes_one_row_and_can_be_hidden(demo_session):
         await pilot.click("#notice")
         await pilot.pause()
         assert not notice.display
-        app._show_notice(text)   # the same notice again (a workspace problem re-said): stays hidden
+        app.windows.show_notice(text)   # the same notice again (a workspace problem re-said): stays hidden
         await pilot.pause()
         assert not notice.display
-        app._show_notice("another notice")
+        app.windows.show_notice("another notice")
         await pilot.pause()
         assert notice.display
         await pilot.press("ctrl+p", *"Hide notice", "enter")

@@ -39,7 +39,7 @@ async def ready(pilot) -> LessonPanel:
     app = pilot.app
     await wait_for(pilot, lambda: app.session is not None and app.panes_ready())
     panel = app.query_one(LessonPanel)
-    if not app._lesson_at_start:
+    if not app.lesson_at_start:
         await pilot.press("f12")
     await wait_for(pilot, lambda: panel.display and app.focused is panel.query_one("#lesson-answer"))
     return panel
@@ -70,7 +70,7 @@ async def test_the_whole_lesson_on_the_demo_by_keyboard(fresh_session, workspace
         panel = await ready(pilot)
         # 1. a single token: the tokenizer decides
         assert panel.step.key == "tokens"
-        await wait_for(pilot, lambda: app._active_tab() == "tokenize" and
+        await wait_for(pilot, lambda: app.active_tab() == "tokenize" and
                        app.tokenize_pane.query_one("#tok-input").text == STEP["tokens"].example)
         many, one = many_token_word(tokenizer), one_token_word(tokenizer)
         assert not await answer(pilot, panel, many)
@@ -105,7 +105,7 @@ async def test_the_whole_lesson_on_the_demo_by_keyboard(fresh_session, workspace
 
         # 4. top-k: set in the Generate pane, checked in the candidates it leaves
         await pilot.press("pagedown")
-        assert app._active_tab() == "generate"
+        assert app.active_tab() == "generate"
         app.generate_pane.query_one("#gen-top-k", Input).value = "40"
         app.generate_pane.query_one("#gen-top-p", Input).value = "1.0"
         assert not await answer(pilot, panel, "")
@@ -117,7 +117,7 @@ async def test_the_whole_lesson_on_the_demo_by_keyboard(fresh_session, workspace
 
         # 5. data: blocks of 64, counted from the data itself
         await pilot.press("pagedown")
-        assert app._active_tab() == "train"
+        assert app.active_tab() == "train"
         assert not await answer(pilot, panel, "100")            # block size not 64 yet
         app.train_pane.query_one("#train-block-size", Input).value = "64"
         blocks = facts.training_blocks(tokenizer, app.train_pane.form.read_config())

@@ -104,9 +104,9 @@ def test_adapter_folder_loads_in_info_and_generate(adapter_dir):
               "--max-new-tokens", "8", "--jsonl")
     assert gen.returncode == 0, gen.stderr
     done = json.loads(gen.stdout.splitlines()[-1])
-    from core.inference.generation import Done, generate_stream
+    from core.inference.generation import GenerationDone, generate_stream
     *_, mine = generate_stream(session, "Кот", SamplingSettings(seed=3, max_new_tokens=8))
-    assert isinstance(mine, Done) and done["ids"] == mine.ids
+    assert isinstance(mine, GenerationDone) and done["ids"] == mine.ids
     base = load_session("demo", device="cpu")
     *_, plain = generate_stream(base, "Кот", SamplingSettings(greedy=True, max_new_tokens=8))
     *_, adapted = generate_stream(session, "Кот", SamplingSettings(greedy=True, max_new_tokens=8))

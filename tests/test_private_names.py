@@ -36,7 +36,7 @@ PRIVATE_NAMES = {
     # tui/shell/ending.py: what the guard cannot survive ends the app with one line
     "textual.app.App._handle_exception":
         lambda: __import__("textual.app", fromlist=["x"]).App._handle_exception,
-    # tui/render/notify.py (OSC 9/777) and tui/shell/first_frame.py (the frame kept)
+    # tui/render/notify.py (OSC 9/777) and tui/shell/startup.py (the frame kept)
     "textual.app.App()._driver": lambda: _textual_app_instance_attribute("_driver") or True,
     # tui/process/terminal.py: a dead terminal's EIO, and the settings restored at the end
     "textual.drivers.linux_driver.LinuxDriver._file": lambda: _linux_driver_attribute("_file"),

@@ -58,7 +58,7 @@ async def test_a_second_palette_never_opens_over_a_window(demo_session):
         await pilot.press("ctrl+p")
         assert isinstance(app.screen, CommandPalette)
         await pilot.press("ctrl+b")   # a priority key: it acts under the palette
-        await wait_for(pilot, lambda: app._waiting_windows, timeout=30)
+        await wait_for(pilot, lambda: app.windows.waiting, timeout=30)
         assert isinstance(app.screen, CommandPalette)   # the answer did not cover it
         await pilot.press("ctrl+p")
         assert sum(isinstance(s, CommandPalette) for s in app.screen_stack) == 1

@@ -112,7 +112,7 @@ def test_nan_loss_stops_cleanly(corpus_files, fresh_session, monkeypatch):
 
 
 def test_out_of_memory_is_a_clear_message_and_model_stays_usable(corpus_files, fresh_session, monkeypatch):
-    from core.inference.generation import Done, generate_stream
+    from core.inference.generation import GenerationDone, generate_stream
 
     model = fresh_session.model
     original = model.forward
@@ -133,7 +133,7 @@ def test_out_of_memory_is_a_clear_message_and_model_stays_usable(corpus_files, f
     assert "--batch-size" in message and "--block-size" in message
     monkeypatch.setattr(model, "forward", original)
     *_, done = generate_stream(fresh_session, "Это")
-    assert isinstance(done, Done) and done.new_tokens > 0
+    assert isinstance(done, GenerationDone) and done.new_tokens > 0
 
 
 KILL_DURING_SAVE = r"""

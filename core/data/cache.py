@@ -42,7 +42,7 @@ DEFAULT_CAP_GB = 20.0
 
 
 @dataclass
-class TokenStream:
+class TokenizedSplit:
     """One split, tokenized: text i is `ids[starts[i]:starts[i + 1]]`, its closing EOS included."""
     ids: np.ndarray        # (N,) uint16 | uint32
     starts: np.ndarray     # (S + 1,) int64
@@ -58,8 +58,8 @@ class TokenStream:
 
 @dataclass
 class Tokens:
-    train: TokenStream
-    test: TokenStream
+    train: TokenizedSplit
+    test: TokenizedSplit
     key: str
     built: bool            # tokenized now (False: read from the cache)
     info: dict | None = None   # what the encoder counted (dialogues: turns, dropped turns)
@@ -264,7 +264,7 @@ class StreamWriter:
         (self.folder / f"{self.split}.starts").write_bytes(np.frombuffer(self.starts, np.int64).tobytes())
 
 
-def _open_stream(folder: Path, split: str, dtype: np.dtype) -> TokenStream:
+def _open_stream(folder: Path, split: str, dtype: np.dtype) -> TokenizedSplit:
     starts = np.fromfile(folder / f"{split}.starts", dtype=np.int64)
     n = int(starts[-1]) if len(starts) else 0
     if len(starts) == 0 or (folder / f"{split}.ids").stat().st_size != n * dtype.itemsize:
@@ -277,6 +277,6 @@ def _open_stream(folder: Path, split: str, dtype: np.dtype) -> TokenStream:
         if mask_file.stat().st_size != n:
             raise ValueError(f"{split}: mask and ids disagree")
         mask = np.memmap(mask_file, dtype=np.uint8, mode="r", shape=(n,)) if n else np.zeros(0, np.uint8)
-    return TokenStream(ids, starts, mask)
+    return TokenizedSplit(ids, starts, mask)
 
 

@@ -5,7 +5,7 @@ pad: one text per row, EOS appended, cut to `block_size`, padded to the longest 
 batch; the loss skips padding through the attention mask (labels -100), never by comparing
 ids with the pad id, so a real EOS is always learned even when the pad id equals the EOS id.
 
-Rows are views of the token stream (`core.data.cache.TokenStream`, memory-mapped), never
+Rows are views of the token stream (`core.data.cache.TokenizedSplit`, memory-mapped), never
 copies: a corpus costs a few bytes per token of resident memory, whatever its size.
 """
 
@@ -14,14 +14,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core.data.cache import TokenStream
+from core.data.cache import TokenizedSplit
 
 
 class PackedRows(torch.utils.data.Dataset):
     """(N, block_size) blocks of the stream; a tail shorter than a block is dropped unless it
     is all there is (a tiny dataset: one short row)."""
 
-    def __init__(self, stream: TokenStream, block_size: int) -> None:
+    def __init__(self, stream: TokenizedSplit, block_size: int) -> None:
         n = len(stream.ids) // block_size
         self.width = block_size if n else len(stream.ids)
 
@@ -45,7 +45,7 @@ class PackedRows(torch.utils.data.Dataset):
 class PaddedRows(torch.utils.data.Dataset):
     """One row per non-empty text (its ids and EOS), cut to `block_size`."""
 
-    def __init__(self, stream: TokenStream, block_size: int) -> None:
+    def __init__(self, stream: TokenizedSplit, block_size: int) -> None:
         lengths = stream.lengths()
         kept = np.flatnonzero(lengths > 1)           # a text that tokenized to nothing: no row
         self.ids, self.mask, self.starts = stream.ids, stream.mask, stream.starts[kept]

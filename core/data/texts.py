@@ -367,6 +367,6 @@ def dialogue_line(d: dict) -> str:
                    if d["dropped_turns"] else "")
 
 
-def describe(spec: str) -> str:
+def source_name(spec: str) -> str:
     """A short name for a data source in messages."""
     return os.path.basename(spec.rstrip("/")) or spec

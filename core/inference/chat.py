@@ -2,7 +2,7 @@
 
     chat = Chat(session, template="auto", system="Отвечай коротко.")
     for event in chat.send("Привет!", SamplingSettings(seed=1)):
-        ...   # generation.TokenEvent per token, generation.Notice, then ChatDone
+        ...   # generation.TokenEvent per token, GenerationNotice, then ChatDone
 
 The KV cache of the conversation so far is kept between turns: for a new turn the whole
 conversation is rendered and tokenized, the cache is cut to the longest prefix it shares with
@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from core.base.errors import UserError
 from core.data.templates import Template, render, template_for
-from core.inference.generation import Done, Notice, generate_stream
+from core.inference.generation import GenerationDone, GenerationNotice, generate_stream
 from core.inference.sampling import SamplingSettings
 
 
@@ -125,14 +125,14 @@ class Chat:
         kept, ids = self.fitted(s.max_new_tokens)
         dropped = len(self.messages) - len(kept)
         if dropped:
-            yield Notice(f"the conversation outgrew the context ({self.session.max_positions} "
+            yield GenerationNotice(f"the conversation outgrew the context ({self.session.max_positions} "
                          f"tokens): its oldest {dropped} messages are left out")
         reuse = self._reusable(ids)
         stops = tuple(s.stop) + tuple(x for x in self.template.stops if x not in s.stop)
         done = None
         for event in generate_stream(self.session, "", replace(s, stop=stops), should_stop,
                                      prompt_ids=ids, cache=self._cache, cached=reuse):
-            if isinstance(event, Done):
+            if isinstance(event, GenerationDone):
                 done = event
             else:
                 yield event

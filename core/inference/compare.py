@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from core.inference.generation import Done, generate_stream
+from core.inference.generation import GenerationDone, generate_stream
 from core.inference.sampling import SamplingSettings
 from core.model.weights import base_weights, current_weights
 
@@ -28,6 +28,6 @@ def before_after(session, prompt: str, settings: SamplingSettings | None = None)
         with weights(session) as model:
             view = replace(session, model=model)
             *_, done = generate_stream(view, prompt, settings)
-        assert isinstance(done, Done)
+        assert isinstance(done, GenerationDone)
         texts.append(done.text)
     return BeforeAfter(prompt, settings.seed, texts[0], texts[1])

@@ -1,7 +1,7 @@
 """Our own decode loop: prefill the prompt once, then one token per step from a KV cache.
 
     events = generate_stream(session, "Это", SamplingSettings(seed=1))
-    for event in events: ...   # TokenEvent per token, Notice for warnings, Done at the end
+    for event in events: ...   # TokenEvent per token, GenerationNotice for warnings, GenerationDone at the end
 
 Only the last position's logits are computed at each step. Cancel (`should_stop`) is checked
 before every forward pass, so it takes effect within one step. Every forward holds the
@@ -36,12 +36,12 @@ class TokenEvent:
 
 
 @dataclass
-class Notice:
+class GenerationNotice:
     message: str
 
 
 @dataclass
-class Done:
+class GenerationDone:
     ids: list[int]
     text: str
     new_tokens: int
@@ -203,7 +203,7 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
     if notices or cache is None:   # a prompt cut from the left shares no prefix with the cache
         cached = 0
     for message in notices:
-        yield Notice(message)
+        yield GenerationNotice(message)
 
     seed = resolve_seed(s.seed)
     generator = make_generator(seed, device)
@@ -261,7 +261,7 @@ def generate_stream(session, prompt: str, settings: SamplingSettings | None = No
     fed = prompt_ids + new_ids[:-1] if new_ids else prompt_ids[:cached]
     # What was streamed: the new tokens decoded after the prompt, less a character whose
     # bytes the last token left unfinished.
-    yield Done(ids=new_ids, text="".join(pieces), new_tokens=len(new_ids),
+    yield GenerationDone(ids=new_ids, text="".join(pieces), new_tokens=len(new_ids),
                tokens_per_s=len(new_ids) / elapsed if elapsed > 0 else 0.0,
                stop_reason=stop_reason, ttft_s=ttft, seed=seed,
                prompt_tokens=len(prompt_ids), cached_ids=fed)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from core.base.errors import UserError
 from core.lesson import facts
-from core.lesson.steps import Step
+from core.lesson.steps import LessonStep
 
 TARGET_SHARE = 0.8   # the fine-tuning step: the held-out loss below this share of where it started
 
@@ -55,7 +55,7 @@ def loss_target(state: LessonState) -> float | None:
     return state.evals[0][1] * TARGET_SHARE if state.evals and state.evals[0][0] == 0 else None
 
 
-def task_text(step: Step, session, state: LessonState, language: str) -> str:
+def task_text(step: LessonStep, session, state: LessonState, language: str) -> str:
     """The step's task, its numbers filled in from the model (and the run, once there is one)."""
     values = {}
     if "{n}" in step.task[language]:
@@ -67,7 +67,7 @@ def task_text(step: Step, session, state: LessonState, language: str) -> str:
     return step.task[language].format(**values)
 
 
-def check(step: Step, answer: str, session, state: LessonState, language: str) -> Verdict:
+def check(step: LessonStep, answer: str, session, state: LessonState, language: str) -> Verdict:
     """The verdict on `answer` (or on the app's state, for a step done in its pane)."""
     if session is None:
         return Verdict(False, say(language, "модель ещё загружается", "the model is still loading"))

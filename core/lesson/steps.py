@@ -11,7 +11,7 @@ LANGUAGES = ("ru", "en")
 
 
 @dataclass(frozen=True)
-class Step:
+class LessonStep:
     key: str
     pane: str                  # the tab shown beside the step
     example: str | None        # put in that pane: Tokenize's text, Generate's prompt
@@ -22,8 +22,8 @@ class Step:
     typed: bool = True         # the answer is typed in the lesson; else it is done in the pane
 
 
-LESSON: tuple[Step, ...] = (
-    Step(
+LESSON: tuple[LessonStep, ...] = (
+    LessonStep(
         "tokens", "tokenize", "Сосиска в тексте",
         {"ru": "Токены: на какие куски модель режет текст",
          "en": "Tokens: the pieces the model cuts text into"},
@@ -39,7 +39,7 @@ LESSON: tuple[Step, ...] = (
          "en": "Type a word the model's vocabulary holds whole: exactly one token."},
         {"ru": "Короткие частые слова чаще всего один токен — посмотрите на фишки примера.",
          "en": "Short frequent words are most often one token — look at the example's chips."}),
-    Step(
+    LessonStep(
         "split", "tokenize", "клаустрофобия",
         {"ru": "Редкие слова рассыпаются", "en": "Rare words fall apart"},
         {"ru": "Словарь байтовый: кириллическая буква — два байта UTF-8, и слово, которого "
@@ -54,7 +54,7 @@ LESSON: tuple[Step, ...] = (
          "en": "Find a real word that splits into at least {n} tokens."},
         {"ru": "Длинные, редкие, заимствованные слова и научные термины режутся сильнее.",
          "en": "Long, rare, borrowed words and scientific terms split the most."}),
-    Step(
+    LessonStep(
         "tensors", "tokenize", "Привет, мир!",
         {"ru": "Что модель получает и что отдаёт", "en": "What the model takes and gives"},
         {"ru": "tokenizer(text, return_tensors='pt') даёт input_ids формы (1, T) — одна строка, "
@@ -69,7 +69,7 @@ LESSON: tuple[Step, ...] = (
          "en": "What is the shape of the logits for the example's text? Three numbers, e.g. (1, 2, 3)."},
         {"ru": "Первое — строки, второе — токены текста, третье — размер словаря (vocab в строке модели).",
          "en": "First the rows, then the text's tokens, then the vocabulary's size (vocab on the model line)."}),
-    Step(
+    LessonStep(
         "sampling", "generate", "Однажды утром",
         {"ru": "Softmax и выбор следующего токена", "en": "Softmax, and choosing the next token"},
         {"ru": "Logits последней позиции softmax превращает в вероятности; температура делит "
@@ -85,7 +85,7 @@ LESSON: tuple[Step, ...] = (
         {"ru": "Поле top-k на панели Generate; greedy выключен, top-p = 1.",
          "en": "The top-k field of the Generate pane; greedy off, top-p 1."},
         typed=False),
-    Step(
+    LessonStep(
         "data", "train", None,
         {"ru": "Свои тексты: загрузка и батчи", "en": "Your own texts: loading and batches"},
         {"ru": "Данные читаются через datasets (строка файла — один текст), токенизируются один "
@@ -100,7 +100,7 @@ LESSON: tuple[Step, ...] = (
          "en": "Set the block size to 64: how many training blocks does the corpus give?"},
         {"ru": "Число после «→» в строке под полями данных, когда там block 64.",
          "en": "The number after '→' on the line under the data fields, once it says 64."}),
-    Step(
+    LessonStep(
         "finetune", "train", None,
         {"ru": "Дообучение: train и test loss", "en": "Fine-tuning: train and test loss"},
         {"ru": "F8 запускает дообучение на данных из поля. На графике loss на обучающих "
@@ -114,7 +114,7 @@ LESSON: tuple[Step, ...] = (
         {"ru": "Дождитесь eval после эпохи; мало — больше epochs или выше lr.",
          "en": "Wait for an eval after an epoch; not enough — more epochs or a higher lr."},
         typed=False),
-    Step(
+    LessonStep(
         "compare", "generate", "Однажды утром",
         {"ru": "До и после", "en": "Before and after"},
         {"ru": "ctrl+b пишет продолжение одного и того же запроса с одним seed дважды: "

@@ -24,7 +24,7 @@ class ModelChoice:
 
 def run_models(store: Store | None) -> list[ModelChoice]:
     """Each run whose saved model is still there, newest first."""
-    from core.data.texts import describe
+    from core.data.texts import source_name
     from core.model.lora import is_adapter_folder
 
     found = []
@@ -34,7 +34,7 @@ def run_models(store: Store | None) -> list[ModelChoice]:
             continue
         loss = f" · eval {row['eval_loss']:.3f}" if row["eval_loss"] is not None else ""
         kind = f"adapter on {row['model']}" if is_adapter_folder(out) else row["model"]
-        label = (f"run #{row['id']} · {row['time'][:16].replace('T', ' ')} · {describe(row['train'])} · "
+        label = (f"run #{row['id']} · {row['time'][:16].replace('T', ' ')} · {source_name(row['train'])} · "
                  f"{row['steps']} steps{loss} · {kind} → {out}")
         found.append(ModelChoice("run", row["model"], label, trained=out))
     return found

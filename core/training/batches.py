@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from core.base.cancel import abandon_when
-from core.data.cache import Progress, TokenCache, TokenStream
+from core.data.cache import Progress, TokenCache, TokenizedSplit
 from core.data.rows import PackedRows, PaddedRows
 from core.data.texts import DataStats
 from core.data.tokenized import corpus_tokens
@@ -32,7 +32,7 @@ class PreparedData:
     stats: dict
 
 
-def stream_stats(stream: TokenStream, block_size: int) -> DataStats:
+def stream_stats(stream: TokenizedSplit, block_size: int) -> DataStats:
     lengths = stream.lengths()   # EOS included
     return DataStats(samples=stream.texts, tokens=int(lengths.sum()),
                      longest=int(lengths.max(initial=0)),

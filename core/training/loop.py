@@ -32,7 +32,7 @@ from core.training.events import (
     Step,
     TrainEvent,
 )
-from core.training.run import Run
+from core.training.run import PreparedRun
 from core.training.sharding import check_launched
 from core.training.step import Stopped, train_step
 
@@ -63,7 +63,7 @@ def train(session: ModelSession, config: TrainConfig,
 def _train(session: ModelSession, config: TrainConfig, on_event: Callable[[TrainEvent], None],
            control: TrainControl) -> TrainResult:
     try:
-        run = Run.start(session, config, on_event, control)
+        run = PreparedRun.start(session, config, on_event, control)
     except Cancelled:   # stopped while the data was being tokenized
         on_event(Done(None, 0, None, "cancel"))
         return TrainResult(steps=0, eval_loss=None, out=None, stop_reason="cancel")

@@ -17,8 +17,7 @@ import torch
 from core.base.errors import SaveError, UserError, one_line
 from core.base.settings import default_block_size
 from core.data.templates import template_for
-from core.inference.generation import Done as GenerationDone
-from core.inference.generation import generate_stream
+from core.inference.generation import GenerationDone, generate_stream
 from core.inference.sampling import SamplingSettings
 from core.model.checkpoint import STATE_DIR, read_trainer_state, save_checkpoint
 from core.model.device import Placement
@@ -113,7 +112,7 @@ def compiled(model, emit: Callable[[TrainEvent], None]):
 
 def sharded(model) -> tuple[torch.nn.Module, list]:
     """The model sharded over the run's processes (FSDP), and its shards that train; what each
-    process holds is said after the first step (`Run.report_shards`)."""
+    process holds is said after the first step (`PreparedRun.report_shards`)."""
     from core.training.sharding import require_processes, shard, trainable
 
     require_processes()
@@ -134,7 +133,7 @@ def _reset_accelerate_state() -> None:
 
 
 @dataclass
-class Run:
+class PreparedRun:
     """Everything a run holds once it is set up: data, the prepared model and optimizer, the
     schedule, and where it starts (step 0, or where a resumed checkpoint left off)."""
     session: ModelSession
@@ -158,7 +157,7 @@ class Run:
 
     @classmethod
     def start(cls, session: ModelSession, config: TrainConfig,
-              on_event: Callable[[TrainEvent], None], control: TrainControl | None = None) -> Run:
+              on_event: Callable[[TrainEvent], None], control: TrainControl | None = None) -> PreparedRun:
         from accelerate import Accelerator
         from torch.utils.data import DataLoader, Subset
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from accelerate import Accelerator
 
     from core.training.config import TrainConfig
-    from core.training.run import Run
+    from core.training.run import PreparedRun
 
 EVAL_BATCH_TOKENS = 8192
 EVAL_LOGITS_BYTES = 256 * 2**20   # an evaluation batch's logits stay under this (50k vocab: 1.3k tokens)
@@ -53,7 +53,7 @@ class Stopped:
     message: str
 
 
-def train_step(run: Run, batch: dict, step: int) -> float | Stopped:
+def train_step(run: PreparedRun, batch: dict, step: int) -> float | Stopped:
     """One forward and backward pass under the session lock; the optimizer steps when the
     gradient accumulation is complete. Returns the batch's loss, or why the run must stop."""
     acc, model, optimizer = run.accelerator, run.model, run.optimizer

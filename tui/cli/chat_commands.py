@@ -16,7 +16,7 @@ def cmd_chat(args) -> int:
     """One user message a line on stdin until EOF; each answered as it streams. Stored in the
     workspace as it goes (unless --no-save)."""
     from core.inference.chat import Chat, ChatDone
-    from core.inference.generation import Notice, TokenEvent
+    from core.inference.generation import GenerationNotice, TokenEvent
     from core.inference.sampling import SamplingSettings
 
     settings = SamplingSettings(**given(args, SAMPLING_SETTINGS)).validate()
@@ -33,7 +33,7 @@ def cmd_chat(args) -> int:
         if not message.strip():
             continue
         for event in chat.send(message, settings):
-            if isinstance(event, Notice):
+            if isinstance(event, GenerationNotice):
                 print(f"note: {event.message}", file=sys.stderr)
             elif isinstance(event, TokenEvent):
                 if args.jsonl:

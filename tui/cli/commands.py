@@ -10,7 +10,7 @@ from rich.text import Text
 
 from core.base.errors import UserError
 from core.base.settings import SAMPLING_SETTINGS
-from core.data.texts import describe
+from core.data.texts import source_name
 from core.model.lora import is_adapter_folder
 from core.store.database import Store
 from tui.cli.options import given
@@ -97,7 +97,12 @@ def cmd_tokenize(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from core.inference.generation import Done, Notice, TokenEvent, generate_stream
+    from core.inference.generation import (
+        GenerationDone,
+        GenerationNotice,
+        TokenEvent,
+        generate_stream,
+    )
     from core.inference.sampling import SamplingSettings
 
     settings = SamplingSettings(**given(args, SAMPLING_SETTINGS), stop=tuple(args.stop)).validate()
@@ -106,7 +111,7 @@ def cmd_generate(args) -> int:
         print(session.notice, file=sys.stderr)
     store = open_store()
     for event in generate_stream(session, args.prompt, settings, static=args.static_cache):
-        if isinstance(event, Notice):
+        if isinstance(event, GenerationNotice):
             print(f"note: {event.message}", file=sys.stderr)
         elif isinstance(event, TokenEvent):
             if args.jsonl:
@@ -114,7 +119,7 @@ def cmd_generate(args) -> int:
             elif event.text:
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
-        elif isinstance(event, Done):
+        elif isinstance(event, GenerationDone):
             if store is not None:
                 store.add_generation(session.info.model, args.prompt, event.text, event.seed,
                                      settings.as_record(), event.new_tokens, event.tokens_per_s,
@@ -172,7 +177,7 @@ def cmd_runs(args) -> int:
         saved = f" → {r['out']}" if r["out"] else ""
         if r["replaced_by"]:
             saved += f" (replaced there by run #{r['replaced_by']})"
-        print(f"#{r['id']:<4} {r['time'][:19].replace('T', ' ')}  {r['model']}  {describe(r['train'])}  "
+        print(f"#{r['id']:<4} {r['time'][:19].replace('T', ' ')}  {r['model']}  {source_name(r['train'])}  "
               f"{r['steps']} steps  {loss}  {r['status']}{saved}")
     if not rows:
         print("no training runs yet", file=sys.stderr)

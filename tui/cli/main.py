@@ -5,6 +5,7 @@ Exit codes: 0 success, 2 bad input (one line naming the file/setting), 1 interna
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -38,17 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command is None:
             return start_app(args)
-        if args.command in ("chat", "chats"):
-            from tui.cli import chat_commands as commands
-        elif args.command == "train":
-            from tui.cli import train_command as commands
-        elif args.command == "eval":
-            from tui.cli import eval_command as commands
-        elif args.command == "serve":
-            from tui.cli import serve_command as commands
-        else:
-            from tui.cli import commands
-        return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)
+        module, function = args.run.split(":")   # tui.cli.parser.COMMANDS
+        return getattr(importlib.import_module(module), function)(args)
     except UserError as exc:
         print(f"rugpt-tui: error: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,23 @@ from core.base.settings import DEVICES, DTYPES, SAMPLING_SETTINGS, TRAIN_SETTING
 from core.data.templates import TEMPLATE_CHOICES
 from tui.cli.options import PER_MODEL, add_model_args, add_settings
 
+# Each subcommand and the function that runs it ("module:function"), imported only when that
+# command runs: the headless commands never import Textual, nor each other's libraries.
+COMMANDS = {
+    "demo-model": "tui.cli.commands:cmd_demo_model",
+    "info": "tui.cli.commands:cmd_info",
+    "tokenize": "tui.cli.commands:cmd_tokenize",
+    "generate": "tui.cli.commands:cmd_generate",
+    "train": "tui.cli.train_command:cmd_train",
+    "eval": "tui.cli.eval_command:cmd_eval",
+    "export": "tui.cli.commands:cmd_export",
+    "chat": "tui.cli.chat_commands:cmd_chat",
+    "chats": "tui.cli.chat_commands:cmd_chats",
+    "history": "tui.cli.commands:cmd_history",
+    "serve": "tui.cli.serve_command:cmd_serve",
+    "runs": "tui.cli.commands:cmd_runs",
+}
+
 
 def add_eval(sub) -> None:
     """`eval`: several --model, so the model options are its own."""
@@ -117,4 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="past training runs, newest first")
     p.add_argument("--json", action="store_true")
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    bind_commands(sub.choices)
     return parser
+
+
+def bind_commands(subparsers: dict[str, argparse.ArgumentParser]) -> None:
+    """Each subcommand runs the function COMMANDS names (`args.run`)."""
+    if set(subparsers) != set(COMMANDS):
+        raise RuntimeError(f"subcommands without a function, or functions without a subcommand: "
+                           f"{sorted(set(subparsers) ^ set(COMMANDS))}")
+    for name, parsed in subparsers.items():
+        parsed.set_defaults(run=COMMANDS[name])

@@ -18,13 +18,14 @@ from textual.widgets.option_list import Option
 
 from core.base.errors import UserError, one_line
 from core.base.settings import SAMPLING_SETTINGS
+from tui.panes.host import host
 from tui.render.chips import printable
 from tui.widgets.fields import Editor, SettingField, changed_values, read_fields
 from tui.widgets.messages import Replaceable, RunBuffer, SessionChanged, WeightsChanged
 from tui.widgets.stream import ChoiceInfo, TokenStream, bar
 
 if TYPE_CHECKING:
-    from core.inference.generation import Done, TokenEvent
+    from core.inference.generation import GenerationDone, TokenEvent
     from core.inference.sampling import SamplingSettings
     from core.model.session import ModelSession
 
@@ -40,7 +41,7 @@ class GenerationProgress(Replaceable):
 
 @dataclass
 class GenerationFinished(Message):
-    done: Done
+    done: GenerationDone
 
 
 @dataclass
@@ -54,7 +55,7 @@ class GenerationFailed(Message):
     error: str
 
 
-class Run:
+class Generation:
     """One generation: its settings, its tokens so far, and its end."""
 
     def __init__(self, prompt: str, settings: SamplingSettings) -> None:
@@ -62,7 +63,7 @@ class Run:
         self.settings = settings
         self.tokens: RunBuffer[TokenEvent] = RunBuffer()
         self.notices: list[str] = []
-        self.done: Done | None = None
+        self.done: GenerationDone | None = None
         self.stop = threading.Event()
         self.started = time.perf_counter()
 
@@ -70,8 +71,8 @@ class Run:
 class GeneratePane(Horizontal):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.run: Run | None = None
-        self.history: list[Run] = []
+        self.run: Generation | None = None
+        self.history: list[Generation] = []
         self._inspect_timer = None
 
     def compose(self) -> ComposeResult:
@@ -138,7 +139,7 @@ class GeneratePane(Horizontal):
     # -- running -------------------------------------------------------------------------
 
     def generate(self, seed: int | None = None) -> None:
-        session = self.app.session
+        session = host(self).session
         if session is None:
             self.app.notify("No model loaded yet", severity="warning")
             return
@@ -150,7 +151,7 @@ class GeneratePane(Horizontal):
         if self.run is not None and self.run.done is None:
             self.run.stop.set()
         prompt = self.query_one("#gen-prompt", TextArea).text
-        run = Run(prompt, settings)
+        run = Generation(prompt, settings)
         self.run = run
         output = self.query_one(TokenStream)
         output.selected = -1
@@ -160,14 +161,19 @@ class GeneratePane(Horizontal):
         self.app.run_worker(lambda: self._produce(session, run), thread=True, exclusive=True,
                             group="generate", name="generate")
 
-    def _produce(self, session: ModelSession, run: Run) -> None:
+    def _produce(self, session: ModelSession, run: Generation) -> None:
         """Worker thread: pull events from the core loop, hand them over in ≈30 ms batches."""
         from textual.worker import get_current_worker
 
-        from core.inference.generation import Done, Notice, TokenEvent, generate_stream
+        from core.inference.generation import (
+            GenerationDone,
+            GenerationNotice,
+            TokenEvent,
+            generate_stream,
+        )
 
         worker = get_current_worker()
-        store = self.app.store
+        store = host(self).store
         last_flush = 0.0
         try:
             for event in generate_stream(session, run.prompt, run.settings,
@@ -178,9 +184,9 @@ class GeneratePane(Horizontal):
                     if now - last_flush >= FLUSH_EVERY_S:
                         last_flush = now
                         self.post_message(GenerationProgress())
-                elif isinstance(event, Notice):
+                elif isinstance(event, GenerationNotice):
                     run.notices.append(event.message)
-                elif isinstance(event, Done):
+                elif isinstance(event, GenerationDone):
                     run.done = event
                     self.post_message(GenerationFinished(event))
                     if store is not None:   # the workspace's history, for later sessions
@@ -259,8 +265,8 @@ class GeneratePane(Horizontal):
     def show_choice(self, event: TokenStream.Selected) -> None:
         tokens = event.stream.tokens
         chosen = tokens[event.index] if 0 <= event.index < len(tokens) else None
-        if self.app.session is not None:
-            self.query_one(ChoiceInfo).show(self.app.session.tokenizer, chosen)
+        if host(self).session is not None:
+            self.query_one(ChoiceInfo).show(host(self).session.tokenizer, chosen)
 
     # -- next-token inspector ---------------------------------------------------------------
 
@@ -274,7 +280,7 @@ class GeneratePane(Horizontal):
         self._inspect_timer = self.set_timer(0.25, self._start_inspect)
 
     def _start_inspect(self) -> None:
-        session = self.app.session
+        session = host(self).session
         if session is None:
             return
         prompt = self.query_one("#gen-prompt", TextArea).text

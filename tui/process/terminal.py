@@ -60,7 +60,7 @@ class HangupAwareDriver(LinuxDriver):
         self._file = GuardedOutput(self._file, self._terminal_lost)
         self._watch: TerminalWatch | None = None
         self._early = getattr(app, "early_frame", None)   # tui.process.early_frame's, if any
-        self._largest_write: str | None = ""   # the app keeps its first frame (tui.shell.first_frame)
+        self._largest_write: str | None = ""   # the app keeps its first frame (tui.shell.startup)
 
     def write(self, data: str) -> None:
         if data == ALTERNATE_SCREEN and self._early is not None and self._early.drawn:

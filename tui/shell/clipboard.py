@@ -5,28 +5,42 @@ token selected in it), the last reply — or, from the palette, the whole conver
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tui.shell.app import RuGPTApp
+
 
 class Clipboard:
-    """Mixed into the app (tui.shell.app.RuGPTApp), which holds the panes."""
+    """Created with the app, which holds the panes."""
 
-    def action_copy(self) -> None:
-        pane = {"tokenize": self.tokenize_pane, "generate": self.generate_pane,
-                "chat": self.chat_pane}.get(self._active_tab())
-        found = pane.copy_text() if pane is not None else None
+    def __init__(self, app: RuGPTApp) -> None:
+        self.app = app
+
+    def copy_from_pane(self) -> None:
+        """ctrl+c: what the pane in front has to copy."""
+        app = self.app
+        panes = app.panes
+        found = None
+        if panes is not None:
+            tab = app.active_tab()
+            found = (panes.tokenize.copy_text() if tab == "tokenize" else
+                     panes.generate.copy_text() if tab == "generate" else
+                     panes.chat.copy_text() if tab == "chat" else None)
         if found is None:
-            self.notify("nothing to copy here", title="Copy", severity="warning")
+            app.notify("nothing to copy here", title="Copy", severity="warning")
             return
         self.copy(*found)
 
-    def action_copy_conversation(self) -> None:
-        text = self.chat_pane.conversation_markdown()
+    def copy_conversation(self) -> None:
+        text = self.app.chat_pane.conversation_markdown()
         if text is None:
-            self.notify("no conversation yet", title="Copy", severity="warning")
+            self.app.notify("no conversation yet", title="Copy", severity="warning")
             return
         self.copy("the conversation (Markdown)", text)
 
     def copy(self, what: str, text: str) -> None:
-        self.copy_to_clipboard(text)
+        self.app.copy_to_clipboard(text)
         lines = text.count("\n") + 1
-        self.notify(f"{what}: {len(text):,} characters" + (f", {lines:,} lines" if lines > 1 else ""),
-                    title="Copied to your clipboard")
+        self.app.notify(f"{what}: {len(text):,} characters" + (f", {lines:,} lines" if lines > 1 else ""),
+                        title="Copied to your clipboard")

@@ -15,6 +15,8 @@ from core.store.workspace import load_settings, save_settings
 from tui.render.chips import printable
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from tui.shell.app import RuGPTApp
 
 
@@ -29,7 +31,7 @@ class WorkspaceKeeper:
         except UserError as exc:   # history and runs are off; everything else works
             self.problems.append(str(exc))
         self.finished_away: dict | None = None   # the last run that ended while nobody watched
-        self._save_timer = None
+        self._save_timer: Timer | None = None
         self._changed = False     # settings changed on screen since they were last taken
         self._collected = False   # taken, not written yet
 
@@ -38,7 +40,7 @@ class WorkspaceKeeper:
     def restore(self) -> None:
         app, saved = self.app, self.saved
         app.theme = saved.starting_theme(app.available_themes)
-        app.when_panes_ready(self._restore_panes)
+        app.startup.when_panes_ready(self._restore_panes)
         for problem in self.problems:   # a broken settings file, an unusable database
             app.notify(problem, title="Workspace", severity="warning", timeout=10)
         app.theme_changed_signal.subscribe(app, lambda _theme: self.schedule_save())

@@ -1,13 +1,15 @@
-"""The app's windows and notice bar: one palette at a time, screens that close once and never
-take the main screen with them, answers that wait for an open window instead of covering
-it, a one-row notice the user can hide, and the windows that pick models (Load model,
-Compare models)."""
+"""The app's windows and notice bar: one palette at a time, answers that wait for an open
+window instead of covering it, a one-row notice the user can hide, and the windows that pick
+models (Load model, Compare models). The main screen itself never closes (the app's
+`pop_screen`)."""
 
 from __future__ import annotations
 
-from textual import events
-from textual.await_complete import AwaitComplete
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from textual.command import CommandPalette, SimpleProvider
+from textual.screen import Screen
 from textual.theme import ThemeProvider
 from textual.widget import AwaitMount
 from textual.widgets import Static
@@ -16,104 +18,116 @@ from core.base.errors import UserError
 from tui.widgets.dialogs import BeforeAfterReady, BeforeAfterScreen
 from tui.widgets.windows import Palette
 
+if TYPE_CHECKING:
+    from textual.command import CommandListItem
+
+    from tui.shell.app import RuGPTApp
+
 
 class Windows:
-    """Mixed into the app (tui.shell.app.RuGPTApp), before Textual's App."""
+    """Created with the app; the app hands it the windows to open and the notices to show."""
 
-    def action_help(self) -> None:
+    def __init__(self, app: RuGPTApp) -> None:
+        self.app = app
+        self.palette: Palette | None = None   # the last one opened (it may still be closing)
+        self.waiting: list[Screen] = []       # results that arrived while a window was open
+        self.notice_text = ""                 # the notice bar's text
+        self.notices_hidden: set[str] = set()   # notices the user hid (not shown again)
+
+    def toggle_help(self) -> None:
         from tui.widgets.help import HelpScreen  # Markdown's parser: not before the first frame
 
-        if isinstance(self.screen, HelpScreen):
-            self.screen.dismiss()
+        app = self.app
+        if isinstance(app.screen, HelpScreen):
+            app.screen.dismiss()
         else:
-            self.push_screen(HelpScreen())
+            app.push_screen(HelpScreen())
 
-    def action_command_palette(self) -> None:
+    def open_palette(self) -> None:
         """One palette at a time: with a palette under another window (ctrl+b's answer
         arrived while it was open, say), ctrl+p does not open a second one; nor while a
         closed one is still being taken down (its id is not free until then)."""
-        closing = self._palette is not None and self._palette.is_attached
-        open_ = any(isinstance(screen, CommandPalette) for screen in self.screen_stack)
-        if self.use_command_palette and not open_ and not closing:
-            self._palette = Palette(id="--command-palette")
-            self.push_screen(self._palette)
+        app = self.app
+        closing = self.palette is not None and self.palette.is_attached
+        open_ = any(isinstance(screen, CommandPalette) for screen in app.screen_stack)
+        if app.use_command_palette and not open_ and not closing:
+            self.palette = Palette(id="--command-palette")
+            app.push_screen(self.palette)
 
-    def search_commands(self, commands, placeholder: str = "Search for commands…") -> AwaitMount:
+    def search_commands(self, commands: Sequence[CommandListItem], placeholder: str) -> AwaitMount:
         """A list of commands to pick from (Textual's own `Keys`, say), in the app's palette."""
-        return self.push_screen(Palette(providers=[SimpleProvider(self.screen, commands)],
-                                        placeholder=placeholder))
+        app = self.app
+        # a provider instance, as Textual's own App.search_commands passes (its annotation
+        # asks for a class)
+        provider = SimpleProvider(app.screen, list(commands))
+        return app.push_screen(Palette(providers=[provider],  # type: ignore[list-item]
+                                       placeholder=placeholder))
 
     def search_themes(self) -> None:
-        """Textual's `Theme` command, in the app's palette."""
-        self.push_screen(Palette(providers=[ThemeProvider], placeholder="Search for themes…"))
+        self.app.push_screen(Palette(providers=[ThemeProvider], placeholder="Search for themes…"))
 
-    def pop_screen(self) -> AwaitComplete:
-        if len(self.screen_stack) <= 1:   # the main screen always stays
-            return AwaitComplete.nothing()
-        return super().pop_screen()
-
-    def on_before_after_ready(self, message: BeforeAfterReady) -> None:
+    def before_after_ready(self, message: BeforeAfterReady) -> None:
         """The comparison opens now — or, when another window is open (a question, the
         help), as soon as the user has closed it: a late answer never covers a question."""
         if message.result is None:
-            self.notify(message.error or "no result", title="Before / after", severity="error",
-                        timeout=8)
+            self.app.notify(message.error or "no result", title="Before / after", severity="error",
+                            timeout=8)
             return
-        self._waiting_windows.append(BeforeAfterScreen(message.result))
-        self._open_waiting_window()
+        self.waiting.append(BeforeAfterScreen(message.result))
+        self.open_waiting()
 
-    def _open_waiting_window(self, *_) -> None:
-        if self._waiting_windows and len(self.screen_stack) == 1:
-            self.push_screen(self._waiting_windows.pop(0))
+    def open_waiting(self, *_: object) -> None:
+        if self.waiting and len(self.app.screen_stack) == 1:
+            self.app.push_screen(self.waiting.pop(0))
 
-    def _show_notice(self, text: str | None) -> None:
+    def show_notice(self, text: str | None) -> None:
         """The notice bar: what the model load said, and any workspace problem — one row
         (the whole text in its tooltip and in a notification); a click or the palette's
         `Hide notice` hides it."""
-        lines = [line for line in (text, *self.workspace.problems) if line]
-        notice = self.query_one("#notice", Static)
+        app = self.app
+        lines = [line for line in (text, *app.workspace.problems) if line]
+        notice = app.query_one("#notice", Static)
         joined = " · ".join(lines)
-        if joined and joined != self._notice_text:
-            self.notify(joined, title="Notice", timeout=10)
-        self._notice_text = joined
+        if joined and joined != self.notice_text:
+            app.notify(joined, title="Notice", timeout=10)
+        self.notice_text = joined
         notice.update(joined + ("  ✕" if joined else ""))
         notice.tooltip = joined or None
-        notice.display = bool(lines) and joined not in self._notices_hidden
+        notice.display = bool(lines) and joined not in self.notices_hidden
 
-    def action_hide_notice(self) -> None:
-        if self._notice_text:
-            self._notices_hidden.add(self._notice_text)
-        self.query_one("#notice").display = False
+    def hide_notice(self) -> None:
+        if self.notice_text:
+            self.notices_hidden.add(self.notice_text)
+        self.app.query_one("#notice").display = False
 
-    def on_click(self, event: events.Click) -> None:
-        if event.widget is not None and event.widget.id == "notice":
-            self.action_hide_notice()
-
-    def action_load_model(self) -> None:
+    def pick_model(self) -> None:
         """The model picker (tui.shell.models.picker); the model loads in the background and
         one that fails leaves the current one in place."""
         from tui.shell.models.picker import ModelPickerScreen
 
+        app = self.app
+
         def chosen(choice) -> None:
             if choice is not None:
-                self.load_model(choice.name, trained=choice.trained)
+                app.load_model(choice.name, trained=choice.trained)
 
-        self.push_screen(ModelPickerScreen(self.model_name, self.store), chosen)
+        app.push_screen(ModelPickerScreen(app.model_name, app.store), chosen)
 
-    def action_compare_models(self) -> None:
+    def compare_models(self) -> None:
         """Tick models (tui.shell.models.compare), then compare them side by side."""
         from tui.shell.models.compare import CompareScreen, CompareSetupScreen, with_seed
 
-        form = self.train_pane.form.data_paths()
+        app = self.app
+        form = app.train_pane.form.data_paths()
         try:
-            prompt, settings = self.generate_pane.request()
+            prompt, settings = app.generate_pane.request()
         except UserError as exc:
-            self.notify(str(exc), title="Compare models", severity="error")
+            app.notify(str(exc), title="Compare models", severity="error")
             return
 
         def chosen(request) -> None:
             if request is not None:
-                self.push_screen(CompareScreen(request, self.store))
+                app.push_screen(CompareScreen(request, app.store))
 
-        self.push_screen(CompareSetupScreen(self.store, form.get("test") or form.get("train", ""),
-                                            prompt, with_seed(settings)), chosen)
+        app.push_screen(CompareSetupScreen(app.store, form.get("test") or form.get("train", ""),
+                                           prompt, with_seed(settings)), chosen)

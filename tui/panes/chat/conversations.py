@@ -9,6 +9,7 @@ from textual.widgets.option_list import Option
 from core.base.errors import UserError
 from core.data.templates import TEMPLATE_CHOICES
 from tui.panes.chat.widgets import Transcript
+from tui.panes.host import host
 from tui.widgets.fields import SettingField
 
 
@@ -20,9 +21,9 @@ class StoredConversations:
     def refresh_list(self, search: str | None = None) -> None:
         from core.store.conversations import ChatStore
 
-        if self.app.store is None:
+        if host(self).store is None:
             return
-        self._conversations = ChatStore(self.app.store).list(search=search, limit=200)
+        self._conversations = ChatStore(host(self).store).list(search=search, limit=200)
         options = self.query_one("#chat-list", OptionList)
         options.clear_options()
         options.add_options([Option(f"#{c['id']} {c['title']} · {c['turns']}") for c in self._conversations])
@@ -33,7 +34,7 @@ class StoredConversations:
 
         if event.option_list.id != "chat-list" or self.turn_running:
             return
-        stored = ChatStore(self.app.store).get(self._conversations[event.option_index]["id"])
+        stored = ChatStore(host(self).store).get(self._conversations[event.option_index]["id"])
         self.query_one("#chat-system", Input).value = stored["system"] or ""
         template = stored["template"] if stored["template"] in TEMPLATE_CHOICES else "auto"
         self.query_one("#chat-template", Select).value = template
@@ -61,7 +62,7 @@ class StoredConversations:
         if not path:
             return
         try:
-            target = export_to_file(ChatStore(self.app.store).get(self.conversation_id), path)
+            target = export_to_file(ChatStore(host(self).store).get(self.conversation_id), path)
         except UserError as exc:   # an existing file is never replaced
             self.app.notify(str(exc), title="Export chat", severity="error")
             return
@@ -77,14 +78,14 @@ class StoredConversations:
         from core.store.conversations import ChatStore
 
         if title:
-            ChatStore(self.app.store).rename(self.conversation_id, title)
+            ChatStore(host(self).store).rename(self.conversation_id, title)
             self.refresh_list()
 
     def delete_chat(self) -> None:
         from core.store.conversations import ChatStore
 
-        if self.conversation_id is not None and self.app.store is not None:
-            ChatStore(self.app.store).delete(self.conversation_id)
+        if self.conversation_id is not None and host(self).store is not None:
+            ChatStore(host(self).store).delete(self.conversation_id)
             self.new_chat()
             self.refresh_list()
 

@@ -21,6 +21,7 @@ from core.base.settings import SAMPLING_SETTINGS
 from core.data.templates import TEMPLATE_CHOICES
 from tui.panes.chat.conversations import StoredConversations
 from tui.panes.chat.widgets import ChatInput, Transcript
+from tui.panes.host import host
 from tui.render.chips import CHIP_STYLES, ChipMaker
 from tui.widgets.fields import Field, SettingField, read_fields
 from tui.widgets.messages import Replaceable, RunBuffer, SessionChanged, WeightsChanged
@@ -146,7 +147,7 @@ class ChatPane(StoredConversations, Horizontal):
     def _make_chat(self, messages: list[dict] | None = None) -> Chat | None:
         from core.inference.chat import Chat
 
-        session = self.app.session
+        session = host(self).session
         if session is None:
             return None
         template = self.query_one("#chat-template", Select).value
@@ -224,7 +225,7 @@ class ChatPane(StoredConversations, Horizontal):
             self.turn.stop.set()
 
     def start(self, make_events) -> None:
-        if self.app.session is None or self.chat is None:
+        if host(self).session is None or self.chat is None:
             self.app.notify("No model loaded yet", severity="warning")
             return
         if self.turn_running:
@@ -248,7 +249,7 @@ class ChatPane(StoredConversations, Horizontal):
         from textual.worker import get_current_worker
 
         from core.inference.chat import ChatDone
-        from core.inference.generation import Notice, TokenEvent
+        from core.inference.generation import GenerationNotice, TokenEvent
         from core.store.conversations import ChatStore
 
         worker = get_current_worker()
@@ -260,11 +261,11 @@ class ChatPane(StoredConversations, Horizontal):
                     if time.perf_counter() - last_flush >= FLUSH_EVERY_S:
                         last_flush = time.perf_counter()
                         self.post_message(ChatProgress())
-                elif isinstance(event, Notice):
+                elif isinstance(event, GenerationNotice):
                     turn.notices.append(event.message)
                 elif isinstance(event, ChatDone):
                     turn.done = event
-            store = self.app.store
+            store = host(self).store
             if store is not None:
                 chats = ChatStore(store)
                 if self.conversation_id is None and chat is self.chat:
@@ -359,5 +360,5 @@ class ChatPane(StoredConversations, Horizontal):
     def show_choice(self, event: TokenStream.Selected) -> None:
         tokens = event.stream.tokens
         chosen = tokens[event.index] if 0 <= event.index < len(tokens) else None
-        if self.app.session is not None:
-            self.query_one(ChoiceInfo).show(self.app.session.tokenizer, chosen)
+        if host(self).session is not None:
+            self.query_one(ChoiceInfo).show(host(self).session.tokenizer, chosen)

@@ -17,14 +17,15 @@ from textual.message import Message
 from textual.widgets import Input, Static
 
 from core.lesson.checks import LessonState, Verdict, check, say, task_text
-from core.lesson.steps import LANGUAGES, LESSON, Step, step_index
+from core.lesson.steps import LANGUAGES, LESSON, LessonStep, step_index
+from tui.panes.host import host
 from tui.widgets.fields import Field
 
 
 @dataclass
 class LessonStepShown(Message):
     """A step opened: the shell shows its pane with its example."""
-    step: Step
+    step: LessonStep
 
 
 @dataclass
@@ -56,7 +57,7 @@ class LessonPanel(Vertical):
         return self.progress.get("language", "ru")
 
     @property
-    def step(self) -> Step:
+    def step(self) -> LessonStep:
         return LESSON[self.index]
 
     def compose(self):
@@ -96,7 +97,7 @@ class LessonPanel(Vertical):
         text.update(step.text[language])
         text.set_class(self.is_folded(), "-folded")
         session = getattr(self.app, "session", None)
-        state = self.app.lesson_state() if session is not None else LessonState()
+        state = host(self).lesson_state() if session is not None else LessonState()
         self.query_one("#lesson-task", Static).update("▶ " + task_text(step, session, state, language))
         answer = self.query_one("#lesson-answer", Input)
         answer.placeholder = say(language, "ответ — Enter проверяет", "answer — Enter checks") if step.typed \
@@ -130,10 +131,10 @@ class LessonPanel(Vertical):
     def check(self, answer: str) -> None:
         self.answers[self.step.key] = answer
         session = getattr(self.app, "session", None)
-        self.check_in_background(self.step, answer, session, self.app.lesson_state(), self.language)
+        self.check_in_background(self.step, answer, session, host(self).lesson_state(), self.language)
 
     @work(thread=True, exclusive=True, group="lesson-check")
-    def check_in_background(self, step: Step, answer: str, session, state: LessonState,
+    def check_in_background(self, step: LessonStep, answer: str, session, state: LessonState,
                             language: str) -> None:
         try:
             verdict = check(step, answer, session, state, language)
@@ -147,7 +148,7 @@ class LessonPanel(Vertical):
             done = self.progress.setdefault("done", [])
             if message.step not in done:
                 done.append(message.step)
-            self.app.schedule_save()
+            host(self).schedule_save()
         if message.step == self.step.key:
             self.refresh_texts()
 
@@ -156,7 +157,7 @@ class LessonPanel(Vertical):
         if index != self.index:
             self.index = index
             self.show_step()
-            self.app.schedule_save()
+            host(self).schedule_save()
 
     def action_fold(self) -> None:
         self.folded = not self.is_folded()
@@ -165,9 +166,9 @@ class LessonPanel(Vertical):
     def action_language(self) -> None:
         self.progress["language"] = LANGUAGES[(LANGUAGES.index(self.language) + 1) % len(LANGUAGES)]
         self.refresh_texts()
-        self.app.schedule_save()
+        host(self).schedule_save()
         if self.step.key in self.verdicts:   # its verdict again, in the new language
             self.check(self.answers.get(self.step.key, ""))
 
     def action_leave(self) -> None:
-        self.app.action_show_tab(self.step.pane)
+        host(self).show_tab(self.step.pane)

@@ -19,6 +19,7 @@ from textual.widgets import Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from core.base.errors import one_line
+from tui.panes.host import host
 from tui.panes.tokenize.chipview import ChipView
 from tui.render.chips import Chip, ChipMaker
 from tui.widgets.fields import Editor
@@ -224,7 +225,7 @@ class TokenizePane(Vertical):
             self._update()
             return True
         self._building = True
-        self._build_in_background(self.app.session.tokenizer, self._editor().text, self.view,
+        self._build_in_background(host(self).session.tokenizer, self._editor().text, self.view,
                                   self._chip_maker())
         return False
 
@@ -302,7 +303,7 @@ class TokenizePane(Vertical):
             self._stale = True
             return
         try:
-            state = build_state(self.app.session.tokenizer, self._editor().text, self.view,
+            state = build_state(host(self).session.tokenizer, self._editor().text, self.view,
                                 self._chip_maker())
         except Exception as exc:  # never a traceback on screen: say it, keep the last view
             self._show_error(exc)

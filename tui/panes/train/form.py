@@ -27,6 +27,7 @@ from core.base.settings import (
     train_defaults,
 )
 from core.training.config import TrainConfig
+from tui.panes.host import host
 from tui.panes.train.out_folder import (
     default_out,
     free_out_folder,
@@ -136,7 +137,7 @@ class TrainForm(Vertical):
             field.show(fixed.get(name, remembered.get(name, self._defaults[name])))
         self.schedule_preview()
 
-    def loading(self) -> None:
+    def model_loading(self) -> None:
         """Another model starts loading: edits from now on are kept when it arrives."""
         self._loading_since = time.monotonic()
 
@@ -201,7 +202,7 @@ class TrainForm(Vertical):
             return
         if only_filled and value != self.filled_out:
             return
-        free = free_out_folder(taken | (running_out_folders(self.app.store) if only_filled else set()))
+        free = free_out_folder(taken | (running_out_folders(host(self).store) if only_filled else set()))
         self.filled_out = free
         if value != free:
             field.value = free
@@ -291,7 +292,7 @@ class TrainForm(Vertical):
         self._preview_timer = self.set_timer(0.4, self._start_preview)
 
     def _start_preview(self) -> None:
-        session = self.app.session
+        session = host(self).session
         if session is None:
             return
         try:

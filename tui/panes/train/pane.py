@@ -17,10 +17,11 @@ from textual.message import Message
 from textual.widgets import ProgressBar, RichLog, Static
 
 from core.base.errors import SaveError, UserError, one_line
-from core.data.texts import describe
+from core.data.texts import source_name
 from core.model.checkpoint import save_locked
 from core.store.database import resolved
 from core.training.config import TrainControl, check_paths
+from tui.panes.host import host
 from tui.panes.train.form import OutFolderChecked, TrainForm
 from tui.panes.train.run import (
     LossChart,
@@ -86,8 +87,7 @@ class TrainPane(Horizontal):
         self.runs_list.border_title = "runs"
         self.runs_list.border_subtitle = "space: overlay · ctrl+l: log"
         self.query_one(LossChart).draw([])
-        self.runs_list.load(self.app.store)
-        if self.app.store is not None:
+        if self.runs_list.load(host(self).store):   # a workspace to follow
             self.set_interval(POLL_S, self.poll_workspace)
 
     def on_session_changed(self, message: SessionChanged) -> None:
@@ -115,10 +115,10 @@ class TrainPane(Horizontal):
     def show_samples(self) -> None:
         from tui.panes.train.samples import toggle_samples
 
-        toggle_samples(self.app, self.form.prepared)
+        toggle_samples(self, self.form.prepared)
 
     def focus_data(self) -> None:
-        self.app.action_show_tab("train")
+        host(self).show_tab("train")
         self.form.focus_data()
 
     @property
@@ -153,7 +153,7 @@ class TrainPane(Horizontal):
     def start(self) -> None:
         from core.model.weights import remember_base
 
-        session = self.app.session
+        session = host(self).session
         if session is None:
             self.app.notify("No model loaded yet", severity="warning")
             return
@@ -176,7 +176,7 @@ class TrainPane(Horizontal):
             return
         if not config.lora and session.adapter is None:
             remember_base(session)   # "before" stays the model as loaded (an adapter: switched off)
-        store = self.app.store
+        store = host(self).store
         holder = self.form.model_in_out_folder()
         if holder is not None:   # the user chose that folder, told whose model it holds
             self.app.notify(f"this run's saves replace the model of run #{holder['id']} in "
@@ -190,7 +190,7 @@ class TrainPane(Horizontal):
         self.runs_list.shown = run.number
         self.runs_list.refill()
         self.query_one("#train-log", RichLog).write(
-            Text(f"— run #{run.number}: {describe(config.train)}", style="bold"))
+            Text(f"— run #{run.number}: {source_name(config.train)}", style="bold"))
         progress = self.query_one("#train-progress", ProgressBar)
         progress.add_class("-running")   # hidden while idle: an empty bar would pulse forever
         progress.update(total=None, progress=0)
@@ -202,7 +202,7 @@ class TrainPane(Horizontal):
     def _train(self, session: ModelSession, run: TrainRun, store: Store | None) -> None:
         from textual.worker import get_current_worker
 
-        worker, app = get_current_worker(), self.app   # the app is still reachable after it quit
+        worker, app = get_current_worker(), host(self)   # the app is still reachable after it quit
         # The app quits: the run stops with it — unless the terminal hung up, when the run
         # goes on detached to its end (the app's process waits for it).
         run_training(session, run, store, self.post_message,
@@ -233,7 +233,7 @@ class TrainPane(Horizontal):
     def poll_workspace(self) -> None:
         """Runs as the workspace has them now: a run of another process is shown live — its
         curve, evals, samples and ETA — as it writes them."""
-        changed = self.runs_list.poll(self.app.store)
+        changed = self.runs_list.poll(host(self).store)
         if self.runs_list.shown in changed and not self.training:
             self.draw_chart()
             self._show_other_run(self.runs_list.past[self.runs_list.shown])
@@ -243,7 +243,7 @@ class TrainPane(Horizontal):
         if foreign_live(row):
             self.query_one("#train-status", Static).update(other_run_status(row), layout=False)
             shown = self._other_logged.setdefault(row["id"], set())
-            self._log_lines.extend(other_run_lines(self.app.store, row["id"], shown))
+            self._log_lines.extend(other_run_lines(host(self).store, row["id"], shown))
             self._flush_log()
 
     def save_now(self) -> None:
@@ -254,7 +254,7 @@ class TrainPane(Horizontal):
             else:
                 run.control.save_now.set()
             return
-        session = self.app.session
+        session = host(self).session
         if session is None:
             return
         out = self.form.out_folder()
@@ -338,18 +338,18 @@ class TrainPane(Horizontal):
 
     def on_runs_list_load_run(self, message: RunsList.LoadRun) -> None:
         """A run's saved model, loaded as a finished run's is: its weights on its base."""
-        store = self.app.store
+        store = host(self).store
         row = store.run(message.number) if store is not None else None
         if row is None or not row["out"] or row["replaced_by"] or not Path(row["out"]).is_dir():
             why = "replaced by a later run" if row and row["replaced_by"] else "saved no model"
             self.notify(f"run #{message.number} {why}", title="Load model", severity="warning")
             return
-        self.app.load_model(row["model"], trained=row["out"])
+        host(self).load_model(row["model"], trained=row["out"])
 
     def on_runs_list_shown(self) -> None:
         self.draw_chart()
         ticked = sorted(self.runs_list.selected)
-        store = self.app.store
+        store = host(self).store
         if len(ticked) == 2 and store is not None and ticked != self._diffed:
             self._diffed = ticked   # two runs side by side: how they differ, said once
             from core.store.run_diff import runs_difference
@@ -376,5 +376,5 @@ class TrainPane(Horizontal):
         self.call_after_refresh(self.draw_chart)
 
     def draw_chart(self) -> None:
-        self.query_one(LossChart).draw(self.runs_list.chosen(self.app.store), self.log_scale,
+        self.query_one(LossChart).draw(self.runs_list.chosen(host(self).store), self.log_scale,
                                        self.by_tokens)

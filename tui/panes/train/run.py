@@ -16,7 +16,7 @@ from rich.text import Text
 from textual_plotext import PlotextPlot
 
 from core.base.errors import one_line
-from core.data.texts import describe, dialogue_line
+from core.data.texts import dialogue_line, source_name
 from core.training import events as ev
 from core.training.config import TrainConfig, TrainControl, TrainResult
 from core.training.memory import size
@@ -95,7 +95,7 @@ class TrainRun:
         if self.error:
             return f"#{self.number} failed: {self.error}"
         r = self.result
-        return run_summary(self.number, r.steps, r.eval_loss, r.stop_reason, describe(self.config.train))
+        return run_summary(self.number, r.steps, r.eval_loss, r.stop_reason, source_name(self.config.train))
 
 
 def run_summary(number: int, steps: int, eval_loss: float | None, status: str, data: str,

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import SelectionList
 
-from core.data.texts import describe
+from core.data.texts import source_name
 from tui.panes.train.run import RUN_COLOURS, Curve, TrainRun, run_summary
 
 if TYPE_CHECKING:
@@ -42,10 +42,12 @@ class RunsList(SelectionList[int]):
         self.shown: int | None = None        # the run the chart shows when none is ticked
         self._ticked: frozenset[int] = frozenset()
 
-    def load(self, store: Store | None) -> None:
+    def load(self, store: Store | None) -> bool:
+        """The runs the workspace holds; False when there is none to read."""
         if store is not None:
             self.past = {row["id"]: row for row in store.runs(limit=200)}
         self.refill()
+        return store is not None
 
     def poll(self, store: Store) -> list[int]:
         """Read the workspace again; the ids of the runs that changed (a live run grew)."""
@@ -64,7 +66,7 @@ class RunsList(SelectionList[int]):
         mine = {run.number: run for run in self.mine}
         entries = [(number, run.summary()) for number, run in mine.items()]
         entries += [(rid, run_summary(rid, row["steps"], row["eval_loss"], row["status"],
-                                      describe(row["train"]), row["time"][:16].replace("T", " ")))
+                                      source_name(row["train"]), row["time"][:16].replace("T", " ")))
                     for rid, row in self.past.items() if rid not in mine]
         entries.sort(key=lambda entry: -entry[0])
         highlighted = self.highlighted

@@ -9,10 +9,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Label, Static
 
 from core.data.rows import trained_row
 from core.tokens.pieces import piece_table
+from tui.panes.host import host
 from tui.render.chips import sample_text
 from tui.widgets.windows import Window
 
@@ -87,12 +89,13 @@ class SamplesScreen(Window):
         self.dismiss()
 
 
-def toggle_samples(app, prepared: tuple | None) -> None:
+def toggle_samples(pane: Widget, prepared: tuple | None) -> None:
     """ctrl+w on the Train tab: the window on the data field's rows, or closed when open."""
+    app = pane.app
     if isinstance(app.screen, SamplesScreen):
         app.screen.dismiss()
         return
-    app.action_show_tab("train")
+    host(pane).show_tab("train")
     if prepared is None:
         app.notify("the data preview is not ready yet (or the data has a problem: see the preview)",
                    title="Samples as trained", severity="warning")

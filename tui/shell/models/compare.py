@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, cast
 
 from rich.table import Table
 from rich.text import Text
@@ -25,6 +26,9 @@ from tui.render.chips import printable
 from tui.shell.models.picker import ChoicesFound, find_choices
 from tui.widgets.fields import Field
 from tui.widgets.windows import Window
+
+if TYPE_CHECKING:
+    from tui.shell.app import RuGPTApp
 
 MAX_MODELS = 4
 FLUSH_S = 0.03   # streamed text reaches the screen in batches, not once per token
@@ -177,8 +181,9 @@ class CompareScreen(Window):
                 return
             try:
                 self.post_message(Scored(i, "loading…"))
-                session = load_with_weights(choice.name, choice.trained, device=self.app.device,
-                                            dtype=self.app.dtype)
+                app = cast("RuGPTApp", self.app)
+                session = load_with_weights(choice.name, choice.trained, device=app.device,
+                                            dtype=app.dtype)
                 self.post_message(Scored(i, self.score(i, session, choice, lambda: worker.is_cancelled)))
                 self.stream(i, session, lambda: worker.is_cancelled)
             except UserError as exc:
@@ -213,7 +218,7 @@ class CompareScreen(Window):
         return f"{loss:.4f} · {math.exp(loss):,.2f} · {tokens:,}{how}"
 
     def stream(self, i: int, session, cancelled) -> None:
-        from core.inference.generation import Done, TokenEvent, generate_stream
+        from core.inference.generation import GenerationDone, TokenEvent, generate_stream
 
         text, flushed = "", time.monotonic()
         for event in generate_stream(session, self.request.prompt, self.request.settings, cancelled):
@@ -222,7 +227,7 @@ class CompareScreen(Window):
                 if time.monotonic() - flushed > FLUSH_S:
                     self.post_message(Streamed(i, text))
                     flushed = time.monotonic()
-            elif isinstance(event, Done):
+            elif isinstance(event, GenerationDone):
                 self.post_message(Streamed(i, event.text, done=True))
 
     def action_dismiss(self) -> None:
