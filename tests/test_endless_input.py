@@ -11,7 +11,7 @@ import pytest
 from textual.widgets import Input
 
 from core.base.errors import UserError
-from core.data.texts import check_source, fingerprint, text_files
+from core.data.source import check_source, resolve_source, text_files
 from core.store.database import Store
 from core.store.workspace import settings_path
 from tests.helpers import ROOT, cli, run_cli, wait_for
@@ -47,7 +47,7 @@ def test_a_folder_of_texts_skips_what_is_not_a_file(fifo, tmp_path):
     (tmp_path / "sub.txt").mkdir()
     assert text_files(tmp_path) == [tmp_path / "a.txt"]
     check_source(str(tmp_path))
-    assert fingerprint(str(tmp_path)).startswith("sha256:")   # the FIFO is never opened
+    assert resolve_source(str(tmp_path)).fingerprint.startswith("sha256:")   # the FIFO is never opened
     with pytest.raises(UserError, match="named pipe"):
         check_source(str(fifo))
 

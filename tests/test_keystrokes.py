@@ -102,18 +102,15 @@ async def test_typing_goes_into_the_editor_at_once_while_a_pane_key_waits_for_th
         demo_session, monkeypatch):
     """Before the other panes are mounted, text typed goes straight into the Tokenize editor;
     F3 waits for the Generate pane, and what is typed after it waits behind it, in order."""
-    import asyncio
-
     from tui.shell.startup import Startup
 
-    let_mount = asyncio.Event()   # the panes are held back by the test until it sets this
+    held = []   # the start-up's step that mounts the panes, held back by the test
     mount = Startup._mount_panes
 
-    async def mount_when_let(startup):
-        await let_mount.wait()
-        await mount(startup)
+    async def hold(startup):
+        held.append(startup)
 
-    monkeypatch.setattr(Startup, "_mount_panes", mount_when_let)
+    monkeypatch.setattr(Startup, "_mount_panes", hold)
     app = RuGPTApp(session=demo_session)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.focused is app.query_one("#tok-input"))
@@ -121,10 +118,11 @@ async def test_typing_goes_into_the_editor_at_once_while_a_pane_key_waits_for_th
         editor = app.query_one("#tok-input", TextArea)
         await wait_for(pilot, lambda: editor.text.startswith("кот"))
         await burst(app, "f3", "ctrl+a", "ctrl+k", *"жили")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: held)   # the panes are built, not mounted
+        await settled(app)   # everything the app was given is handled: the keys wait
         assert app.query_one("#tabs").active == "tokenize" and editor.text.startswith("кот")
-        assert "жили" not in editor.text
-        let_mount.set()
+        assert "жили" not in editor.text and not app.panes_ready()
+        await mount(held[0])
         await wait_for(pilot, lambda: app.query_one("#tabs").active == "generate")
         await wait_for(pilot, lambda: app.query_one("#gen-prompt", TextArea).text.endswith("жили"))
         assert editor.text.startswith("кот") and "жили" not in editor.text

@@ -180,18 +180,20 @@ def test_big_data_gets_an_estimate_from_its_first_megabyte(tok, tmp_path, cache,
 def test_a_text_file_is_tokenized_line_by_line_as_datasets_reads_it(tmp_path):
     """A .txt file is read straight, a batch at a time (no Arrow copy): the same texts as
     `datasets`' text loader gives — universal newlines, blank lines dropped, nothing else split."""
+    from core.data.source import resolve_source
     from core.data.texts import TextLines, texts_to_tokenize
 
     path = tmp_path / "mixed.txt"
     path.write_text("первая\r\nвторая\rтретья\n\n  \n\x85x\u2028y\n\tz\t\n\u3000\nпоследняя",
                     encoding="utf-8", newline="")
-    lines = texts_to_tokenize(str(path))
+    lines = texts_to_tokenize(resolve_source(str(path)))   # its lines counted as it is resolved
     assert isinstance(lines, TextLines)
     read = [text for batch in lines.iter(batch_size=3) for text in batch["text"]]
     assert read == load_texts(str(path), str(tmp_path / "arrow"))["text"] and len(lines) == len(read)
     records = tmp_path / "texts.jsonl"
     records.write_text('{"text": "один"}\n{"text": "два"}\n', encoding="utf-8")
-    assert not isinstance(texts_to_tokenize(str(records), str(tmp_path / "arrow")), TextLines)
+    assert not isinstance(texts_to_tokenize(resolve_source(str(records)), str(tmp_path / "arrow")),
+                          TextLines)
 
 
 def test_tokenizing_a_big_text_file_holds_a_few_bytes_a_token(tmp_path):

@@ -25,14 +25,12 @@ import time
 import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from core.base.cancel import Cancelled
 from core.base.modes import follow_umask
 from core.base.paths import cache_dir
 
@@ -137,44 +135,28 @@ class TokenCache:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def build(self, key: str, encode: Callable[[list], Encoded], eos: int | None, dtype: np.dtype,
-              batches: Iterable[tuple[list, list]], total: int,
-              progress: Progress | None = None, cancelled: Callable[[], bool] = lambda: False) -> Tokens:
-        """Tokenize `batches` — (train items, held-out items) pairs — into a new entry, each
-        batch encoded while the next one is read. Texts get `eos` after each; dialogues
-        (encoded with masks) carry their own end-of-turn markers. `cancelled()` abandons it."""
+    def build(self, key: str, dtype: np.dtype, batches: Iterable[tuple[Encoded, int]], total: int,
+              progress: Progress | None = None) -> Tokens:
+        """A new entry from `batches`: (encoded items, how many of them are training items —
+        the rest are held out). Each item's ids are stored as given, its mask with them when
+        the batch has masks, and the batches' counts added up per split."""
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=self.root))
         info: dict = {}
         try:
             writers = {split: StreamWriter(tmp, split, dtype) for split in SPLITS}
             done = 0
-
-            def write(encoded: tuple[Future, int]) -> None:
-                nonlocal done
-                result, n_train = encoded[0].result(), encoded[1]
-                rows, masks = result.rows, result.masks
-                for split, part in (("train", slice(None, n_train)), ("test", slice(n_train, None))):
-                    writers[split].add(rows[part], eos, masks[part] if masks is not None else None)
-                    for counts in result.counts[part] if result.counts else ():
-                        totals = info.setdefault(split, {})
-                        for name, count in counts.items():
-                            totals[name] = totals.get(name, 0) + count
-                done += len(rows)
-                if progress is not None:
-                    progress(done, total)
             try:
-                with ThreadPoolExecutor(1, thread_name_prefix="tokenize") as pool:
-                    pending = None
-                    for train_texts, test_texts in batches:
-                        if cancelled():
-                            raise Cancelled()
-                        # the tokenizer works in its own threads (no GIL) while we read and write
-                        running = (pool.submit(encode, train_texts + test_texts), len(train_texts))
-                        if pending is not None:
-                            write(pending)
-                        pending = running
-                    if pending is not None:
-                        write(pending)
+                for encoded, n_train in batches:
+                    for split, part in (("train", slice(None, n_train)), ("test", slice(n_train, None))):
+                        writers[split].add(encoded.rows[part],
+                                           encoded.masks[part] if encoded.masks is not None else None)
+                        for counts in encoded.counts[part] if encoded.counts else ():
+                            totals = info.setdefault(split, {})
+                            for name, count in counts.items():
+                                totals[name] = totals.get(name, 0) + count
+                    done += len(encoded.rows)
+                    if progress is not None:
+                        progress(done, total)
             finally:
                 for writer in writers.values():
                     writer.close()
@@ -219,8 +201,9 @@ class TokenCache:
 
 @dataclass
 class Encoded:
-    """A batch as the encoder gives it: ids per item, with loss masks for dialogues, and
-    per item what to add up per split (dialogues: turns, trained tokens, dropped turns)."""
+    """A batch of items as ids, each complete (its separator or end marker included), with
+    a loss mask per item where only some tokens are learned, and per item what to add up
+    per split (the entry's `info`)."""
     rows: list[list[int]]
     masks: list[list[int]] | None = None
     counts: list[dict] | None = None
@@ -235,23 +218,19 @@ class StreamWriter:
         self.mask_out = None
         self.starts, self.end = array("q", [0]), 0
 
-    def add(self, rows: list[list[int]], eos: int | None, masks: list[list[int]] | None = None) -> None:
+    def add(self, rows: list[list[int]], masks: list[list[int]] | None = None) -> None:
         ids = array("I")
-        if masks is not None:   # dialogues: their own end-of-turn markers, and a loss mask
+        for row in rows:
+            ids.extend(row)
+            self.end += len(row)
+            self.starts.append(self.end)
+        if masks is not None:
             if self.mask_out is None:
                 self.mask_out = open(self.folder / f"{self.split}.mask", "wb")
             flat = array("B")
-            for row, mask in zip(rows, masks):
-                ids.extend(row)
+            for mask in masks:
                 flat.extend(mask)
-                self.end += len(row)
-                self.starts.append(self.end)
             self.mask_out.write(flat.tobytes())
-        for row in rows if masks is None else ():
-            ids.extend(row)
-            ids.append(eos)
-            self.end += len(row) + 1
-            self.starts.append(self.end)
         wide = np.frombuffer(ids, np.uint32)
         if self.dtype.itemsize < 4 and len(wide) and int(wide.max()) > np.iinfo(self.dtype).max:
             raise ValueError(f"token id {int(wide.max())} does not fit {self.dtype.name}")

@@ -10,52 +10,50 @@ oldest turns (the system prompt stays); the statistics count them.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from collections.abc import Iterator
 
 from core.base.errors import UserError
+from core.data.source import DataSource
 from core.data.templates import Template, check_messages, render
-from core.data.texts import check_text_file, json_records
+from core.data.texts import json_records
 
 
-def is_chat_file(spec: str) -> bool:
-    """A .jsonl/.json file whose first object has `messages`."""
-    path = Path(spec).expanduser()
-    try:   # a name too long, a folder we may not read: not dialogues (loading says why)
-        if not path.is_file() or path.suffix.lower() not in (".jsonl", ".json"):
-            return False
-        with open(path, encoding="utf-8-sig", errors="replace") as f:
-            head = f.read(1 << 16).lstrip()
-    except (OSError, ValueError):
-        return False
-    if head.startswith("["):
-        return '"messages"' in head[:4096]
-    try:
-        first = json.loads(head.split("\n", 1)[0])
-    except json.JSONDecodeError:
-        return False
-    return isinstance(first, dict) and "messages" in first
+class Conversations:
+    """A dialogue file's conversations — each a list of messages — read and checked in one
+    pass, and handed out a batch at a time (as `datasets` would, under `messages`)."""
+
+    def __init__(self, items: list[list[dict]]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def iter(self, batch_size: int) -> Iterator[dict[str, list[list[dict]]]]:
+        for start in range(0, len(self.items), batch_size):
+            yield {"messages": self.items[start: start + batch_size]}
 
 
-def check_chat_file(path: Path) -> int:
-    """Every conversation valid, or one line naming file:line and what is wrong; the count.
-    The file is read line by line, after the same UTF-8 check as any text data."""
-    check_text_file(path)
-    count = 0
-    for number, item in json_records(path):
-        _check_conversation(item, f"{path}:{number}")
-        count += 1
-    if not count:
-        raise UserError(f"{path}: no conversations")
-    return count
+def read_dialogues(source: DataSource) -> Conversations:
+    """Every conversation of a resolved dialogue file, valid — or one line naming file:line
+    and what is wrong."""
+    items = []
+    for number, item in json_records(source):
+        messages = _checked_messages(item, f"{source.path}:{number}")
+        items.append([{"role": m["role"], "content": m["content"]} for m in messages])
+    if not items:
+        raise UserError(f"{source.path}: no conversations")
+    return Conversations(items)
 
 
-def _check_conversation(item, where: str) -> None:
+def _checked_messages(item: object, where: str) -> list[dict]:
+    """A conversation's messages, valid and with a reply to learn from."""
     if not isinstance(item, dict) or not isinstance(item.get("messages"), list):
         raise UserError(f"{where}: expected an object with a 'messages' list")
-    check_messages(item["messages"], where)
-    if not any(m["role"] == "assistant" for m in item["messages"]):
+    messages = item["messages"]
+    check_messages(messages, where)
+    if not any(m["role"] == "assistant" for m in messages):
         raise UserError(f"{where}: no assistant turn to learn from")
+    return messages
 
 
 def encode_dialogue(tokenizer, template: Template, messages: list[dict], block: int,
@@ -93,16 +91,3 @@ def _render_masked(tokenizer, template: Template, messages: list[dict],
         return ids, [1] * len(ids)
     mask = [int(any(a <= start < b for a, b in spans)) for start, _ in encoded["offset_mapping"]]
     return ids, mask
-
-
-def load_dialogues(spec: str, cache_dir: str | None = None):
-    """A `datasets.Dataset` with one column, `messages`, after every conversation passed
-    `check_chat_file`."""
-    import datasets
-
-    path = Path(spec).expanduser()
-    check_chat_file(path)
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
-    ds = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=cache_dir)
-    return ds.select_columns(["messages"])

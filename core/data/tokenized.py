@@ -1,11 +1,14 @@
 """A training corpus as token streams, tokenized once and then read from the cache.
 
-    tokens = corpus_tokens(tokenizer, config, progress=lambda done, total: ...)
+    corpus = resolve_corpus(tokenizer, config)          # the data resolved, once
+    tokens = corpus_tokens(tokenizer, config, block, corpus, progress=lambda done, total: ...)
 
-The first run on some data loads it through `datasets`, splits off the held-out part, and
-tokenizes both in batches with the fast tokenizer's own parallelism (every core); the ids go
-straight to disk (`core.data.cache`). Later runs on the same bytes, with the same tokenizer
-and split, read the streams back memory-mapped and start at once.
+The first run on some data reads it (a .txt line by line, dialogues in one pass, the rest
+through `datasets`), splits off the held-out part, and encodes both in batches with the fast
+tokenizer's own parallelism (every core), one batch encoded while the last is written; the
+ids go straight to disk (`core.data.cache`, which stores arrays and knows nothing of what
+they encode). Later runs on the same bytes, with the same tokenizer and split, read the
+streams back memory-mapped and start at once.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +27,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.base.cancel import Cancelled
 from core.base.errors import UserError
 from core.data.cache import FORMAT, Encoded, Progress, TokenCache, Tokens, token_dtype
-from core.data.dialogues import encode_dialogue, is_chat_file, load_dialogues
+from core.data.dialogues import encode_dialogue, read_dialogues
+from core.data.source import DataSource, check_source, resolve_source, text_files
 from core.data.templates import Template, template_for
-from core.data.texts import check_source, fingerprint, split_mask, text_files, texts_to_tokenize
+from core.data.texts import split_mask, texts_to_tokenize
 
 if TYPE_CHECKING:   # any object with the data settings of a run: train, test, test_split,
     from core.training.config import TrainConfig  # seed, template, train_on_prompt
@@ -47,11 +53,10 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return h.hexdigest()
 
 
-def encoder(tokenizer) -> Callable[[list[str]], list[list[int]]]:
+def encoder(tokenizer) -> Callable[[list[str]], Encoded]:
     """Texts → ids, each text as `tokenizer(text)` encodes it on its own — with the BOS it
-    puts in front, if it puts one (Llama's `<s>`; GPT-2 adds none) — but without a closing
-    EOS: the stream adds exactly one after every text. A fast tokenizer encodes the batch
-    in its own threads."""
+    puts in front, if it puts one (Llama's `<s>`; GPT-2 adds none) — and exactly one EOS
+    after it (the stream's separator). A fast tokenizer encodes the batch in its own threads."""
     eos = tokenizer.eos_token_id
     probe = tokenizer("a", add_special_tokens=True)["input_ids"]
     closes_with_eos = len(probe) > 1 and probe[-1] == eos   # it adds EOS to every text itself
@@ -64,16 +69,16 @@ def encoder(tokenizer) -> Callable[[list[str]], list[list[int]]]:
             rows = tokenizer(texts, add_special_tokens=True)["input_ids"]
         if closes_with_eos:
             rows = [row[:-1] if row and row[-1] == eos else row for row in rows]
-        return Encoded(rows)
+        return Encoded([row + [eos] for row in rows])
     return encode
 
 
 def dialogue_encoder(tokenizer, template: Template, block: int, train_on_prompt: bool):
-    """Conversations → ids and loss masks (core.data.dialogues), with what each one counts."""
+    """Conversations → ids and loss masks (core.data.dialogues), with what each one counts;
+    each ends with its template's own end-of-turn marker, no EOS added."""
     def encode(conversations: list[list[dict]]) -> Encoded:
         rows, masks, counts = [], [], []
         for messages in conversations:
-            messages = [{"role": m["role"], "content": m["content"]} for m in messages]
             ids, mask, dropped = encode_dialogue(tokenizer, template, messages, block, train_on_prompt)
             rows.append(ids)
             masks.append(mask)
@@ -140,15 +145,37 @@ class Texts:
                 yield [], batch[self.column]
 
 
-def _load(config: TrainConfig, texts_dir: str) -> Texts:
-    chat = is_chat_file(config.train)
-    load = load_dialogues if chat else texts_to_tokenize
-    column = "messages" if chat else "text"
-    train_ds = load(config.train, texts_dir)
-    if config.test:
-        return Texts(train_ds, test=load(config.test, texts_dir), column=column)
-    return Texts(train_ds, test_mask=split_mask(len(train_ds), config.test_split, config.seed),
-                 column=column)
+@dataclass(frozen=True)
+class Corpus:
+    """A run's data, resolved once: its sources, and for dialogues the template that frames
+    them (which the checkpoint then carries)."""
+    train: DataSource
+    test: DataSource | None
+    template: Template | None   # dialogues only
+
+    @property
+    def dialogues(self) -> bool:
+        return self.train.dialogues
+
+
+def resolve_corpus(tokenizer, config: TrainConfig) -> Corpus:
+    train = resolve_source(config.train)
+    test = resolve_source(config.test) if config.test else None
+    if test is not None and test.kind != train.kind:
+        raise UserError(f"{config.test}: holds {test.kind}, but the training data holds {train.kind}")
+    return Corpus(train, test, template_for(tokenizer, config.template) if train.dialogues else None)
+
+
+def _read(source: DataSource, texts_dir: str):
+    return read_dialogues(source) if source.dialogues else texts_to_tokenize(source, texts_dir)
+
+
+def _load(config: TrainConfig, corpus: Corpus, texts_dir: str) -> Texts:
+    column = "messages" if corpus.dialogues else "text"
+    train = _read(corpus.train, texts_dir)
+    if corpus.test is not None:
+        return Texts(train, test=_read(corpus.test, texts_dir), column=column)
+    return Texts(train, test_mask=split_mask(len(train), config.test_split, config.seed), column=column)
 
 
 @contextmanager
@@ -162,7 +189,7 @@ def _texts_dir(root: Path | None) -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _key(tokenizer, config: TrainConfig, block: int, loaded=None) -> str | None:
+def _key(tokenizer, config: TrainConfig, block: int, corpus: Corpus, loaded=None) -> str | None:
     """The cache key: the data's content, the tokenizer, the split. A hub dataset has no
     file to hash: its key comes from the loaded dataset's own fingerprint (`loaded`)."""
     parts: dict = {"format": FORMAT, "tokenizer": tokenizer_fingerprint(tokenizer)}
@@ -171,26 +198,26 @@ def _key(tokenizer, config: TrainConfig, block: int, loaded=None) -> str | None:
         if parts["data"] is None:
             return None
     else:
-        parts["data"] = [fingerprint(config.train), fingerprint(config.test) if config.test else None]
+        parts["data"] = [corpus.train.fingerprint, corpus.test.fingerprint if corpus.test else None]
         if any(str(p).startswith("hub:") for p in parts["data"]):
             return None
     if not config.test:
         parts["split"] = [config.test_split, config.seed]
-    if is_chat_file(config.train):   # dialogues: the template, the mask, the block cut them
-        parts["dialogue"] = [template_for(tokenizer, config.template).source, config.train_on_prompt,
-                             block]
+    if corpus.template is not None:   # dialogues: the template, the mask, the block cut them
+        parts["dialogue"] = [corpus.template.source, config.train_on_prompt, block]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def corpus_tokens(tokenizer, config: TrainConfig, block: int, progress: Progress | None = None,
-                  cancelled: Callable[[], bool] = lambda: False,
+def corpus_tokens(tokenizer, config: TrainConfig, block: int, corpus: Corpus | None = None,
+                  progress: Progress | None = None, cancelled: Callable[[], bool] = lambda: False,
                   cache: TokenCache | None = None) -> Tokens:
     """The train and held-out token streams of `config`'s data, from the cache when they are
     there, else tokenized now (and kept). `cancelled()` abandons a tokenization."""
     if tokenizer.eos_token_id is None:
         raise UserError("the tokenizer has no end-of-text token to separate samples")
+    corpus = corpus or resolve_corpus(tokenizer, config)
     cache = cache or TokenCache()
-    key = _key(tokenizer, config, block)
+    key = _key(tokenizer, config, block, corpus)
     writable = cache.writable()   # asked once: it writes a probe file
     if key is not None and writable:
         found = cache.load(key)   # the usual second run: no `datasets`, no tokenizer
@@ -199,28 +226,46 @@ def corpus_tokens(tokenizer, config: TrainConfig, block: int, progress: Progress
     with _texts_dir(cache.root if writable else None) as texts_dir:
         loaded = None
         if key is None:   # a hub dataset: its key comes from loading it
-            loaded = _load(config, texts_dir)
-            key = _key(tokenizer, config, block, loaded)
-        if not writable:   # no cache folder to be had: tokenize into a passing one
+            loaded = _load(config, corpus, texts_dir)
+            key = _key(tokenizer, config, block, corpus, loaded)
+        texts = loaded or _load(config, corpus, texts_dir)
+        if key is None or not writable:   # nothing to key it by, or no cache folder: a passing one
             with tempfile.TemporaryDirectory() as tmp:   # the memory maps outlive the names
-                return _build(TokenCache(Path(tmp)), key, tokenizer, config, block,
-                              loaded or _load(config, texts_dir), progress, cancelled)
+                return _build(TokenCache(Path(tmp)), key or "passing", tokenizer, config, block,
+                              corpus, texts, progress, cancelled)
         with cache.building(key):
             found = cache.load(key)   # built by another run while this one waited
-            return found or _build(cache, key, tokenizer, config, block,
-                                   loaded or _load(config, texts_dir), progress, cancelled)
+            return found or _build(cache, key, tokenizer, config, block, corpus, texts, progress,
+                                   cancelled)
 
 
-def _build(cache: TokenCache, key: str, tokenizer, config: TrainConfig, block: int, texts: Texts,
-           progress, cancelled) -> Tokens:
-    if texts.column == "messages":
-        encode = dialogue_encoder(tokenizer, template_for(tokenizer, config.template), block,
-                                  config.train_on_prompt)
+def _build(cache: TokenCache, key: str, tokenizer, config: TrainConfig, block: int,
+           corpus: Corpus, texts: Texts, progress, cancelled) -> Tokens:
+    if corpus.template is not None:
+        encode = dialogue_encoder(tokenizer, corpus.template, block, config.train_on_prompt)
     else:
         encode = encoder(tokenizer)
     with tokenizer_parallelism():
-        return cache.build(key, encode, tokenizer.eos_token_id, token_dtype(len(tokenizer)),
-                           texts.batches(), total=texts.total, progress=progress, cancelled=cancelled)
+        return cache.build(key, token_dtype(len(tokenizer)),
+                           _encoded(encode, texts.batches(), cancelled), total=texts.total,
+                           progress=progress)
+
+
+def _encoded(encode: Callable[[list], Encoded], batches: Iterator[tuple[list, list]],
+             cancelled: Callable[[], bool]) -> Iterator[tuple[Encoded, int]]:
+    """(the batch encoded, how many of it are training items), each batch encoded while the
+    one before is written: the tokenizer works in its own threads (no GIL) meanwhile."""
+    with ThreadPoolExecutor(1, thread_name_prefix="tokenize") as pool:
+        pending = None
+        for train_items, test_items in batches:
+            if cancelled():
+                raise Cancelled()
+            running = (pool.submit(encode, train_items + test_items), len(train_items))
+            if pending is not None:
+                yield pending[0].result(), pending[1]
+            pending = running
+        if pending is not None:
+            yield pending[0].result(), pending[1]
 
 
 SAMPLE_BYTES = 1 << 20
@@ -240,7 +285,7 @@ def quick_estimate(tokenizer, spec: str) -> dict | None:
         sample = f.read(SAMPLE_BYTES)
     sample = sample[: sample.rfind(b"\n") + 1] or sample   # whole lines
     lines = [line for line in sample.decode("utf-8", errors="ignore").splitlines() if line.strip()]
-    tokens = sum(len(row) + 1 for row in encoder(tokenizer)(lines).rows) if lines else 0
+    tokens = sum(len(row) for row in encoder(tokenizer)(lines).rows) if lines else 0   # EOS included
     per_file = path.is_dir()
     return {"bytes": size,
             "texts": len(files) if per_file else round(len(lines) * size / len(sample)),

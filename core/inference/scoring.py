@@ -71,20 +71,22 @@ def score_windows(model, batch: list[tuple[list[int], list[int]]], pad_id: int) 
 
 
 def samples(session, spec: str, cache_dir: str) -> tuple[int, Iterator[tuple[list[int], list[int]]]]:
-    """(how many, the framed samples) of the data at `spec`: texts or dialogues, read through
-    `datasets` with its files in `cache_dir`."""
-    from core.data.dialogues import encode_dialogue, is_chat_file, load_dialogues
+    """(how many, the framed samples) of the data at `spec`: texts (through `datasets`, its
+    files in `cache_dir`) or dialogues."""
+    from core.data.dialogues import encode_dialogue, read_dialogues
+    from core.data.source import resolve_source
     from core.data.templates import template_for
 
-    if is_chat_file(spec):
-        conversations = load_dialogues(spec, cache_dir)
+    source = resolve_source(spec)
+    if source.dialogues:
+        conversations = read_dialogues(source).items
         template = template_for(session.tokenizer, "auto")
-        framed = (encode_dialogue(session.tokenizer, template, c["messages"], 1 << 30)[:2]
-                  for c in conversations)
+        framed = (encode_dialogue(session.tokenizer, template, messages, 1 << 30)[:2]
+                  for messages in conversations)
         return len(conversations), framed
     from core.data.texts import load_texts
 
-    texts = load_texts(spec, cache_dir)
+    texts = load_texts(source, cache_dir)
     return len(texts), (frame_text(session.tokenizer, row["text"]) for row in texts)
 
 

@@ -24,7 +24,7 @@ class ModelChoice:
 
 def run_models(store: Store | None) -> list[ModelChoice]:
     """Each run whose saved model is still there, newest first."""
-    from core.data.texts import source_name
+    from core.data.source import source_name
     from core.model.lora import is_adapter_folder
 
     found = []

@@ -17,7 +17,7 @@ from core.base.cancel import abandon_when
 from core.data.cache import Progress, TokenCache, TokenizedSplit
 from core.data.rows import PackedRows, PaddedRows
 from core.data.texts import DataStats
-from core.data.tokenized import corpus_tokens
+from core.data.tokenized import Corpus, corpus_tokens, resolve_corpus
 from core.training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class PreparedData:
+    corpus: Corpus                    # the data as resolved (its sources, a dialogue template)
     train_rows: PackedRows | PaddedRows
     test_rows: PackedRows | PaddedRows
     eval_rows: list[int]              # the held-out rows every evaluation reads
@@ -56,7 +57,8 @@ def prepare_data(tokenizer, config: TrainConfig, block_size: int,
     """The data as rows: packed blocks or single texts, views of the cached token streams
     (tokenized now if they are not cached yet)."""
     with abandon_when(cancelled):   # reading and hashing big data stop too, not only tokenizing
-        tokens = corpus_tokens(tokenizer, config, block_size, progress, cancelled, cache)
+        corpus = resolve_corpus(tokenizer, config)
+        tokens = corpus_tokens(tokenizer, config, block_size, corpus, progress, cancelled, cache)
     rows = PackedRows if config.pack else PaddedRows
     train_rows, test_rows = rows(tokens.train, block_size), rows(tokens.test, block_size)
     eval_rows = eval_sample(test_rows, config.eval_tokens, config.seed)
@@ -69,7 +71,7 @@ def prepare_data(tokenizer, config: TrainConfig, block_size: int,
              "cached": not tokens.built}
     if tokens.train.mask is not None:   # dialogues: what is learned of them
         stats["dialogue"] = dialogue_stats(tokens)
-    return PreparedData(train_rows, test_rows, eval_rows, stats)
+    return PreparedData(corpus, train_rows, test_rows, eval_rows, stats)
 
 
 def dialogue_stats(tokens) -> dict:

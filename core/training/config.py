@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from core.base.errors import UserError
 from core.base.safe_write import check_output_folder
 from core.base.settings import TRAIN_SETTINGS, by_name, check_all
-from core.data.texts import check_source
+from core.data.source import check_source
 from core.model.checkpoint import check_resumable
 
 _DEFAULT = {name: setting.default for name, setting in by_name(TRAIN_SETTINGS).items()}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from core.base.errors import UserError
 from core.base.settings import TRAIN_SETTINGS
-from core.data.texts import check_source
+from core.data.source import check_source
 from core.training import events as ev
 from core.training.config import TrainConfig, TrainControl, TrainResult, check_paths
 

@@ -16,7 +16,6 @@ import torch
 
 from core.base.errors import SaveError, UserError, one_line
 from core.base.settings import default_block_size
-from core.data.templates import template_for
 from core.inference.generation import GenerationDone, generate_stream
 from core.inference.sampling import SamplingSettings
 from core.model.checkpoint import STATE_DIR, read_trainer_state, save_checkpoint
@@ -178,8 +177,8 @@ class PreparedRun:
                             progress=lambda done, total: emit(Tokenizing(done, total)),
                             cancelled=(control or TrainControl()).stopping)
         emit(Stats(**data.stats))
-        if "dialogue" in data.stats:   # the checkpoint carries the template it was trained with
-            tokenizer.chat_template = template_for(tokenizer, config.template).source
+        if data.corpus.template is not None:   # the checkpoint carries the template it was trained with
+            tokenizer.chat_template = data.corpus.template.source
         if not len(data.train_rows):
             raise UserError(f"{config.train}: no training samples after tokenization")
         if model.dtype != torch.float32 and (not config.lora or session.placement.inference_only):
@@ -300,8 +299,8 @@ class PreparedRun:
         """The sample prompt continued by the weights as they are now, with the run's seed."""
         prompt = self.config.sample_prompt or default_prompt(self.session.tokenizer, self.data)
         view = replace(self.session, model=self.accelerator.unwrap_model(self.model))
-        stops = template_for(self.session.tokenizer, self.config.template).stops \
-            if "dialogue" in self.data.stats else ()
+        template = self.data.corpus.template
+        stops = template.stops if template is not None else ()
         settings = SamplingSettings(seed=self.config.seed, max_new_tokens=self.config.sample_tokens,
                                     stop=stops)
         text = ""

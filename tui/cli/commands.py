@@ -10,7 +10,7 @@ from rich.text import Text
 
 from core.base.errors import UserError
 from core.base.settings import SAMPLING_SETTINGS
-from core.data.texts import source_name
+from core.data.source import source_name
 from core.model.lora import is_adapter_folder
 from core.store.database import Store
 from tui.cli.options import given

@@ -10,11 +10,11 @@ from rich.console import Console
 
 from core.base.settings import default_block_size
 from core.data.rows import trained_row
-from core.data.texts import dialogue_line
 from core.tokens.pieces import piece_table
 from core.training.config import TrainConfig
 from tui.cli.commands import tokenize_progress
 from tui.render.chips import sample_text
+from tui.render.summaries import dialogue_line
 
 SAMPLES_SHOWN = 3
 

@@ -33,13 +33,13 @@ class ProgressLine:
 
 
 def cmd_eval(args) -> int:
-    from core.data.texts import check_source, fingerprint
+    from core.data.source import resolve_source
     from core.inference.scoring import score_model
     from core.model.session import load_session
 
-    check_source(args.data)   # a missing file, a device or a FIFO: one line before any model loads
+    # a missing file, a device, a FIFO, bad bytes: one line before any model loads
+    data_hash = resolve_source(args.data).fingerprint
     store = open_store()
-    data_hash = fingerprint(args.data)
     scores = []
     for name in args.model:
         session = load_session(name, device=args.device, dtype=args.dtype,

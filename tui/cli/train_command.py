@@ -18,8 +18,7 @@ from core.base.errors import UserError, one_line
 from core.base.hangup import TerminalWatch, silence_terminal, terminal_fd
 from core.base.safe_write import FolderLock
 from core.base.settings import TRAIN_SETTINGS, train_defaults
-from core.data.dialogues import is_chat_file
-from core.data.texts import dialogue_line, fingerprint
+from core.data.source import resolve_source
 from core.model.lora import adapter_settings, is_adapter_folder
 from core.store.recorder import RunRecorder
 from core.training import events as ev
@@ -27,6 +26,7 @@ from core.training.config import TrainConfig, TrainControl, check_paths
 from core.training.sharding import check_launched
 from tui.cli.commands import load_model, open_store, print_json, tee, tokenize_progress
 from tui.cli.options import given
+from tui.render.summaries import dialogue_line
 
 
 def cmd_train(args) -> int:
@@ -97,7 +97,7 @@ def _with_model_defaults(session, config: TrainConfig, chosen: dict) -> TrainCon
     """Settings not given take the model's defaults (the Train pane's too): an adapter its
     base's preset, and its own rank, alpha and targets."""
     preset = session.info.base_model or session.info.model
-    dialogues = is_chat_file(config.train)
+    dialogues = resolve_source(config.train).dialogues
     defaults = {**train_defaults(preset, session.max_positions, lora=config.lora, dialogues=dialogues),
                 **adapter_settings(session)}
     return replace(config, **{k: v for k, v in defaults.items() if k not in chosen}).validate()
@@ -108,7 +108,7 @@ def _recorded(store, session, config: TrainConfig):
     """The run in the workspace (when there is one): a run refused before it began is
     forgotten, one that failed later is recorded as failed."""
     record = RunRecorder(store, store.start_run(session.info.model, config,
-                                                fingerprint(config.train))) if store else None
+                                                resolve_source(config.train).fingerprint)) if store else None
     try:
         yield record
     except BaseException as exc:

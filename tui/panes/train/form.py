@@ -316,26 +316,26 @@ class TrainForm(Vertical):
         from textual.worker import get_current_worker
 
         from core.base.cancel import Cancelled
-        from core.data.dialogues import is_chat_file
+        from core.data.source import resolve_source
         from core.data.tokenized import quick_estimate
         from core.training.batches import prepare_data
 
         worker = get_current_worker()
-        dialogues = is_chat_file(config.train)
-        if config.block_size == blocks[not dialogues] != blocks[dialogues]:
-            # a block left at the other kind of data's default follows to this one's
-            config = replace(config, block_size=blocks[dialogues])
-            self.post_message(BlockFollowsData(blocks[not dialogues], blocks[dialogues]))
-        block = config.block_size or default_block_size(session.max_positions)
         meter, estimate = ProgressMeter(), None
 
         def progress(done: int, total: int) -> None:
             if self._preview_data == data and meter.due():
                 self.post_message(DataPreview(number, meter.line(estimate, done, total), True, final=False))
         try:
-            estimate = quick_estimate(session.tokenizer, config.train)
+            estimate = quick_estimate(session.tokenizer, config.train)   # its first megabyte
             if estimate is not None:
                 self.post_message(DataPreview(number, estimate_text(estimate), True, final=False))
+            dialogues = resolve_source(config.train).dialogues   # read once: the run asks again
+            if config.block_size == blocks[not dialogues] != blocks[dialogues]:
+                # a block left at the other kind of data's default follows to this one's
+                config = replace(config, block_size=blocks[dialogues])
+                self.post_message(BlockFollowsData(blocks[not dialogues], blocks[dialogues]))
+            block = config.block_size or default_block_size(session.max_positions)
             prepared = prepare_data(session.tokenizer, config, block, progress=progress,
                                     cancelled=lambda: worker.is_cancelled or self._preview_data != data)
         except Cancelled:

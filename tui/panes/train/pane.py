@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.widgets import ProgressBar, RichLog, Static
 
 from core.base.errors import SaveError, UserError, one_line
-from core.data.texts import source_name
+from core.data.source import source_name
 from core.model.checkpoint import save_locked
 from core.store.database import resolved
 from core.training.config import TrainControl, check_paths

@@ -16,11 +16,12 @@ from rich.text import Text
 from textual_plotext import PlotextPlot
 
 from core.base.errors import one_line
-from core.data.texts import dialogue_line, source_name
+from core.data.source import source_name
 from core.training import events as ev
 from core.training.config import TrainConfig, TrainControl, TrainResult
 from core.training.memory import size
 from tui.render.chips import printable
+from tui.render.summaries import dialogue_line
 from tui.widgets.messages import RunBuffer
 
 if TYPE_CHECKING:

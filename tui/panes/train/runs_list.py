@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import SelectionList
 
-from core.data.texts import source_name
+from core.data.source import source_name
 from tui.panes.train.run import RUN_COLOURS, Curve, TrainRun, run_summary
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 from core.base.errors import UserError, one_line
-from core.data.texts import fingerprint
+from core.data.source import resolve_source
 from core.store.recorder import RunRecorder
 from core.training.events import Notice
 from tui.panes.train.run import TrainRun
@@ -41,7 +41,10 @@ def run_training(session: ModelSession, run: TrainRun, store: Store | None,
     run.control.cancelled = cancelled
     record = None
     if store is not None:   # the workspace keeps every step, eval and sample as it comes
-        store.set_data_hash(run.number, fingerprint(run.config.train))
+        try:   # read once here; the run finds it resolved (core.data.source)
+            store.set_data_hash(run.number, resolve_source(run.config.train).fingerprint)
+        except UserError:
+            pass   # the run itself says what is wrong with the data, and is recorded as failed
         record = RunRecorder(store, run.number)
 
     def on_event(event) -> None:

@@ -193,11 +193,11 @@ class CompareScreen(Window):
             session = None   # one model in memory at a time
 
     def score(self, i: int, session, choice: ModelChoice, cancelled) -> str:
-        from core.data.texts import fingerprint
+        from core.data.source import resolve_source
         from core.inference.scoring import score_model
 
         key, data = choice.trained or choice.name, self.request.data
-        data_hash = fingerprint(data)
+        data_hash = resolve_source(data).fingerprint
         block = min(session.max_positions, 1024)
         kept = next((s for s in (self.store.scores(data_hash) if self.store else [])
                      if s["model"] == key and s["block_size"] == block), None)
