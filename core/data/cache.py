@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -215,7 +216,7 @@ class StreamWriter:
     def __init__(self, folder: Path, split: str, dtype: np.dtype) -> None:
         self.folder, self.split, self.dtype = folder, split, dtype
         self.out = open(folder / f"{split}.ids", "wb")
-        self.mask_out = None
+        self.mask_out: BinaryIO | None = None   # opened by the first batch with masks
         self.starts, self.end = array("q", [0]), 0
 
     def add(self, rows: list[list[int]], masks: list[list[int]] | None = None) -> None:

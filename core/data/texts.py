@@ -44,7 +44,7 @@ def open_text(path: Path):
     return open(path, encoding="utf-8-sig", newline="")
 
 
-def _field_of(obj, path: Path, line: int) -> str:
+def _field_of(obj: object, path: Path, line: int) -> str:
     if not isinstance(obj, dict):
         raise UserError(f"{path}:{line}: expected a JSON object with an 'input' or 'text' field")
     for name in TEXT_FIELDS:
@@ -86,7 +86,7 @@ def _check_json(source: DataSource) -> str:
         name = _field_of(obj, path, number)
         if field is None:
             field = name
-        elif name != field and field not in obj:
+        elif name != field and isinstance(obj, dict) and field not in obj:
             where = f"{path}:{number}" if number > 1 else str(path)
             raise UserError(f"{where}: field '{name}' but earlier records use '{field}'")
     if field is None:

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -100,12 +100,21 @@ def tokenizer_parallelism() -> Iterator[None]:
         os.environ["TOKENIZERS_PARALLELISM"] = before if before is not None else "false"
 
 
+class Items(Protocol):
+    """What the texts of a split are read from: a `datasets.Dataset`, `TextLines`, or
+    `Conversations` — a length, and batches of the split's column."""
+
+    def __len__(self) -> int: ...
+
+    def iter(self, batch_size: int) -> Iterator[dict[str, list]]: ...
+
+
 @dataclass
 class Texts:
     """The data as loaded: the train texts, and the held-out ones — a separate dataset, or a
     seeded mask over the train texts (read in file order, in one pass)."""
-    train: object                         # datasets.Dataset
-    test: object | None = None
+    train: Items
+    test: Items | None = None
     test_mask: np.ndarray | None = None   # (N,) bool over `train`
     column: str = "text"                  # "messages" for dialogues
 
@@ -122,7 +131,7 @@ class Texts:
             if split is None:
                 found.append(None)
                 continue
-            files = [f["filename"] for f in split.cache_files]
+            files = [f["filename"] for f in getattr(split, "cache_files", [])]   # a Dataset's
             if not files:
                 return None
             stats = [(name, os.stat(name).st_size, os.stat(name).st_mtime_ns) for name in files]

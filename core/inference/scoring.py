@@ -112,7 +112,8 @@ def _score(session, spec: str, block: int, cache_dir: str, progress: Progress | 
     pad = session.tokenizer.pad_token_id
     pad = pad if pad is not None else (session.tokenizer.eos_token_id or 0)
     total, framed = samples(session, spec, cache_dir)
-    loss_sum, tokens, batch = 0.0, 0, []
+    loss_sum, tokens = 0.0, 0
+    batch: list[tuple[list[int], list[int]]] = []
     with session.lock:
         was_training = session.model.training
         session.model.eval()

@@ -145,7 +145,8 @@ class Store:
     def history(self, search: str | None = None, limit: int = 1000) -> list[dict]:
         """Generations, newest first; `search` matches the prompt or the text, in any case
         (Cyrillic too: SQLite's own LIKE folds ASCII only)."""
-        sql, args = "SELECT * FROM generations", ()
+        sql = "SELECT * FROM generations"
+        args: tuple[str, ...] = ()
         if search:
             sql += " WHERE contains(prompt, ?) OR contains(text, ?)"
             args = (search.casefold(),) * 2
@@ -163,7 +164,7 @@ class Store:
                 "VALUES (?,?,?,?,?,?,?,?)",
                 (now_iso(), model, config.train, data_hash, json.dumps(asdict(config), ensure_ascii=False),
                  "running", os.getpid(), socket.gethostname()))
-            return int(cursor.lastrowid)
+            return int(cursor.lastrowid or 0)   # an INSERT always sets it
 
     def set_data_hash(self, run_id: int, data_hash: str) -> None:
         self._write([("UPDATE runs SET data_hash = ? WHERE id = ?", (data_hash, run_id))])

@@ -16,7 +16,7 @@ class TrainEvent:
     kind: ClassVar[str]
 
     def as_json(self) -> dict:
-        return {"event": self.kind, **asdict(self)}
+        return {"event": self.kind, **asdict(self)}  # type: ignore[call-overload]  # each event is a dataclass
 
 
 @dataclass

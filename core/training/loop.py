@@ -94,10 +94,10 @@ def _train(session: ModelSession, config: TrainConfig, on_event: Callable[[Train
         if config.fsdp and step == run.start_step + 1:
             run.report_shards()
         run.tokens_seen = meter.seen   # a save from here on carries it to a resume
-        run.emit(Step(step, position.epochs_done(plan), loss, run.scheduler.get_last_lr()[0],
+        run.emit(Step(step, position.epochs_done(plan), loss, float(run.scheduler.get_last_lr()[0]),
                       meter.rate(), plan.total_steps, meter.seen, meter.elapsed()))
         if save_now:
-            if run.save(step, position):
+            if run.save(step, position) and config.out is not None:   # saved there
                 run.emit(Saved(step, config.out))
             meter.restart()
         if step >= plan.total_steps:

@@ -39,7 +39,7 @@ def cmd_chat(args) -> int:
                 if args.jsonl:
                     print_json(event.as_json())
             elif isinstance(event, ChatDone):
-                if chats is not None:
+                if chats is not None and cid is not None:
                     chats.save_messages(cid, chat.messages)
                 if args.jsonl:
                     print_json(event.as_json())

@@ -149,13 +149,19 @@ def _hangup_proof(control: TrainControl, on_hangup: str):
     a hangup; SIGUSR1 / SIGUSR2 are the app's stop-without-saving and save-now for a run on
     several processes."""
     terminal = _Terminal(control, on_hangup)
+    def interrupted(*_) -> None:   # the first ctrl+c; a second one kills
+        control.stop.set()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    def stop_unsaved(*_) -> None:
+        control.save_on_stop = False
+        control.stop.set()
+
     previous = {
-        signal.SIGINT: signal.signal(signal.SIGINT, lambda *_: (
-            control.stop.set(), signal.signal(signal.SIGINT, signal.SIG_DFL))),
+        signal.SIGINT: signal.signal(signal.SIGINT, interrupted),
         signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: control.stop.set()),
         signal.SIGHUP: signal.signal(signal.SIGHUP, terminal.hangup),
-        signal.SIGUSR1: signal.signal(signal.SIGUSR1, lambda *_: (
-            setattr(control, "save_on_stop", False), control.stop.set())),
+        signal.SIGUSR1: signal.signal(signal.SIGUSR1, stop_unsaved),
         signal.SIGUSR2: signal.signal(signal.SIGUSR2, lambda *_: control.save_now.set()),
     }
     fd = terminal_fd()

@@ -210,6 +210,7 @@ class TabServer:
         runner = web.AppRunner(self.make_app(), handle_signals=False, access_log=None,
                                shutdown_timeout=0.5)
         await runner.setup()
+        site: web.BaseSite
         if self.settings.socket_path is not None:
             site = web.UnixSite(runner, str(self.settings.socket_path))
         else:

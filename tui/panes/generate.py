@@ -25,6 +25,8 @@ from tui.widgets.messages import Replaceable, RunBuffer, SessionChanged, Weights
 from tui.widgets.stream import ChoiceInfo, TokenStream, bar
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from core.inference.generation import GenerationDone, TokenEvent
     from core.inference.sampling import SamplingSettings
     from core.model.session import ModelSession
@@ -73,7 +75,7 @@ class GeneratePane(Horizontal):
         super().__init__(**kwargs)
         self.run: Generation | None = None
         self.history: list[Generation] = []
-        self._inspect_timer = None
+        self._inspect_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="gen-left"):
@@ -265,8 +267,9 @@ class GeneratePane(Horizontal):
     def show_choice(self, event: TokenStream.Selected) -> None:
         tokens = event.stream.tokens
         chosen = tokens[event.index] if 0 <= event.index < len(tokens) else None
-        if host(self).session is not None:
-            self.query_one(ChoiceInfo).show(host(self).session.tokenizer, chosen)
+        session = host(self).session
+        if session is not None:
+            self.query_one(ChoiceInfo).show(session.tokenizer, chosen)
 
     # -- next-token inspector ---------------------------------------------------------------
 

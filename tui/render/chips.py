@@ -80,7 +80,7 @@ class ChipMaker:
 
     def chips(self, view: TokenView) -> list[Chip]:
         text, get, cache = view.text, view.table.get, self._cache
-        out = []
+        out: list[Chip] = []
         append = out.append
         for i, (tid, start, end) in enumerate(zip(view.ids, view.starts, view.ends)):
             piece = text[start:end]

@@ -95,9 +95,6 @@ class BeforeAfterScreen(Window):
                 yield before
                 yield after
 
-    def action_dismiss(self) -> None:
-        self.dismiss()
-
 
 class QuitWhileTrainingScreen(Window[str]):
     """Training is running: save first, quit anyway, or go back."""

@@ -135,7 +135,10 @@ class SettingField(LabeledInput):
 
     @property
     def control(self) -> Input | Switch | Select:
-        return self.query_one(f"#{self.input_id}")
+        control = self.query_one(f"#{self.input_id}")
+        if not isinstance(control, (Input, Switch, Select)):
+            raise TypeError(f"#{self.input_id} is a {type(control).__name__}")
+        return control
 
     def read(self):
         """The value on screen, or a one-line error naming the field."""

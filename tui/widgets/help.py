@@ -106,6 +106,3 @@ class HelpScreen(Window):
 
     def on_mount(self) -> None:
         self.query_one("#help-box").focus()   # ↑/↓ and PgUp/PgDn scroll it
-
-    def action_dismiss(self) -> None:
-        self.dismiss()

@@ -16,7 +16,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from tui.render.chips import CHIP_STYLES, CURSOR_STYLE, flow_chips
+from tui.render.chips import CHIP_STYLES, CURSOR_STYLE, Chip, flow_chips
 
 
 class ChipView(ScrollView, can_focus=False):
@@ -26,7 +26,7 @@ class ChipView(ScrollView, can_focus=False):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._chips: list[tuple] = []
+        self._chips: list[Chip] = []
         self._cursor = -1                   # token index shown in the cursor colour
         self._lines: list[tuple] = []
         self._owners: list[list[int]] = []  # token index of each chip on each line
@@ -40,7 +40,7 @@ class ChipView(ScrollView, can_focus=False):
 
     # -- what to show -------------------------------------------------------------------
 
-    def show(self, chips: list[tuple], cursor: int = -1) -> None:
+    def show(self, chips: list[Chip], cursor: int = -1) -> None:
         self._chips = chips
         self._layout()
         self._place_cursor(cursor)

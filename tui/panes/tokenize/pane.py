@@ -16,6 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static, TextArea
+from textual.widgets.text_area import Document
 from textual.worker import Worker, WorkerState
 
 from core.base.errors import one_line
@@ -185,7 +186,7 @@ class TokenizePane(Vertical):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.view = None      # the TokenView on screen
+        self.view: TokenView | None = None      # the TokenView on screen
         self.word_rows: list[tuple[str, int]] = []  # the most split words on screen
         self._pending = False   # an inline update is scheduled
         self._building = False  # a worker is building a view
@@ -216,7 +217,8 @@ class TokenizePane(Vertical):
         """The editor's text changed. Update at once while that is cheap, and say so;
         otherwise hand the build to a worker thread (keys that arrive meanwhile are folded
         into the next build)."""
-        if getattr(self.app, "session", None) is None:
+        session = host(self).session
+        if session is None:
             return False
         if self._building:
             self._stale = True
@@ -225,7 +227,7 @@ class TokenizePane(Vertical):
             self._update()
             return True
         self._building = True
-        self._build_in_background(host(self).session.tokenizer, self._editor().text, self.view,
+        self._build_in_background(session.tokenizer, self._editor().text, self.view,
                                   self._chip_maker())
         return False
 
@@ -294,16 +296,21 @@ class TokenizePane(Vertical):
         return "the token at the cursor", token_text(self.view, self._cursor_token())
 
     def _cursor_token(self) -> int:
-        area = self._editor()
-        return token_at(self.view, area.document.get_index_from_location(area.cursor_location))
+        area, document = self._editor(), self._editor().document
+        if self.view is None or not isinstance(document, Document):
+            return -1
+        return token_at(self.view, document.get_index_from_location(area.cursor_location))
 
     def _update(self) -> None:
         self._pending = False
         if self._building:  # the worker's result will be followed by a fresh build
             self._stale = True
             return
+        session = host(self).session
+        if session is None:
+            return
         try:
-            state = build_state(host(self).session.tokenizer, self._editor().text, self.view,
+            state = build_state(session.tokenizer, self._editor().text, self.view,
                                 self._chip_maker())
         except Exception as exc:  # never a traceback on screen: say it, keep the last view
             self._show_error(exc)
@@ -332,7 +339,7 @@ class TokenizePane(Vertical):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "tokenize-view" and event.state == WorkerState.ERROR:
             self._building = False  # never leave the pane waiting on a failed build
-            self._show_error(event.worker.error)
+            self._show_error(event.worker.error or RuntimeError("the view could not be built"))
 
     def _apply(self, state: PaneState) -> None:
         self.view = state.view

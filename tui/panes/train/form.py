@@ -45,6 +45,8 @@ from tui.widgets.fields import (
 )
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from core.model.session import ModelSession
 
 # The settings the form shows, in its grid's order; the rest keep their defaults.
@@ -85,7 +87,7 @@ class TrainForm(Vertical):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._preview_timer = None
+        self._preview_timer: Timer | None = None
         self._preview_number = 0
         self._preview_data: tuple | None = None   # the data the newest preview reads
         self.prepared: tuple | None = None        # the newest preview's rows (samples window)

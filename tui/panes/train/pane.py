@@ -213,12 +213,12 @@ class TrainPane(Horizontal):
         """Stop after the current step; with `save`, save a checkpoint first (when the run
         has an output folder). With no run of ours going, a run of another process that is
         highlighted is asked to save and stop (SIGTERM)."""
-        if self.training:
-            self.run.control.save_on_stop = save and self.run.config.out is not None
-            self.run.control.stop.set()
+        if (run := self.run) is not None and run.running:
+            run.control.save_on_stop = save and run.config.out is not None
+            run.control.stop.set()
             self.query_one("#train-status", Static).update("stopping after this step…")
             return
-        row = self.runs_list.past.get(self.runs_list.shown)
+        row = self.runs_list.shown_row()
         if row is not None and foreign_live(row) and row["host"] == socket.gethostname():
             try:
                 os.kill(row["pid"], signal.SIGTERM)
@@ -233,17 +233,18 @@ class TrainPane(Horizontal):
     def poll_workspace(self) -> None:
         """Runs as the workspace has them now: a run of another process is shown live — its
         curve, evals, samples and ETA — as it writes them."""
-        changed = self.runs_list.poll(host(self).store)
+        changed = self.runs_list.poll()
         if self.runs_list.shown in changed and not self.training:
             self.draw_chart()
             self._show_other_run(self.runs_list.past[self.runs_list.shown])
 
     def _show_other_run(self, row: dict) -> None:
         """The status line and new evals and samples of a run of another process."""
-        if foreign_live(row):
+        store = self.runs_list.store
+        if foreign_live(row) and store is not None:
             self.query_one("#train-status", Static).update(other_run_status(row), layout=False)
             shown = self._other_logged.setdefault(row["id"], set())
-            self._log_lines.extend(other_run_lines(host(self).store, row["id"], shown))
+            self._log_lines.extend(other_run_lines(store, row["id"], shown))
             self._flush_log()
 
     def save_now(self) -> None:
@@ -358,7 +359,7 @@ class TrainPane(Horizontal):
             if first is not None and second is not None:
                 self._log_lines.append(Text(runs_difference(first, second), style="cyan"))
                 self._flush_log()
-        row = self.runs_list.past.get(self.runs_list.shown)
+        row = self.runs_list.shown_row()
         if row is not None and not self.training:
             self._show_other_run(row)
 
@@ -376,5 +377,4 @@ class TrainPane(Horizontal):
         self.call_after_refresh(self.draw_chart)
 
     def draw_chart(self) -> None:
-        self.query_one(LossChart).draw(self.runs_list.chosen(host(self).store), self.log_scale,
-                                       self.by_tokens)
+        self.query_one(LossChart).draw(self.runs_list.chosen(), self.log_scale, self.by_tokens)

@@ -80,9 +80,9 @@ class TrainRun:
 
     def end_line(self) -> Text:
         """The status line of a run that has ended: how, and where its model is."""
-        if self.error:
-            return Text(self.error, style="red")
         r = self.result
+        if self.error or r is None:
+            return Text(self.error or "ended without a result", style="red")
         if r.save_error:
             return Text(r.save_error, style="red")
         loss = f"eval {r.eval_loss:.3f}" if r.eval_loss is not None else "no eval"
@@ -93,9 +93,9 @@ class TrainRun:
         """The run in the runs list."""
         if self.running:
             return f"#{self.number} running…"
-        if self.error:
-            return f"#{self.number} failed: {self.error}"
         r = self.result
+        if self.error or r is None:
+            return f"#{self.number} failed: {self.error or 'no result'}"
         return run_summary(self.number, r.steps, r.eval_loss, r.stop_reason, source_name(self.config.train))
 
 

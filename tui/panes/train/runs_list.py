@@ -38,20 +38,28 @@ class RunsList(SelectionList[int]):
         super().__init__(**kwargs)
         self.mine = mine                     # this session's runs (the pane's list)
         self.past: dict[int, dict] = {}      # the workspace's runs, by id
+        self.store: Store | None = None      # the workspace they are read from (load)
         self._curves: dict[int, Curve] = {}
         self.shown: int | None = None        # the run the chart shows when none is ticked
         self._ticked: frozenset[int] = frozenset()
 
     def load(self, store: Store | None) -> bool:
         """The runs the workspace holds; False when there is none to read."""
+        self.store = store
         if store is not None:
             self.past = {row["id"]: row for row in store.runs(limit=200)}
         self.refill()
         return store is not None
 
-    def poll(self, store: Store) -> list[int]:
+    def shown_row(self) -> dict | None:
+        """The workspace's row of the run the list shows, if it has one."""
+        return None if self.shown is None else self.past.get(self.shown)
+
+    def poll(self) -> list[int]:
         """Read the workspace again; the ids of the runs that changed (a live run grew)."""
-        rows = {row["id"]: row for row in store.runs(limit=200)}
+        if self.store is None:
+            return []
+        rows = {row["id"]: row for row in self.store.runs(limit=200)}
         mine = {run.number for run in self.mine}   # drawn from memory: their rows don't matter
         changed = [rid for rid, row in rows.items() if rid not in mine and self.past.get(rid) != row]
         self.past = rows
@@ -84,10 +92,10 @@ class RunsList(SelectionList[int]):
             self._curves[number] = Curve(f"#{number}", steps, evals, store.step_tokens(number))
         return self._curves.get(number)
 
-    def chosen(self, store: Store | None) -> list[Curve]:
+    def chosen(self) -> list[Curve]:
         """The ticked runs; with none ticked, the highlighted (or running) one."""
         numbers = list(self.selected)[:len(RUN_COLOURS)] or ([self.shown] if self.shown else [])
-        return [c for c in (self.curve(n, store) for n in sorted(numbers)) if c is not None]
+        return [c for c in (self.curve(n, self.store) for n in sorted(numbers)) if c is not None]
 
     @on(SelectionList.SelectionHighlighted)
     def _highlighted(self, event: SelectionList.SelectionHighlighted) -> None:

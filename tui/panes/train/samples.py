@@ -85,9 +85,6 @@ class SamplesScreen(Window):
         self.index = 0
         self.show_row()
 
-    def action_dismiss(self) -> None:
-        self.dismiss()
-
 
 def toggle_samples(pane: Widget, prepared: tuple | None) -> None:
     """ctrl+w on the Train tab: the window on the data field's rows, or closed when open."""

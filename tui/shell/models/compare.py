@@ -28,6 +28,7 @@ from tui.widgets.fields import Field
 from tui.widgets.windows import Window
 
 if TYPE_CHECKING:
+    from core.inference.sampling import SamplingSettings
     from tui.shell.app import RuGPTApp
 
 MAX_MODELS = 4
@@ -39,7 +40,7 @@ class CompareRequest:
     choices: list[ModelChoice]
     data: str
     prompt: str
-    settings: object                  # core.inference.sampling.SamplingSettings, seed set
+    settings: SamplingSettings        # its seed set
 
 
 @dataclass
@@ -229,9 +230,6 @@ class CompareScreen(Window):
                     flushed = time.monotonic()
             elif isinstance(event, GenerationDone):
                 self.post_message(Streamed(i, event.text, done=True))
-
-    def action_dismiss(self) -> None:
-        self.dismiss()
 
 
 def with_seed(settings):

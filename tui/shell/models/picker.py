@@ -82,7 +82,7 @@ class ModelPickerScreen(Window[ModelChoice | None]):
         listing = self.query_one("#picker-list", OptionList)
         text = event.value.strip()
         if listing.option_count and listing.highlighted is not None and not self._is_path_or_id(text):
-            self.dismiss(self.choices[int(listing.get_option_at_index(listing.highlighted).id)])
+            self.dismiss(self.choices[int(listing.get_option_at_index(listing.highlighted).id or 0)])
         elif text:
             self.dismiss(ModelChoice("typed", text, text))
 
