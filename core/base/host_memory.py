@@ -1,10 +1,10 @@
 """This process's memory on Linux: now, and at its peak.
 
-The app leaves glibc's heap as it is. It used to restart every command with heap tunables
-(`glibc.malloc.mmap_threshold=1 MB` on transparent huge pages) that cut a CPU run's resident
-peak by a fifth, but every activation then became a mapping of its own, faulted in and zeroed
-again each step: training ran at 0.6× the speed of Hugging Face's Trainer on the same work,
-and a GPU run gained nothing. `python -m bench.train_vs_trainer --tuned-heap` shows both.
+The app leaves glibc's heap as it is and never restarts itself to tune it: heap tunables
+(`glibc.malloc.mmap_threshold=1 MB` on transparent huge pages) cut a CPU run's resident peak
+by a fifth, but make every activation a mapping of its own, faulted in and zeroed again each
+step — 0.6× the Trainer's speed on the same work — and buy a GPU run nothing.
+`python -m bench.train_vs_trainer --tuned-heap` measures both.
 """
 
 from __future__ import annotations
