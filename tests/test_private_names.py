@@ -53,6 +53,10 @@ PRIVATE_NAMES = {
     # core/training/sharding.py: a model's transformer blocks, for FSDP and the memory plan
     "transformers.PreTrainedModel._no_split_modules":
         lambda: hasattr(__import__("transformers").PreTrainedModel, "_no_split_modules") or None,
+    # core/inference/inside.py: which attention a model runs, to switch back after the eager
+    # attention that gives the weights (set_attn_implementation has no public getter)
+    "transformers.PretrainedConfig()._attn_implementation":
+        lambda: hasattr(__import__("transformers").PretrainedConfig(), "_attn_implementation") or None,
 }
 
 

@@ -23,6 +23,7 @@ COMMANDS = {
     "history": "tui.cli.commands:cmd_history",
     "serve": "tui.cli.serve_command:cmd_serve",
     "runs": "tui.cli.commands:cmd_runs",
+    "inspect": "tui.cli.inspect_command:cmd_inspect",
 }
 
 
@@ -85,6 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--static-cache", action="store_true",
                    help="decode with a static KV cache and, on a GPU, a compiled step (CUDA graphs)")
     p.add_argument("--jsonl", action="store_true")
+
+    p = sub.add_parser("inspect", help="inside the model: what each block predicts, where each "
+                                       "head looks, what knocking a head out changes")
+    add_model_args(p)
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--top", type=int, default=5, help="most probable next tokens per cell (default 5)")
+    p.add_argument("--attention", action="store_true", help="every head's attention weights")
+    p.add_argument("--ablate", action="store_true",
+                   help="knock each head out in turn: the change in log p of the next token")
+    p.add_argument("--target", default=None, metavar="TEXT",
+                   help="with --ablate: the token measured is TEXT's first, as it follows the prompt")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("train", help="fine-tune on your texts")
     add_model_args(p)

@@ -1,0 +1,180 @@
+"""Inside the model: what each block predicts (the logit lens), where each head looks (its
+attention), and what a head is for (knocking it out).
+
+    lens = logit_lens(session, ids)                   # [layer 0…L][position] → top tokens
+    weights = attention(session, ids)                 # [block][head] → (T, T) weights
+    effect = head_knockouts(session, ids, target)     # [block][head] → Δ log p(target)
+
+Definitions (SPEC, `inspect --json`): lens row 0 reads the embeddings, row l the residual
+stream after block l, each through the model's final norm and its output head; the last row
+is the model's own logits. A head knocked out has its output — its slice of the attention
+result, before the output projection — set to zero at every position, in its block alone.
+Everything runs under the session's lock, with no gradients; the weights are never changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from core.base.errors import UserError
+
+if TYPE_CHECKING:
+    from core.model.session import ModelSession
+
+
+LENS_ROWS = 256   # positions read through the head at once: their (rows, V) logits are freed
+
+
+@dataclass(frozen=True)
+class Anatomy:
+    """Where a decoder-only model keeps the parts the lens and the knock-outs read."""
+
+    blocks: list[torch.nn.Module]          # the transformer blocks, first to last
+    final_norm: torch.nn.Module            # applied to the last block's output
+    head: torch.nn.Module                  # hidden state → logits
+    out_projections: list[torch.nn.Module]   # per block: attention result → residual
+    heads: int
+    head_dim: int
+
+
+def anatomy(model) -> Anatomy:
+    """GPT-2 (transformer.h, ln_f, attn.c_proj) and Llama-like models (model.layers, norm,
+    self_attn.o_proj); anything else is one clear line."""
+    base, config = model.base_model, model.config
+    if hasattr(base, "h") and hasattr(base, "ln_f"):
+        blocks, norm = list(base.h), base.ln_f
+        projections = [block.attn.c_proj for block in blocks]
+    elif hasattr(base, "layers") and hasattr(base, "norm"):
+        blocks, norm = list(base.layers), base.norm
+        projections = [block.self_attn.o_proj for block in blocks]
+    else:
+        raise UserError(f"{type(model).__name__}: inspecting its blocks needs a GPT-2 or "
+                        "Llama-like layout")
+    heads = int(getattr(config, "num_attention_heads", None) or config.n_head)
+    hidden = int(getattr(config, "hidden_size", None) or config.n_embd)
+    head_dim = int(getattr(config, "head_dim", None) or hidden // heads)
+    return Anatomy(blocks, norm, model.get_output_embeddings(), projections, heads, head_dim)
+
+
+def prompt_ids(session: ModelSession, prompt: str) -> list[int]:
+    """The ids the model receives for `prompt`, special tokens included."""
+    ids = session.tokenizer(prompt)["input_ids"]
+    if not ids:
+        raise UserError("the prompt has no tokens: type some text")
+    if len(ids) > session.max_positions:
+        raise UserError(f"the prompt has {len(ids):,} tokens; the model's context is "
+                        f"{session.max_positions:,}")
+    return ids
+
+
+def _top(logits: torch.Tensor, k: int) -> list[list[tuple[int, float]]]:
+    probs = torch.softmax(logits.float(), dim=-1)   # (T, V)
+    values, indices = probs.topk(min(k, probs.shape[-1]), dim=-1)
+    return [[(int(i), float(p)) for i, p in zip(row_i, row_p)]
+            for row_i, row_p in zip(indices.tolist(), values.tolist())]
+
+
+def logit_lens(session: ModelSession, ids: list[int], top: int = 5) -> list[list[list[tuple[int, float]]]]:
+    """[layer 0…L][position] → the `top` most probable next tokens (id, probability), best
+    first, read through the final norm and the output head after each block."""
+    model, parts = session.model, anatomy(session.model)
+    with session.lock, torch.no_grad():
+        device = next(model.parameters()).device
+        out = model(input_ids=torch.tensor([ids], device=device), output_hidden_states=True)
+        states = out.hidden_states                   # L + 1 of (1, T, H); the last is normed
+        rows = [[cell for a in range(0, len(ids), LENS_ROWS)   # (rows, V) at a time: bounded
+                 for cell in _top(parts.head(parts.final_norm(h[0, a:a + LENS_ROWS])), top)]
+                for h in states[:-1]]
+        rows.append(_top(out.logits[0], top))        # (T, V): the model's own
+    return rows
+
+
+@contextmanager
+def _eager_attention(model) -> Iterator[None]:
+    """The attention weights exist only in transformers' eager attention: switched to it
+    for the call, and back (`config._attn_implementation` is the only way to read what the
+    model used: tests/test_private_names.py)."""
+    before = model.config._attn_implementation
+    if before != "eager":
+        model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        if before != "eager":
+            model.set_attn_implementation(before)
+
+
+def attention(session: ModelSession, ids: list[int]) -> list[list[torch.Tensor]]:
+    """[block][head] → (T, T) float32 weights, row q over key positions 0…q (zeros after)."""
+    model = session.model
+    with session.lock, torch.no_grad(), _eager_attention(model):
+        device = next(model.parameters()).device
+        out = model(input_ids=torch.tensor([ids], device=device), output_attentions=True)
+        return [[a[0, h].float().cpu() for h in range(a.shape[1])] for a in out.attentions]
+
+
+@contextmanager
+def heads_knocked_out(session: ModelSession, knocked: dict[int, list[int]]) -> Iterator[None]:
+    """While inside: in block b, head h is knocked out for every h in knocked[b]."""
+    parts = anatomy(session.model)
+    handles = []
+    for block, heads in knocked.items():
+        def zero(module, args, heads=heads):
+            x = args[0].clone()                       # (B, T, heads × head_dim)
+            for h in heads:
+                x[..., h * parts.head_dim:(h + 1) * parts.head_dim] = 0
+            return (x, *args[1:])
+        handles.append(parts.out_projections[block].register_forward_pre_hook(zero))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def head_knockouts(session: ModelSession, ids: list[int], target: int) -> tuple[float, list[list[float]]]:
+    """(p(target) at the last position, [block][head] → log p(target) with that head knocked
+    out minus log p(target) without). One forward pass per block: its heads side by side, a
+    copy of the prompt each."""
+    model, parts = session.model, anatomy(session.model)
+    with session.lock, torch.no_grad():
+        device = next(model.parameters()).device
+        base = model(input_ids=torch.tensor([ids], device=device)).logits[0, -1].float()
+        base_logp = float(torch.log_softmax(base, -1)[target])
+        batch = torch.tensor([ids] * parts.heads, device=device)   # (heads, T)
+        deltas = []
+        for projection in parts.out_projections:
+            def zero_row_head(module, args):
+                x = args[0].clone()                   # (heads, T, heads × head_dim)
+                for h in range(parts.heads):          # copy h loses head h
+                    x[h, :, h * parts.head_dim:(h + 1) * parts.head_dim] = 0
+                return (x, *args[1:])
+            handle = projection.register_forward_pre_hook(zero_row_head)
+            try:
+                logits = model(input_ids=batch).logits[:, -1].float()   # (heads, V)
+            finally:
+                handle.remove()
+            logp = torch.log_softmax(logits, -1)[:, target]
+            deltas.append([float(v) - base_logp for v in logp.tolist()])
+    return float(torch.exp(torch.tensor(base_logp))), deltas
+
+
+def target_id(session: ModelSession, prompt: str, text: str | None, lens_last: list[tuple[int, float]]) -> int:
+    """The token a knock-out is measured on: the model's top next token, or the first token
+    of `text` as it follows the prompt."""
+    if text is None:
+        return lens_last[0][0]
+    tokenizer = session.tokenizer
+    whole = tokenizer(prompt + text)["input_ids"]
+    alone = tokenizer(prompt)["input_ids"]
+    if len(whole) <= len(alone) or whole[:len(alone)] != alone:   # text merges into the prompt
+        following = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if not following:
+            raise UserError(f"--target {text!r}: no tokens")
+        return following[0]
+    return whole[len(alone)]

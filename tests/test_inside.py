@@ -1,0 +1,156 @@
+"""Inside the model (core.inference.inside, `rugpt-tui inspect`), exact against computations
+written with transformers alone, on GPT-2 (the demo) and on Llama: the logit lens against
+each block's output caught by a forward hook and read through the model's final norm and
+head; the attention against transformers' eager attention; a knocked-out head against the
+same model with that head's columns of the output projection zeroed."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from core.inference.inside import (
+    anatomy,
+    attention,
+    head_knockouts,
+    heads_knocked_out,
+    logit_lens,
+    prompt_ids,
+    target_id,
+)
+from tests.helpers import cli
+
+PROMPT = "Однажды в студёную зимнюю пору я из лесу вышел"
+
+
+def parts_by_name(model):
+    """The final norm, the blocks and each block's output projection, named per family."""
+    if hasattr(model, "transformer"):   # GPT-2
+        blocks = model.transformer.h
+        return model.transformer.ln_f, blocks, [b.attn.c_proj for b in blocks]
+    blocks = model.model.layers         # Llama
+    return model.model.norm, blocks, [b.self_attn.o_proj for b in blocks]
+
+
+def test_the_lens_reads_each_blocks_output_through_the_final_norm_and_head(family_session):
+    session = family_session
+    model, ids = session.model, prompt_ids(session, PROMPT)
+    norm, blocks, _ = parts_by_name(model)
+    caught = []
+    handles = [block.register_forward_hook(lambda m, args, out: caught.append(
+        (out[0] if isinstance(out, tuple) else out).detach())) for block in blocks]
+    with torch.no_grad():
+        embeddings = model.get_input_embeddings()(torch.tensor([ids]))
+        if hasattr(model, "transformer"):   # GPT-2 adds its learned positions
+            embeddings = embeddings + model.transformer.wpe(torch.arange(len(ids)))[None]
+        logits = model(input_ids=torch.tensor([ids])).logits[0]
+    for handle in handles:
+        handle.remove()
+    residuals = [embeddings, *caught[:-1]]   # the input of block 1, the output of blocks 1…L-1
+    with torch.no_grad():
+        expected = [torch.softmax(model.lm_head(norm(r))[0].float(), -1) for r in residuals]
+    expected.append(torch.softmax(logits.float(), -1))
+    lens = logit_lens(session, ids, top=5)
+    assert len(lens) == len(blocks) + 1 and all(len(row) == len(ids) for row in lens)
+    for row, probs in zip(lens, expected):
+        for position, cell in enumerate(row):
+            top = probs[position].topk(5)
+            assert [i for i, _ in cell] == top.indices.tolist()
+            assert torch.allclose(torch.tensor([p for _, p in cell]), top.values, atol=1e-5)
+
+
+def test_attention_equals_transformers_eager_attention(family_model, family_session):
+    session = family_session
+    ids = prompt_ids(session, PROMPT)
+    reference = AutoModelForCausalLM.from_pretrained(session.info.source, attn_implementation="eager")
+    with torch.no_grad():
+        expected = reference(input_ids=torch.tensor([ids]), output_attentions=True).attentions
+    ours = attention(session, ids)
+    assert len(ours) == len(expected)
+    for block, weights in zip(ours, expected):
+        assert len(block) == weights.shape[1]
+        for head, pattern in enumerate(block):
+            assert torch.allclose(pattern, weights[0, head], atol=1e-5)
+    assert session.model.config._attn_implementation == "sdpa"   # as it was
+
+
+def test_a_knocked_out_head_equals_zeroing_its_columns_of_the_output_projection(fresh_family_session):
+    session = fresh_family_session
+    model, ids = session.model, prompt_ids(session, PROMPT)
+    parts = anatomy(model)
+    target = logit_lens(session, ids)[-1][-1][0][0]
+    prob, delta = head_knockouts(session, ids, target)
+    _, _, projections = parts_by_name(model)
+    with torch.no_grad():
+        base = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0, -1].float(), -1)[target]
+        assert prob == pytest.approx(float(base.exp()), abs=1e-6)
+        for block, projection in enumerate(projections):
+            for head in range(parts.heads):
+                saved = projection.weight.detach().clone()
+                cut = slice(head * parts.head_dim, (head + 1) * parts.head_dim)
+                if projection.weight.shape[0] == saved.shape[0] and hasattr(model, "transformer"):
+                    projection.weight[cut, :] = 0   # GPT-2's Conv1D: (in, out)
+                else:
+                    projection.weight[:, cut] = 0   # nn.Linear: (out, in)
+                knocked = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0, -1].float(), -1)
+                projection.weight.copy_(saved)
+                assert delta[block][head] == pytest.approx(float(knocked[target] - base), abs=1e-5)
+    assert any(abs(d) > 1e-4 for row in delta for d in row)   # the heads do something
+
+
+def test_a_head_knocked_out_for_generation_is_out_only_inside(fresh_family_session):
+    session = fresh_family_session
+    ids = torch.tensor([prompt_ids(session, PROMPT)])
+    with torch.no_grad():
+        before = session.model(input_ids=ids).logits
+        with heads_knocked_out(session, {0: [1]}):
+            during = session.model(input_ids=ids).logits
+        after = session.model(input_ids=ids).logits
+    assert not torch.allclose(before, during) and torch.equal(before, after)
+
+
+def test_target_text_is_its_first_token_as_it_follows_the_prompt(demo_session):
+    lens_last = logit_lens(demo_session, prompt_ids(demo_session, PROMPT))[-1][-1]
+    assert target_id(demo_session, PROMPT, None, lens_last) == lens_last[0][0]
+    whole = demo_session.tokenizer(PROMPT + " на")["input_ids"]
+    assert target_id(demo_session, PROMPT, " на", lens_last) == whole[len(prompt_ids(demo_session, PROMPT))]
+
+
+def test_inspect_json_is_what_core_computes(demo_session):
+    done = cli("inspect", "--model", "demo", "--device", "cpu", "--prompt", PROMPT, "--top", "3",
+               "--attention", "--ablate", "--json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    ids = prompt_ids(demo_session, PROMPT)
+    assert [t["id"] for t in out["tokens"]] == ids
+    assert out["layers"] == 2 and out["heads"] == anatomy(demo_session.model).heads
+    lens = logit_lens(demo_session, ids, top=3)
+    assert [[[i for i, _ in cell["top"]] for cell in row] for row in out["lens"]] == \
+        [[[i for i, _ in cell] for cell in row] for row in lens]
+    weights = attention(demo_session, ids)
+    assert out["attention"][1][0][4] == pytest.approx(weights[1][0][4, :5].tolist(), abs=1e-6)
+    target = lens[-1][-1][0][0]
+    prob, delta = head_knockouts(demo_session, ids, target)
+    assert out["ablation"]["position"] == len(ids) - 1 and out["ablation"]["target"] == target
+    assert [d for row in out["ablation"]["delta"] for d in row] == \
+        pytest.approx([d for row in delta for d in row], abs=1e-6)
+
+
+def test_bad_inspect_input_is_one_line_and_exit_2():
+    done = cli("inspect", "--model", "demo", "--device", "cpu", "--prompt", "")
+    assert done.returncode == 2 and done.stderr.strip() == \
+        "rugpt-tui: error: the prompt has no tokens: type some text"
+
+
+def test_the_lens_read_a_few_positions_at_a_time_equals_it_read_whole(demo_session, monkeypatch):
+    """Long prompts are read through the head a bounded number of positions at a time."""
+    import core.inference.inside as inside
+
+    ids = prompt_ids(demo_session, PROMPT)
+    whole = logit_lens(demo_session, ids)
+    monkeypatch.setattr(inside, "LENS_ROWS", 3)
+    for row, row_whole in zip(logit_lens(demo_session, ids), whole):
+        for cell, cell_whole in zip(row, row_whole):
+            assert [i for i, _ in cell] == [i for i, _ in cell_whole]
+            assert [p for _, p in cell] == pytest.approx([p for _, p in cell_whole], abs=1e-6)
