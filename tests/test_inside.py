@@ -56,8 +56,16 @@ def test_the_lens_reads_each_blocks_output_through_the_final_norm_and_head(famil
     for row, probs in zip(lens, expected):
         for position, cell in enumerate(row):
             top = probs[position].topk(5)
-            assert [i for i, _ in cell] == top.indices.tolist()
-            assert torch.allclose(torch.tensor([p for _, p in cell]), top.values, atol=1e-5)
+            assert [i for i, _ in cell.top] == top.indices.tolist()
+            assert torch.allclose(torch.tensor([p for _, p in cell.top]), top.values, atol=1e-5)
+            final = int(expected[-1][position].argmax())
+            assert cell.final == (int((probs[position] > probs[position, final]).sum()) + 1,
+                                  pytest.approx(float(probs[position, final]), abs=1e-5))
+            if position + 1 < len(ids):
+                following = ids[position + 1]
+                assert cell.actual[1] == pytest.approx(float(probs[position, following]), abs=1e-5)
+            else:
+                assert cell.actual is None
 
 
 def test_attention_equals_transformers_eager_attention(family_model, family_session):
@@ -79,7 +87,7 @@ def test_a_knocked_out_head_equals_zeroing_its_columns_of_the_output_projection(
     session = fresh_family_session
     model, ids = session.model, prompt_ids(session, PROMPT)
     parts = anatomy(model)
-    target = logit_lens(session, ids)[-1][-1][0][0]
+    target = logit_lens(session, ids)[-1][-1].top[0][0]
     prob, delta = head_knockouts(session, ids, target)
     _, _, projections = parts_by_name(model)
     with torch.no_grad():
@@ -112,7 +120,7 @@ def test_a_head_knocked_out_for_generation_is_out_only_inside(fresh_family_sessi
 
 def test_target_text_is_its_first_token_as_it_follows_the_prompt(demo_session):
     lens_last = logit_lens(demo_session, prompt_ids(demo_session, PROMPT))[-1][-1]
-    assert target_id(demo_session, PROMPT, None, lens_last) == lens_last[0][0]
+    assert target_id(demo_session, PROMPT, None, lens_last) == lens_last.top[0][0]
     whole = demo_session.tokenizer(PROMPT + " на")["input_ids"]
     assert target_id(demo_session, PROMPT, " на", lens_last) == whole[len(prompt_ids(demo_session, PROMPT))]
 
@@ -127,10 +135,10 @@ def test_inspect_json_is_what_core_computes(demo_session):
     assert out["layers"] == 2 and out["heads"] == anatomy(demo_session.model).heads
     lens = logit_lens(demo_session, ids, top=3)
     assert [[[i for i, _ in cell["top"]] for cell in row] for row in out["lens"]] == \
-        [[[i for i, _ in cell] for cell in row] for row in lens]
+        [[[i for i, _ in cell.top] for cell in row] for row in lens]
     weights = attention(demo_session, ids)
     assert out["attention"][1][0][4] == pytest.approx(weights[1][0][4, :5].tolist(), abs=1e-6)
-    target = lens[-1][-1][0][0]
+    target = lens[-1][-1].top[0][0]
     prob, delta = head_knockouts(demo_session, ids, target)
     assert out["ablation"]["position"] == len(ids) - 1 and out["ablation"]["target"] == target
     assert [d for row in out["ablation"]["delta"] for d in row] == \
@@ -152,5 +160,7 @@ def test_the_lens_read_a_few_positions_at_a_time_equals_it_read_whole(demo_sessi
     monkeypatch.setattr(inside, "LENS_ROWS", 3)
     for row, row_whole in zip(logit_lens(demo_session, ids), whole):
         for cell, cell_whole in zip(row, row_whole):
-            assert [i for i, _ in cell] == [i for i, _ in cell_whole]
-            assert [p for _, p in cell] == pytest.approx([p for _, p in cell_whole], abs=1e-6)
+            assert [i for i, _ in cell.top] == [i for i, _ in cell_whole.top]
+            assert [p for _, p in cell.top] == pytest.approx([p for _, p in cell_whole.top], abs=1e-6)
+            assert cell.final == pytest.approx(cell_whole.final, abs=1e-6)
+            assert (cell.actual is None) == (cell_whole.actual is None)

@@ -72,25 +72,49 @@ def prompt_ids(session: ModelSession, prompt: str) -> list[int]:
     return ids
 
 
-def _top(logits: torch.Tensor, k: int) -> list[list[tuple[int, float]]]:
-    probs = torch.softmax(logits.float(), dim=-1)   # (T, V)
-    values, indices = probs.topk(min(k, probs.shape[-1]), dim=-1)
-    return [[(int(i), float(p)) for i, p in zip(row_i, row_p)]
-            for row_i, row_p in zip(indices.tolist(), values.tolist())]
+@dataclass(frozen=True)
+class LensCell:
+    """What one layer predicts after one position."""
+
+    top: list[tuple[int, float]]    # the most probable next tokens (id, probability), best first
+    final: tuple[int, float]        # (rank from 1, probability) of the model's own top token here
+    actual: tuple[int, float] | None   # the same of the prompt's next token (None at the last)
 
 
-def logit_lens(session: ModelSession, ids: list[int], top: int = 5) -> list[list[list[tuple[int, float]]]]:
-    """[layer 0…L][position] → the `top` most probable next tokens (id, probability), best
-    first, read through the final norm and the output head after each block."""
+def _cells(logits: torch.Tensor, k: int, final: torch.Tensor, actual: torch.Tensor) -> list[LensCell]:
+    """`logits` (rows, V) → a cell per row; `final`/`actual` (rows,) the ids to rank (-1: none)."""
+    probs = torch.softmax(logits.float(), dim=-1)                    # (rows, V)
+    values, indices = probs.topk(min(k, probs.shape[-1]), dim=-1)    # (rows, k)
+
+    def rank(ids: torch.Tensor) -> list[tuple[int, float]]:
+        p = probs.gather(1, ids.clamp(min=0)[:, None])               # (rows, 1)
+        ranks = (probs > p).sum(dim=1) + 1                           # (rows,)
+        return [(int(r), float(q)) for r, q in zip(ranks.tolist(), p[:, 0].tolist())]
+
+    return [LensCell([(int(i), float(v)) for i, v in zip(row_i, row_v)], f, a if following >= 0 else None)
+            for row_i, row_v, f, a, following in zip(indices.tolist(), values.tolist(), rank(final),
+                                                     rank(actual), actual.tolist())]
+
+
+def logit_lens(session: ModelSession, ids: list[int], top: int = 5) -> list[list[LensCell]]:
+    """[layer 0…L][position] → what that layer predicts next there, read through the final
+    norm and the output head after each block (row 0: the embeddings; the last row: the
+    model's own logits)."""
     model, parts = session.model, anatomy(session.model)
     with session.lock, torch.no_grad():
         device = next(model.parameters()).device
         out = model(input_ids=torch.tensor([ids], device=device), output_hidden_states=True)
         states = out.hidden_states                   # L + 1 of (1, T, H); the last is normed
-        rows = [[cell for a in range(0, len(ids), LENS_ROWS)   # (rows, V) at a time: bounded
-                 for cell in _top(parts.head(parts.final_norm(h[0, a:a + LENS_ROWS])), top)]
-                for h in states[:-1]]
-        rows.append(_top(out.logits[0], top))        # (T, V): the model's own
+        final = out.logits[0].argmax(-1)             # (T,) the model's own top tokens
+        actual = torch.tensor(ids[1:] + [-1], device=final.device)   # (T,) what follows in the prompt
+        rows = []
+        for h in states[:-1]:
+            row: list[LensCell] = []
+            for a in range(0, len(ids), LENS_ROWS):   # (rows, V) at a time: memory stays bounded
+                cut = slice(a, a + LENS_ROWS)
+                row += _cells(parts.head(parts.final_norm(h[0, cut])), top, final[cut], actual[cut])
+            rows.append(row)
+        rows.append(_cells(out.logits[0], top, final, actual))   # (T, V): the model's own
     return rows
 
 
@@ -164,11 +188,11 @@ def head_knockouts(session: ModelSession, ids: list[int], target: int) -> tuple[
     return float(torch.exp(torch.tensor(base_logp))), deltas
 
 
-def target_id(session: ModelSession, prompt: str, text: str | None, lens_last: list[tuple[int, float]]) -> int:
+def target_id(session: ModelSession, prompt: str, text: str | None, lens_last: LensCell) -> int:
     """The token a knock-out is measured on: the model's top next token, or the first token
     of `text` as it follows the prompt."""
     if text is None:
-        return lens_last[0][0]
+        return lens_last.top[0][0]
     tokenizer = session.tokenizer
     whole = tokenizer(prompt + text)["input_ids"]
     alone = tokenizer(prompt)["input_ids"]

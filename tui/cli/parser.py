@@ -23,7 +23,7 @@ COMMANDS = {
     "history": "tui.cli.commands:cmd_history",
     "serve": "tui.cli.serve_command:cmd_serve",
     "runs": "tui.cli.commands:cmd_runs",
-    "inspect": "tui.cli.inspect_command:cmd_inspect",
+    "inspect": "tui.cli.commands:cmd_inspect",
 }
 
 
@@ -39,6 +39,34 @@ def add_eval(sub) -> None:
     p.add_argument("--dtype", default="auto", choices=DTYPES)
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--json", action="store_true")
+
+
+def add_inspect(sub) -> None:
+    """`inspect`: one prompt, opened up."""
+    p = sub.add_parser("inspect", help="inside the model: what each block predicts, where each "
+                                       "head looks, what knocking a head out changes")
+    add_model_args(p)
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--top", type=int, default=5, help="most probable next tokens per cell (default 5)")
+    p.add_argument("--attention", action="store_true", help="every head's attention weights")
+    p.add_argument("--ablate", action="store_true",
+                   help="knock each head out in turn: the change in log p of the next token")
+    p.add_argument("--target", default=None, metavar="TEXT",
+                   help="with --ablate: the token measured is TEXT's first, as it follows the prompt")
+    p.add_argument("--json", action="store_true")
+
+
+def add_history(sub) -> None:
+    p = sub.add_parser("history", help="past generations, newest first")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--search", default=None, metavar="TEXT", help="only those whose prompt or text holds TEXT")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+
+
+def add_runs(sub) -> None:
+    p = sub.add_parser("runs", help="past training runs, newest first")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
 
 
 def add_serve(sub) -> None:
@@ -87,18 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decode with a static KV cache and, on a GPU, a compiled step (CUDA graphs)")
     p.add_argument("--jsonl", action="store_true")
 
-    p = sub.add_parser("inspect", help="inside the model: what each block predicts, where each "
-                                       "head looks, what knocking a head out changes")
-    add_model_args(p)
-    p.add_argument("--prompt", required=True)
-    p.add_argument("--top", type=int, default=5, help="most probable next tokens per cell (default 5)")
-    p.add_argument("--attention", action="store_true", help="every head's attention weights")
-    p.add_argument("--ablate", action="store_true",
-                   help="knock each head out in turn: the change in log p of the next token")
-    p.add_argument("--target", default=None, metavar="TEXT",
-                   help="with --ablate: the token measured is TEXT's first, as it follows the prompt")
-    p.add_argument("--json", action="store_true")
-
+    add_inspect(sub)
     p = sub.add_parser("train", help="fine-tune on your texts")
     add_model_args(p)
     p.add_argument("--train", required=True, help=".txt, .jsonl/.json, .csv, a folder of .txt, or a hub dataset")
@@ -138,15 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["md", "jsonl"], default="md",
                    help="with --export: Markdown, or one JSON line in the training format")
 
-    p = sub.add_parser("history", help="past generations, newest first")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--search", default=None, metavar="TEXT", help="only those whose prompt or text holds TEXT")
-    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
-
+    add_history(sub)
     add_serve(sub)
-    p = sub.add_parser("runs", help="past training runs, newest first")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    add_runs(sub)
     bind_commands(sub.choices)
     return parser
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 # where the cursor goes in each pane's tab
 PANE_FOCUS = {"tokenize": "#tok-input", "generate": "#gen-prompt", "train": "#train-data",
-              "chat": "#chat-input"}
+              "chat": "#chat-input", "inside": "#inside-grid"}
 
 
 class PaneKeys:

@@ -1,5 +1,5 @@
-"""The Textual app: a header, the model line, four panes in tabs (Tokenize, Generate, Train,
-Chat), the lesson beside them, the footer. The app owns its state; what it does beyond
+"""The Textual app: a header, the model line, five panes in tabs (Tokenize, Generate, Train,
+Chat, Inside), the lesson beside them, the footer. The app owns its state; what it does beyond
 holding the panes is done by small objects it creates and hands itself to: the start-up
 sequence (tui.shell.startup), the windows and notice bar, the clipboard, the lesson guide,
 the keys that act on panes, the workspace keeper and the ending. The panes see the app
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from tui.panes.chat.pane import ChatPane
     from tui.panes.generate import GeneratePane
     from tui.panes.host import PaneHost
+    from tui.panes.inside import InsidePane
     from tui.panes.train.pane import TrainPane
     from tui.panes.train.run import TrainRun
     from tui.process.early_frame import EarlyFrame
@@ -78,6 +79,8 @@ class RuGPTApp(App):
         Binding("f3", "show_tab('generate')", "Generate", priority=True),
         Binding("f4", "show_tab('train')", "Train", priority=True),
         Binding("f10", "show_tab('chat')", "Chat", priority=True),
+        # F11 is many terminals' own full-screen key: ctrl+f reaches the app everywhere
+        Binding("ctrl+f", "show_tab('inside')", "Inside", show=False, priority=True),
         Binding("f12", "lesson", "Lesson", priority=True),
         # F5 and F8 are listed where they act (the Generate and Train panes' hint lines), so
         # the footer keeps room for every pane's key at 80 columns
@@ -158,6 +161,7 @@ class RuGPTApp(App):
             yield TabPane("Generate F3", id="generate")   # the panes: after the first frame
             yield TabPane("Train F4", id="train")
             yield TabPane("Chat F10", id="chat")
+            yield TabPane("Inside ^F", id="inside")
         yield LessonPanel(self.saved.lesson, id="lesson")
         yield Footer()
 
@@ -218,6 +222,10 @@ class RuGPTApp(App):
     @property
     def chat_pane(self) -> ChatPane:
         return self._built_panes().chat
+
+    @property
+    def inside_pane(self) -> InsidePane:
+        return self._built_panes().inside
 
     def panes_ready(self) -> bool:
         return self.startup.panes_up

@@ -26,7 +26,8 @@ class Clipboard:
             tab = app.active_tab()
             found = (panes.tokenize.copy_text() if tab == "tokenize" else
                      panes.generate.copy_text() if tab == "generate" else
-                     panes.chat.copy_text() if tab == "chat" else None)
+                     panes.chat.copy_text() if tab == "chat" else
+                     panes.inside.copy_text() if tab == "inside" else None)
         if found is None:
             app.notify("nothing to copy here", title="Copy", severity="warning")
             return

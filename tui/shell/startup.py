@@ -30,6 +30,7 @@ from tui.process import early_frame
 if TYPE_CHECKING:
     from tui.panes.chat.pane import ChatPane
     from tui.panes.generate import GeneratePane
+    from tui.panes.inside import InsidePane
     from tui.panes.tokenize.pane import TokenizePane
     from tui.panes.train.pane import TrainPane
     from tui.shell.app import RuGPTApp
@@ -39,25 +40,27 @@ FRAME_TRIES = 10   # displays in which to find the first full frame before givin
 
 @dataclass(frozen=True)
 class Panes:
-    """The four panes, by the tab they sit in."""
+    """The five panes, by the tab they sit in."""
 
     tokenize: TokenizePane
     generate: GeneratePane
     train: TrainPane
     chat: ChatPane
+    inside: InsidePane
 
-    def all(self) -> tuple[TokenizePane, GeneratePane, TrainPane, ChatPane]:
-        return self.tokenize, self.generate, self.train, self.chat
+    def all(self) -> tuple[TokenizePane, GeneratePane, TrainPane, ChatPane, InsidePane]:
+        return self.tokenize, self.generate, self.train, self.chat, self.inside
 
 
 def build_panes(tokenize: TokenizePane) -> Panes:
     """Step 3's imports and widgets (the Tokenize pane is in the first frame already)."""
     from tui.panes.chat.pane import ChatPane
     from tui.panes.generate import GeneratePane
+    from tui.panes.inside import InsidePane
     from tui.panes.train.pane import TrainPane
 
     return Panes(tokenize, GeneratePane(id="generate-pane"), TrainPane(id="train-pane"),
-                 ChatPane(id="chat-pane"))
+                 ChatPane(id="chat-pane"), InsidePane(id="inside-pane"))
 
 
 class Startup:
@@ -125,7 +128,7 @@ class Startup:
         assert app.panes is not None   # built in the step before
         main = app.screen_stack[0]
         for tab, pane in (("generate", app.panes.generate), ("train", app.panes.train),
-                          ("chat", app.panes.chat)):
+                          ("chat", app.panes.chat), ("inside", app.panes.inside)):
             await main.query_one(f"#{tab}").mount(pane)
         self.panes_up = True
         waiting, self._waiting_for_panes = self._waiting_for_panes, []

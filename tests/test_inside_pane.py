@@ -1,0 +1,71 @@
+"""The Inside pane (ctrl+f) shows the logit lens core computes: a grid of layers × the
+prompt's positions, each cell the layer's top next token, the chosen cell's top tokens and
+ranks under it; it reads the prompt again as it is edited, and works at 80×24."""
+
+import pytest
+from textual.widgets import DataTable, Static, TextArea
+
+from core.inference.inside import logit_lens, prompt_ids
+from tests.helpers import wait_for
+from tests.test_layout import SIZE_IDS, SIZES
+from tui.panes.inside import InsidePane
+from tui.render.chips import printable
+from tui.shell.app import RuGPTApp
+
+
+async def inside_ready(pilot, prompt: str | None = None) -> InsidePane:
+    app = pilot.app
+    await pilot.press("ctrl+f")
+    pane = app.query_one(InsidePane)
+    if prompt is not None:
+        pane.query_one("#inside-prompt", TextArea).load_text(prompt)
+    wanted = prompt if prompt is not None else pane.query_one("#inside-prompt", TextArea).text
+    await wait_for(pilot, lambda: pane.result is not None and pane.result.prompt == wanted)
+    return pane
+
+
+async def test_the_grid_and_the_cell_show_what_core_computes(demo_session):
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await inside_ready(pilot, "Кот спал на печи")
+        ids = prompt_ids(demo_session, "Кот спал на печи")
+        lens = logit_lens(demo_session, ids, 5)
+        assert [[c.top for c in row] for row in pane.result.lens] == [[c.top for c in row] for row in lens]
+        grid = pane.query_one("#inside-grid", DataTable)
+        assert grid.row_count == len(lens) and len(grid.columns) == len(ids) + 1
+        for layer, row in enumerate(lens):
+            for position, cell in enumerate(row):
+                shown = grid.get_cell_at((layer, position + 1)).plain
+                assert shown == printable(demo_session.tokenizer.decode([cell.top[0][0]]))[:9]
+        await pilot.press("up", "left")   # from the last position's top row
+        layer, column = grid.cursor_coordinate
+        cell = lens[layer][column - 1]
+        details = str(pane.query_one("#inside-cell", Static).render())
+        token, prob = cell.top[0]
+        assert f"{printable(demo_session.tokenizer.decode([token]))!r} {prob:.1%}" in details
+        assert f"rank {cell.final[0]:,}" in details and f"rank {cell.actual[0]:,}" in details
+
+
+async def test_editing_the_prompt_reads_it_again_and_a_bad_prompt_is_one_line(demo_session):
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = await inside_ready(pilot)
+        await pilot.click("#inside-prompt")
+        editor = pane.query_one("#inside-prompt", TextArea)
+        editor.load_text("Жили-были")
+        await wait_for(pilot, lambda: pane.result.prompt == "Жили-были")
+        assert len(pane.result.tokens) == len(prompt_ids(demo_session, "Жили-были"))
+        editor.load_text("")
+        await wait_for(pilot, lambda: "the prompt has no tokens" in
+                       str(pane.query_one("#inside-cell", Static).render()))
+        assert app.is_running
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_inside_snapshot(snap_compare, frozen_figures, demo_session, size):
+    async def lens_shown(pilot):
+        await inside_ready(pilot, "Однажды в студёную зимнюю пору")
+        await pilot.press("up", "left", "left")
+        pilot.app.set_focus(None)
+        await pilot.pause()
+    assert snap_compare(RuGPTApp(session=demo_session), terminal_size=size, run_before=lens_shown)

@@ -1,0 +1,170 @@
+"""ctrl+f — the Inside pane: what each block of the model predicts next at each position of a
+prompt (the logit lens, core.inference.inside), as a grid — layers down, the prompt's tokens
+across, each cell the layer's top token tinted by its probability — and, under it, the
+chosen cell's top tokens with their probabilities, and where the model's own prediction and
+the prompt's actual next token rank there. It reads the loaded model (during a run, its
+current weights) on a worker, and again when the prompt or the weights change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Static, TextArea
+
+from core.base.errors import UserError, one_line
+from tui.panes.host import host
+from tui.render.chips import printable
+from tui.widgets.fields import Editor
+from tui.widgets.messages import SessionChanged, WeightsChanged
+
+if TYPE_CHECKING:
+    from textual.timer import Timer
+
+    from core.inference.inside import LensCell
+    from core.model.session import ModelSession
+
+DEFAULT_PROMPT = "Однажды в студёную зимнюю пору"
+TOP = 5
+CELL_WIDTH = 9   # a token's text in a grid cell, at most
+
+
+@dataclass
+class LensReady(Message):
+    """The lens of `prompt`, built on a worker (dropped if the pane is gone)."""
+    prompt: str
+    tokens: list[str]          # the prompt's tokens as text
+    lens: list[list[LensCell]]
+    names: dict[int, str]      # id → text of every token the cells name
+
+
+@dataclass
+class LensFailed(Message):
+    error: str
+
+
+def tint(probability: float) -> str:
+    """A cell's background: darker for a doubtful guess, brighter for a sure one."""
+    level = int(40 + 160 * min(max(probability, 0.0), 1.0) ** 0.5)
+    return f"on rgb(0,{level // 2},{level})"
+
+
+class InsidePane(Vertical):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.result: LensReady | None = None   # the lens on screen
+        self._timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Editor(DEFAULT_PROMPT, id="inside-prompt", soft_wrap=True)
+        yield DataTable(id="inside-grid", cursor_type="cell", zebra_stripes=False)
+        yield Static(id="inside-cell")
+        yield Static("what each block predicts next · arrows move over the grid", id="inside-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#inside-grid").border_title = "the logit lens: each block's top next token"
+        self.query_one("#inside-cell").border_title = "the cell"
+
+    def on_session_changed(self, message: SessionChanged) -> None:
+        self.schedule()
+
+    def on_weights_changed(self, message: WeightsChanged) -> None:
+        self.schedule()
+
+    @on(TextArea.Changed, "#inside-prompt")
+    def prompt_changed(self) -> None:
+        self.schedule()
+
+    def schedule(self) -> None:
+        """Read the prompt again in a moment (keys typed meanwhile fold into one reading)."""
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(0.3, self._start)
+
+    def _start(self) -> None:
+        session = host(self).session
+        if session is None:
+            return
+        prompt = self.query_one("#inside-prompt", TextArea).text
+        self.app.run_worker(lambda: self._read(session, prompt), thread=True, exclusive=True,
+                            group="inside", name="inside")
+
+    def _read(self, session: ModelSession, prompt: str) -> None:
+        """Worker thread: the lens of `prompt`, posted back."""
+        from core.inference.inside import logit_lens, prompt_ids
+
+        try:
+            ids = prompt_ids(session, prompt)
+            lens = logit_lens(session, ids, TOP)
+        except UserError as exc:
+            self.post_message(LensFailed(str(exc)))
+            return
+        except Exception as exc:   # one line, never a traceback on screen
+            self.post_message(LensFailed(one_line(exc)))
+            return
+        named = set(ids) | {i for row in lens for cell in row for i, _ in cell.top}
+        names = {i: str(session.tokenizer.decode([i])) for i in named}
+        self.post_message(LensReady(prompt, [names[i] for i in ids], lens, names))
+
+    def on_lens_failed(self, message: LensFailed) -> None:
+        self.query_one("#inside-cell", Static).update(Text(message.error, style="red"))
+
+    def on_lens_ready(self, message: LensReady) -> None:
+        self.result = message
+        grid = self.query_one("#inside-grid", DataTable)
+        row, column = grid.cursor_coordinate
+        grid.clear(columns=True)
+        grid.add_column("layer", key="layer")
+        for position, token in enumerate(message.tokens):
+            grid.add_column(printable(token)[:CELL_WIDTH], key=str(position))
+        layers = len(message.lens)
+        for layer, cells in enumerate(message.lens):
+            name = "embed" if layer == 0 else ("model" if layer == layers - 1 else f"block {layer}")
+            grid.add_row(name, *(Text(printable(message.names[cell.top[0][0]])[:CELL_WIDTH],
+                                      style=tint(cell.top[0][1])) for cell in cells))
+        # the cell under the cursor stays where it was; at first, the last position's top row
+        grid.move_cursor(row=min(row, layers - 1) if self.result is not None and row else layers - 1,
+                         column=min(column, len(message.tokens)) if column else len(message.tokens))
+        self.show_cell()
+
+    @on(DataTable.CellHighlighted, "#inside-grid")
+    def show_cell(self) -> None:
+        result = self.result
+        if result is None:
+            return
+        row, column = self.query_one("#inside-grid", DataTable).cursor_coordinate
+        if column == 0:   # the layer names
+            column = 1
+        cell = result.lens[row][column - 1]
+        self.query_one("#inside-cell", Static).update(cell_text(result, row, column - 1, cell))
+
+    def copy_text(self) -> tuple[str, str] | None:
+        """(what, text) to copy: the chosen cell's details."""
+        if self.result is None:
+            return None
+        return "the chosen cell", str(self.query_one("#inside-cell", Static).render())
+
+
+def cell_text(result: LensReady, layer: int, position: int, cell: LensCell) -> Text:
+    """The chosen cell in three lines (each cut to the width): where it is, its top tokens,
+    and the ranks there of the final prediction and of the prompt's next token."""
+    layers = len(result.lens) - 1
+    where = "the embeddings" if layer == 0 else ("the model's output" if layer == layers
+                                                  else f"after block {layer} of {layers}")
+    text = Text(f"{where} · position {position}, {printable(result.tokens[position])!r}\n",
+                style="bold", no_wrap=True, overflow="ellipsis")
+    text.append(" · ".join(f"{printable(result.names[i])!r} {p:.1%}" for i, p in cell.top) + "\n",
+                style="default")
+    final = result.lens[-1][position].top[0][0]
+    text.append(f"final {printable(result.names[final])!r}: rank {cell.final[0]:,}, {cell.final[1]:.1%}",
+                style="default")
+    if cell.actual is not None:
+        following = result.tokens[position + 1]
+        text.append(f" · next in the prompt {printable(following)!r}: rank {cell.actual[0]:,}, "
+                    f"{cell.actual[1]:.1%}", style="default")
+    return text
