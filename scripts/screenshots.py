@@ -42,6 +42,35 @@ async def lesson_shot(size: tuple[int, int], name: str, out: Path) -> None:
         app.save_screenshot(name, str(out))
 
 
+async def inside_shot(out: Path) -> None:
+    """The Inside pane on the demo after a short fine-tune on its corpus (the untrained demo
+    only echoes its input), at 140×45 and 80×24."""
+    from textual.widgets import TextArea
+
+    from core.base.paths import resource
+    from core.model.session import load_session
+    from core.training.config import TrainConfig
+    from core.training.loop import train
+    from tui.panes.inside import InsidePane
+    from tui.shell.app import RuGPTApp
+
+    session = load_session("demo", device="cpu")
+    train(session, TrainConfig(train=str(resource("corpus_ru.txt")), max_steps=300, lr=3e-3,
+                               batch_size=8, block_size=64, sample_tokens=1, eval_every=1000))
+    prompt = "Нейронная сеть учится предсказывать следующее"
+    for size, name in (((140, 45), "inside.svg"), ((80, 24), "inside-80x24.svg")):
+        app = RuGPTApp(session=session)
+        async with app.run_test(size=size) as pilot:
+            await wait_for(pilot, app.panes_ready)
+            await pilot.press("ctrl+f")
+            inside = app.query_one(InsidePane)
+            inside.query_one("#inside-prompt", TextArea).load_text(prompt)
+            await wait_for(pilot, lambda pane=inside: pane.result is not None and pane.result.prompt == prompt)
+            await pilot.press("up", "left")
+            await pilot.pause(0.5)
+            app.save_screenshot(name, str(out))
+
+
 async def main() -> None:
     from textual.widgets import Input, SelectionList, TextArea
 
@@ -162,8 +191,12 @@ async def main() -> None:
     # the lesson: its first step answered, at 120×40 and 80×24
     for size, name in (((120, 40), "lesson.svg"), ((80, 24), "lesson-80x24.svg")):
         await lesson_shot(size, name, out)
+    await inside_shot(out)
     print(f"screenshots written to {out}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1:] == ["--inside"]:   # only the Inside pane's
+        asyncio.run(inside_shot(ROOT / "screenshots"))
+    else:
+        asyncio.run(main())

@@ -8,7 +8,7 @@ from textual.widgets import DataTable, Static, TextArea
 from core.inference.inside import logit_lens, prompt_ids
 from tests.helpers import wait_for
 from tests.test_layout import SIZE_IDS, SIZES
-from tui.panes.inside import InsidePane
+from tui.panes.inside import InsidePane, token_name
 from tui.render.chips import printable
 from tui.shell.app import RuGPTApp
 
@@ -36,13 +36,13 @@ async def test_the_grid_and_the_cell_show_what_core_computes(demo_session):
         for layer, row in enumerate(lens):
             for position, cell in enumerate(row):
                 shown = grid.get_cell_at((layer, position + 1)).plain
-                assert shown == printable(demo_session.tokenizer.decode([cell.top[0][0]]))[:9]
+                assert shown == printable(token_name(demo_session.tokenizer, cell.top[0][0]))[:9]
         await pilot.press("up", "left")   # from the last position's top row
         layer, column = grid.cursor_coordinate
         cell = lens[layer][column - 1]
         details = str(pane.query_one("#inside-cell", Static).render())
         token, prob = cell.top[0]
-        assert f"{printable(demo_session.tokenizer.decode([token]))!r} {prob:.1%}" in details
+        assert f"{printable(token_name(demo_session.tokenizer, token))!r} {prob:.1%}" in details
         assert f"rank {cell.final[0]:,}" in details and f"rank {cell.actual[0]:,}" in details
 
 
@@ -69,3 +69,19 @@ def test_inside_snapshot(snap_compare, frozen_figures, demo_session, size):
         pilot.app.set_focus(None)
         await pilot.pause()
     assert snap_compare(RuGPTApp(session=demo_session), terminal_size=size, run_before=lens_shown)
+
+
+async def test_ctrl_f_opens_the_inside_pane_but_in_the_lesson_unfolds_its_text(demo_session):
+    from tui.panes.lesson.panel import LessonPanel
+
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f12")
+        panel = app.query_one(LessonPanel)
+        await wait_for(pilot, lambda: app.focused is panel.query_one("#lesson-answer"))
+        folded = panel.is_folded()
+        await pilot.press("ctrl+f")
+        await wait_for(pilot, lambda: panel.is_folded() != folded)
+        assert app.active_tab() == "tokenize"
+        await pilot.press("f2", "ctrl+f")
+        await wait_for(pilot, lambda: app.active_tab() == "inside")

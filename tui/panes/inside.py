@@ -48,6 +48,19 @@ class LensFailed(Message):
     error: str
 
 
+def token_name(tokenizer, token_id: int) -> str:
+    """A token as text; a piece that is part of a character shows its bytes (<0xD0>)."""
+    from core.tokens.pieces import piece_table
+
+    raw, data, special = piece_table(tokenizer).get(token_id)
+    if special:
+        return raw
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "".join(f"<0x{b:02X}>" for b in data)
+
+
 def tint(probability: float) -> str:
     """A cell's background: darker for a doubtful guess, brighter for a sure one."""
     level = int(40 + 160 * min(max(probability, 0.0), 1.0) ** 0.5)
@@ -108,7 +121,7 @@ class InsidePane(Vertical):
             self.post_message(LensFailed(one_line(exc)))
             return
         named = set(ids) | {i for row in lens for cell in row for i, _ in cell.top}
-        names = {i: str(session.tokenizer.decode([i])) for i in named}
+        names = {i: token_name(session.tokenizer, i) for i in named}
         self.post_message(LensReady(prompt, [names[i] for i in ids], lens, names))
 
     def on_lens_failed(self, message: LensFailed) -> None:

@@ -79,8 +79,9 @@ class RuGPTApp(App):
         Binding("f3", "show_tab('generate')", "Generate", priority=True),
         Binding("f4", "show_tab('train')", "Train", priority=True),
         Binding("f10", "show_tab('chat')", "Chat", priority=True),
-        # F11 is many terminals' own full-screen key: ctrl+f reaches the app everywhere
-        Binding("ctrl+f", "show_tab('inside')", "Inside", show=False, priority=True),
+        # F11 is many terminals' own full-screen key: ctrl+f reaches the app everywhere. Not a
+        # priority: in the lesson's field it unfolds the step's text
+        Binding("ctrl+f", "show_tab('inside')", "Inside", show=False),
         Binding("f12", "lesson", "Lesson", priority=True),
         # F5 and F8 are listed where they act (the Generate and Train panes' hint lines), so
         # the footer keeps room for every pane's key at 80 columns

@@ -77,7 +77,8 @@ class Startup:
         self._replaying = False
         self._notified_early = False   # a notification is in the first frame: not one to keep
         self._frame_tries = FRAME_TRIES   # 0 once the first frame is kept (or will not be)
-        own = [b for b in app.BINDINGS if isinstance(b, Binding) and b.priority]
+        own = [b for b in app.BINDINGS if isinstance(b, Binding)
+               and (b.priority or b.action.startswith("show_tab"))]
         self._quit_keys = {b.key for b in own if b.action == "quit"}
         self._pane_keys = {b.key for b in own if b.action != "quit"} | {app.COMMAND_PALETTE_BINDING}
 

@@ -20,7 +20,8 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         ("ctrl+q", "quit (asks first while a run trains)"),
         ("ctrl+p", "command palette: every command by name"),
         ("F2 F3 F4 F10", "Tokenize · Generate · Train · Chat pane"),
-        ("ctrl+f", "Inside pane: what each block of the model predicts next (the logit lens)"),
+        ("ctrl+f", "Inside pane: what each block of the model predicts next (the logit lens); "
+                   "in the lesson's field, the step's whole text"),
         ("F1", "this help (Esc closes it)"),
         ("F12", "the lesson: the notebook's tasks step by step, checked on the loaded "
                 "model (again: back to it, or close it)"),
