@@ -164,3 +164,13 @@ def test_the_lens_read_a_few_positions_at_a_time_equals_it_read_whole(demo_sessi
             assert [p for _, p in cell.top] == pytest.approx([p for _, p in cell_whole.top], abs=1e-6)
             assert cell.final == pytest.approx(cell_whole.final, abs=1e-6)
             assert (cell.actual is None) == (cell_whole.actual is None)
+
+
+def test_damaged_weights_are_one_line(fresh_session):
+    from core.base.errors import UserError
+    from core.inference.generation import DAMAGED
+
+    with torch.no_grad():
+        next(fresh_session.model.parameters()).fill_(float("inf"))
+    with pytest.raises(UserError, match="^" + DAMAGED[:30]):
+        logit_lens(fresh_session, prompt_ids(fresh_session, PROMPT))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from core.base.errors import UserError
+from core.inference.generation import DAMAGED
 
 if TYPE_CHECKING:
     from core.model.session import ModelSession
@@ -104,6 +105,8 @@ def logit_lens(session: ModelSession, ids: list[int], top: int = 5) -> list[list
     with session.lock, torch.no_grad():
         device = next(model.parameters()).device
         out = model(input_ids=torch.tensor([ids], device=device), output_hidden_states=True)
+        if not torch.isfinite(out.logits).all():
+            raise UserError(DAMAGED)
         states = out.hidden_states                   # L + 1 of (1, T, H); the last is normed
         final = out.logits[0].argmax(-1)             # (T,) the model's own top tokens
         actual = torch.tensor(ids[1:] + [-1], device=final.device)   # (T,) what follows in the prompt

@@ -63,7 +63,8 @@ def token_name(tokenizer, token_id: int) -> str:
 
 def tint(probability: float) -> str:
     """A cell's background: darker for a doubtful guess, brighter for a sure one."""
-    level = int(40 + 160 * min(max(probability, 0.0), 1.0) ** 0.5)
+    sure = probability if 0.0 <= probability <= 1.0 else 0.0   # NaN too
+    level = int(40 + 160 * sure ** 0.5)
     return f"on rgb(0,{level // 2},{level})"
 
 
