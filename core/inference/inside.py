@@ -83,17 +83,22 @@ class LensCell:
 
 
 def _cells(logits: torch.Tensor, k: int, final: torch.Tensor, actual: torch.Tensor) -> list[LensCell]:
-    """`logits` (rows, V) → a cell per row; `final`/`actual` (rows,) the ids to rank (-1: none)."""
-    probs = torch.softmax(logits.float(), dim=-1)                    # (rows, V)
-    values, indices = probs.topk(min(k, probs.shape[-1]), dim=-1)    # (rows, k)
+    """`logits` (rows, V) → a cell per row; `final`/`actual` (rows,) the ids to rank (-1: none).
+    Probabilities come from the log-sum-exp and ranks from the logits themselves: no (rows, V)
+    softmax is made (the lens reads a whole vocabulary per layer and position)."""
+    logits = logits.float()
+    lse = torch.logsumexp(logits, dim=-1, keepdim=True)              # (rows, 1)
+    values, indices = logits.topk(min(k, logits.shape[-1]), dim=-1)  # (rows, k)
+    top_p = (values - lse).exp()
 
     def rank(ids: torch.Tensor) -> list[tuple[int, float]]:
-        p = probs.gather(1, ids.clamp(min=0)[:, None])               # (rows, 1)
-        ranks = (probs > p).sum(dim=1) + 1                           # (rows,)
-        return [(int(r), float(q)) for r, q in zip(ranks.tolist(), p[:, 0].tolist())]
+        chosen = logits.gather(1, ids.clamp(min=0)[:, None])         # (rows, 1)
+        ranks = (logits > chosen).sum(dim=1) + 1                     # (rows,)
+        probs = (chosen - lse).exp()[:, 0]
+        return [(int(r), float(q)) for r, q in zip(ranks.tolist(), probs.tolist())]
 
     return [LensCell([(int(i), float(v)) for i, v in zip(row_i, row_v)], f, a if following >= 0 else None)
-            for row_i, row_v, f, a, following in zip(indices.tolist(), values.tolist(), rank(final),
+            for row_i, row_v, f, a, following in zip(indices.tolist(), top_p.tolist(), rank(final),
                                                      rank(actual), actual.tolist())]
 
 
