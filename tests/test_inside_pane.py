@@ -44,6 +44,10 @@ async def test_the_grid_and_the_cell_show_what_core_computes(demo_session):
         token, prob = cell.top[0]
         assert f"{printable(token_name(demo_session.tokenizer, token))!r} {prob:.1%}" in details
         assert f"rank {cell.final[0]:,}" in details and f"rank {cell.actual[0]:,}" in details
+        await pilot.press("ctrl+c")   # the cell's details, to the clipboard
+        await wait_for(pilot, lambda: any(n.title == "Copied to your clipboard"
+                                          and n.message.startswith("the chosen cell")
+                                          for n in app._notifications))
 
 
 async def test_editing_the_prompt_reads_it_again_and_a_bad_prompt_is_one_line(demo_session):

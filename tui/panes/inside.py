@@ -78,9 +78,12 @@ class InsidePane(Vertical):
         yield Editor(DEFAULT_PROMPT, id="inside-prompt", soft_wrap=True)
         yield DataTable(id="inside-grid", cursor_type="cell", zebra_stripes=False)
         yield Static(id="inside-cell")
-        yield Static("what each block predicts next · arrows move over the grid", id="inside-hint")
+        yield Static("↑↓←→ over the grid · shift+tab: the prompt · ctrl+c copies the cell",
+                     id="inside-hint")
 
     def on_mount(self) -> None:
+        prompt = self.query_one("#inside-prompt", TextArea)
+        prompt.move_cursor(prompt.document.end)   # typing goes on from the prompt's end
         self.query_one("#inside-grid").border_title = "the logit lens: each block's top next token"
         self.query_one("#inside-cell").border_title = "the cell"
 
@@ -165,13 +168,13 @@ class InsidePane(Vertical):
 
 
 def cell_text(result: LensReady, layer: int, position: int, cell: LensCell) -> Text:
-    """The chosen cell in three lines (each cut to the width): where it is, its top tokens,
+    """The chosen cell in three lines (the pane cuts each to its width): where it is, its top tokens,
     and the ranks there of the final prediction and of the prompt's next token."""
     layers = len(result.lens) - 1
     where = "the embeddings" if layer == 0 else ("the model's output" if layer == layers
                                                   else f"after block {layer} of {layers}")
     text = Text(f"{where} · position {position}, {printable(result.tokens[position])!r}\n",
-                style="bold", no_wrap=True, overflow="ellipsis")
+                style="bold")
     text.append(" · ".join(f"{printable(result.names[i])!r} {p:.1%}" for i, p in cell.top) + "\n",
                 style="default")
     final = result.lens[-1][position].top[0][0]
