@@ -9,6 +9,7 @@ import pytest
 from textual.widgets import Input
 
 from core.base.paths import corpus_path
+from core.inference.inside import logit_lens, prompt_ids
 from core.lesson import facts
 from core.lesson.checks import TARGET_SHARE
 from core.lesson.steps import LESSON
@@ -103,7 +104,22 @@ async def test_the_whole_lesson_on_the_demo_by_keyboard(fresh_session, workspace
         assert not await answer(pilot, panel, f"{t} {v}")
         assert await answer(pilot, panel, f"(1, {t}, {v})")
 
-        # 4. top-k: set in the Generate pane, checked in the candidates it leaves
+        # 4. inside: the first block whose top next token at the last position is the model's
+        await pilot.press("pagedown")
+        assert panel.step.key == "inside"
+        await wait_for(pilot, lambda: app.active_tab() == "inside" and
+                       app.inside_pane.query_one("#inside-prompt").text == STEP["inside"].example)
+        lens = logit_lens(session, prompt_ids(session, STEP["inside"].example))
+        tops = [row[-1].top[0][0] for row in lens]
+        settled = next(layer for layer, token in enumerate(tops) if token == tops[-1])
+        wrong = next((layer for layer in range(len(tops)) if layer != settled), None)
+        assert not await answer(pilot, panel, "первый")
+        assert "номер" in verdict_line(panel)
+        assert not await answer(pilot, panel, str(wrong))
+        assert not await answer(pilot, panel, str(len(tops) + 3))
+        assert await answer(pilot, panel, str(settled))
+
+        # 5. top-k: set in the Generate pane, checked in the candidates it leaves
         await pilot.press("pagedown")
         assert app.active_tab() == "generate"
         app.generate_pane.query_one("#gen-top-k", Input).value = "40"
@@ -115,7 +131,7 @@ async def test_the_whole_lesson_on_the_demo_by_keyboard(fresh_session, workspace
         assert not await answer(pilot, panel, "") and "top-p" in verdict_line(panel)
         app.generate_pane.query_one("#gen-top-p", Input).value = "1.0"
 
-        # 5. data: blocks of 64, counted from the data itself
+        # 6. data: blocks of 64, counted from the data itself
         await pilot.press("pagedown")
         assert app.active_tab() == "train"
         assert not await answer(pilot, panel, "100")            # block size not 64 yet
@@ -124,7 +140,7 @@ async def test_the_whole_lesson_on_the_demo_by_keyboard(fresh_session, workspace
         assert not await answer(pilot, panel, str(blocks + 1))
         assert await answer(pilot, panel, str(blocks))
 
-        # 6. fine-tuning: the held-out loss below a share of where it started
+        # 7. fine-tuning: the held-out loss below a share of where it started
         await pilot.press("pagedown")
         assert not await answer(pilot, panel, "")               # no run yet
         app.train_pane.query_one("#train-epochs", Input).value = "2"
@@ -138,13 +154,13 @@ async def test_the_whole_lesson_on_the_demo_by_keyboard(fresh_session, workspace
         # the task names the goal, from this run's loss before training
         assert f"{start * TARGET_SHARE:.2f}" in str(panel.query_one("#lesson-task").render())
 
-        # 7. before and after: nothing to check
+        # 8. before and after: nothing to check
         await pilot.press("pagedown")
         assert panel.step.key == "compare" and await answer(pilot, panel, "")
 
         # English (the step's verdict too), and any step can be revisited
         await pilot.press("ctrl+y")
-        assert "Lesson 7/7" in str(panel.query_one("#lesson-title").render())
+        assert f"Lesson {len(LESSON)}/{len(LESSON)}" in str(panel.query_one("#lesson-title").render())
         await wait_for(pilot, lambda: "lesson complete" in verdict_line(panel))
         await pilot.press("pageup", "pageup", "pageup")
         assert panel.step.key == "sampling" and "✓" in str(panel.query_one("#lesson-title").render())

@@ -120,6 +120,26 @@ def _logits_shape(step, answer, session, state, language) -> Verdict:
     return Verdict(False, "; ".join(wrong))
 
 
+def _settled_block(step, answer, session, state, language) -> Verdict:
+    """The first layer of the lens (0: the embeddings) whose top token at the example's last
+    position is the model's own final choice."""
+    layer, _, names = facts.settled_block(session, step.example)
+    if not re.fullmatch(r"\d+", answer):
+        return Verdict(False, say(language, "нужен номер блока, например 1", "a block's number is needed, e.g. 1"))
+    chosen = int(answer)
+    if chosen == layer:
+        return Verdict(True, say(language, f"да: с блока {layer} там уже «{names[-1]}»",
+                                 f"yes: from block {layer} on it is '{names[-1]}'"))
+    if chosen >= len(names):
+        return Verdict(False, say(language, f"блоков только {len(names) - 1}",
+                                  f"there are only {len(names) - 1} blocks"))
+    if names[chosen] == names[-1]:
+        return Verdict(False, say(language, f"блок {chosen} уже говорит «{names[-1]}», но раньше — тоже",
+                                  f"block {chosen} says '{names[-1]}', but an earlier one already does"))
+    return Verdict(False, say(language, f"блок {chosen} говорит «{names[chosen]}», модель — «{names[-1]}»",
+                              f"block {chosen} says '{names[chosen]}', the model '{names[-1]}'"))
+
+
 def _top_k(step, answer, session, state, language) -> Verdict:
     settings = state.sampling
     if settings is None:
@@ -176,4 +196,4 @@ def _nothing(step, answer, session, state, language) -> Verdict:
 
 
 CHECKS = {"tokens": _single_token, "split": _many_tokens, "tensors": _logits_shape,
-          "sampling": _top_k, "data": _blocks, "finetune": _loss_fell, "compare": _nothing}
+          "inside": _settled_block, "sampling": _top_k, "data": _blocks, "finetune": _loss_fell, "compare": _nothing}

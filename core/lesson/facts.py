@@ -101,3 +101,14 @@ def training_blocks(tokenizer, config) -> int:
     from core.training.batches import prepare_data
 
     return int(prepare_data(tokenizer, config, config.block_size).stats["train_rows"])
+
+
+def settled_block(session, prompt: str) -> tuple[int, int, list[str]]:
+    """(the first layer whose top next token at the prompt's last position is the model's
+    final one, that token's id, each layer's top token there as text) — the logit lens."""
+    from core.inference.inside import logit_lens, prompt_ids
+
+    lens = logit_lens(session, prompt_ids(session, prompt), top=1)
+    tops = [row[-1].top[0][0] for row in lens]
+    names = [session.tokenizer.decode([i]) for i in tops]
+    return next(layer for layer, i in enumerate(tops) if i == tops[-1]), tops[-1], names

@@ -1,5 +1,5 @@
 """The lesson's steps, in the order of the notebook they come from: tokens, the tensors the
-model takes and gives, sampling the next token, your data in batches, fine-tuning, before and
+model takes and gives, the blocks inside it, sampling the next token, your data in batches, fine-tuning, before and
 after. Each names the pane it is about and what to put there; the texts are ours, in Russian
 (the notebook's language) and English."""
 
@@ -69,6 +69,25 @@ LESSON: tuple[LessonStep, ...] = (
          "en": "What is the shape of the logits for the example's text? Three numbers, e.g. (1, 2, 3)."},
         {"ru": "Первое — строки, второе — токены текста, третье — размер словаря (vocab в строке модели).",
          "en": "First the rows, then the text's tokens, then the vocabulary's size (vocab on the model line)."}),
+    LessonStep(
+        "inside", "inside", "Однажды в студёную зимнюю пору",
+        {"ru": "Внутри: стопка блоков", "en": "Inside: a stack of blocks"},
+        {"ru": "GPT-2 — стопка трансформерных блоков: каждый добавляет своё к общему потоку "
+               "(residual stream) и передаёт дальше, а после последнего норма и выходной слой "
+               "дают logits. Logit lens прикладывает эту норму и выходной слой к потоку после "
+               "каждого блока: видно, что модель «сказала бы» уже там. Панель Inside (ctrl+f): "
+               "строки — блоки, столбцы — позиции, в клетке — лучший следующий токен.",
+         "en": "GPT-2 is a stack of transformer blocks: each adds its part to a shared stream "
+               "(the residual stream) and passes it on, and after the last one a norm and the "
+               "output layer give the logits. The logit lens applies that norm and output layer "
+               "to the stream after every block: what the model 'would say' already there. The "
+               "Inside pane (ctrl+f): rows are blocks, columns positions, each cell the best next token."},
+        {"ru": "С какого блока (0 — эмбеддинги) лучший следующий токен на последней позиции "
+               "примера уже тот, что выбирает вся модель? Введите номер.",
+         "en": "From which block (0 — the embeddings) is the best next token at the example's "
+               "last position already the whole model's choice? Type its number."},
+        {"ru": "Смотрите последний столбец сверху вниз: первая строка, где токен как в строке model.",
+         "en": "Read the last column top down: the first row whose token is the model row's."}),
     LessonStep(
         "sampling", "generate", "Однажды утром",
         {"ru": "Softmax и выбор следующего токена", "en": "Softmax, and choosing the next token"},

@@ -56,6 +56,8 @@ class LessonGuide:
             app.tokenize_pane.query_one("#tok-input", TextArea).load_text(step.example)
         elif step.example is not None and step.pane == "generate":
             app.generate_pane.restore({}, prompt=step.example)
+        elif step.example is not None and step.pane == "inside":
+            app.inside_pane.query_one("#inside-prompt", TextArea).load_text(step.example)
         app.screen_stack[0].query_one("#lesson-answer").focus()   # the step's answer, at once
 
     def state(self) -> LessonState:
