@@ -174,3 +174,64 @@ def test_damaged_weights_are_one_line(fresh_session):
         next(fresh_session.model.parameters()).fill_(float("inf"))
     with pytest.raises(UserError, match="^" + DAMAGED[:30]):
         logit_lens(fresh_session, prompt_ids(fresh_session, PROMPT))
+
+
+def generated_ids(session, seed=3):
+    from core.inference.generation import GenerationDone, generate_stream
+    from core.inference.sampling import SamplingSettings
+
+    *_, done = generate_stream(session, PROMPT, SamplingSettings(seed=seed, max_new_tokens=16))
+    assert isinstance(done, GenerationDone)
+    return done.ids
+
+
+def test_generation_with_heads_knocked_out_equals_the_model_without_their_columns(fresh_family_session):
+    """Heads kept out by `knock_out` for every forward pass: the same seed generates what the
+    model generates with those heads' columns of the output projection zeroed — and, put
+    back, what it generated before."""
+    from core.inference.inside import knock_out, parse_heads
+
+    session = fresh_family_session
+    parts = anatomy(session.model)
+    plain = generated_ids(session)
+    knock_out(session, parse_heads("1.1 1.2"))   # block 1's first two heads
+    without = generated_ids(session)
+    assert session.knocked_out == {0: (0, 1)}
+    knock_out(session, {})
+    assert generated_ids(session) == plain and not session.knockout_hooks
+    _, _, projections = parts_by_name(session.model)
+    cut = slice(0, 2 * parts.head_dim)
+    with torch.no_grad():
+        if hasattr(session.model, "transformer"):
+            projections[0].weight[cut, :] = 0   # GPT-2's Conv1D: (in, out)
+        else:
+            projections[0].weight[:, cut] = 0   # nn.Linear: (out, in)
+    assert without == generated_ids(session) and without != plain
+
+
+def test_heads_are_named_block_dot_head_from_1(demo_session):
+    from core.base.errors import UserError
+    from core.inference.inside import heads_text, knock_out, parse_heads
+
+    assert parse_heads("1.3, 2.1 1.1") == {0: (2, 0), 1: (0,)}
+    assert heads_text({0: (0, 2), 1: (0,)}) == "1.1 1.3 2.1"
+    for bad in ("1", "0.1", "a.b", "1.0"):
+        with pytest.raises(UserError, match="block.head"):
+            parse_heads(bad)
+    with pytest.raises(UserError, match="blocks of"):
+        knock_out(demo_session, {5: (0,)})
+
+
+def test_a_run_puts_knocked_out_heads_back_first(fresh_session, corpus_files):
+    from core.inference.inside import knock_out
+    from core.training.config import TrainConfig
+    from core.training.events import Notice
+    from core.training.loop import train
+
+    knock_out(fresh_session, {1: (0,)})
+    train_file, test_file = corpus_files
+    events = []
+    train(fresh_session, TrainConfig(train=str(train_file), test=str(test_file), max_steps=1,
+                                     batch_size=4, block_size=32, sample_tokens=1), on_event=events.append)
+    assert fresh_session.knocked_out == {} and not fresh_session.knockout_hooks
+    assert any(isinstance(e, Notice) and "put back" in e.message for e in events)

@@ -89,3 +89,27 @@ async def test_ctrl_f_opens_the_inside_pane_but_in_the_lesson_unfolds_its_text(d
         assert app.active_tab() == "tokenize"
         await pilot.press("f2", "ctrl+f")
         await wait_for(pilot, lambda: app.active_tab() == "inside")
+
+
+async def test_heads_knocked_out_from_the_palette_are_on_the_model_line_until_put_back(fresh_session):
+    from tui.widgets.dialogs import AskScreen
+
+    app = RuGPTApp(session=fresh_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await inside_ready(pilot)
+        before = pane.result.lens
+        await pilot.press("ctrl+p", *"Knock out heads", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskScreen))
+        await pilot.press(*"1.1 1.2", "enter")
+        status = app.query_one("#model-status", Static)
+        await wait_for(pilot, lambda: "heads out: 1.1 1.2" in str(status.render()))
+        assert fresh_session.knocked_out == {0: (0, 1)} and "heads out: 1.1 1.2" in app.sub_title
+        await wait_for(pilot, lambda: pane.result.lens != before)   # read again, without them
+        await pilot.press("ctrl+p", *"Knock out heads", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskScreen))
+        await pilot.press(*"9.9", "enter")   # no such head: one line, nothing changed
+        await wait_for(pilot, lambda: any("blocks of" in n.message for n in app._notifications))
+        assert fresh_session.knocked_out == {0: (0, 1)}
+        await pilot.press("ctrl+p", *"Put back knocked-out heads", "enter")
+        await wait_for(pilot, lambda: "heads out" not in str(status.render()))
+        assert fresh_session.knocked_out == {} and not fresh_session.knockout_hooks

@@ -39,6 +39,9 @@ class FakeHost(App):
     def show_tab(self, tab: str) -> None:
         self.asked.append(("show_tab", tab))
 
+    def training(self) -> bool:
+        return False
+
     def schedule_save(self) -> None:
         self.asked.append(("schedule_save",))
 

@@ -169,6 +169,46 @@ def heads_knocked_out(session: ModelSession, knocked: dict[int, list[int]]) -> I
             handle.remove()
 
 
+def knock_out(session: ModelSession, heads: dict[int, tuple[int, ...]]) -> None:
+    """Keep `heads` (block → heads, 0-based) out of every forward pass of the session —
+    generation, chat, the lens — until called again; {} puts every head back. A KV cache made
+    before is stale: the weights' version moves on."""
+    parts = anatomy(session.model)
+    for block, block_heads in heads.items():
+        if not 0 <= block < len(parts.blocks) or any(not 0 <= h < parts.heads for h in block_heads):
+            raise UserError(f"the model has {len(parts.blocks)} blocks of {parts.heads} heads")
+    with session.lock:
+        for handle in session.knockout_hooks:
+            handle.remove()
+        session.knockout_hooks = []
+        kept = {block: tuple(sorted(set(h))) for block, h in heads.items() if h}
+        for block, block_heads in kept.items():
+            def zero(module, args, block_heads=block_heads):
+                x = args[0].clone()                   # (B, T, heads × head_dim)
+                for h in block_heads:
+                    x[..., h * parts.head_dim:(h + 1) * parts.head_dim] = 0
+                return (x, *args[1:])
+            session.knockout_hooks.append(parts.out_projections[block].register_forward_pre_hook(zero))
+        session.knocked_out = kept
+        session.weights_version += 1
+
+
+def parse_heads(text: str) -> dict[int, tuple[int, ...]]:
+    """"1.3, 2.1" (block.head, both counted from 1, as the screen shows them) → {0: (2,), 1: (0,)}."""
+    heads: dict[int, list[int]] = {}
+    for part in text.replace(",", " ").split():
+        block, dot, head = part.partition(".")
+        if not (dot and block.isdigit() and head.isdigit() and int(block) > 0 and int(head) > 0):
+            raise UserError(f"{part!r}: a head is block.head, both from 1 (e.g. 2.3)")
+        heads.setdefault(int(block) - 1, []).append(int(head) - 1)
+    return {block: tuple(h) for block, h in heads.items()}
+
+
+def heads_text(heads: dict[int, tuple[int, ...]]) -> str:
+    """The inverse of parse_heads: "1.3 2.1"."""
+    return " ".join(f"{block + 1}.{h + 1}" for block in sorted(heads) for h in heads[block])
+
+
 def head_knockouts(session: ModelSession, ids: list[int], target: int) -> tuple[float, list[list[float]]]:
     """(p(target) at the last position, [block][head] → log p(target) with that head knocked
     out minus log p(target) without). One forward pass per block: its heads side by side, a

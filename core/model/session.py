@@ -67,6 +67,9 @@ class ModelSession:
     weights_version: int = 0   # bumped whenever the weights change (a KV cache is then stale)
     adapter: object | None = field(default=None, repr=False)   # the PeftModel (core.model.lora)
     static_decode: tuple | None = field(default=None, repr=False)   # core.inference.generation.static_decoding
+    # heads kept out of every forward pass: block → heads, 0-based (core.inference.inside)
+    knocked_out: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    knockout_hooks: list = field(default_factory=list, repr=False)
 
     @property
     def max_positions(self) -> int:

@@ -177,6 +177,11 @@ class PreparedRun:
                             progress=lambda done, total: emit(Tokenizing(done, total)),
                             cancelled=(control or TrainControl()).stopping)
         emit(Stats(**data.stats))
+        if session.knocked_out:   # a run trains every head
+            from core.inference.inside import knock_out
+
+            knock_out(session, {})
+            emit(Notice("knocked-out heads put back for training"))
         if data.corpus.template is not None:   # the checkpoint carries the template it was trained with
             tokenizer.chat_template = data.corpus.template.source
         if not len(data.train_rows):

@@ -33,6 +33,9 @@ class PaneHost(Protocol):
         """Load a model in the background (with a run's saved weights on top): the panes
         hear of it by `SessionChanged`."""
 
+    def training(self) -> bool:
+        """Whether a run trains on the model now."""
+
     def show_tab(self, tab: str) -> None:
         """Bring a pane's tab to the front, the focus in it."""
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static, TextArea
@@ -86,6 +86,40 @@ class InsidePane(Vertical):
         prompt.move_cursor(prompt.document.end)   # typing goes on from the prompt's end
         self.query_one("#inside-grid").border_title = "the logit lens: each block's top next token"
         self.query_one("#inside-cell").border_title = "the cell"
+
+    def commands(self):
+        yield SystemCommand("Knock out heads", "Keep attention heads out of the model (block.head, "
+                            "e.g. 1.2): Generate and Chat then run without them", self.ask_knock_out)
+        yield SystemCommand("Put back knocked-out heads", "Every head of the model back in",
+                            lambda: self.knock_out(""))
+
+    def ask_knock_out(self) -> None:
+        from core.inference.inside import heads_text
+        from tui.widgets.dialogs import AskScreen
+
+        session = host(self).session
+        now = heads_text(session.knocked_out) if session is not None else ""
+        self.app.push_screen(AskScreen("Heads to keep out, as block.head (empty: none)", now,
+                                       "1.2 2.3"), self.knock_out)
+
+    def knock_out(self, text: str | None) -> None:
+        """Knock out the heads `text` names (all back when it is empty): the model line says
+        which are out, and every pane reads the model again."""
+        from core.inference.inside import knock_out, parse_heads
+
+        session = host(self).session
+        if text is None or session is None:
+            return
+        if host(self).training():
+            self.app.notify("a run is training every head: stop it first (F9)", title="Knock out heads",
+                            severity="warning")
+            return
+        try:
+            knock_out(session, parse_heads(text))
+        except UserError as exc:
+            self.app.notify(str(exc), title="Knock out heads", severity="error")
+            return
+        self.app.post_message(WeightsChanged())
 
     def on_session_changed(self, message: SessionChanged) -> None:
         self.schedule()

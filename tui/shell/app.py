@@ -290,6 +290,10 @@ class RuGPTApp(App):
     def _show_model(self, session: ModelSession) -> None:
         info = session.info
         dtype = info.dtype + (" (native CPU)" if session.placement.inference_only else "")
+        if session.knocked_out:   # the model is not itself: said where the model is named
+            from core.inference.inside import heads_text
+
+            dtype += f" · heads out: {heads_text(session.knocked_out)}"
         self.sub_title = f"{info.model} · {info.device} · {dtype} · {info.parameters:,} params"
         self.query_one("#model-status", Static).update(
             f"[b]{info.model}[/b]"

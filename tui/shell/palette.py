@@ -48,3 +48,4 @@ def palette_commands(app: RuGPTApp) -> Iterable[SystemCommand]:
     yield from app.generate_pane.commands()
     yield from app.train_pane.commands()
     yield from app.chat_pane.commands()
+    yield from app.inside_pane.commands()
