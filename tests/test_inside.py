@@ -13,6 +13,7 @@ from transformers import AutoModelForCausalLM
 from core.inference.inside import (
     anatomy,
     attention,
+    attention_glance,
     head_knockouts,
     heads_knocked_out,
     logit_lens,
@@ -235,3 +236,27 @@ def test_a_run_puts_knocked_out_heads_back_first(fresh_session, corpus_files):
                                      batch_size=4, block_size=32, sample_tokens=1), on_event=events.append)
     assert fresh_session.knocked_out == {} and not fresh_session.knockout_hooks
     assert any(isinstance(e, Notice) and "put back" in e.message for e in events)
+
+
+def test_the_attention_glance_is_read_from_transformers_eager_weights(family_session):
+    session = family_session
+    ids = prompt_ids(session, PROMPT)
+    weights = attention(session, ids)          # checked against eager attention above
+    position = len(ids) - 2
+    looks, pattern = attention_glance(session, ids, position, chosen=(1, 1))
+    assert torch.allclose(pattern, weights[1][1], atol=1e-6)
+    for block, heads in enumerate(weights):
+        for head, w in enumerate(heads):
+            row = w[position, :position + 1]
+            look = looks[block][head]
+            assert look.most == int(row.argmax()) and look.weight == pytest.approx(float(row.max()), abs=1e-6)
+            entropy = float(-(row * torch.log2(row.clamp(min=1e-12))).sum())
+            assert look.entropy == pytest.approx(entropy, abs=1e-5)
+
+
+def test_the_glance_at_the_full_context_keeps_one_head_s_pattern(demo_session):
+    """At the model's whole context, only the chosen head's (T, T) comes back."""
+    ids = (prompt_ids(demo_session, PROMPT) * 200)[:demo_session.max_positions]
+    looks, pattern = attention_glance(demo_session, ids, len(ids) - 1, chosen=(0, 0))
+    assert pattern.shape == (len(ids), len(ids)) and len(looks) == 2
+    assert all(0 <= look.most < len(ids) for row in looks for look in row)

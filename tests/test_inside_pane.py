@@ -113,3 +113,43 @@ async def test_heads_knocked_out_from_the_palette_are_on_the_model_line_until_pu
         await pilot.press("ctrl+p", *"Put back knocked-out heads", "enter")
         await wait_for(pilot, lambda: "heads out" not in str(status.render()))
         assert fresh_session.knocked_out == {} and not fresh_session.knockout_hooks
+
+
+async def test_a_shows_where_each_head_looks_and_the_chosen_heads_pattern(demo_session):
+    from core.inference.inside import attention_glance
+
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await inside_ready(pilot, "Кот спал на печи")
+        ids = prompt_ids(demo_session, "Кот спал на печи")
+        await pilot.press("left", "a")   # from the next-to-last position
+        await wait_for(pilot, lambda: pane.glance is not None)
+        position = len(ids) - 2
+        looks, _ = attention_glance(demo_session, ids, position)
+        assert pane.glance.position == position and pane.glance.looks == looks
+        grid = pane.query_one("#inside-grid", DataTable)
+        assert grid.row_count == len(looks) and len(grid.columns) == len(looks[0]) + 1
+        look = looks[1][2]
+        assert grid.get_cell_at((1, 3)).plain == \
+            f"{printable(pane.result.tokens[look.most])[:6]} {look.weight:.0%}"
+        await pilot.press("down", "right")   # block 2, head 2
+        await wait_for(pilot, lambda: pane.glance.chosen == (1, 1))
+        _, pattern = attention_glance(demo_session, ids, position, chosen=(1, 1))
+        assert pane.glance.pattern == pattern.tolist()
+        assert "block 2 head 2" in str(pane.query_one("#inside-cell", Static).render())
+        await pilot.press("a")   # the lens again
+        await wait_for(pilot, lambda: grid.row_count == len(pane.result.lens))
+        assert not pane.has_class("-map")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_inside_attention_snapshot(snap_compare, frozen_figures, demo_session, size):
+    async def heads_shown(pilot):
+        pane = await inside_ready(pilot, "Однажды в студёную зимнюю пору")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: pane.glance is not None)
+        await pilot.press("down", "right")
+        await wait_for(pilot, lambda: pane.glance.chosen == (1, 1))
+        pilot.app.set_focus(None)
+        await pilot.pause()
+    assert snap_compare(RuGPTApp(session=demo_session), terminal_size=size, run_before=heads_shown)

@@ -39,6 +39,7 @@ class Anatomy:
     final_norm: torch.nn.Module            # applied to the last block's output
     head: torch.nn.Module                  # hidden state → logits
     out_projections: list[torch.nn.Module]   # per block: attention result → residual
+    attentions: list[torch.nn.Module]        # per block: its attention (returns output, weights)
     heads: int
     head_dim: int
 
@@ -49,17 +50,20 @@ def anatomy(model) -> Anatomy:
     base, config = model.base_model, model.config
     if hasattr(base, "h") and hasattr(base, "ln_f"):
         blocks, norm = list(base.h), base.ln_f
-        projections = [block.attn.c_proj for block in blocks]
+        attentions = [block.attn for block in blocks]
+        projections = [attention.c_proj for attention in attentions]
     elif hasattr(base, "layers") and hasattr(base, "norm"):
         blocks, norm = list(base.layers), base.norm
-        projections = [block.self_attn.o_proj for block in blocks]
+        attentions = [block.self_attn for block in blocks]
+        projections = [attention.o_proj for attention in attentions]
     else:
         raise UserError(f"{type(model).__name__}: inspecting its blocks needs a GPT-2 or "
                         "Llama-like layout")
     heads = int(getattr(config, "num_attention_heads", None) or config.n_head)
     hidden = int(getattr(config, "hidden_size", None) or config.n_embd)
     head_dim = int(getattr(config, "head_dim", None) or hidden // heads)
-    return Anatomy(blocks, norm, model.get_output_embeddings(), projections, heads, head_dim)
+    return Anatomy(blocks, norm, model.get_output_embeddings(), projections, attentions, heads,
+                   head_dim)
 
 
 def prompt_ids(session: ModelSession, prompt: str) -> list[int]:
@@ -148,6 +152,48 @@ def attention(session: ModelSession, ids: list[int]) -> list[list[torch.Tensor]]
         device = next(model.parameters()).device
         out = model(input_ids=torch.tensor([ids], device=device), output_attentions=True)
         return [[a[0, h].float().cpu() for h in range(a.shape[1])] for a in out.attentions]
+
+
+@dataclass(frozen=True)
+class HeadLook:
+    """Where one head looks from one position."""
+
+    most: int          # the earlier position it weighs most
+    weight: float      # that weight
+    entropy: float     # of its weights over positions 0…q, in bits: 0 = all on one token
+
+
+def attention_glance(session: ModelSession, ids: list[int], position: int,
+                     chosen: tuple[int, int] | None = None) -> tuple[list[list[HeadLook]], torch.Tensor | None]:
+    """([block][head] → where it looks from `position`, the chosen (block, head)'s whole
+    (T, T) pattern or None). Each block's weights are caught as its attention returns them
+    and reduced at once: memory holds one block's weights at a time, never all of them."""
+    model, parts = session.model, anatomy(session.model)
+    looks: list[list[HeadLook]] = [[] for _ in parts.blocks]
+    pattern: list[torch.Tensor] = []
+
+    def catcher(block: int):
+        def caught(module, args, output) -> None:
+            weights = output[1][0].float()                        # (heads, T, T)
+            row = weights[:, position, :position + 1]             # (heads, q + 1)
+            values, most = row.max(dim=-1)
+            entropy = -(row * torch.log2(row.clamp(min=1e-12))).sum(dim=-1)
+            looks[block] = [HeadLook(int(m), float(v), float(e))
+                            for m, v, e in zip(most.tolist(), values.tolist(), entropy.tolist())]
+            if chosen is not None and chosen[0] == block:
+                pattern.append(weights[chosen[1]].cpu())
+        return caught
+
+    if not 0 <= position < len(ids):
+        raise UserError(f"position {position}: the prompt has {len(ids)} tokens")
+    with session.lock, torch.no_grad(), _eager_attention(model):
+        handles = [a.register_forward_hook(catcher(b)) for b, a in enumerate(parts.attentions)]
+        try:
+            model(input_ids=torch.tensor([ids], device=next(model.parameters()).device))
+        finally:
+            for handle in handles:
+                handle.remove()
+    return looks, (pattern[0] if pattern else None)
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static, TextArea
@@ -26,7 +27,7 @@ from tui.widgets.messages import SessionChanged, WeightsChanged
 if TYPE_CHECKING:
     from textual.timer import Timer
 
-    from core.inference.inside import LensCell
+    from core.inference.inside import HeadLook, LensCell
     from core.model.session import ModelSession
 
 DEFAULT_PROMPT = "Однажды в студёную зимнюю пору"
@@ -46,6 +47,16 @@ class LensReady(Message):
 @dataclass
 class LensFailed(Message):
     error: str
+
+
+@dataclass
+class GlanceReady(Message):
+    """Where every head looks from `position`, and the chosen head's whole pattern."""
+    prompt: str
+    position: int
+    chosen: tuple[int, int]          # (block, head), 0-based
+    looks: list[list[HeadLook]]
+    pattern: list[list[float]]       # (T, T) of the chosen head
 
 
 def token_name(tokenizer, token_id: int) -> str:
@@ -69,16 +80,22 @@ def tint(probability: float) -> str:
 
 
 class InsidePane(Vertical):
+    BINDINGS = [Binding("a", "toggle_attention", "Lens / attention", show=False)]
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.result: LensReady | None = None   # the lens on screen
+        self.glance: GlanceReady | None = None   # the heads' view, once asked for
+        self.attention = False                 # the grid shows the heads, not the lens
+        self.position = -1                     # the heads look from here (-1: the last token)
+        self.chosen = (0, 0)                   # the head whose pattern is drawn
         self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Editor(DEFAULT_PROMPT, id="inside-prompt", soft_wrap=True)
         yield DataTable(id="inside-grid", cursor_type="cell", zebra_stripes=False)
         yield Static(id="inside-cell")
-        yield Static("↑↓←→ over the grid · shift+tab: the prompt · ctrl+c copies the cell",
+        yield Static("↑↓←→ over the grid · a: lens ↔ attention · shift+tab: the prompt · ctrl+c copies",
                      id="inside-hint")
 
     def on_mount(self) -> None:
@@ -142,16 +159,22 @@ class InsidePane(Vertical):
         if session is None:
             return
         prompt = self.query_one("#inside-prompt", TextArea).text
-        self.app.run_worker(lambda: self._read(session, prompt), thread=True, exclusive=True,
+        glance = (self.position, self.chosen) if self.attention else None
+        self.app.run_worker(lambda: self._read(session, prompt, glance), thread=True, exclusive=True,
                             group="inside", name="inside")
 
-    def _read(self, session: ModelSession, prompt: str) -> None:
-        """Worker thread: the lens of `prompt`, posted back."""
-        from core.inference.inside import logit_lens, prompt_ids
+    def _read(self, session: ModelSession, prompt: str, glance: tuple[int, tuple[int, int]] | None) -> None:
+        """Worker thread: the lens of `prompt` (and where the heads look, when asked), posted back."""
+        from core.inference.inside import attention_glance, logit_lens, prompt_ids
 
         try:
             ids = prompt_ids(session, prompt)
             lens = logit_lens(session, ids, TOP)
+            looked = None
+            if glance is not None:
+                position = glance[0] if 0 <= glance[0] < len(ids) else len(ids) - 1
+                looks, pattern = attention_glance(session, ids, position, glance[1])
+                looked = (position, looks, pattern.tolist() if pattern is not None else [])
         except UserError as exc:
             self.post_message(LensFailed(str(exc)))
             return
@@ -161,27 +184,70 @@ class InsidePane(Vertical):
         named = set(ids) | {i for row in lens for cell in row for i, _ in cell.top}
         names = {i: token_name(session.tokenizer, i) for i in named}
         self.post_message(LensReady(prompt, [names[i] for i in ids], lens, names))
+        if looked is not None and glance is not None:
+            self.post_message(GlanceReady(prompt, looked[0], glance[1], looked[1], looked[2]))
 
     def on_lens_failed(self, message: LensFailed) -> None:
         self.query_one("#inside-cell", Static).update(Text(message.error, style="red"))
 
     def on_lens_ready(self, message: LensReady) -> None:
         self.result = message
+        if not self.attention:
+            self._draw_lens(message)
+
+    def _draw_lens(self, result: LensReady) -> None:
         grid = self.query_one("#inside-grid", DataTable)
+        grid.border_title = "the logit lens: each block's top next token"
         row, column = grid.cursor_coordinate
+        fresh = len(grid.columns) != len(result.tokens) + 1 or not grid.row_count
         grid.clear(columns=True)
         grid.add_column("layer", key="layer")
-        for position, token in enumerate(message.tokens):
+        for position, token in enumerate(result.tokens):
             grid.add_column(printable(token)[:CELL_WIDTH], key=str(position))
-        layers = len(message.lens)
-        for layer, cells in enumerate(message.lens):
+        layers = len(result.lens)
+        for layer, cells in enumerate(result.lens):
             name = "embed" if layer == 0 else ("model" if layer == layers - 1 else f"block {layer}")
-            grid.add_row(name, *(Text(printable(message.names[cell.top[0][0]])[:CELL_WIDTH],
+            grid.add_row(name, *(Text(printable(result.names[cell.top[0][0]])[:CELL_WIDTH],
                                       style=tint(cell.top[0][1])) for cell in cells))
-        # the cell under the cursor stays where it was; at first, the last position's top row
-        grid.move_cursor(row=min(row, layers - 1) if self.result is not None and row else layers - 1,
-                         column=min(column, len(message.tokens)) if column else len(message.tokens))
+        # the cursor stays where it was; on a new prompt, the last position's top row
+        grid.move_cursor(row=layers - 1 if fresh else min(row, layers - 1),
+                         column=len(result.tokens) if fresh else min(max(column, 1), len(result.tokens)))
         self.show_cell()
+
+    def on_glance_ready(self, message: GlanceReady) -> None:
+        if not self.attention or self.result is None or message.prompt != self.result.prompt:
+            return
+        fresh = self.glance is None or self.glance.position != message.position \
+            or self.glance.prompt != message.prompt
+        self.glance = message
+        if fresh:
+            grid = self.query_one("#inside-grid", DataTable)
+            grid.border_title = (f"where each head looks from position {message.position}, "
+                                 f"{printable(self.result.tokens[message.position])!r}")
+            grid.clear(columns=True)
+            grid.add_column("block", key="block")
+            for head in range(len(message.looks[0])):
+                grid.add_column(f"head {head + 1}", key=str(head))
+            for block, heads in enumerate(message.looks):
+                grid.add_row(f"block {block + 1}", *(
+                    Text(f"{printable(self.result.tokens[look.most])[:6]} {look.weight:.0%}",
+                         style=tint(look.weight)) for look in heads))
+            grid.move_cursor(row=message.chosen[0], column=message.chosen[1] + 1)
+        self.query_one("#inside-cell", Static).update(self._pattern_text(message))
+
+    def action_toggle_attention(self) -> None:
+        """a: the grid shows where each head looks from the chosen position — or the lens again."""
+        if self.result is None:
+            return
+        grid = self.query_one("#inside-grid", DataTable)
+        self.attention = not self.attention
+        self.set_class(self.attention, "-map")
+        if self.attention:
+            self.position = max(grid.cursor_coordinate.column - 1, 0)
+            self.glance = None
+            self._start()
+        else:
+            self._draw_lens(self.result)
 
     @on(DataTable.CellHighlighted, "#inside-grid")
     def show_cell(self) -> None:
@@ -189,10 +255,39 @@ class InsidePane(Vertical):
         if result is None:
             return
         row, column = self.query_one("#inside-grid", DataTable).cursor_coordinate
-        if column == 0:   # the layer names
-            column = 1
-        cell = result.lens[row][column - 1]
-        self.query_one("#inside-cell", Static).update(cell_text(result, row, column - 1, cell))
+        column = max(column, 1)   # the first column names the rows
+        if self.attention:
+            if self.glance is not None and (row, column - 1) != self.chosen:
+                self.chosen = (row, column - 1)
+                self._start()   # that head's whole pattern
+            return
+        if row < len(result.lens) and column - 1 < len(result.tokens):
+            cell = result.lens[row][column - 1]
+            self.query_one("#inside-cell", Static).update(cell_text(result, row, column - 1, cell))
+
+    def _pattern_text(self, glance: GlanceReady) -> Text:
+        """The chosen head: where it looks, then its weights over the prompt as a heat map of
+        half-block cells (two query rows per line, a key per column), as many of the last
+        rows and keys as fit the box."""
+        assert self.result is not None
+        block, head = glance.chosen
+        look = glance.looks[block][head]
+        tokens = self.result.tokens
+        text = Text(f"block {block + 1} head {head + 1} from {printable(tokens[glance.position])!r}: "
+                    f"most on {printable(tokens[look.most])!r} ({look.weight:.0%}), entropy "
+                    f"{look.entropy:.2f} bits\n", style="bold")
+        box = self.query_one("#inside-cell", Static).content_size
+        width, lines = max(box.width, 8), max(box.height - 1, 1)
+        last = len(tokens) - 1   # the whole prompt's rows and keys, the last that fit
+        keys = range(max(0, last + 1 - width), last + 1)
+        first_row = max(0, last + 1 - 2 * lines)
+        for q in range(first_row, last + 1, 2):
+            for k in keys:
+                upper = glance.pattern[q][k] if k <= q else 0.0
+                lower = glance.pattern[q + 1][k] if q + 1 <= last and k <= q + 1 else 0.0
+                text.append("▀", style=f"{tint(upper).removeprefix('on ')} {tint(lower)}")
+            text.append("\n")
+        return text
 
     def copy_text(self) -> tuple[str, str] | None:
         """(what, text) to copy: the chosen cell's details."""
