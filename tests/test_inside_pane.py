@@ -153,3 +153,35 @@ def test_inside_attention_snapshot(snap_compare, frozen_figures, demo_session, s
         pilot.app.set_focus(None)
         await pilot.pause()
     assert snap_compare(RuGPTApp(session=demo_session), terminal_size=size, run_before=heads_shown)
+
+
+async def test_b_marks_the_cells_where_training_changed_the_prediction(fresh_session, corpus_files):
+    from core.model.session import load_session
+    from core.model.weights import remember_base
+    from core.training.config import TrainConfig
+    from core.training.loop import train
+
+    remember_base(fresh_session)   # as the Train pane does before a run
+    train_file, test_file = corpus_files
+    train(fresh_session, TrainConfig(train=str(train_file), test=str(test_file), max_steps=40,
+                                     lr=3e-3, batch_size=8, block_size=32, sample_tokens=1))
+    prompt = "Кот спал на печи, а пёс"
+    app = RuGPTApp(session=fresh_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await inside_ready(pilot, prompt)
+        await pilot.press("b")
+        await wait_for(pilot, lambda: pane.result.base is not None)
+        ids = prompt_ids(fresh_session, prompt)
+        loaded = logit_lens(load_session("demo", device="cpu"), ids, 5)
+        assert [[[i for i, _ in c.top] for c in row] for row in pane.result.base] == \
+            [[[i for i, _ in c.top] for c in row] for row in loaded]
+        grid = pane.query_one("#inside-grid", DataTable)
+        marked = {(layer, position) for layer in range(grid.row_count) for position in range(len(ids))
+                  if grid.get_cell_at((layer, position + 1)).plain.startswith("•")}
+        changed = {(layer, position) for layer, row in enumerate(pane.result.lens)
+                   for position, cell in enumerate(row)
+                   if cell.top[0][0] != loaded[layer][position].top[0][0]}
+        assert marked == changed and changed   # training moved some predictions
+        await pilot.press("b")
+        await wait_for(pilot, lambda: pane.result.base is None)
+        assert not any(grid.get_cell_at((0, p + 1)).plain.startswith("•") for p in range(len(ids)))

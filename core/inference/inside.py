@@ -130,6 +130,18 @@ def logit_lens(session: ModelSession, ids: list[int], top: int = 5) -> list[list
     return rows
 
 
+def base_lens(session: ModelSession, ids: list[int], top: int = 5) -> list[list[LensCell]]:
+    """The lens of the weights as loaded, before this session trained them (a LoRA adapter
+    switched off): beside the current lens, it shows in which blocks training changed the
+    prediction."""
+    from dataclasses import replace
+
+    from core.model.weights import base_weights
+
+    with base_weights(session) as model:
+        return logit_lens(replace(session, model=model), ids, top)
+
+
 @contextmanager
 def _eager_attention(model) -> Iterator[None]:
     """The attention weights exist only in transformers' eager attention: switched to it

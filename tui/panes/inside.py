@@ -42,6 +42,7 @@ class LensReady(Message):
     tokens: list[str]          # the prompt's tokens as text
     lens: list[list[LensCell]]
     names: dict[int, str]      # id → text of every token the cells name
+    base: list[list[LensCell]] | None = None   # the weights as loaded, when asked for
 
 
 @dataclass
@@ -80,13 +81,15 @@ def tint(probability: float) -> str:
 
 
 class InsidePane(Vertical):
-    BINDINGS = [Binding("a", "toggle_attention", "Lens / attention", show=False)]
+    BINDINGS = [Binding("a", "toggle_attention", "Lens / attention", show=False),
+                Binding("b", "toggle_before", "Before / after training", show=False)]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.result: LensReady | None = None   # the lens on screen
         self.glance: GlanceReady | None = None   # the heads' view, once asked for
         self.attention = False                 # the grid shows the heads, not the lens
+        self.before = False                    # the lens marks what training changed
         self.position = -1                     # the heads look from here (-1: the last token)
         self.chosen = (0, 0)                   # the head whose pattern is drawn
         self._timer: Timer | None = None
@@ -95,7 +98,7 @@ class InsidePane(Vertical):
         yield Editor(DEFAULT_PROMPT, id="inside-prompt", soft_wrap=True)
         yield DataTable(id="inside-grid", cursor_type="cell", zebra_stripes=False)
         yield Static(id="inside-cell")
-        yield Static("↑↓←→ over the grid · a: lens ↔ attention · shift+tab: the prompt · ctrl+c copies",
+        yield Static("↑↓←→ the grid · a: lens ↔ heads · b: before training · shift+tab: the prompt",
                      id="inside-hint")
 
     def on_mount(self) -> None:
@@ -160,16 +163,20 @@ class InsidePane(Vertical):
             return
         prompt = self.query_one("#inside-prompt", TextArea).text
         glance = (self.position, self.chosen) if self.attention else None
-        self.app.run_worker(lambda: self._read(session, prompt, glance), thread=True, exclusive=True,
-                            group="inside", name="inside")
+        before = self.before
+        self.app.run_worker(lambda: self._read(session, prompt, glance, before), thread=True,
+                            exclusive=True, group="inside", name="inside")
 
-    def _read(self, session: ModelSession, prompt: str, glance: tuple[int, tuple[int, int]] | None) -> None:
-        """Worker thread: the lens of `prompt` (and where the heads look, when asked), posted back."""
-        from core.inference.inside import attention_glance, logit_lens, prompt_ids
+    def _read(self, session: ModelSession, prompt: str, glance: tuple[int, tuple[int, int]] | None,
+              before: bool) -> None:
+        """Worker thread: the lens of `prompt` (and where the heads look, and the lens of the
+        weights as loaded, when asked), posted back."""
+        from core.inference.inside import attention_glance, base_lens, logit_lens, prompt_ids
 
         try:
             ids = prompt_ids(session, prompt)
             lens = logit_lens(session, ids, TOP)
+            base = base_lens(session, ids, TOP) if before else None
             looked = None
             if glance is not None:
                 position = glance[0] if 0 <= glance[0] < len(ids) else len(ids) - 1
@@ -181,9 +188,10 @@ class InsidePane(Vertical):
         except Exception as exc:   # one line, never a traceback on screen
             self.post_message(LensFailed(one_line(exc)))
             return
-        named = set(ids) | {i for row in lens for cell in row for i, _ in cell.top}
+        named = set(ids) | {i for rows in (lens, base or []) for row in rows for cell in row
+                            for i, _ in cell.top}
         names = {i: token_name(session.tokenizer, i) for i in named}
-        self.post_message(LensReady(prompt, [names[i] for i in ids], lens, names))
+        self.post_message(LensReady(prompt, [names[i] for i in ids], lens, names, base))
         if looked is not None and glance is not None:
             self.post_message(GlanceReady(prompt, looked[0], glance[1], looked[1], looked[2]))
 
@@ -207,8 +215,8 @@ class InsidePane(Vertical):
         layers = len(result.lens)
         for layer, cells in enumerate(result.lens):
             name = "embed" if layer == 0 else ("model" if layer == layers - 1 else f"block {layer}")
-            grid.add_row(name, *(Text(printable(result.names[cell.top[0][0]])[:CELL_WIDTH],
-                                      style=tint(cell.top[0][1])) for cell in cells))
+            grid.add_row(name, *(self._lens_cell(result, layer, position, cell)
+                                 for position, cell in enumerate(cells)))
         # the cursor stays where it was; on a new prompt, the last position's top row
         grid.move_cursor(row=layers - 1 if fresh else min(row, layers - 1),
                          column=len(result.tokens) if fresh else min(max(column, 1), len(result.tokens)))
@@ -234,6 +242,21 @@ class InsidePane(Vertical):
                          style=tint(look.weight)) for look in heads))
             grid.move_cursor(row=message.chosen[0], column=message.chosen[1] + 1)
         self.query_one("#inside-cell", Static).update(self._pattern_text(message))
+
+    @staticmethod
+    def _lens_cell(result: LensReady, layer: int, position: int, cell: LensCell) -> Text:
+        """A grid cell: the top token, tinted; marked • where the weights as loaded (shown
+        with b) predicted another."""
+        changed = result.base is not None and result.base[layer][position].top[0][0] != cell.top[0][0]
+        return Text(("•" if changed else "") + printable(result.names[cell.top[0][0]])[:CELL_WIDTH],
+                    style=tint(cell.top[0][1]) + (" bold underline" if changed else ""))
+
+    def action_toggle_before(self) -> None:
+        """b: mark the cells where training changed the prediction — or stop marking them."""
+        self.before = not self.before
+        self.query_one("#inside-grid", DataTable).border_subtitle = \
+            "• the weights as loaded predicted another token" if self.before else ""
+        self._start()
 
     def action_toggle_attention(self) -> None:
         """a: the grid shows where each head looks from the chosen position — or the lens again."""
@@ -263,7 +286,12 @@ class InsidePane(Vertical):
             return
         if row < len(result.lens) and column - 1 < len(result.tokens):
             cell = result.lens[row][column - 1]
-            self.query_one("#inside-cell", Static).update(cell_text(result, row, column - 1, cell))
+            text = cell_text(result, row, column - 1, cell)
+            if result.base is not None:
+                base = result.base[row][column - 1].top[0]
+                text.append(f" · as loaded: {printable(result.names[base[0]])!r} {base[1]:.1%}",
+                            style="italic")
+            self.query_one("#inside-cell", Static).update(text)
 
     def _pattern_text(self, glance: GlanceReady) -> Text:
         """The chosen head: where it looks, then its weights over the prompt as a heat map of
