@@ -185,3 +185,23 @@ async def test_b_marks_the_cells_where_training_changed_the_prediction(fresh_ses
         await pilot.press("b")
         await wait_for(pilot, lambda: pane.result.base is None)
         assert not any(grid.get_cell_at((0, p + 1)).plain.startswith("•") for p in range(len(ids)))
+
+
+async def test_k_among_the_heads_shows_each_heads_knock_out_effect(demo_session):
+    from core.inference.inside import head_knockouts
+
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await inside_ready(pilot, "Кот спал на печи")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: pane.glance is not None)
+        await pilot.press("k")
+        await wait_for(pilot, lambda: pane.glance.delta is not None)
+        ids = prompt_ids(demo_session, "Кот спал на печи")
+        _, delta = head_knockouts(demo_session, ids, pane.result.lens[-1][-1].top[0][0])
+        assert pane.glance.delta == delta
+        grid = pane.query_one("#inside-grid", DataTable)
+        assert grid.get_cell_at((1, 2)).plain == f"{delta[1][1]:+.3f}"
+        await pilot.press("k")
+        await wait_for(pilot, lambda: pane.glance.delta is None)
+        assert "%" in grid.get_cell_at((1, 2)).plain

@@ -1,9 +1,9 @@
-"""ctrl+f — the Inside pane: what each block of the model predicts next at each position of a
-prompt (the logit lens, core.inference.inside), as a grid — layers down, the prompt's tokens
-across, each cell the layer's top token tinted by its probability — and, under it, the
-chosen cell's top tokens with their probabilities, and where the model's own prediction and
-the prompt's actual next token rank there. It reads the loaded model (during a run, its
-current weights) on a worker, and again when the prompt or the weights change."""
+"""ctrl+f — the Inside pane (core.inference.inside): the logit lens as a grid of layers × the
+prompt's positions, each cell the layer's top next token tinted by its probability, the
+chosen cell's top tokens and ranks under it; b marks what fine-tuning changed. a turns it to
+the heads: where each looks from a position, the chosen head's pattern as a heat map; k there
+shows what knocking each head out does to the next token. It reads the loaded model (a run's
+current weights) on a worker, again when the prompt or the weights change."""
 
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ class GlanceReady(Message):
     chosen: tuple[int, int]          # (block, head), 0-based
     looks: list[list[HeadLook]]
     pattern: list[list[float]]       # (T, T) of the chosen head
+    # with k: Δ log p of the model's next token at the last position, each head knocked out
+    delta: list[list[float]] | None = None
 
 
 def token_name(tokenizer, token_id: int) -> str:
@@ -73,6 +75,13 @@ def token_name(tokenizer, token_id: int) -> str:
         return "".join(f"<0x{b:02X}>" for b in data)
 
 
+def shift(delta: float) -> str:
+    """A knock-out's cell: red where the head's absence lowers the prediction, blue where it
+    raises it, brighter the more."""
+    size = int(40 + 160 * min(abs(delta) if delta == delta else 0.0, 1.0) ** 0.5)
+    return f"on rgb({size},0,0)" if delta < 0 else f"on rgb(0,0,{size})"
+
+
 def tint(probability: float) -> str:
     """A cell's background: darker for a doubtful guess, brighter for a sure one."""
     sure = probability if 0.0 <= probability <= 1.0 else 0.0   # NaN too
@@ -82,7 +91,8 @@ def tint(probability: float) -> str:
 
 class InsidePane(Vertical):
     BINDINGS = [Binding("a", "toggle_attention", "Lens / attention", show=False),
-                Binding("b", "toggle_before", "Before / after training", show=False)]
+                Binding("b", "toggle_before", "Before / after training", show=False),
+                Binding("k", "toggle_knockouts", "Knock-out map", show=False)]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -90,6 +100,7 @@ class InsidePane(Vertical):
         self.glance: GlanceReady | None = None   # the heads' view, once asked for
         self.attention = False                 # the grid shows the heads, not the lens
         self.before = False                    # the lens marks what training changed
+        self.knockouts = False                 # the heads' grid shows the knock-out map
         self.position = -1                     # the heads look from here (-1: the last token)
         self.chosen = (0, 0)                   # the head whose pattern is drawn
         self._timer: Timer | None = None
@@ -145,6 +156,7 @@ class InsidePane(Vertical):
         self.schedule()
 
     def on_weights_changed(self, message: WeightsChanged) -> None:
+        self.glance = None   # its knock-out map was of the weights before
         self.schedule()
 
     @on(TextArea.Changed, "#inside-prompt")
@@ -163,15 +175,24 @@ class InsidePane(Vertical):
             return
         prompt = self.query_one("#inside-prompt", TextArea).text
         glance = (self.position, self.chosen) if self.attention else None
+        known = self.glance.delta if self.glance is not None and self.glance.prompt == prompt else None
+        knockouts = (known or True) if self.attention and self.knockouts else False
         before = self.before
-        self.app.run_worker(lambda: self._read(session, prompt, glance, before), thread=True,
-                            exclusive=True, group="inside", name="inside")
+        self.app.run_worker(lambda: self._read(session, prompt, glance, before, knockouts),
+                            thread=True, exclusive=True, group="inside", name="inside")
 
     def _read(self, session: ModelSession, prompt: str, glance: tuple[int, tuple[int, int]] | None,
-              before: bool) -> None:
+              before: bool, knockouts: bool | list[list[float]]) -> None:
+        # knockouts: False, True (compute the map), or the map already made for this prompt
         """Worker thread: the lens of `prompt` (and where the heads look, and the lens of the
         weights as loaded, when asked), posted back."""
-        from core.inference.inside import attention_glance, base_lens, logit_lens, prompt_ids
+        from core.inference.inside import (
+            attention_glance,
+            base_lens,
+            head_knockouts,
+            logit_lens,
+            prompt_ids,
+        )
 
         try:
             ids = prompt_ids(session, prompt)
@@ -181,7 +202,9 @@ class InsidePane(Vertical):
             if glance is not None:
                 position = glance[0] if 0 <= glance[0] < len(ids) else len(ids) - 1
                 looks, pattern = attention_glance(session, ids, position, glance[1])
-                looked = (position, looks, pattern.tolist() if pattern is not None else [])
+                delta = (knockouts if isinstance(knockouts, list) else
+                         head_knockouts(session, ids, lens[-1][-1].top[0][0])[1] if knockouts else None)
+                looked = (position, looks, pattern.tolist() if pattern is not None else [], delta)
         except UserError as exc:
             self.post_message(LensFailed(str(exc)))
             return
@@ -193,7 +216,7 @@ class InsidePane(Vertical):
         names = {i: token_name(session.tokenizer, i) for i in named}
         self.post_message(LensReady(prompt, [names[i] for i in ids], lens, names, base))
         if looked is not None and glance is not None:
-            self.post_message(GlanceReady(prompt, looked[0], glance[1], looked[1], looked[2]))
+            self.post_message(GlanceReady(prompt, looked[0], glance[1], looked[1], looked[2], looked[3]))
 
     def on_lens_failed(self, message: LensFailed) -> None:
         self.query_one("#inside-cell", Static).update(Text(message.error, style="red"))
@@ -226,20 +249,25 @@ class InsidePane(Vertical):
         if not self.attention or self.result is None or message.prompt != self.result.prompt:
             return
         fresh = self.glance is None or self.glance.position != message.position \
-            or self.glance.prompt != message.prompt
+            or self.glance.prompt != message.prompt or (self.glance.delta is None) != (message.delta is None)
         self.glance = message
         if fresh:
             grid = self.query_one("#inside-grid", DataTable)
+            final = self.result.names[self.result.lens[-1][-1].top[0][0]]
             grid.border_title = (f"where each head looks from position {message.position}, "
-                                 f"{printable(self.result.tokens[message.position])!r}")
+                                 f"{printable(self.result.tokens[message.position])!r}"
+                                 if message.delta is None else
+                                 f"Δ log p({printable(final)!r}) at the end, each head knocked out")
             grid.clear(columns=True)
             grid.add_column("block", key="block")
             for head in range(len(message.looks[0])):
                 grid.add_column(f"head {head + 1}", key=str(head))
             for block, heads in enumerate(message.looks):
                 grid.add_row(f"block {block + 1}", *(
+                    Text(f"{message.delta[block][head]:+.3f}", style=shift(message.delta[block][head]))
+                    if message.delta is not None else
                     Text(f"{printable(self.result.tokens[look.most])[:6]} {look.weight:.0%}",
-                         style=tint(look.weight)) for look in heads))
+                         style=tint(look.weight)) for head, look in enumerate(heads)))
             grid.move_cursor(row=message.chosen[0], column=message.chosen[1] + 1)
         self.query_one("#inside-cell", Static).update(self._pattern_text(message))
 
@@ -257,6 +285,13 @@ class InsidePane(Vertical):
         self.query_one("#inside-grid", DataTable).border_subtitle = \
             "• the weights as loaded predicted another token" if self.before else ""
         self._start()
+
+    def action_toggle_knockouts(self) -> None:
+        """k, among the heads: each head's knock-out effect on the model's next token — or
+        where they look again."""
+        if self.attention:
+            self.knockouts = not self.knockouts
+            self._start()
 
     def action_toggle_attention(self) -> None:
         """a: the grid shows where each head looks from the chosen position — or the lens again."""
