@@ -19,7 +19,7 @@ import unicodedata
 
 from textual import events
 
-KEYS = ["f1", "f2", "f3", "f4", "f10", "ctrl+f", "f5", "f6", "f7", "f8", "f9", "escape", "tab",
+KEYS = ["f1", "f2", "f3", "f4", "f10", "ctrl+f", "a", "b", "k", "f5", "f6", "f7", "f8", "f9", "escape", "tab",
         "shift+tab", "up", "down", "left", "right", "enter", "space", "backspace", "delete",
         "home", "end", "pageup", "pagedown", "ctrl+g", "ctrl+b", "ctrl+w", "ctrl+n", "ctrl+r",
         "ctrl+l", "ctrl+t", "ctrl+o", "ctrl+e", "ctrl+s", "ctrl+j", "ctrl+a", "ctrl+k", "ctrl+u",
