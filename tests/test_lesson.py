@@ -245,8 +245,9 @@ def test_lesson_tokens_snapshot(snap_compare, frozen_figures, demo_session, size
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 def test_lesson_sampling_snapshot(snap_compare, frozen_figures, demo_session, size):
     async def sampling(pilot):
-        await lesson_at(pilot, 3)
+        await lesson_at(pilot, 4)
         app = pilot.app   # the prompt's logits inspected (it draws once they are)
+        assert app.query_one(LessonPanel).step.key == "sampling"
         await wait_for(pilot, lambda: "(1, " in str(app.query_one("#gen-inspector").render()))
         await pilot.pause()
     assert snap_compare(RuGPTApp(session=demo_session, lesson=True), terminal_size=size, run_before=sampling)
