@@ -15,7 +15,6 @@ from core.inference.inside import (
     attention,
     attention_glance,
     head_knockouts,
-    heads_knocked_out,
     logit_lens,
     prompt_ids,
     target_id,
@@ -106,17 +105,6 @@ def test_a_knocked_out_head_equals_zeroing_its_columns_of_the_output_projection(
                 projection.weight.copy_(saved)
                 assert delta[block][head] == pytest.approx(float(knocked[target] - base), abs=1e-5)
     assert any(abs(d) > 1e-4 for row in delta for d in row)   # the heads do something
-
-
-def test_a_head_knocked_out_for_generation_is_out_only_inside(fresh_family_session):
-    session = fresh_family_session
-    ids = torch.tensor([prompt_ids(session, PROMPT)])
-    with torch.no_grad():
-        before = session.model(input_ids=ids).logits
-        with heads_knocked_out(session, {0: [1]}):
-            during = session.model(input_ids=ids).logits
-        after = session.model(input_ids=ids).logits
-    assert not torch.allclose(before, during) and torch.equal(before, after)
 
 
 def test_target_text_is_its_first_token_as_it_follows_the_prompt(demo_session):

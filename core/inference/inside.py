@@ -208,23 +208,14 @@ def attention_glance(session: ModelSession, ids: list[int], position: int,
     return looks, (pattern[0] if pattern else None)
 
 
-@contextmanager
-def heads_knocked_out(session: ModelSession, knocked: dict[int, list[int]]) -> Iterator[None]:
-    """While inside: in block b, head h is knocked out for every h in knocked[b]."""
-    parts = anatomy(session.model)
-    handles = []
-    for block, heads in knocked.items():
-        def zero(module, args, heads=heads):
-            x = args[0].clone()                       # (B, T, heads × head_dim)
-            for h in heads:
-                x[..., h * parts.head_dim:(h + 1) * parts.head_dim] = 0
-            return (x, *args[1:])
-        handles.append(parts.out_projections[block].register_forward_pre_hook(zero))
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
+def _zeroing(parts: Anatomy, heads: tuple[int, ...]):
+    """A pre-hook for an attention output projection: these heads' slices of its input, zero."""
+    def zero(module, args):
+        x = args[0].clone()                           # (B, T, heads × head_dim)
+        for h in heads:
+            x[..., h * parts.head_dim:(h + 1) * parts.head_dim] = 0
+        return (x, *args[1:])
+    return zero
 
 
 def knock_out(session: ModelSession, heads: dict[int, tuple[int, ...]]) -> None:
@@ -241,12 +232,8 @@ def knock_out(session: ModelSession, heads: dict[int, tuple[int, ...]]) -> None:
         session.knockout_hooks = []
         kept = {block: tuple(sorted(set(h))) for block, h in heads.items() if h}
         for block, block_heads in kept.items():
-            def zero(module, args, block_heads=block_heads):
-                x = args[0].clone()                   # (B, T, heads × head_dim)
-                for h in block_heads:
-                    x[..., h * parts.head_dim:(h + 1) * parts.head_dim] = 0
-                return (x, *args[1:])
-            session.knockout_hooks.append(parts.out_projections[block].register_forward_pre_hook(zero))
+            projection = parts.out_projections[block]
+            session.knockout_hooks.append(projection.register_forward_pre_hook(_zeroing(parts, block_heads)))
         session.knocked_out = kept
         session.weights_version += 1
 
