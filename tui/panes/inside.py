@@ -3,7 +3,8 @@ prompt's positions, each cell the layer's top next token tinted by its probabili
 chosen cell's top tokens and ranks under it; b marks what fine-tuning changed. a turns it to
 the heads: where each looks from a position, the chosen head's pattern as a heat map; k there
 shows what knocking each head out does to the next token. It reads the loaded model (a run's
-current weights) on a worker, again when the prompt or the weights change."""
+current weights) on a worker, again when the prompt or the weights change.
+The module is long because its three views share one grid, one cell box and one worker."""
 
 from __future__ import annotations
 
@@ -181,11 +182,31 @@ class InsidePane(Vertical):
         self.app.run_worker(lambda: self._read(session, prompt, glance, before, knockouts),
                             thread=True, exclusive=True, group="inside", name="inside")
 
+    def _start_head(self) -> None:
+        """Another head chosen: only its pattern is read again; the lens and the map stay."""
+        session, glance, chosen = host(self).session, self.glance, self.chosen
+        if session is None or glance is None:
+            return
+        self.app.run_worker(lambda: self._read_head(session, glance, chosen), thread=True,
+                            exclusive=True, group="inside", name="inside")
+
+    def _read_head(self, session: ModelSession, glance: GlanceReady, chosen: tuple[int, int]) -> None:
+        from core.inference.inside import attention_glance, prompt_ids
+
+        try:
+            ids = prompt_ids(session, glance.prompt)
+            looks, pattern = attention_glance(session, ids, glance.position, chosen)
+        except Exception as exc:   # one line, never a traceback on screen
+            self.post_message(LensFailed(str(exc) if isinstance(exc, UserError) else one_line(exc)))
+            return
+        self.post_message(GlanceReady(glance.prompt, glance.position, chosen, looks,
+                                      pattern.tolist() if pattern is not None else [], glance.delta))
+
     def _read(self, session: ModelSession, prompt: str, glance: tuple[int, tuple[int, int]] | None,
               before: bool, knockouts: bool | list[list[float]]) -> None:
-        # knockouts: False, True (compute the map), or the map already made for this prompt
         """Worker thread: the lens of `prompt` (and where the heads look, and the lens of the
-        weights as loaded, when asked), posted back."""
+        weights as loaded, when asked), posted back. `knockouts`: False, True (make the map),
+        or the map already made for this prompt and weights."""
         from core.inference.inside import (
             attention_glance,
             base_lens,
@@ -317,7 +338,7 @@ class InsidePane(Vertical):
         if self.attention:
             if self.glance is not None and (row, column - 1) != self.chosen:
                 self.chosen = (row, column - 1)
-                self._start()   # that head's whole pattern
+                self._start_head()
             return
         if row < len(result.lens) and column - 1 < len(result.tokens):
             cell = result.lens[row][column - 1]
