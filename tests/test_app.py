@@ -36,16 +36,25 @@ async def test_app_loads_demo_and_switches_panes(demo_dir, monkeypatch):
 
 
 async def test_settled_heap_is_frozen_while_running_and_thawed_on_exit(demo_session):
+    """The app settles its heap on its own and thaws it on exit; when, step by step, is
+    tests/test_heap.py's."""
     import gc
 
     app = RuGPTApp(session=demo_session)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.session is not None)
-        await pilot.press("я")               # typing puts the collection off…
-        await pilot.pause(0.5)
-        assert gc.get_freeze_count() == 0
-        await wait_for(pilot, lambda: gc.get_freeze_count() > 0, timeout=10)  # …to a quiet moment
+        await wait_for(pilot, lambda: gc.get_freeze_count() > 0, timeout=30)
     assert gc.get_freeze_count() == 0
+
+
+async def test_a_key_makes_the_app_unquiet_for_a_while(demo_session):
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.session is not None)
+        pressed_at = time.monotonic()
+        await pilot.press("я")
+        assert app.last_key_at >= pressed_at       # the key the settling waits out
+        assert not app.quiet_for(3600)
 
 
 async def test_a_replaced_model_can_be_collected(demo_dir):
@@ -57,11 +66,11 @@ async def test_a_replaced_model_can_be_collected(demo_dir):
     app = RuGPTApp(model="demo", device="cpu")
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.session is not None, timeout=60)
-        await wait_for(pilot, lambda: gc.get_freeze_count() > 0, timeout=10)
+        await wait_for(pilot, lambda: gc.get_freeze_count() > 0, timeout=30)
         old = weakref.ref(app.session.model)
         app.load_model("demo")
         await wait_for(pilot, lambda: app.session.model is not old(), timeout=60)
-        await wait_for(pilot, lambda: gc.get_freeze_count() > 0, timeout=10)  # settled again
+        await wait_for(pilot, lambda: gc.get_freeze_count() > 0, timeout=30)  # settled again
         gc.collect()
         assert old() is None
 

@@ -322,7 +322,11 @@ class RuGPTApp(App):
         """Once the new model's first views are up and the one it replaced is gone, collect
         and freeze the heap — at a quiet moment, never while a run is alive."""
         heap.settle_when_idle(self.set_timer, self.training,
-                              lambda: time.monotonic() - self.last_key_at > self.SETTLE_QUIET_S)
+                              lambda: self.quiet_for(self.SETTLE_QUIET_S))
+
+    def quiet_for(self, seconds: float) -> bool:
+        """No key has come for `seconds`."""
+        return time.monotonic() - self.last_key_at > seconds
 
     # -- Textual's hooks -------------------------------------------------------------------
 
