@@ -112,6 +112,18 @@ def test_cli_history_and_runs(tmp_path, capsys):
     assert main(["runs"]) == 0 and "3 steps" in capsys.readouterr().out   # the table, in-process
 
 
+def committed_steps() -> int:
+    """Steps of the newest run that another process has committed to the workspace."""
+    if not database_path().exists():
+        return 0
+    store = Store.open()
+    try:
+        runs = store.runs(limit=1)
+        return len(store.curves(runs[0]["id"])[0]) if runs else 0
+    finally:
+        store.close()
+
+
 def test_a_run_killed_mid_way_keeps_its_steps(tmp_path):
     corpus = ROOT / "core/resources/corpus_ru.txt"
     proc = subprocess.Popen([sys.executable, "-m", "tui.cli", "train", "--model", "demo", "--train",
@@ -126,7 +138,10 @@ def test_a_run_killed_mid_way_keeps_its_steps(tmp_path):
                 if time.monotonic() - first_at > 2.5:
                     break
         kept_by_now = seen
-        time.sleep(1.5)   # steps are committed at least once a second
+        # steps are committed at least once a second: wait until they are in, then kill
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and committed_steps() < kept_by_now:
+            time.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
