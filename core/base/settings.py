@@ -169,6 +169,10 @@ TRAIN_SETTINGS = (
     Setting("sample_prompt", str, None, "prompt of the samples after each eval", optional=True),
     Setting("sample_tokens", int, 32, "tokens per sample", low=1, cli=False),
     Setting("max_steps", int, None, "stop after N optimizer steps", optional=True, low=1),
+    Setting("patience", int, 0, "stop after N evaluations without a better eval loss (0: off)",
+            label="patience", low=0),
+    Setting("keep_best", bool, False, "save the model of the best evaluation, not the last",
+            label="keep best"),
 )
 
 # Quick settings that show learning within a minute on the tiny demo; conventional

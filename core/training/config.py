@@ -52,6 +52,8 @@ class TrainConfig:
     sample_prompt: str | None = _DEFAULT["sample_prompt"]
     sample_tokens: int = _DEFAULT["sample_tokens"]
     max_steps: int | None = _DEFAULT["max_steps"]
+    patience: int = _DEFAULT["patience"]     # evaluations without a better eval loss, then stop
+    keep_best: bool = _DEFAULT["keep_best"]  # `out` holds the best evaluation's model
 
     def validate(self) -> TrainConfig:
         check_all(TRAIN_SETTINGS, self)
@@ -75,14 +77,17 @@ class TrainResult:
     steps: int
     eval_loss: float | None
     out: str | None
-    stop_reason: str                 # done | cancel | nan | oom
+    stop_reason: str                 # done | cancel | nan | oom | patience
     save_error: str | None = None    # the last save failed (the previous one is kept)
+    kept_step: int | None = None     # the step whose model `out` holds
 
 
 def check_paths(config: TrainConfig) -> None:
     """Where the run will read and write, checked before any data is loaded or step taken:
     an output folder that could cost a user a file is refused now, not after an hour, and
     data that is not a file, a folder or a hub name (a device, a FIFO) is refused unopened."""
+    if config.keep_best and not config.out:
+        raise UserError("--keep-best: give --out, the folder that keeps the best model")
     if config.out:
         check_output_folder(config.out)
     check_source(config.train)

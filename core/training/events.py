@@ -95,4 +95,5 @@ class Done(TrainEvent):
     out: str | None
     steps: int
     eval_loss: float | None
-    stop_reason: str                  # done | cancel | nan | oom
+    stop_reason: str                  # done | cancel | nan | oom | patience
+    kept_step: int | None = None      # the step whose model `out` holds (keep-best: the best)

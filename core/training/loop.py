@@ -12,9 +12,10 @@ between steps; the sampler's private RNG never touches training's.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ from core.training.config import TrainConfig, TrainControl, TrainResult, check_p
 from core.training.events import (
     Done,
     Error,
+    Notice,
     Saved,
     Step,
     TrainEvent,
@@ -68,10 +70,11 @@ def _train(session: ModelSession, config: TrainConfig, on_event: Callable[[Train
         on_event(Done(None, 0, None, "cancel"))
         return TrainResult(steps=0, eval_loss=None, out=None, stop_reason="cancel")
     plan, step, last_eval, stop_reason = run.plan, run.start_step, None, "done"
-    if step == 0:   # the "before" point of the curve: the model as it was loaded
-        last_eval = run.eval_and_sample(step)
-    meter = Throughput(run.accelerator.num_processes, run.tokens_seen)
+    kept = Kept(run, BestEval(config.patience))
     position = run.start_position   # the batches trained so far
+    if step == 0:   # the "before" point of the curve: the model as it was loaded
+        last_eval = kept.evaluated(step, position)
+    meter = Throughput(run.accelerator.num_processes, run.tokens_seen)
     for batch, after in batches(run.accelerator, run.data.train_rows, config, plan,
                                 run.collate_fn, run.start_position):
         if step >= plan.total_steps:
@@ -97,28 +100,88 @@ def _train(session: ModelSession, config: TrainConfig, on_event: Callable[[Train
         run.emit(Step(step, position.epochs_done(plan), loss, float(run.scheduler.get_last_lr()[0]),
                       meter.rate(), plan.total_steps, meter.seen, meter.elapsed()))
         if save_now:
-            if run.save(step, position) and config.out is not None:   # saved there
-                run.emit(Saved(step, config.out))
+            kept.save_asked(step, position)
             meter.restart()
         if step >= plan.total_steps:
             break
-        evals_now = config.eval_every and step % config.eval_every == 0
-        if evals_now:
-            last_eval = run.eval_and_sample(step)
-        if position.batch == 0:   # an epoch ended
-            last_eval = run.eval_and_sample(step)
-        if evals_now or position.batch == 0:
+        if (config.eval_every and step % config.eval_every == 0) or position.batch == 0:
+            last_eval = kept.evaluated(step, position)   # every N steps, and at an epoch's end
             meter.restart()
+            if kept.best.out_of_patience():
+                stop_reason = "patience"
+                run.emit(Notice(kept.best.why_stopped()))
+                break
 
     if stop_reason == "done":
-        last_eval = run.eval_and_sample(step)
+        last_eval = kept.evaluated(step, position)
     out = None
-    if stop_reason == "done" or (stop_reason == "cancel" and run.save_on_stop):
-        out = config.out if run.save(step, position) else None
+    if config.keep_best:   # saved already, at its best evaluation
+        out = config.out if kept.step is not None else None
+    elif stop_reason in ("done", "patience") or (stop_reason == "cancel" and run.save_on_stop):
+        out = config.out if kept.save(step, position, say=False) else None
     run.accelerator.unwrap_model(run.model).eval()
-    run.emit(Done(out, step, last_eval, stop_reason))
+    kept_step = kept.step if out is not None else None
+    run.emit(Done(out, step, last_eval, stop_reason, kept_step))
     return TrainResult(steps=step, eval_loss=last_eval, out=out, stop_reason=stop_reason,
-                       save_error=run.save_error if out is None else None)
+                       save_error=run.save_error if out is None else None, kept_step=kept_step)
+
+
+@dataclass
+class BestEval:
+    """The best eval loss so far, and how many evaluations have not bettered it: what
+    `--patience` counts and `--keep-best` keeps."""
+    patience: int                    # 0: never out of patience
+    loss: float = math.inf
+    step: int | None = None
+    since: int = 0                   # evaluations since the best
+
+    def better(self, step: int, loss: float | None) -> bool:
+        if loss is None:             # no held-out data: nothing to compare
+            return False
+        if loss < self.loss:
+            self.loss, self.step, self.since = loss, step, 0
+            return True
+        self.since += 1
+        return False
+
+    def out_of_patience(self) -> bool:
+        return self.patience > 0 and self.since >= self.patience
+
+    def why_stopped(self) -> str:
+        return (f"stopped early: {self.since} evaluations without a better eval loss than "
+                f"{self.loss:.4f} (step {self.step})")
+
+
+class Kept:
+    """Evaluations and saves, and the step whose model the output folder holds. With
+    keep-best, a better eval loss is saved at once and nothing else is: a save asked for
+    mid-run is declined with a notice, and the run's end writes nothing more."""
+
+    def __init__(self, run: PreparedRun, best: BestEval) -> None:
+        self.run, self.best = run, best
+        self.step: int | None = None
+
+    def evaluated(self, step: int, position) -> float | None:
+        loss = self.run.eval_and_sample(step)
+        if self.best.better(step, loss) and self.run.config.keep_best:
+            self.save(step, position)
+        return loss
+
+    def save_asked(self, step: int, position) -> None:
+        if not self.run.config.keep_best:
+            self.save(step, position)
+            return
+        self.run.emit(Notice(f"keep-best: {self.run.config.out} keeps the best evaluation's model"
+                             + (f" (step {self.step})" if self.step is not None else "")
+                             + "; it is saved at each better evaluation"))
+
+    def save(self, step: int, position, say: bool = True) -> bool:
+        if not self.run.save(step, position) or self.run.config.out is None:
+            return False
+        self.step = step
+        if say:
+            self.run.emit(Saved(step, self.run.config.out))
+        return True
 
 
 class Throughput:

@@ -157,7 +157,7 @@ def train_in_processes(model: str, config: TrainConfig, processes: int,
                 + (f": {tail[-1]}" if tail else "")
         raise UserError(message)
     return TrainResult(steps=done.steps, eval_loss=done.eval_loss, out=done.out,
-                       stop_reason=done.stop_reason)
+                       stop_reason=done.stop_reason, kept_step=done.kept_step)
 
 
 def _signal_workers(proc: subprocess.Popen, signum: int) -> None:

@@ -26,7 +26,7 @@ from core.training.config import TrainConfig, TrainControl, check_paths
 from core.training.sharding import check_launched
 from tui.cli.commands import load_model, open_store, print_json, tee, tokenize_progress
 from tui.cli.options import given
-from tui.render.summaries import dialogue_line
+from tui.render.summaries import dialogue_line, saved_text
 
 
 def cmd_train(args) -> int:
@@ -211,7 +211,7 @@ def _train_with_progress(session, config: TrainConfig, control: TrainControl, re
                 bar.console.print(f"{event.kind}: {event.message}")
             case ev.Done():
                 bar.console.print(f"done: {event.steps} steps, stop: {event.stop_reason}"
-                                  + (f", saved to {event.out}" if event.out else ""))
+                                  + saved_text(event.out, event.kept_step, config.keep_best))
 
     try:
         return train(session, config, on_event=tee(shown(on_event), record), control=control)

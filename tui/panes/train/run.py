@@ -21,7 +21,7 @@ from core.training import events as ev
 from core.training.config import TrainConfig, TrainControl, TrainResult
 from core.training.memory import size
 from tui.render.chips import printable
-from tui.render.summaries import dialogue_line
+from tui.render.summaries import dialogue_line, saved_text
 from tui.widgets.messages import RunBuffer
 
 if TYPE_CHECKING:
@@ -86,8 +86,8 @@ class TrainRun:
         if r.save_error:
             return Text(r.save_error, style="red")
         loss = f"eval {r.eval_loss:.3f}" if r.eval_loss is not None else "no eval"
-        saved = f" · saved to {r.out}" if r.out else ""
-        return Text(f"finished: {r.steps} steps · {loss} · stop: {r.stop_reason}{saved}")
+        return Text(f"finished: {r.steps} steps · {loss} · stop: {r.stop_reason}"
+                    f"{saved_text(r.out, r.kept_step, self.config.keep_best)}")
 
     def summary(self) -> str:
         """The run in the runs list."""
@@ -318,3 +318,4 @@ def drawable(points: list[tuple[int, float]], log_scale: bool) -> list[tuple[int
     """The points a chart can draw: finite losses (a NaN or an infinity ends a run, its point
     stays in the data), and on a log scale only positive ones."""
     return [(x, y) for x, y in points if math.isfinite(y) and (y > 0 or not log_scale)]
+
