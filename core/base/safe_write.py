@@ -49,6 +49,23 @@ def is_ours(folder: Path) -> bool:
     return folder.is_dir() and read_marker(folder) is not None
 
 
+LOGS_DIR = "tb"                    # a run's TensorBoard event files, in its output folder
+LOG_PREFIX = "events.out.tfevents."
+
+
+def holds_only_run_logs(folder: Path) -> bool:
+    """`folder` holds nothing but a run's TensorBoard logs: a run that ended before its first
+    save leaves its output folder so, and the folder is still free for a model."""
+    try:
+        if os.listdir(folder) != [LOGS_DIR] or (folder / LOGS_DIR).is_symlink():
+            return False
+        logs = folder / LOGS_DIR
+        return all(name.startswith(LOG_PREFIX) and (logs / name).is_file()
+                   and not (logs / name).is_symlink() for name in os.listdir(logs))
+    except OSError:
+        return False
+
+
 def check_output_folder(out: str | os.PathLike, setting: str = "--out") -> Path:
     """The resolved target if a model may be written there, else a UserError naming why."""
     shown = f"{setting} {out}"
@@ -68,7 +85,7 @@ def check_output_folder(out: str | os.PathLike, setting: str = "--out") -> Path:
     if target.exists() or target.is_symlink():
         if not target.is_dir():
             raise UserError(f"{shown}: is an existing file; name a new folder for the model")
-        if not is_ours(target):
+        if not is_ours(target) and not holds_only_run_logs(target):
             try:
                 names = sorted(os.listdir(target))
             except OSError as exc:
@@ -171,7 +188,8 @@ def remove_if_ours(folder: Path) -> bool:
     """Delete a leftover of ours (a temp or old copy). A folder we cannot prove is ours stays."""
     if not folder.is_dir() or folder.is_symlink():
         return False
-    if not ((folder / TEMP_MARK).exists() or is_ours(folder) or not any(folder.iterdir())):
+    if not ((folder / TEMP_MARK).exists() or is_ours(folder) or not any(folder.iterdir())
+            or holds_only_run_logs(folder)):
         return False
     # The mark goes last, so a deletion cut half-way still leaves a folder we know is ours.
     (folder / TEMP_MARK).touch()

@@ -8,6 +8,7 @@ the workspace stores it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
@@ -97,3 +98,13 @@ class Done(TrainEvent):
     eval_loss: float | None
     stop_reason: str                  # done | cancel | nan | oom | patience
     kept_step: int | None = None      # the step whose model `out` holds (keep-best: the best)
+
+
+def tee(*consumers: Callable | None) -> Callable:
+    """One event stream to several consumers (None: not there)."""
+    present = [c for c in consumers if c is not None]
+
+    def on_event(event) -> None:
+        for consume in present:
+            consume(event)
+    return on_event

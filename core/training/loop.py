@@ -33,10 +33,12 @@ from core.training.events import (
     Saved,
     Step,
     TrainEvent,
+    tee,
 )
 from core.training.run import PreparedRun
 from core.training.sharding import check_launched
 from core.training.step import Stopped, train_step
+from core.training.tensorboard import TensorBoardLog
 
 if TYPE_CHECKING:
     from core.model.session import ModelSession
@@ -55,9 +57,14 @@ def train(session: ModelSession, config: TrainConfig,
     lock = FolderLock(Path(config.out).resolve()) if config.out and rank == 0 else None
     if lock is not None:
         lock.acquire()
+    logs = TensorBoardLog(config.out) if config.out and rank == 0 else None
+    if logs is not None:
+        on_event = tee(on_event, logs)
     try:
         return _train(session, config, on_event, control or TrainControl())
     finally:
+        if logs is not None:
+            logs.close()
         if lock is not None:
             lock.release()
 

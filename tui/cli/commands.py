@@ -18,16 +18,6 @@ from tui.cli.options import given
 from tui.render.chips import CHIP_STYLES, ChipMaker, printable
 
 
-def tee(*consumers):
-    """One event stream to several consumers (None: not there)."""
-    present = [c for c in consumers if c is not None]
-
-    def on_event(event) -> None:
-        for consume in present:
-            consume(event)
-    return on_event
-
-
 def open_store() -> Store | None:
     """The workspace database, or None (said once on stderr) when it cannot be used: the
     command still does its work."""

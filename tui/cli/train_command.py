@@ -23,8 +23,9 @@ from core.model.lora import adapter_settings, is_adapter_folder
 from core.store.recorder import RunRecorder
 from core.training import events as ev
 from core.training.config import TrainConfig, TrainControl, check_paths
+from core.training.events import tee
 from core.training.sharding import check_launched
-from tui.cli.commands import load_model, open_store, print_json, tee, tokenize_progress
+from tui.cli.commands import load_model, open_store, print_json, tokenize_progress
 from tui.cli.options import given
 from tui.render.summaries import dialogue_line, saved_text
 
