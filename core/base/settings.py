@@ -86,6 +86,24 @@ def by_name(settings: tuple[Setting, ...]) -> dict[str, Setting]:
     return {s.name: s for s in settings}
 
 
+def as_flags(settings: tuple[Setting, ...], values: dict[str, Any]) -> list[str]:
+    """The command-line options that give these settings' values (those the command line
+    offers; None: not given), so that another process runs with exactly them."""
+    flags: list[str] = []
+    for setting in settings:
+        value = values.get(setting.name)
+        if not setting.cli or value is None:
+            continue
+        if setting.kind is bool:
+            if value:
+                flags.append(setting.flag)
+            elif setting.off_flag:
+                flags.append(setting.off_flag)
+        else:
+            flags += [setting.flag, repr(value) if setting.kind is float else str(value)]
+    return flags
+
+
 def check_all(settings: tuple[Setting, ...], values: object, skip: tuple[str, ...] = ()) -> None:
     for setting in settings:
         if setting.name not in skip:

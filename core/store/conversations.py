@@ -51,7 +51,7 @@ class ChatStore:
         if system is not None or settings is not None:
             statements.append(("UPDATE conversations SET system = ?, settings = ? WHERE id = ?",
                                (system, json.dumps(settings or {}, ensure_ascii=False), cid)))
-        self.store._write(statements)
+        self.store.write(statements)
 
     def list(self, search: str | None = None, limit: int = 500) -> list[dict]:
         """Newest first: {id, title, time, model, turns}; `search` matches titles and messages."""
@@ -63,24 +63,24 @@ class ChatStore:
             sql += (" WHERE contains(c.title, ?) OR EXISTS (SELECT 1 FROM messages m WHERE "
                     "m.conversation = c.id AND contains(m.content, ?))")
             args = (search.casefold(),) * 2
-        return self.store._read(sql + " ORDER BY c.updated DESC, c.id DESC LIMIT ?", (*args, limit))
+        return self.store.read(sql + " ORDER BY c.updated DESC, c.id DESC LIMIT ?", (*args, limit))
 
     def get(self, cid: int) -> dict:
-        rows = self.store._read("SELECT * FROM conversations WHERE id = ?", (cid,))
+        rows = self.store.read("SELECT * FROM conversations WHERE id = ?", (cid,))
         if not rows:
             raise UserError(f"no conversation #{cid} (rugpt-tui chats lists them)")
         chat = rows[0]
         chat["settings"] = json.loads(chat["settings"])
-        chat["messages"] = self.store._read(
+        chat["messages"] = self.store.read(
             "SELECT role, content FROM messages WHERE conversation = ? ORDER BY idx", (cid,))
         return chat
 
     def rename(self, cid: int, title: str) -> None:
-        self.store._write([("UPDATE conversations SET title = ? WHERE id = ?",
+        self.store.write([("UPDATE conversations SET title = ? WHERE id = ?",
                             (title.strip() or "new chat", cid))])
 
     def delete(self, cid: int) -> None:
-        self.store._write([("DELETE FROM messages WHERE conversation = ?", (cid,)),
+        self.store.write([("DELETE FROM messages WHERE conversation = ?", (cid,)),
                            ("DELETE FROM conversations WHERE id = ?", (cid,))])
 
 

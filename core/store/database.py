@@ -101,7 +101,7 @@ class Store:
         with self.lock:
             self.db.close()
 
-    def _write(self, statements: list[tuple[str, tuple]]) -> None:
+    def write(self, statements: list[tuple[str, tuple]]) -> None:
         """Several statements in one transaction (one fsync-free WAL commit)."""
         with self.lock:
             self.db.execute("BEGIN IMMEDIATE")
@@ -113,7 +113,7 @@ class Store:
                 self.db.execute("ROLLBACK")
                 raise
 
-    def _read(self, sql: str, args: tuple = ()) -> list[dict]:
+    def read(self, sql: str, args: tuple = ()) -> list[dict]:
         with self.lock:
             cursor = self.db.execute(sql, args)
             names = [d[0] for d in cursor.description]
@@ -123,21 +123,21 @@ class Store:
 
     def add_score(self, model: str, data: str, data_hash: str | None, block_size: int,
                   loss: float, tokens: int, seconds: float) -> None:
-        self._write([("INSERT INTO model_scores (time, model, data, data_hash, block_size, loss, "
+        self.write([("INSERT INTO model_scores (time, model, data, data_hash, block_size, loss, "
                       "tokens, seconds) VALUES (?,?,?,?,?,?,?,?)",
                       (now_iso(), model, data, data_hash, block_size, loss, tokens, seconds))])
 
     def scores(self, data_hash: str | None = None) -> list[dict]:
         """Scores kept, newest first; with `data_hash`, those on that data only."""
         where, args = ("WHERE data_hash = ?", (data_hash,)) if data_hash else ("", ())
-        return self._read(f"SELECT * FROM model_scores {where} ORDER BY id DESC", args)
+        return self.read(f"SELECT * FROM model_scores {where} ORDER BY id DESC", args)
 
     # -- generations ------------------------------------------------------------------------
 
     def add_generation(self, model: str, prompt: str, text: str, seed: int | None,
                        settings: dict, new_tokens: int, tokens_per_s: float,
                        stop_reason: str) -> None:
-        self._write([("INSERT INTO generations (time, model, prompt, text, seed, settings, "
+        self.write([("INSERT INTO generations (time, model, prompt, text, seed, settings, "
                       "new_tokens, tokens_per_s, stop_reason) VALUES (?,?,?,?,?,?,?,?,?)",
                       (now_iso(), model, prompt, text, seed, json.dumps(settings, ensure_ascii=False),
                        new_tokens, tokens_per_s, stop_reason))])
@@ -150,35 +150,36 @@ class Store:
         if search:
             sql += " WHERE contains(prompt, ?) OR contains(text, ?)"
             args = (search.casefold(),) * 2
-        rows = self._read(sql + " ORDER BY id DESC LIMIT ?", (*args, limit))
+        rows = self.read(sql + " ORDER BY id DESC LIMIT ?", (*args, limit))
         for row in rows:
             row["settings"] = json.loads(row["settings"])
         return rows
 
     # -- training runs --------------------------------------------------------------------
 
-    def start_run(self, model: str, config: TrainConfig, data_hash: str | None = None) -> int:
+    def start_run(self, model: str, config: TrainConfig, data_hash: str | None = None,
+                  sweep: int | None = None) -> int:
         with self.lock:
             cursor = self.db.execute(
-                "INSERT INTO runs (time, model, train, data_hash, config, status, pid, host) "
-                "VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO runs (time, model, train, data_hash, config, status, pid, host, sweep) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
                 (now_iso(), model, config.train, data_hash, json.dumps(asdict(config), ensure_ascii=False),
-                 "running", os.getpid(), socket.gethostname()))
+                 "running", os.getpid(), socket.gethostname(), sweep))
             return int(cursor.lastrowid or 0)   # an INSERT always sets it
 
     def set_data_hash(self, run_id: int, data_hash: str) -> None:
-        self._write([("UPDATE runs SET data_hash = ? WHERE id = ?", (data_hash, run_id))])
+        self.write([("UPDATE runs SET data_hash = ? WHERE id = ?", (data_hash, run_id))])
 
     def run(self, run_id: int) -> dict | None:
         """One run's whole row, its settings (`config`, JSON) included."""
-        rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
+        rows = self.read("SELECT * FROM runs WHERE id = ?", (run_id,))
         return rows[0] if rows else None
 
     def runs(self, limit: int = 500) -> list[dict]:
         """Runs, newest first. A run whose process died without saying how it ended (killed,
         power cut) reads `killed`."""
-        rows = self._read("SELECT id, time, model, train, data_hash, steps, total_steps, eval_loss, "
-                          "status, out, error, pid, host, ended, seen, replaced_by FROM runs "
+        rows = self.read("SELECT id, time, model, train, data_hash, steps, total_steps, eval_loss, "
+                          "status, out, error, pid, host, ended, seen, replaced_by, sweep FROM runs "
                           "ORDER BY id DESC LIMIT ?", (limit,))
         for row in rows:
             if row["status"] == "running" and not _alive(row["pid"], row["host"]):
@@ -194,9 +195,18 @@ class Store:
                                     "ORDER BY step", (run_id,)).fetchall()
         return [tuple(r) for r in steps], [tuple(r) for r in evals]
 
+    def step_rows(self, run_id: int) -> list[dict]:
+        """A run's steps whole: step, loss, lr, tokens_per_s, epoch, tokens."""
+        return self.read("SELECT step, loss, lr, tokens_per_s, epoch, tokens FROM run_steps "
+                          "WHERE run_id = ? ORDER BY step", (run_id,))
+
+    def best_eval(self, run_id: int) -> float | None:
+        return self.read("SELECT MIN(eval_loss) AS best FROM run_evals WHERE run_id = ?",
+                          (run_id,))[0]["best"]
+
     def step_tokens(self, run_id: int) -> dict[int, int]:
         """Tokens trained by the end of each step (runs recorded before they were kept: none)."""
-        rows = self._read("SELECT step, tokens FROM run_steps WHERE run_id = ? AND tokens IS NOT NULL",
+        rows = self.read("SELECT step, tokens FROM run_steps WHERE run_id = ? AND tokens IS NOT NULL",
                           (run_id,))
         return {row["step"]: row["tokens"] for row in rows}
 
@@ -213,7 +223,7 @@ class Store:
 
     def mark_seen(self, run_ids: list[int]) -> None:
         """These runs' ends were seen (watched, or announced): not announced again."""
-        self._write([("UPDATE runs SET seen = 1 WHERE id = ?", (rid,)) for rid in run_ids])
+        self.write([("UPDATE runs SET seen = 1 WHERE id = ?", (rid,)) for rid in run_ids])
 
     def unseen_ends(self) -> list[dict]:
         """Runs of other processes that ended while nobody watched, oldest first."""
@@ -222,17 +232,17 @@ class Store:
 
     def model_in(self, folder: str | Path) -> dict | None:
         """The run whose saved model `folder` holds (the last run that saved there), or None."""
-        rows = self._read("SELECT id, eval_loss, status, steps FROM runs WHERE out = ? "
+        rows = self.read("SELECT id, eval_loss, status, steps FROM runs WHERE out = ? "
                           "ORDER BY id DESC LIMIT 1", (resolved(folder),))
         return rows[0] if rows else None
 
     def discard_run(self, run_id: int) -> None:
         """Forget a run that never started (its data was refused before the first step)."""
-        self._write([(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+        self.write([(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
                      for table in ("run_steps", "run_evals", "run_samples", "run_notes")]
                     + [("DELETE FROM runs WHERE id = ?", (run_id,))])
 
     def end_run(self, run_id: int, status: str, error: str | None = None) -> None:
         """A run that ended without a Done event (it failed before or during training)."""
-        self._write([("UPDATE runs SET status = ?, error = ?, ended = ? WHERE id = ?",
+        self.write([("UPDATE runs SET status = ?, error = ?, ended = ? WHERE id = ?",
                       (status, error, now_iso(), run_id))])

@@ -54,4 +54,18 @@ MIGRATIONS: list[list[str]] = [
     [   # 6: tokens trained by each step, for the loss chart's tokens-seen axis
         "ALTER TABLE run_steps ADD COLUMN tokens INTEGER",
     ],
+    [   # 7: the queue of runs a headless runner starts one after another (core.queue), the
+        # sweeps that fill it, and the hardware's figures sampled at each evaluation
+        "ALTER TABLE runs ADD COLUMN sweep INTEGER",
+        """CREATE TABLE sweeps (
+            id INTEGER PRIMARY KEY, time TEXT NOT NULL, settings TEXT NOT NULL)""",
+        """CREATE TABLE queue (
+            id INTEGER PRIMARY KEY, position REAL NOT NULL, added TEXT NOT NULL,
+            model TEXT NOT NULL, config TEXT NOT NULL, sweep INTEGER, name TEXT,
+            state TEXT NOT NULL, run_id INTEGER, pid INTEGER, host TEXT)""",
+        "CREATE TABLE queue_flags (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE run_hardware (
+            run_id INTEGER NOT NULL REFERENCES runs(id), step INTEGER NOT NULL,
+            sample TEXT NOT NULL)""",
+    ],
 ]

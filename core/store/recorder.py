@@ -76,7 +76,7 @@ class RunRecorder:
             self.pending.clear()
             return
         try:
-            self.store._write(self.pending)
+            self.store.write(self.pending)
         except sqlite3.Error as exc:
             self.lost = first_line(exc)
         self.pending = []

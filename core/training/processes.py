@@ -20,10 +20,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 from core.base.errors import UserError
-from core.base.settings import TRAIN_SETTINGS
+from core.base.settings import TRAIN_SETTINGS, as_flags
 from core.data.source import check_source
 from core.training import events as ev
 from core.training.config import TrainConfig, TrainControl, TrainResult, check_paths
@@ -58,17 +59,7 @@ def train_command(model: str, config: TrainConfig, processes: int, device: str =
     for name in ("test", "out", "resume"):
         if getattr(config, name):
             args += [f"--{name}", str(getattr(config, name))]
-    for setting in TRAIN_SETTINGS:
-        value = getattr(config, setting.name)
-        if not setting.cli or value is None:
-            continue
-        if setting.kind is bool:
-            if value:
-                args.append(setting.flag)
-            elif setting.off_flag:
-                args.append(setting.off_flag)
-        else:
-            args += [setting.flag, repr(value) if setting.kind is float else str(value)]
+    args += as_flags(TRAIN_SETTINGS, asdict(config))
     return [sys.executable, "-m", "torch.distributed.run", "--standalone",
             f"--nproc_per_node={processes}", "-m", "tui.cli.main", "train", *args]
 

@@ -22,7 +22,8 @@ COMMANDS = {
     "chats": "tui.cli.chat_commands:cmd_chats",
     "history": "tui.cli.commands:cmd_history",
     "serve": "tui.cli.serve_command:cmd_serve",
-    "runs": "tui.cli.commands:cmd_runs",
+    "runs": "tui.cli.queue_commands:cmd_runs",
+    "queue": "tui.cli.queue_commands:cmd_queue",
     "inspect": "tui.cli.commands:cmd_inspect",
 }
 
@@ -67,6 +68,21 @@ def add_runs(sub) -> None:
     p = sub.add_parser("runs", help="past training runs, newest first")
     p.add_argument("--json", action="store_true")
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--sweep", type=int, default=None, metavar="ID",
+                   help="the sweep's table: one row per run, the settings that differ, best eval loss")
+    p.add_argument("--export", choices=["csv"], default=None,
+                   help="every run's curves as CSV on stdout (run, step, loss, lr, tokens/s, eval loss)")
+
+
+def add_queue(sub) -> None:
+    p = sub.add_parser("queue", help="runs queued for the headless runner (train --queue / --sweep)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--clear", action="store_true", help="take every waiting run out of the queue")
+    p.add_argument("--pause", action="store_true",
+                   help="let the current run end, then start no other until --resume")
+    p.add_argument("--resume", action="store_true", help="go on with the queue after --pause")
+    p.add_argument("--remove", type=int, default=None, metavar="ID", help="take waiting run ID out")
+    p.add_argument("--runner", action="store_true", help=argparse.SUPPRESS)   # the runner itself
 
 
 def add_serve(sub) -> None:
@@ -132,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="show the data's statistics and first rows as they would be trained, then exit")
     p.add_argument("--no-record", action="store_true", help=argparse.SUPPRESS)   # the app records
+    p.add_argument("--queue", action="store_true",
+                   help="add the run to the workspace's queue: a headless runner starts it after "
+                        "the runs before it, with no terminal needed")
+    p.add_argument("--sweep", action="append", default=[], metavar="SETTING=V1,V2,…",
+                   help="queue one run per combination of the values given (repeatable), each in "
+                        "a folder of its own inside --out")
+    p.add_argument("--queue-item", type=int, default=None, help=argparse.SUPPRESS)   # the runner's
 
     p = sub.add_parser("export", help="merge a LoRA adapter into its base: a plain model folder")
     add_model_args(p)
@@ -158,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_history(sub)
     add_serve(sub)
     add_runs(sub)
+    add_queue(sub)
     bind_commands(sub.choices)
     return parser
 

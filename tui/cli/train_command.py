@@ -1,6 +1,8 @@
 """`rugpt-tui train`: a fine-tuning run from the command line — the settings not given taken
 from the model's defaults, a progress bar (or `--jsonl` lines), the run recorded in the
-workspace, and a terminal that hangs up never killing it."""
+workspace, and a terminal that hangs up never killing it; `--dry-run` shows the data as the
+run would train on it instead, and `--queue` / `--sweep` hand the run to the queue
+(tui.cli.queue_commands)."""
 
 from __future__ import annotations
 
@@ -17,30 +19,35 @@ from rich.console import Console
 from core.base.errors import UserError, one_line
 from core.base.hangup import TerminalWatch, silence_terminal, terminal_fd
 from core.base.safe_write import FolderLock
-from core.base.settings import TRAIN_SETTINGS, train_defaults
+from core.base.settings import TRAIN_SETTINGS, default_block_size, train_defaults
+from core.data.rows import trained_row
 from core.data.source import resolve_source
 from core.model.lora import adapter_settings, is_adapter_folder
 from core.store.recorder import RunRecorder
+from core.tokens.pieces import piece_table
 from core.training import events as ev
 from core.training.config import TrainConfig, TrainControl, check_paths
 from core.training.events import tee
 from core.training.sharding import check_launched
 from tui.cli.commands import load_model, open_store, print_json, tokenize_progress
 from tui.cli.options import given
+from tui.render.chips import sample_text
 from tui.render.summaries import dialogue_line, saved_text
 
 
 def cmd_train(args) -> int:
     from core.training.loop import train
 
+    if args.queue or args.sweep:
+        from tui.cli.queue_commands import queue_train
+
+        return queue_train(args)
     config, chosen = _checked_config(args)   # bad settings and paths fail before the model loads
     session = load_model(args, for_training=True)
     config = _with_model_defaults(session, config, chosen)
     if session.notice:
         print(session.notice, file=sys.stderr)
     if args.dry_run:
-        from tui.cli.dry_run import dry_run
-
         return dry_run(session, config)
     if config.lora and session.adapter is None:   # a target matching nothing: before any write
         from core.model.lora import LoraSpec, target_layers
@@ -49,7 +56,7 @@ def cmd_train(args) -> int:
     control = TrainControl()
     # one record of the run, in the workspace of the machine of rank 0 (the others emit nothing)
     recorded = not args.no_record and os.environ.get("RANK", "0") == "0"
-    with _recorded(open_store() if recorded else None, session, config) as record, \
+    with _recorded(open_store() if recorded else None, session, config, args.queue_item) as record, \
             _hangup_proof(control, args.on_hangup) as terminal:
         if args.jsonl:   # the lines on stdout; tokenizing progress on stderr
             tokenizing = tokenize_progress(Console(stderr=True, highlight=False))
@@ -105,17 +112,27 @@ def _with_model_defaults(session, config: TrainConfig, chosen: dict) -> TrainCon
 
 
 @contextmanager
-def _recorded(store, session, config: TrainConfig):
+def _recorded(store, session, config: TrainConfig, queue_item: int | None = None):
     """The run in the workspace (when there is one): a run refused before it began is
-    forgotten, one that failed later is recorded as failed."""
-    record = RunRecorder(store, store.start_run(session.info.model, config,
-                                                resolve_source(config.train).fingerprint)) if store else None
+    forgotten — unless the queue started it, where every item leaves a run behind — and one
+    that failed later is recorded as failed."""
+    record, sweep = None, None
+    if store is not None:
+        if queue_item is not None:
+            from core.queue.items import RunQueue
+
+            queue = RunQueue(store)
+            sweep = next((i.sweep for i in queue.items() if i.id == queue_item), None)
+        record = RunRecorder(store, store.start_run(session.info.model, config,
+                                                    resolve_source(config.train).fingerprint, sweep))
+        if queue_item is not None:
+            queue.started(queue_item, record.run_id)
     try:
         yield record
     except BaseException as exc:
         if record is not None:
             record.failed(str(exc) if isinstance(exc, UserError) else one_line(exc),
-                          refused=isinstance(exc, UserError))
+                          refused=isinstance(exc, UserError) and queue_item is None)
         raise
 
 
@@ -222,3 +239,43 @@ def _train_with_progress(session, config: TrainConfig, control: TrainControl, re
             bar.stop()
         except OSError:   # its last refresh, to a terminal that is gone
             pass
+
+
+# -- --dry-run: the data as the run would train on it, and no training ------------------------
+
+SAMPLES_SHOWN = 3
+
+
+def dry_run(session, config: TrainConfig, samples: int = SAMPLES_SHOWN) -> int:
+    from core.training.batches import prepare_data
+    from core.training.events import Tokenizing
+
+    tokenizing = tokenize_progress(Console(stderr=True, highlight=False))
+    block = config.block_size or default_block_size(session.max_positions)
+    try:
+        prepared = prepare_data(session.tokenizer, config, block,
+                                progress=lambda done, total: tokenizing(Tokenizing(done, total)))
+    finally:
+        tokenizing(None)
+    out = Console(highlight=False, soft_wrap=True)
+    plain = not out.is_terminal or out.no_color
+    stats, rows = prepared.stats, prepared.train_rows
+    train, test = stats["train"], stats["test"]
+    out.print(f"train: {train['samples']:,} samples, {train['tokens']:,} tokens, longest "
+              f"{train['longest']}; test: {test['samples']:,} samples, {test['tokens']:,} tokens")
+    out.print(f"{stats['train_rows']:,} rows of at most {block} tokens ({stats['mode']}"
+              + (": texts joined, end of text between them, cut into blocks" if stats["mode"] == "pack"
+                 else ": one text a row, padded in its batch") + ")")
+    if "dialogue" in stats:
+        out.print(dialogue_line(stats["dialogue"]["train"]))
+    out.print("scored tokens in colour, unscored ones dimmed and struck through" if not plain
+              else "tokens parted by |, unscored runs in ⟦ ⟧ (a row's first token is never scored)")
+    pad = session.tokenizer.pad_token_id
+    pad = pad if pad is not None else session.tokenizer.eos_token_id
+    table = piece_table(session.tokenizer)
+    for i in range(min(samples, len(rows))):
+        ids, scored = trained_row(rows, i, pad)
+        out.print(f"\nrow {i + 1} of {len(rows):,}: {len(ids)} tokens, {sum(scored)} scored")
+        out.print(sample_text(table, ids, scored, plain=plain))
+    sys.stdout.flush()
+    return 0
