@@ -77,7 +77,8 @@ def test_a_sweep_queues_its_grid_with_the_right_settings_and_has_a_table(tmp_pat
     assert [row["settings"] for row in table] == [{"lr": lr, "lora_r": r} for lr, r in grid_seen]
     assert all(row["status"] == "paused" and row["run"] is None for row in table)
     printed = cli("runs", "--sweep", "1").stdout.splitlines()
-    assert printed[0].split() == ["run", "lr", "lora_r", "best", "eval", "steps", "time", "status"]
+    assert printed[0].split() == ["run", "lr", "lora_r", "best", "eval", "steps", "time", "peak", "memory",
+                                  "status"]
     assert len(printed) == 7
     assert "6 waiting runs" in cli("queue", "--clear").stderr and queue_json() == []
 

@@ -95,11 +95,13 @@ def sweep_rows(store: Store, sweep: int) -> list[dict]:
         best = store.best_eval(run["id"])
         rows.append({"run": run["id"], "settings": {k: config.get(k) for k in varied},
                      "best_eval_loss": best, "steps": run["steps"], "status": run["status"],
-                     "seconds": _seconds(run["time"], run["ended"])})
+                     "seconds": _seconds(run["time"], run["ended"]),
+                     "peak_memory": store.peak_memory(run["id"])})
     for item in RunQueue(store).items():
         if item.sweep == sweep and item.run_id is None:
             rows.append({"run": None, "settings": {k: item.config.get(k) for k in varied},
-                         "best_eval_loss": None, "steps": 0, "status": item.state, "seconds": None})
+                         "best_eval_loss": None, "steps": 0, "status": item.state, "seconds": None,
+                         "peak_memory": None})
     return rows
 
 

@@ -200,6 +200,20 @@ class Store:
         return self.read("SELECT step, loss, lr, tokens_per_s, epoch, tokens FROM run_steps "
                           "WHERE run_id = ? ORDER BY step", (run_id,))
 
+    def hardware(self, run_id: int) -> list[tuple[int, dict]]:
+        """The hardware samples taken at a run's evaluations: (step, core.base.hardware.Reading
+        as JSON)."""
+        return [(r["step"], json.loads(r["sample"])) for r in self.read(
+            "SELECT step, sample FROM run_hardware WHERE run_id = ? ORDER BY rowid", (run_id,))]
+
+    def peak_memory(self, run_id: int) -> int | None:
+        """The most memory a run's samples saw it hold: its GPUs' memory in use, else its
+        process's resident set; None when none was taken."""
+        from core.base.hardware import memory_held
+
+        peaks = [memory_held(sample) for _, sample in self.hardware(run_id)]
+        return max(peaks) if peaks else None
+
     def best_eval(self, run_id: int) -> float | None:
         return self.read("SELECT MIN(eval_loss) AS best FROM run_evals WHERE run_id = ?",
                           (run_id,))[0]["best"]

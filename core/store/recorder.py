@@ -3,12 +3,17 @@ at once, where its model was saved (and whose model that replaced), its end."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
+from typing import TYPE_CHECKING
 
 from core.base.errors import first_line
 from core.store.database import Store, now_iso, resolved
 from core.training import events as ev
+
+if TYPE_CHECKING:
+    from core.base.hardware import HardwareMonitor
 
 
 class RunRecorder:
@@ -27,6 +32,7 @@ class RunRecorder:
         self.last_flush = time.monotonic()
         self.lost: str | None = None   # the database went away: the run goes on without it
         self.started = False   # the data was accepted
+        self.monitor: HardwareMonitor | None = None
 
     def __call__(self, event: ev.TrainEvent) -> None:
         self.started = self.started or isinstance(event, ev.Stats)
@@ -46,6 +52,7 @@ class RunRecorder:
             case ev.Eval():
                 self.pending.append(("INSERT OR REPLACE INTO run_evals VALUES (?,?,?,?)",
                                      (rid, event.step, event.eval_loss, event.perplexity)))
+                self._sample_hardware(event.step)
                 self.pending.append(("UPDATE runs SET eval_loss = ? WHERE id = ?", (event.eval_loss, rid)))
             case ev.Sample():
                 self.pending.append(("INSERT INTO run_samples VALUES (?,?,?)", (rid, event.step, event.text)))
@@ -62,6 +69,16 @@ class RunRecorder:
             case _:
                 return
         self.flush()
+
+    def _sample_hardware(self, step: int) -> None:
+        """What the machine held at this evaluation: a finished run shows its peak."""
+        if self.monitor is None:
+            from core.base.hardware import HardwareMonitor
+
+            self.monitor = HardwareMonitor()
+        sample = self.monitor.read().as_json()
+        self.pending.append(("INSERT INTO run_hardware VALUES (?,?,?)",
+                             (self.run_id, step, json.dumps(sample))))
 
     def _saved_to(self, out: str) -> None:
         """The run's model is in `out` (recorded as an absolute path); an earlier run's model

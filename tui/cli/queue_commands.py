@@ -119,16 +119,19 @@ def cmd_queue(args) -> int:
 
 def cmd_runs(args) -> int:
     store = open_store()
+    if store is None:   # said on stderr; nothing to list
+        return 1
     if args.export:
         return export_csv(store)
     if args.sweep is not None:
         return sweep_table(store, args.sweep, args.json)
-    rows = store.runs(limit=args.limit) if store else []
+    rows = store.runs(limit=args.limit)
     if args.json:
         print_json([{"id": r["id"], "time": r["time"], "model": r["model"], "train": r["train"],
                       "steps": r["steps"], "eval_loss": r["eval_loss"], "status": r["status"],
                       "out": r["out"], "replaced_by": r["replaced_by"], "data_hash": r["data_hash"],
-                      "error": r["error"], "sweep": r["sweep"]} for r in rows])
+                      "error": r["error"], "sweep": r["sweep"],
+                      "peak_memory": store.peak_memory(r["id"])} for r in rows])
         return 0
     for r in rows:
         loss = f"eval {r['eval_loss']:.3f}" if r["eval_loss"] is not None else "no eval"
@@ -144,7 +147,7 @@ def cmd_runs(args) -> int:
 
 
 def sweep_table(store, sweep: int, as_json: bool) -> int:
-    rows = sweep_rows(store, sweep) if store else []
+    rows = sweep_rows(store, sweep)
     if not rows:
         raise UserError(f"--sweep {sweep}: no such sweep in the workspace")
     if as_json:
@@ -159,12 +162,13 @@ def sweep_lines(rows: list[dict]) -> list[str]:
     """The sweep's table as text: one row per run, the best marked."""
     best = best_row(rows)
     names = list(rows[0]["settings"])
-    head = ["run", *names, "best eval", "steps", "time", "status"]
+    head = ["run", *names, "best eval", "steps", "time", "peak memory", "status"]
     body = []
     for r in rows:
         body.append([f"#{r['run']}" if r["run"] else "—", *(str(r["settings"][n]) for n in names),
                      f"{r['best_eval_loss']:.4f}" if r["best_eval_loss"] is not None else "—",
                      str(r["steps"]), f"{r['seconds']:.0f} s" if r["seconds"] is not None else "—",
+                     f"{r['peak_memory'] / 1e9:.2f} GB" if r["peak_memory"] else "—",
                      r["status"] + (" ★ best" if r is best else "")])
     widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [head, *body]]
@@ -174,7 +178,7 @@ def export_csv(store) -> int:
     """Every run's curves, one row per point: run, step, train loss, lr, tokens/s, eval loss."""
     writer = csv.writer(sys.stdout)
     writer.writerow(["run", "sweep", "step", "loss", "lr", "tokens_per_s", "eval_loss"])
-    for run in reversed(store.runs(limit=1_000_000) if store else []):
+    for run in reversed(store.runs(limit=1_000_000)):
         steps = {row["step"]: row for row in store.step_rows(run["id"])}
         evals = {step: loss for step, loss, _ in store.evals(run["id"])}
         for step in sorted(set(steps) | set(evals)):
