@@ -15,9 +15,11 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from pathlib import Path
 
@@ -83,6 +85,8 @@ def train_command(item: QueueItem) -> list[str]:
 
 
 class Runner:
+    WAIT_S = 1.0   # how often a run that trains now is asked whether it has ended
+
     def __init__(self, store: Store) -> None:
         self.store, self.queue = store, RunQueue(store)
         self.child: subprocess.Popen | None = None
@@ -114,11 +118,26 @@ class Runner:
 
     def _drain(self) -> None:
         self.queue.drop_orphans()
-        while not self.stopping and (item := self.queue.take_next()) is not None:
+        while not self.stopping and self._wait_for_other_runs() and (item := self.queue.take_next()) is not None:
             self._log(f"item {item.id}: starting {item.name or item.config.get('train')}")
             error = self._run(item)
             self._log(f"item {item.id}: " + (f"failed: {error}" if error else "ended"))
             self.queue.finished(item.id)
+
+    def _wait_for_other_runs(self) -> bool:
+        """Runs one after another: a run that trains on this machine now (the app's, a
+        `train` in a terminal) ends before the next queued one starts. False if told to stop."""
+        said = False
+        while not self.stopping:
+            busy = [r for r in self.store.runs(limit=50)
+                    if r["status"] == "running" and r["host"] == socket.gethostname()]
+            if not busy:
+                return True
+            if not said:
+                self._log(f"waiting for run #{busy[0]['id']} to end")
+                said = True
+            time.sleep(self.WAIT_S)
+        return False
 
     def _run(self, item: QueueItem) -> str | None:
         """One item's run to its end; the error it failed with, if it failed."""

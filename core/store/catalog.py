@@ -20,6 +20,7 @@ class ModelChoice:
     name: str                         # what loading is given: a hub id, a folder, "demo"
     label: str                        # one line for the list
     trained: str | None = None        # a run's saved folder: its weights on top of `name`
+    run_id: int | None = None         # the workspace's run, for a run's model
 
 
 def run_models(store: Store | None) -> list[ModelChoice]:
@@ -36,7 +37,7 @@ def run_models(store: Store | None) -> list[ModelChoice]:
         kind = f"adapter on {row['model']}" if is_adapter_folder(out) else row["model"]
         label = (f"run #{row['id']} · {row['time'][:16].replace('T', ' ')} · {source_name(row['train'])} · "
                  f"{row['steps']} steps{loss} · {kind} → {out}")
-        found.append(ModelChoice("run", row["model"], label, trained=out))
+        found.append(ModelChoice("run", row["model"], label, trained=out, run_id=row["id"]))
     return found
 
 

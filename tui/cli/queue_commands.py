@@ -15,11 +15,12 @@ from core.data.source import source_name
 from core.model.lora import is_adapter_folder
 from core.queue.items import RunQueue, new_sweep
 from core.queue.runner import ensure_runner, log_path
-from core.queue.sweep import Combination, best_row, grid, parse_sweep, sweep_rows
+from core.queue.sweep import Combination, grid, parse_sweep, sweep_rows
 from core.store.workspace import runs_dir
 from core.training.config import TrainConfig, check_paths
 from tui.cli.commands import open_store, print_json
 from tui.cli.options import given
+from tui.render.summaries import sweep_lines
 
 
 def _absolute(path: str | None) -> str | None:
@@ -156,22 +157,6 @@ def sweep_table(store, sweep: int, as_json: bool) -> int:
     for line in sweep_lines(rows):
         print(line)
     return 0
-
-
-def sweep_lines(rows: list[dict]) -> list[str]:
-    """The sweep's table as text: one row per run, the best marked."""
-    best = best_row(rows)
-    names = list(rows[0]["settings"])
-    head = ["run", *names, "best eval", "steps", "time", "peak memory", "status"]
-    body = []
-    for r in rows:
-        body.append([f"#{r['run']}" if r["run"] else "—", *(str(r["settings"][n]) for n in names),
-                     f"{r['best_eval_loss']:.4f}" if r["best_eval_loss"] is not None else "—",
-                     str(r["steps"]), f"{r['seconds']:.0f} s" if r["seconds"] is not None else "—",
-                     f"{r['peak_memory'] / 1e9:.2f} GB" if r["peak_memory"] else "—",
-                     r["status"] + (" ★ best" if r is best else "")])
-    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [head, *body]]
 
 
 def export_csv(store) -> int:

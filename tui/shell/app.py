@@ -475,8 +475,8 @@ class RuGPTApp(App):
     def action_load_model(self) -> None:
         self.windows.pick_model()
 
-    def action_compare_models(self) -> None:
-        self.windows.compare_models()
+    def action_compare_models(self, runs: tuple[int, ...] = ()) -> None:
+        self.windows.compare_models(runs)
 
     def action_load_finished_run(self) -> None:
         self.workspace.load_finished_run()

@@ -113,8 +113,9 @@ class Windows:
 
         app.push_screen(ModelPickerScreen(app.model_name, app.store), chosen)
 
-    def compare_models(self) -> None:
-        """Tick models (tui.shell.models.compare), then compare them side by side."""
+    def compare_models(self, runs: tuple[int, ...] = ()) -> None:
+        """Tick models (tui.shell.models.compare), then compare them side by side; `runs`
+        come ticked (a sweep's best)."""
         from tui.shell.models.compare import CompareScreen, CompareSetupScreen, with_seed
 
         app = self.app
@@ -130,4 +131,4 @@ class Windows:
                 app.push_screen(CompareScreen(request, app.store))
 
         app.push_screen(CompareSetupScreen(app.store, form.get("test") or form.get("train", ""),
-                                           prompt, with_seed(settings)), chosen)
+                                           prompt, with_seed(settings), ticked_runs=runs), chosen)

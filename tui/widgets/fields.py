@@ -15,6 +15,7 @@ before. Every text field of the app is one of them.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from textual import events
@@ -172,6 +173,6 @@ def changed_values(fields, defaults: dict) -> dict:
     return changed
 
 
-def read_fields(root: Widget) -> dict:
-    """Every SettingField under `root`, read: name → value."""
-    return {f.setting.name: f.read() for f in root.query(SettingField)}
+def read_fields(root: Widget, skip: Iterable[str] = ()) -> dict:
+    """Every SettingField under `root` (but those named in `skip`), read: name → value."""
+    return {f.setting.name: f.read() for f in root.query(SettingField) if f.setting.name not in skip}

@@ -48,7 +48,9 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
                 "alternatives"),
     ]),
     ("Train", [
-        ("F8", "start training with the pane's settings"),
+        ("F8", "start training with the pane's settings; while a run goes, queue it as the "
+               "next run; a field with several values (1e-4, 3e-4) queues a sweep"),
+        ("ctrl+u", "the queue: reorder, remove, pause after the current run; a sweep's table"),
         ("F9", "stop training after the current step; on another process's run, ask it to "
                "save and stop"),
         ("ctrl+s", "save a checkpoint"),

@@ -50,8 +50,8 @@ if TYPE_CHECKING:
     from core.model.session import ModelSession
 
 # The settings the form shows, in its grid's order; the rest keep their defaults.
-SHOWN = ("epochs", "lr", "batch_size", "block_size", "eval_every", "mixed_precision",
-         "pack", "lora", "gradient_checkpointing", "processes")
+SHOWN = ("epochs", "lr", "batch_size", "block_size", "eval_every", "patience", "mixed_precision",
+         "pack", "lora", "gradient_checkpointing", "keep_best", "processes")
 LORA_SHOWN = ("lora_r", "lora_alpha", "lora_dropout", "lora_targets")   # a row shown with LoRA on
 # ... which also holds FSDP, shown when the run has several processes to shard over
 PATH_FIELDS = (("train", "train-data"), ("test", "train-test"), ("out", "train-out"))
@@ -244,11 +244,11 @@ class TrainForm(Vertical):
     def out_folder(self) -> str:
         return self.query_one("#train-out", Input).value.strip() or default_out()
 
-    def read_config(self) -> TrainConfig:
+    def read_config(self, swept: dict | None = None) -> TrainConfig:   # swept: a sweep's values
         data = self.query_one("#train-data", Input).value.strip()
         if not data:
             raise UserError("train data: choose a file, a folder or a hub dataset")
-        fields = read_fields(self)
+        fields = {**read_fields(self, skip=swept or {}), **(swept or {})}
         fields["fsdp"] = fields["fsdp"] and fields["processes"] > 1   # hidden, it is off
         return TrainConfig(
             train=data, test=self.query_one("#train-test", Input).value.strip() or None,

@@ -6,23 +6,22 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import ProgressBar, RichLog, Static
 
-from core.base.errors import SaveError, UserError, one_line
+from core.base.errors import UserError, one_line
 from core.data.source import source_name
-from core.model.checkpoint import save_locked
 from core.store.database import resolved
 from core.training.config import TrainControl, check_paths
 from tui.panes.host import host
 from tui.panes.train.form import OutFolderChecked, TrainForm
+from tui.panes.train.queue_view import is_sweep, open_queue, queue_from_pane, queued_out_folders
 from tui.panes.train.run import (
     LossChart,
     PaintPacer,
@@ -33,6 +32,7 @@ from tui.panes.train.run import (
     other_run_status,
 )
 from tui.panes.train.runs_list import RunsList
+from tui.panes.train.saving import save_loaded_model
 from tui.panes.train.worker import TrainingFinished, TrainingProgress, run_training
 from tui.render.notify import ring_if_away
 from tui.widgets.messages import SessionChanged, WeightsChanged
@@ -49,14 +49,11 @@ CHART_EVERY_S = 1.0
 LOG_EVERY_S = 2.0
 POLL_S = 1.0   # how often the workspace is read for runs of other processes
 
-@dataclass
-class SaveFinished(Message):
-    message: str
-    ok: bool
-
 
 class TrainPane(Horizontal):
-    IDLE_HINT = "F8 start · F9 stop · ctrl+s save now · ctrl+b before/after"
+    # over the pane's fields too (an Input's ctrl+u would clear it): the queue is one key away
+    BINDINGS = [Binding("ctrl+u", "show_queue", "Queue", show=False, priority=True)]
+    IDLE_HINT = "F8 start (queues while a run goes) · F9 stop · ctrl+s save now · ctrl+b before/after"
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -85,7 +82,7 @@ class TrainPane(Horizontal):
     def on_mount(self) -> None:
         self.query_one("#train-log").border_title = "evals and samples"
         self.runs_list.border_title = "runs"
-        self.runs_list.border_subtitle = "space: overlay · ctrl+l: log"
+        self.runs_list.border_subtitle = "space overlay · q queue · ctrl+l log"
         self.query_one(LossChart).draw([])
         if self.runs_list.load(host(self).store):   # a workspace to follow
             self.set_interval(POLL_S, self.poll_workspace)
@@ -105,6 +102,10 @@ class TrainPane(Horizontal):
     def commands(self):
         yield SystemCommand("Start training", "Fine-tune on the chosen data (F8)", self.start)
         yield SystemCommand("Stop training", "Stop after the current step (F9)", self.stop)
+        yield SystemCommand("Queue this run", "Add the form's run (or its sweep) to the queue: "
+                            "a headless runner starts it after the runs before it", self.queue_run)
+        yield SystemCommand("Show queue", "The queued runs: reorder, remove, pause; a sweep's "
+                            "table (ctrl+u)", self.show_queue)
         yield SystemCommand("Save checkpoint", "Save the current weights now (ctrl+s)", self.save_now)
         yield SystemCommand("Load dataset", "Choose the training data", self.focus_data)
         yield SystemCommand("Toggle x axis: steps / tokens seen", "The loss chart against tokens "
@@ -136,8 +137,23 @@ class TrainPane(Horizontal):
             status.update(self.IDLE_HINT)
         self._noted_out = message.note is not None
 
-    def out_folders(self) -> set[str]:   # this session's runs' folders (some not made yet)
-        return {resolved(run.config.out) for run in self.runs if run.config.out}
+    def out_folders(self) -> set[str]:
+        """The folders this session's runs and the queue's save to (some not made yet)."""
+        return ({resolved(run.config.out) for run in self.runs if run.config.out}
+                | queued_out_folders(host(self).store))
+
+    def queue_run(self) -> None:
+        """The form's run, or the sweep its fields describe, into the queue."""
+        queue_from_pane(self)
+
+    def show_queue(self) -> None:
+        open_queue(self)
+
+    def action_show_queue(self) -> None:
+        self.show_queue()
+
+    def on_runs_list_show_queue(self) -> None:
+        self.show_queue()
 
     def check_out_field(self) -> str | None:
         """The output folder's problem, if it has one, said in the status line and a
@@ -157,8 +173,8 @@ class TrainPane(Horizontal):
         if session is None:
             self.app.notify("No model loaded yet", severity="warning")
             return
-        if self.training:
-            self.app.notify("A training run is already going (F9 stops it)", severity="warning")
+        if self.training or is_sweep(self.form):   # the next run, or a sweep's grid: the queue's
+            self.queue_run()
             return
         self.form.next_out_folder(self.out_folders(), only_filled=True)   # another app's run?
         try:
@@ -234,6 +250,7 @@ class TrainPane(Horizontal):
         """Runs as the workspace has them now: a run of another process is shown live — its
         curve, evals, samples and ETA — as it writes them."""
         changed = self.runs_list.poll()
+        self.runs_list.show_queue_size()
         if self.runs_list.shown in changed and not self.training:
             self.draw_chart()
             self._show_other_run(self.runs_list.past[self.runs_list.shown])
@@ -261,23 +278,7 @@ class TrainPane(Horizontal):
         out = self.form.out_folder()
         if self.check_out_field() is not None:
             return
-        self.app.run_worker(lambda: self._save_current(session, out), thread=True, group="save")
-
-    def _save_current(self, session: ModelSession, out: str) -> None:
-        try:
-            with session.lock:
-                save_locked(out, session.model, session.tokenizer,
-                            {"step": 0, "note": "saved from the app"}, adapter=session.adapter)
-        except Exception as exc:   # one line; the app and the previous save stay
-            message = str(exc) if isinstance(exc, (UserError, SaveError)) else one_line(exc)
-            self.post_message(SaveFinished(message, False))
-            return
-        self.post_message(SaveFinished(f"saved to {out}", True))
-
-    def on_save_finished(self, message: SaveFinished) -> None:
-        self.app.notify(message.message, title="Save checkpoint",
-                        severity="information" if message.ok else "error",
-                        timeout=5 if message.ok else 8)
+        save_loaded_model(self.app, session, out)
 
     def on_training_progress(self, message: TrainingProgress) -> None:
         run = self.run

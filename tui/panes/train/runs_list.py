@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 
 
 class RunsList(SelectionList[int]):
-    BINDINGS = [Binding("l", "load_run", "Load this run's model")]
+    BINDINGS = [Binding("l", "load_run", "Load this run's model"),
+                Binding("q", "show_queue", "The queue")]
+
+    class ShowQueue(Message):
+        """The user asked for the queue's window (q)."""
 
     class Shown(Message):
         """What the chart should show has changed (another run highlighted or ticked)."""
@@ -33,6 +37,18 @@ class RunsList(SelectionList[int]):
     def action_load_run(self) -> None:
         if self.highlighted is not None:
             self.post_message(self.LoadRun(self.get_option_at_index(self.highlighted).value))
+
+    def action_show_queue(self) -> None:
+        self.post_message(self.ShowQueue())
+
+    def show_queue_size(self) -> None:
+        """The list's title says how many runs the queue holds (the runner starts them)."""
+        queued = 0
+        if self.store is not None:
+            from core.queue.items import RunQueue
+
+            queued = RunQueue(self.store).waiting()
+        self.border_title = "runs" + (f" · {queued} queued" if queued else "")
 
     def __init__(self, mine: list[TrainRun], **kwargs) -> None:
         super().__init__(**kwargs)

@@ -70,10 +70,11 @@ class CompareSetupScreen(Window[CompareRequest | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel"),
                 Binding("enter", "start", "Compare", priority=True)]
 
-    def __init__(self, store, data: str, prompt: str, settings) -> None:
+    def __init__(self, store, data: str, prompt: str, settings, ticked_runs: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.store, self.data, self.prompt, self.settings = store, data, prompt, settings
         self.choices: list[ModelChoice] = []
+        self.ticked_runs = ticked_runs   # runs ticked from the start (a sweep's)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="cmp-setup"):
@@ -93,7 +94,8 @@ class CompareSetupScreen(Window[CompareRequest | None]):
         self.choices = message.choices
         listing = self.query_one("#cmp-models", SelectionList)
         listing.clear_options()
-        listing.add_options([(choice.label, i) for i, choice in enumerate(self.choices)])
+        listing.add_options([(choice.label, i, choice.run_id in self.ticked_runs)
+                             for i, choice in enumerate(self.choices)])
         if self.choices:
             listing.highlighted = 0
 
