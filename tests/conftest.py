@@ -77,15 +77,18 @@ def steady_cursor(monkeypatch):
 def frozen_figures(monkeypatch):
     """What a snapshot shows is the same on every machine and every run: durations come from
     a clock that ticks 10 ms a reading (core.base.clock), and the memory plan's measured
-    activations are a fixed 2 MB per sequence (core.training.memory)."""
+    activations are a fixed 2 MB per sequence (core.training.memory), and the hardware reads
+    the same figures every second (core.base.hardware)."""
     import itertools
 
-    from core.base import clock
+    from core.base import clock, hardware
     from core.training import memory
 
     ticks = itertools.count(1)
     monkeypatch.setattr(clock, "_source", lambda: next(ticks) * 0.01)
     monkeypatch.setattr(memory, "saved_activation_bytes", lambda *args, **kwargs: 2_000_000)
+    monkeypatch.setattr(hardware.HardwareMonitor, "read",
+                        lambda self: hardware.Reading(hardware.HostReading(150.0, 1_250_000_000, 2)))
 
 
 @pytest.fixture(scope="session")

@@ -42,7 +42,7 @@ def test_eval_loss_falls_and_result_loads(corpus_files, tmp_path, fresh_family_s
     assert result.eval_loss < first_step["loss"]
     assert [e for e in events if e["event"] == "sample"]
     assert events[-1] == {"event": "done", "out": str(tmp_path / "out"), "steps": result.steps,
-                          "eval_loss": result.eval_loss, "stop_reason": "done"}
+                          "eval_loss": result.eval_loss, "stop_reason": "done", "kept_step": result.steps}
     assert (tmp_path / "out" / "model.safetensors").exists()
     reloaded = load_session(str(tmp_path / "out"), device="cpu")
     assert type(reloaded.model) is type(fresh_session.model)

@@ -101,6 +101,33 @@ def add_serve(sub) -> None:
     p.add_argument("--lesson", action="store_true", help="each tab starts with the lesson open")
 
 
+def add_train(sub) -> None:
+    """`train`: the data, the output, every training setting, and the queue."""
+    p = sub.add_parser("train", help="fine-tune on your texts")
+    add_model_args(p)
+    p.add_argument("--train", required=True, help=".txt, .jsonl/.json, .csv, a folder of .txt, or a hub dataset")
+    p.add_argument("--test", default=None)
+    p.add_argument("--out", default=None)
+    p.add_argument("--resume", default=None)
+    add_settings(p, TRAIN_SETTINGS, per_model=PER_MODEL)
+    p.add_argument("--on-hangup", choices=["keep", "stop"], default="keep",
+                   help="the terminal hangs up mid-run: keep training to the end (default), "
+                        "or save and stop")
+    p.add_argument("--jsonl", action="store_true")
+    p.add_argument("--notify", action="store_true",
+                   help="ring the terminal's bell (and send a desktop notification) when the run ends")
+    p.add_argument("--dry-run", action="store_true",
+                   help="show the data's statistics and first rows as they would be trained, then exit")
+    p.add_argument("--no-record", action="store_true", help=argparse.SUPPRESS)   # the app records
+    p.add_argument("--queue", action="store_true",
+                   help="add the run to the workspace's queue: a headless runner starts it after "
+                        "the runs before it, with no terminal needed")
+    p.add_argument("--sweep", action="append", default=[], metavar="SETTING=V1,V2,…",
+                   help="queue one run per combination of the values given (repeatable), each in "
+                        "a folder of its own inside --out")
+    p.add_argument("--queue-item", type=int, default=None, help=argparse.SUPPRESS)   # the runner's
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rugpt-tui", description="Explore and fine-tune a Russian GPT in the terminal.")
@@ -132,29 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jsonl", action="store_true")
 
     add_inspect(sub)
-    p = sub.add_parser("train", help="fine-tune on your texts")
-    add_model_args(p)
-    p.add_argument("--train", required=True, help=".txt, .jsonl/.json, .csv, a folder of .txt, or a hub dataset")
-    p.add_argument("--test", default=None)
-    p.add_argument("--out", default=None)
-    p.add_argument("--resume", default=None)
-    add_settings(p, TRAIN_SETTINGS, per_model=PER_MODEL)
-    p.add_argument("--on-hangup", choices=["keep", "stop"], default="keep",
-                   help="the terminal hangs up mid-run: keep training to the end (default), "
-                        "or save and stop")
-    p.add_argument("--jsonl", action="store_true")
-    p.add_argument("--notify", action="store_true",
-                   help="ring the terminal's bell (and send a desktop notification) when the run ends")
-    p.add_argument("--dry-run", action="store_true",
-                   help="show the data's statistics and first rows as they would be trained, then exit")
-    p.add_argument("--no-record", action="store_true", help=argparse.SUPPRESS)   # the app records
-    p.add_argument("--queue", action="store_true",
-                   help="add the run to the workspace's queue: a headless runner starts it after "
-                        "the runs before it, with no terminal needed")
-    p.add_argument("--sweep", action="append", default=[], metavar="SETTING=V1,V2,…",
-                   help="queue one run per combination of the values given (repeatable), each in "
-                        "a folder of its own inside --out")
-    p.add_argument("--queue-item", type=int, default=None, help=argparse.SUPPRESS)   # the runner's
+    add_train(sub)
 
     p = sub.add_parser("export", help="merge a LoRA adapter into its base: a plain model folder")
     add_model_args(p)

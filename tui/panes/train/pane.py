@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -21,6 +20,7 @@ from core.store.database import resolved
 from core.training.config import TrainControl, check_paths
 from tui.panes.host import host
 from tui.panes.train.form import OutFolderChecked, TrainForm
+from tui.panes.train.hardware_view import HardwareRead, short_line, watch_hardware
 from tui.panes.train.queue_view import is_sweep, open_queue, queue_from_pane, queued_out_folders
 from tui.panes.train.run import (
     LossChart,
@@ -38,6 +38,7 @@ from tui.render.notify import ring_if_away
 from tui.widgets.messages import SessionChanged, WeightsChanged
 
 if TYPE_CHECKING:
+    from core.base.hardware import Reading
     from core.model.session import ModelSession
     from core.store.database import Store
 
@@ -68,6 +69,7 @@ class TrainPane(Horizontal):
         self.log_scale = False
         self.by_tokens = False   # the chart's x axis: steps, or tokens seen
         self._noted_out = False   # the status line says whose model the output folder holds
+        self.hardware: Reading | None = None   # the newest reading while a run trains
 
     def compose(self) -> ComposeResult:
         with Vertical(id="train-left"):
@@ -214,6 +216,7 @@ class TrainPane(Horizontal):
         # Owned by the App, not the pane: switching tabs never stops it.
         self.app.run_worker(lambda: self._train(session, run, store), thread=True, exclusive=True,
                             group="train", name="train")
+        watch_hardware(self, run)
 
     def _train(self, session: ModelSession, run: TrainRun, store: Store | None) -> None:
         from textual.worker import get_current_worker
@@ -323,7 +326,12 @@ class TrainPane(Horizontal):
         if not run.running:   # however late a paint comes, an ended run reads as ended
             status.update(run.end_line(), layout=False)
         elif run.last_step is not None:
-            status.update(run.status_line(), layout=False)
+            hardware = f" · {short_line(self.hardware)}" if self.hardware is not None else ""
+            status.update(run.status_line() + hardware, layout=False)
+
+    def on_hardware_read(self, message: HardwareRead) -> None:
+        self.hardware = message.reading
+        self.query_one(LossChart).border_subtitle = message.reading.line()
 
     def on_training_finished(self, message: TrainingFinished) -> None:
         run = message.run
@@ -337,16 +345,6 @@ class TrainPane(Horizontal):
         self.runs_list.refill()
 
     # -- the runs list and the chart ---------------------------------------------------------
-
-    def on_runs_list_load_run(self, message: RunsList.LoadRun) -> None:
-        """A run's saved model, loaded as a finished run's is: its weights on its base."""
-        store = host(self).store
-        row = store.run(message.number) if store is not None else None
-        if row is None or not row["out"] or row["replaced_by"] or not Path(row["out"]).is_dir():
-            why = "replaced by a later run" if row and row["replaced_by"] else "saved no model"
-            self.notify(f"run #{message.number} {why}", title="Load model", severity="warning")
-            return
-        host(self).load_model(row["model"], trained=row["out"])
 
     def on_runs_list_shown(self) -> None:
         self.draw_chart()

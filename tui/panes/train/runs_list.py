@@ -4,7 +4,7 @@ a run shows it in the loss chart; ticking runs (space) overlays them; `l` loads 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import on
@@ -13,6 +13,7 @@ from textual.message import Message
 from textual.widgets import SelectionList
 
 from core.data.source import source_name
+from tui.panes.host import host
 from tui.panes.train.run import RUN_COLOURS, Curve, TrainRun, run_summary
 
 if TYPE_CHECKING:
@@ -29,14 +30,19 @@ class RunsList(SelectionList[int]):
     class Shown(Message):
         """What the chart should show has changed (another run highlighted or ticked)."""
 
-    @dataclass
-    class LoadRun(Message):
-        """The user asked for this run's saved model (l)."""
-        number: int
-
     def action_load_run(self) -> None:
-        if self.highlighted is not None:
-            self.post_message(self.LoadRun(self.get_option_at_index(self.highlighted).value))
+        """The highlighted run's saved model, loaded as a finished run's is: its weights on
+        its base (l)."""
+        if self.highlighted is None:
+            return
+        number = self.get_option_at_index(self.highlighted).value
+        store = host(self).store
+        row = store.run(number) if store is not None else None
+        if row is None or not row["out"] or row["replaced_by"] or not Path(row["out"]).is_dir():
+            why = "replaced by a later run" if row and row["replaced_by"] else "saved no model"
+            self.notify(f"run #{number} {why}", title="Load model", severity="warning")
+            return
+        host(self).load_model(row["model"], trained=row["out"])
 
     def action_show_queue(self) -> None:
         self.post_message(self.ShowQueue())

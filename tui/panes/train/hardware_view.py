@@ -1,0 +1,55 @@
+"""The hardware while the pane's run trains, read on a worker once a second (core.base.hardware):
+the chart's panel shows it whole — per GPU utilisation, memory, temperature, power; on a
+machine without an NVIDIA driver the app's CPU use and resident memory — and the status
+line ends with the short form."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from textual.message import Message
+
+from core.base.hardware import HardwareMonitor, Reading
+
+if TYPE_CHECKING:
+    from textual.widget import Widget
+
+    from tui.panes.train.run import TrainRun
+
+READ_EVERY_S = 1.0
+
+
+@dataclass
+class HardwareRead(Message):
+    reading: Reading
+
+
+def watch_hardware(pane: Widget, run: TrainRun) -> None:
+    """Read the hardware until `run` ends (or the app quits), each reading posted to `pane`."""
+    pane.app.run_worker(lambda: _read_while(pane, run), thread=True, group="hardware",
+                        exclusive=True, name="hardware")
+
+
+def _read_while(pane: Widget, run: TrainRun) -> None:
+    from textual.worker import get_current_worker
+
+    worker = get_current_worker()
+    monitor = HardwareMonitor()
+    while run.running and not worker.is_cancelled:
+        pane.post_message(HardwareRead(monitor.read()))
+        due = time.monotonic() + READ_EVERY_S
+        while time.monotonic() < due:   # a quitting app is not kept waiting a whole second
+            if worker.is_cancelled or not run.running:
+                return
+            time.sleep(0.05)
+
+
+def short_line(reading: Reading) -> str:
+    """The status line's end: the busiest GPU's use and memory, or the process's."""
+    if reading.gpus:
+        gpu = max(reading.gpus, key=lambda g: g.utilization or 0)
+        used = f" · {gpu.memory_used / 1e9:.1f} GB" if gpu.memory_used is not None else ""
+        return f"GPU{gpu.index} {gpu.utilization if gpu.utilization is not None else '?'}%{used}"
+    return f"CPU {reading.host.cpu_percent:.0f}% · {reading.host.rss / 1e9:.1f} GB"
