@@ -24,7 +24,32 @@ def workspace_home(tmp_path_factory, monkeypatch):
     changes another."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("RUGPT_TUI_HOME", str(home))
-    return home
+    yield home
+    stop_queue_runner()
+
+
+def stop_queue_runner(timeout: float = 60) -> None:
+    """A runner a test's queue started (F8 during a run, say) stops with its test, its run
+    saved and stopped: no run of one test trains on into the next ones."""
+    import signal
+    import time
+
+    from core.queue.items import RunQueue
+    from core.queue.runner import runner_pid
+    from core.store.database import Store
+    from core.store.workspace import database_path
+
+    if not database_path().exists():
+        return
+    RunQueue(Store.open()).pause()
+    pid = runner_pid()
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGTERM)
+    end = time.monotonic() + timeout
+    while runner_pid() is not None:
+        assert time.monotonic() < end, f"the queue's runner {pid} did not stop"
+        time.sleep(0.1)
 
 
 @pytest.fixture(autouse=True)

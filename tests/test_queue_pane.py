@@ -145,3 +145,25 @@ def test_the_runner_the_app_started_finishes_after_its_terminal_hangs_up(tmp_pat
     wait_until_the_runner_is_done()
     (run,) = runs_oldest_first()
     assert run["status"] == "done" and run["out"] == str(out)
+
+
+async def test_c_in_the_queue_window_compares_the_sweeps_best_runs(demo_session, tmp_path):
+    from tui.shell.models.compare import CompareSetupScreen
+
+    cli("train", "--model", "demo", "--train", str(CORPUS), "--max-steps", "3",
+        "--sweep", "lr=1e-3,3e-3,1e-2", "--out", str(tmp_path / "sweep"))
+    wait_until_the_runner_is_done()
+    rows = json.loads(cli("runs", "--sweep", "1", "--json").stdout)
+    assert [row["status"] for row in rows] == ["done"] * 3
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f4", "ctrl+u")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        await wait_for(pilot, lambda: "sweep 1" in str(app.screen.query_one("#queue-sweep").render()))
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareSetupScreen))
+        setup = app.screen
+        await wait_for(pilot, lambda: len(setup.choices) >= 3)
+        ticked = [setup.choices[i].run_id for i in setup.query_one("#cmp-models").selected]
+        assert sorted(ticked) == sorted(row["run"] for row in rows)   # three runs: all of them
+        await pilot.press("escape")

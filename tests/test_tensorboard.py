@@ -60,3 +60,29 @@ def test_a_folder_holding_only_a_runs_logs_is_free_for_a_model(tmp_path):
     (folder / "tb" / "notes.txt").write_text("mine")    # a user's file among them: refused
     with pytest.raises(UserError, match="not a rugpt-tui checkpoint"):
         check_output_folder(folder)
+
+
+def test_the_csv_export_holds_every_runs_curves(tmp_path):
+    import csv
+    import io
+
+    for seed in ("1", "2"):
+        train = subprocess.run([sys.executable, "-m", "tui.cli", "train", "--model", "demo", "--train",
+                                CORPUS, "--max-steps", "4", "--eval-every", "2", "--seed", seed],
+                               capture_output=True, text=True, cwd=ROOT)
+        assert train.returncode == 0, train.stderr
+    export = subprocess.run([sys.executable, "-m", "tui.cli", "runs", "--export", "csv"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert export.returncode == 0, export.stderr
+    rows = list(csv.DictReader(io.StringIO(export.stdout)))
+    store = Store.open()
+    for run in store.runs():
+        mine = [r for r in rows if int(r["run"]) == run["id"]]
+        steps = {s["step"]: s for s in store.step_rows(run["id"])}
+        evals = {step: loss for step, loss, _ in store.evals(run["id"])}
+        assert [int(r["step"]) for r in mine] == sorted(set(steps) | set(evals))
+        for r in mine:
+            step = int(r["step"])
+            assert (float(r["loss"]) if r["loss"] else None) == (steps[step]["loss"] if step in steps else None)
+            assert (float(r["eval_loss"]) if r["eval_loss"] else None) == evals.get(step)
+    assert {int(r["run"]) for r in rows} == {run["id"] for run in store.runs()}

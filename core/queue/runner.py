@@ -62,6 +62,8 @@ def ensure_runner() -> int | None:
         proc = subprocess.Popen([sys.executable, "-m", "tui.cli.main", "queue", "--runner"],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True, cwd=data_dir())
+    # reaped when it exits, so a long-lived app leaves no zombie behind (it never waits on it)
+    threading.Thread(target=proc.wait, daemon=True, name="queue-runner-reaper").start()
     return proc.pid
 
 

@@ -19,9 +19,9 @@ from core.data.source import source_name
 from core.store.database import resolved
 from core.training.config import TrainControl, check_paths
 from tui.panes.host import host
+from tui.panes.train import queue_view
 from tui.panes.train.form import OutFolderChecked, TrainForm
 from tui.panes.train.hardware_view import HardwareRead, short_line, watch_hardware
-from tui.panes.train.queue_view import is_sweep, open_queue, queue_from_pane, queued_out_folders
 from tui.panes.train.run import (
     LossChart,
     PaintPacer,
@@ -142,14 +142,14 @@ class TrainPane(Horizontal):
     def out_folders(self) -> set[str]:
         """The folders this session's runs and the queue's save to (some not made yet)."""
         return ({resolved(run.config.out) for run in self.runs if run.config.out}
-                | queued_out_folders(host(self).store))
+                | queue_view.queued_out_folders(host(self).store))
 
     def queue_run(self) -> None:
         """The form's run, or the sweep its fields describe, into the queue."""
-        queue_from_pane(self)
+        queue_view.queue_from_pane(self)
 
     def show_queue(self) -> None:
-        open_queue(self)
+        queue_view.open_queue(self)
 
     def action_show_queue(self) -> None:
         self.show_queue()
@@ -175,8 +175,8 @@ class TrainPane(Horizontal):
         if session is None:
             self.app.notify("No model loaded yet", severity="warning")
             return
-        if self.training or is_sweep(self.form):   # the next run, or a sweep's grid: the queue's
-            self.queue_run()
+        if self.training or queue_view.is_sweep(self.form):   # the next run, or a sweep's grid:
+            self.queue_run()                                   # the queue's
             return
         self.form.next_out_folder(self.out_folders(), only_filled=True)   # another app's run?
         try:
