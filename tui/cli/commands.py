@@ -11,7 +11,6 @@ from rich.text import Text
 
 from core.base.errors import UserError
 from core.base.settings import SAMPLING_SETTINGS
-from core.data.source import source_name
 from core.model.lora import is_adapter_folder
 from core.store.database import Store
 from tui.cli.options import given
@@ -151,27 +150,6 @@ def cmd_history(args) -> int:
         print(f"{r['time'][:19].replace('T', ' ')}  {r['model']}  seed {r['seed']}  {text[:100]}")
     if not rows:
         print("no generations yet" + (f" with {args.search!r}" if args.search else ""), file=sys.stderr)
-    return 0
-
-
-def cmd_runs(args) -> int:
-    store = open_store()
-    rows = store.runs(limit=args.limit) if store else []
-    if args.json:
-        print_json([{"id": r["id"], "time": r["time"], "model": r["model"], "train": r["train"],
-                      "steps": r["steps"], "eval_loss": r["eval_loss"], "status": r["status"],
-                      "out": r["out"], "replaced_by": r["replaced_by"], "data_hash": r["data_hash"],
-                      "error": r["error"]} for r in rows])
-        return 0
-    for r in rows:
-        loss = f"eval {r['eval_loss']:.3f}" if r["eval_loss"] is not None else "no eval"
-        saved = f" → {r['out']}" if r["out"] else ""
-        if r["replaced_by"]:
-            saved += f" (replaced there by run #{r['replaced_by']})"
-        print(f"#{r['id']:<4} {r['time'][:19].replace('T', ' ')}  {r['model']}  {source_name(r['train'])}  "
-              f"{r['steps']} steps  {loss}  {r['status']}{saved}")
-    if not rows:
-        print("no training runs yet", file=sys.stderr)
     return 0
 
 
