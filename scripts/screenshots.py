@@ -195,8 +195,43 @@ async def main() -> None:
     print(f"screenshots written to {out}")
 
 
+async def queue_shot(out: Path) -> None:
+    """A sweep of three learning rates run by the queue's runner, one more run waiting in a
+    paused queue, and the Queue window over the Train pane (ctrl+u), at 120×36 and 80×24."""
+    import subprocess
+    import time
+
+    from core.model.session import load_session
+    from core.queue.items import RunQueue
+    from core.queue.runner import runner_pid
+    from core.store.database import Store
+    from tui.panes.train.queue_view import QueueScreen
+    from tui.shell.app import RuGPTApp
+
+    corpus = str(ROOT / "core/resources/corpus_ru.txt")
+    rugpt = [sys.executable, "-m", "tui.cli", "train", "--model", "demo", "--train", corpus]
+    subprocess.run([*rugpt, "--sweep", "lr=1e-3,3e-3,1e-2", "--max-steps", "60", "--eval-every", "20"],
+                   check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    queue = RunQueue(Store.open())
+    while queue.items() or runner_pid() is not None:
+        time.sleep(0.5)
+    queue.pause()
+    subprocess.run([*rugpt, "--lora", "--queue"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    for size, name in (((120, 36), "queue.svg"), ((80, 24), "queue-80x24.svg")):
+        app = RuGPTApp(session=load_session("demo", device="cpu"))
+        async with app.run_test(size=size) as pilot:
+            await pilot.press("f4", "ctrl+u")
+            await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen)
+                           and "sweep 1" in str(app.screen.query_one("#queue-sweep").render()))
+            await pilot.pause(0.5)
+            app.save_screenshot(name, str(out))
+    print(f"queue screenshots written to {out}")
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--inside"]:   # only the Inside pane's
         asyncio.run(inside_shot(ROOT / "screenshots"))
+    elif sys.argv[1:] == ["--queue"]:   # only the Queue window's
+        asyncio.run(queue_shot(ROOT / "screenshots"))
     else:
         asyncio.run(main())
