@@ -221,7 +221,7 @@ async def queue_shot(out: Path) -> None:
         app = RuGPTApp(session=load_session("demo", device="cpu"))
         async with app.run_test(size=size) as pilot:
             await pilot.press("f4", "ctrl+u")
-            await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen)
+            await wait_for(pilot, lambda app=app: isinstance(app.screen, QueueScreen)
                            and "sweep 1" in str(app.screen.query_one("#queue-sweep").render()))
             await pilot.pause(0.5)
             app.save_screenshot(name, str(out))

@@ -12,9 +12,11 @@ import sys
 import termios
 import time
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
+from core.base.host_memory import resident_bytes
 from core.model.session import load_session
 from core.store.database import Store
 from core.store.workspace import settings_path
@@ -194,6 +196,11 @@ async def test_a_second_app_shows_a_run_of_another_process_and_stops_it(demo_dir
             await wait_for(pilot, lambda: len(curve().steps) > seen + 5, timeout=30)  # it grows
             log = " ".join(str(line.text) for line in app.query_one("#train-log").lines)
             assert f"#{runs[0]['id']} step 0: eval loss" in log
+            # the hardware it trains on: here (no GPU) that process's CPU and memory, not ours
+            pane = app.train_pane
+            await wait_for(pilot, lambda: pane.watched_pid == proc.pid and pane.hardware is not None)
+            assert "CPU " in str(app.query_one("#train-chart").border_subtitle)
+            assert pane.hardware.host.rss == pytest.approx(resident_bytes(proc.pid), rel=0.2)
             await pilot.press("f9")
             assert proc.wait(timeout=60) == 0
             await wait_for(pilot, lambda: "cancel" in str(

@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from core.base.hardware import HardwareMonitor, memory_held, resident_bytes
+from core.base.hardware import HardwareMonitor, memory_held
+from core.base.host_memory import resident_bytes
 from core.store.database import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +45,31 @@ def test_resident_memory_grows_with_what_the_process_holds():
     assert after.host.rss - before >= 190 * 2**20
     assert abs(after.host.rss - resident_bytes()) < 16 * 2**20
     del held
+
+
+def test_another_processs_cpu_and_memory_are_its_own():
+    """A run training in another process (the queue's) is read by its pid."""
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import os, sys\n"
+        "sys.stdin.readline(); start = sum(os.times()[:2])\n"
+        "held = bytearray(150 * 2**20); held[::4096] = b'x' * len(held[::4096])\n"
+        "while sum(os.times()[:2]) - start < 0.5: sum(i * i for i in range(10_000))\n"
+        "print('done', flush=True); sys.stdin.readline()\n")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        monitor = HardwareMonitor(child.pid)
+        before = monitor.read().host.rss
+        began = time.monotonic()
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "done"
+        reading = monitor.read()
+        wall = time.monotonic() - began
+        assert 0.45 <= reading.host.cpu_percent / 100 * wall <= 0.8   # its 0.5 s of CPU, not ours
+        assert reading.host.rss - before >= 140 * 2**20                # the 150 MB it took since
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_the_line_shows_the_gpus_where_nvml_sees_any_else_the_process():

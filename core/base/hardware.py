@@ -6,7 +6,7 @@ this process's CPU use and resident memory instead.
     monitor.read().line()      # "GPU0 97% · 61.2/79.6 GB · 71 °C · 512 W" or "CPU 190% · RSS 1.4 GB"
 
 Reading NVML takes a few milliseconds per GPU: callers read on a worker, at most once a
-second.
+second. A process that has gone away raises OSError.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass, field
+
+from core.base.host_memory import cpu_seconds, resident_bytes
 
 
 @dataclass
@@ -71,19 +73,12 @@ def memory_held(sample: dict) -> int:
     return sample["host"]["rss"]
 
 
-def resident_bytes() -> int:
-    """This process's resident memory now (Linux /proc; elsewhere its peak so far)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 class HardwareMonitor:
-    def __init__(self) -> None:
+    """Reads the GPUs, and the CPU and memory of one process: this one, or `pid` (a run
+    training in another process, on this machine)."""
+
+    def __init__(self, pid: int | None = None) -> None:
+        self.pid = pid
         self._nvml = None
         self._handles: list = []
         try:
@@ -101,17 +96,15 @@ class HardwareMonitor:
     def has_gpus(self) -> bool:
         return bool(self._handles)
 
-    @staticmethod
-    def _cpu_seconds() -> float:
-        times = os.times()
-        return times.user + times.system
+    def _cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
 
     def read(self) -> Reading:
         now, cpu = time.monotonic(), self._cpu_seconds()
         then, cpu_then = self._cpu_at
         self._cpu_at = (now, cpu)
         percent = 100 * (cpu - cpu_then) / max(now - then, 1e-6)
-        host = HostReading(round(percent, 1), resident_bytes(), os.cpu_count() or 1)
+        host = HostReading(round(percent, 1), resident_bytes(self.pid), os.cpu_count() or 1)
         return Reading(host, [self._gpu(i, h) for i, h in enumerate(self._handles)])
 
     def _gpu(self, index: int, handle) -> GpuReading:

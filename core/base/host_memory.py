@@ -12,10 +12,20 @@ from __future__ import annotations
 import os
 
 
-def resident_bytes() -> int:
-    """This process's resident memory now (Linux)."""
-    with open("/proc/self/statm") as statm:
+def resident_bytes(pid: int | None = None) -> int:
+    """A process's resident memory now (this one's by default; Linux)."""
+    with open(f"/proc/{pid or 'self'}/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time a process has used, user and system (this one's by default)."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    with open(f"/proc/{pid}/stat") as stat:   # the fields after the command's ")" are plain
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_resident_bytes() -> int:

@@ -5,7 +5,9 @@ line ends with the short form."""
 
 from __future__ import annotations
 
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,6 +18,7 @@ from core.base.hardware import HardwareMonitor, Reading
 if TYPE_CHECKING:
     from textual.widget import Widget
 
+    from tui.panes.train.pane import TrainPane
     from tui.panes.train.run import TrainRun
 
 READ_EVERY_S = 1.0
@@ -24,24 +27,43 @@ READ_EVERY_S = 1.0
 @dataclass
 class HardwareRead(Message):
     reading: Reading
-
+    pid: int | None = None           # the process read: None for the app's own
 
 def watch_hardware(pane: Widget, run: TrainRun) -> None:
     """Read the hardware until `run` ends (or the app quits), each reading posted to `pane`."""
-    pane.app.run_worker(lambda: _read_while(pane, run), thread=True, group="hardware",
-                        exclusive=True, name="hardware")
+    pane.app.run_worker(lambda: _read_while(pane, lambda: run.running), thread=True,
+                        group="hardware", exclusive=True, name="hardware")
 
 
-def _read_while(pane: Widget, run: TrainRun) -> None:
+def follow_other_run(pane: TrainPane, row: dict) -> None:
+    """The same for the shown run when it trains in another process of this machine (a
+    queued run, a `train` in a terminal): the GPUs, or that process's CPU and memory."""
+    if row["host"] != socket.gethostname() or pane.watched_pid == row["pid"] or pane.training:
+        return
+    pane.watched_pid = row["pid"]
+
+    def alive() -> bool:
+        now = pane.runs_list.past.get(row["id"])
+        return now is not None and now["status"] == "running" and not pane.training
+
+    pane.app.run_worker(lambda: _read_while(pane, alive, row["pid"]), thread=True,
+                        group="hardware", exclusive=True, name="hardware")
+
+
+def _read_while(pane: Widget, alive: Callable[[], bool], pid: int | None = None) -> None:
     from textual.worker import get_current_worker
 
     worker = get_current_worker()
-    monitor = HardwareMonitor()
-    while run.running and not worker.is_cancelled:
-        pane.post_message(HardwareRead(monitor.read()))
+    monitor = HardwareMonitor(pid)
+    while alive() and not worker.is_cancelled:
+        try:
+            reading = monitor.read()
+        except OSError:   # the other process has ended
+            return
+        pane.post_message(HardwareRead(reading, pid))
         due = time.monotonic() + READ_EVERY_S
         while time.monotonic() < due:   # a quitting app is not kept waiting a whole second
-            if worker.is_cancelled or not run.running:
+            if worker.is_cancelled or not alive():
                 return
             time.sleep(0.05)
 

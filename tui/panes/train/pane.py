@@ -19,9 +19,9 @@ from core.data.source import source_name
 from core.store.database import resolved
 from core.training.config import TrainControl, check_paths
 from tui.panes.host import host
-from tui.panes.train import queue_view
+from tui.panes.train import hardware_view, queue_view
 from tui.panes.train.form import OutFolderChecked, TrainForm
-from tui.panes.train.hardware_view import HardwareRead, short_line, watch_hardware
+from tui.panes.train.hardware_view import HardwareRead, short_line
 from tui.panes.train.run import (
     LossChart,
     PaintPacer,
@@ -70,6 +70,7 @@ class TrainPane(Horizontal):
         self.by_tokens = False   # the chart's x axis: steps, or tokens seen
         self._noted_out = False   # the status line says whose model the output folder holds
         self.hardware: Reading | None = None   # the newest reading while a run trains
+        self.watched_pid: int | None = None    # another process's run whose hardware is read
 
     def compose(self) -> ComposeResult:
         with Vertical(id="train-left"):
@@ -216,7 +217,7 @@ class TrainPane(Horizontal):
         # Owned by the App, not the pane: switching tabs never stops it.
         self.app.run_worker(lambda: self._train(session, run, store), thread=True, exclusive=True,
                             group="train", name="train")
-        watch_hardware(self, run)
+        hardware_view.watch_hardware(self, run)
 
     def _train(self, session: ModelSession, run: TrainRun, store: Store | None) -> None:
         from textual.worker import get_current_worker
@@ -263,6 +264,7 @@ class TrainPane(Horizontal):
         store = self.runs_list.store
         if foreign_live(row) and store is not None:
             self.query_one("#train-status", Static).update(other_run_status(row), layout=False)
+            hardware_view.follow_other_run(self, row)
             shown = self._other_logged.setdefault(row["id"], set())
             self._log_lines.extend(other_run_lines(store, row["id"], shown))
             self._flush_log()
