@@ -119,6 +119,17 @@ async def test_a_sweep_typed_in_fields_is_queued_and_the_queue_window_edits_it(d
     queue().resume()
 
 
+def seen_on_screen(fd: int, text: bytes, timeout: float = 60) -> None:
+    """Read the app's terminal until `text` has been drawn; fails after `timeout` seconds."""
+    import select
+
+    seen, end = b"", time.monotonic() + timeout
+    while text not in seen:
+        assert time.monotonic() < end, f"{text!r} never drawn"
+        if select.select([fd], [], [], 0.2)[0]:
+            seen = (seen + os.read(fd, 1 << 16))[-100_000:]
+
+
 def test_the_runner_the_app_started_finishes_after_its_terminal_hangs_up(tmp_path):
     small = tmp_path / "small.txt"
     small.write_text("".join(CORPUS.read_text(encoding="utf-8").splitlines(True)[:200]), encoding="utf-8")
@@ -131,9 +142,9 @@ def test_the_runner_the_app_started_finishes_after_its_terminal_hangs_up(tmp_pat
         wait_loaded(fd)
         os.write(fd, b"\x1bOS")                       # F4
         os.write(fd, b"\x10")                         # ctrl+p: the palette
-        time.sleep(1.0)
+        seen_on_screen(fd, b"Search for commands")
         os.write(fd, b"Queue this run")
-        time.sleep(1.0)
+        seen_on_screen(fd, b"a headless runner")      # the command, found (its help line)
         os.write(fd, b"\r")
         end = time.monotonic() + 60
         while not queue().items() and not runs_oldest_first():

@@ -108,7 +108,7 @@ class TrainPane(Horizontal):
         yield SystemCommand("Queue this run", "Add the form's run (or its sweep) to the queue: "
                             "a headless runner starts it after the runs before it", self.queue_run)
         yield SystemCommand("Show queue", "The queued runs: reorder, remove, pause; a sweep's "
-                            "table (ctrl+u)", self.show_queue)
+                            "table (ctrl+u)", self.action_show_queue)
         yield SystemCommand("Save checkpoint", "Save the current weights now (ctrl+s)", self.save_now)
         yield SystemCommand("Load dataset", "Choose the training data", self.focus_data)
         yield SystemCommand("Toggle x axis: steps / tokens seen", "The loss chart against tokens "
@@ -149,14 +149,11 @@ class TrainPane(Horizontal):
         """The form's run, or the sweep its fields describe, into the queue."""
         queue_view.queue_from_pane(self)
 
-    def show_queue(self) -> None:
+    def action_show_queue(self) -> None:   # ctrl+u, the palette, q on the runs list
         queue_view.open_queue(self)
 
-    def action_show_queue(self) -> None:
-        self.show_queue()
-
     def on_runs_list_show_queue(self) -> None:
-        self.show_queue()
+        self.action_show_queue()
 
     def check_out_field(self) -> str | None:
         """The output folder's problem, if it has one, said in the status line and a
