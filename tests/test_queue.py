@@ -131,3 +131,40 @@ def test_a_killed_runner_leaves_no_item_running_forever():
                         (dead.pid, os.uname().nodename, item))])
     queue.drop_orphans()
     assert queue.items() == []
+
+
+def test_a_queued_run_on_two_processes_goes_to_torchrun_and_is_recorded_once(tmp_path):
+    """The pane queues runs with its `processes` field: the runner starts those under torchrun
+    (gloo on this CPU); rank 0 alone records the run."""
+    queue = RunQueue(Store.open())
+    queue.pause()
+    queue.add("demo", {"train": str(CORPUS), "processes": 2, "max_steps": 3, "batch_size": 2,
+                       "block_size": 32, "device": "cpu", "out": str(tmp_path / "two")})
+    cli("queue", "--resume")
+    wait_until_the_runner_is_done(timeout=300)
+    (run,) = json.loads(cli("runs", "--json").stdout)
+    assert run["status"] == "done" and run["steps"] == 3 and run["out"] == str(tmp_path / "two")
+    assert (tmp_path / "two" / "model.safetensors").is_file()
+
+
+def test_a_queued_two_process_run_stops_as_the_pane_stops_it(tmp_path):
+    """F9 on a run of another process sends its recorded process (rank 0) SIGTERM: the ranks
+    agree to stop, rank 0 saves, and the queue's runner moves on."""
+    import signal
+
+    from core.queue.runner import ensure_runner
+
+    queue = RunQueue(Store.open())
+    queue.add("demo", {"train": str(CORPUS), "processes": 2, "epochs": 50.0, "batch_size": 2,
+                       "block_size": 32, "device": "cpu", "out": str(tmp_path / "stopped")})
+    ensure_runner()
+    end = time.monotonic() + 120
+    while not ((runs := json.loads(cli("runs", "--json").stdout)) and runs[0]["steps"] >= 2):
+        assert time.monotonic() < end, "the queued run never trained"
+        time.sleep(0.3)
+    row = Store.open().run(runs[0]["id"])
+    os.kill(row["pid"], signal.SIGTERM)
+    wait_until_the_runner_is_done(timeout=180)
+    (run,) = json.loads(cli("runs", "--json").stdout)
+    assert run["status"] == "cancel" and run["out"] == str(tmp_path / "stopped")
+    assert (tmp_path / "stopped" / "model.safetensors").is_file()
