@@ -113,6 +113,8 @@ def test_a_bad_sweep_on_the_command_line_queues_nothing(tmp_path):
                  check=False)
     assert result.returncode == 2 and "--sweep lr=1e-3,oops" in result.stderr
     assert "Traceback" not in result.stderr and queue_json() == []
+    dry = cli("train", "--model", "demo", "--train", str(CORPUS), "--queue", "--dry-run", check=False)
+    assert dry.returncode == 2 and "--dry-run: not with --queue" in dry.stderr and queue_json() == []
 
 
 def test_grid_names_each_run_by_what_differs():

@@ -34,6 +34,8 @@ def _absolute(path: str | None) -> str | None:
 def queued_configs(args) -> tuple[list[tuple[dict, str]], dict[str, list] | None]:
     """The runs `train --queue / --sweep` asks for, each checked as `train` would check it:
     (settings and paths, name in the sweep) — and the sweep's axes, if it is one."""
+    if args.dry_run:
+        raise UserError("--dry-run: not with --queue or --sweep (try it on one run first)")
     chosen = given(args, TRAIN_SETTINGS)
     if is_adapter_folder(args.model):
         chosen.setdefault("lora", True)

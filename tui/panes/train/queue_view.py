@@ -80,7 +80,7 @@ def queued_settings(config: TrainConfig, device: str) -> dict:
             settings[name] = resolved(settings[name])
     if config.out:
         settings["out"] = resolved(config.out)
-    return {**settings, "device": device}
+    return {**settings, "device": device.split(":")[0]}   # the command line names a kind: cuda
 
 
 def queue_from_form(form: TrainForm) -> list[str] | None:
