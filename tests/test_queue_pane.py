@@ -168,6 +168,9 @@ async def test_c_in_the_queue_window_compares_the_sweeps_best_runs(demo_session,
     assert [row["status"] for row in rows] == ["done"] * 3
     app = RuGPTApp(session=demo_session)
     async with app.run_test(size=(120, 40)) as pilot:
+        # nobody watched the queue's runs end: the app says so when it starts
+        await wait_for(pilot, lambda: sum("finished while you were away" in n.message
+                                          for n in app._notifications) == 3)
         await pilot.press("f4", "ctrl+u")
         await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
         await wait_for(pilot, lambda: "sweep 1" in str(app.screen.query_one("#queue-sweep").render()))

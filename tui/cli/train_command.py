@@ -71,7 +71,8 @@ def cmd_train(args) -> int:
                 tokenizing(None)
         else:
             result = _train_with_progress(session, config, control, record, terminal.shown)
-        seen = not terminal.hung_up.locked()   # its end was seen: nothing to announce
+        # its end was seen: nothing to announce (a queued run's end nobody watched: the app says it)
+        seen = not terminal.hung_up.locked() and args.queue_item is None
         if record is not None and seen:
             record.seen()
         if args.notify and seen:
