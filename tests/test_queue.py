@@ -99,6 +99,7 @@ def test_the_queue_is_reordered_and_edited_from_two_connections():
 
 @pytest.mark.parametrize("spec, error", [
     ("lr", "write SETTING=VALUE"), ("speed=1,2", "not a training setting"),
+    ("processes=1,2", "processes cannot be swept"),
     ("lr=1e-3,,3e-3", "empty value"), ("lr=1e-3,abc", "not a number"),
     ("lr=-1", "must be"), ("lr=1e-3,1e-3", "given twice"), ("pack=yes,maybe", "not on or off"),
 ])

@@ -56,9 +56,11 @@ def parse_sweep(spec: str, shown: str | None = None) -> SweepAxis:
     setting = settings.get(name.strip().replace("-", "_"))
     if not sep:
         raise UserError(f"{shown}: write SETTING=VALUE,VALUE,… (e.g. lr=1e-4,3e-4)")
-    if setting is None or not setting.cli or setting.name in ("processes", "fsdp"):
+    if setting is None:
         swept = ", ".join(s.name for s in TRAIN_SETTINGS if s.cli and s.name != "fsdp")
         raise UserError(f"{shown}: {name.strip()!r} is not a training setting (one of: {swept})")
+    if not setting.cli or setting.name == "fsdp":   # how the runs are run, not what they learn
+        raise UserError(f"{shown}: {setting.named} cannot be swept: give it one value")
     texts = [t.strip() for t in values.split(",")]
     if not all(texts):
         raise UserError(f"{shown}: an empty value between commas")
