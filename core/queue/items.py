@@ -73,9 +73,10 @@ class RunQueue:
 
     def remove(self, item_id: int) -> bool:
         """Take a waiting item out of the queue (a running one is stopped like any run)."""
-        before = len(self.items())
-        self.store.write([("DELETE FROM queue WHERE id = ? AND state = 'waiting'", (item_id,))])
-        return len(self.items()) < before
+        if not self.store.read("SELECT 1 FROM queue WHERE id = ? AND state = 'waiting'", (item_id,)):
+            return False
+        self.store.write([("DELETE FROM queue WHERE id = ?", (item_id,))])
+        return True
 
     def move(self, item_id: int, by: int) -> bool:
         """Move a waiting item `by` places (negative: sooner) among the waiting ones."""

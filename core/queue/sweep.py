@@ -17,6 +17,7 @@ from typing import Any
 
 from core.base.errors import UserError
 from core.base.settings import TRAIN_SETTINGS, Setting, by_name
+from core.queue.items import RunQueue, sweep_settings
 from core.store.database import Store
 
 TRUE, FALSE = ("true", "on", "yes", "1"), ("false", "off", "no", "0")
@@ -87,8 +88,6 @@ def grid(axes: list[SweepAxis]) -> list[Combination]:
 def sweep_rows(store: Store, sweep: int) -> list[dict]:
     """One row per run of the sweep, in the order they were queued: the settings that
     differ, its best eval loss, steps, seconds, status — those still queued included."""
-    from core.queue.items import RunQueue, sweep_settings
-
     varied = list((sweep_settings(store, sweep) or {}).keys())
     runs = sorted((r for r in store.runs(limit=100_000) if r["sweep"] == sweep), key=lambda r: r["id"])
     rows = []

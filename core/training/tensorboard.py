@@ -43,7 +43,7 @@ class TensorBoardLog:
                 writer = self._writer()
                 writer.add_scalar("loss/eval", event.eval_loss, event.step)
                 writer.add_scalar("perplexity", event.perplexity, event.step)
-            case ev.Sample() if self.writer is not None or event.step == 0:
+            case ev.Sample():
                 self._writer().add_text("sample", event.text, event.step)
             case ev.Done():
                 self.close()

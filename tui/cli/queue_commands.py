@@ -42,21 +42,18 @@ def queued_configs(args) -> tuple[list[tuple[dict, str]], dict[str, list] | None
     axes = [parse_sweep(spec) for spec in args.sweep or []]
     combos = grid(axes) if axes else [Combination({}, "")]
     swept = {axis.setting.name: axis.values for axis in axes} if axes else None
-    parent = None
-    if swept is not None and args.out:   # the sweep's folder: one folder per run inside it
-        parent = check_output_folder(args.out)
+    out = check_output_folder(args.out) if args.out else None   # a sweep's: one folder per run in it
     paths = {"train": _absolute(args.train), "test": _absolute(args.test),
              "resume": _absolute(args.resume)}
     runs = []
     for combo in combos:
         settings = {**chosen, **combo.values}
-        out = (str(parent / combo.name) if parent else None) if swept is not None else \
-            (str(Path(args.out).expanduser().resolve()) if args.out else None)
-        config = TrainConfig(train=paths["train"] or args.train, test=paths["test"], out=out,
+        run_out = str(out / combo.name if swept is not None else out) if out else None
+        config = TrainConfig(train=paths["train"] or args.train, test=paths["test"], out=run_out,
                              resume=paths["resume"], **settings).validate()
         check_paths(config)
         runs.append(({**settings, "device": args.device, "dtype": args.dtype,
-                      **{k: v for k, v in {**paths, "out": out}.items() if v}}, combo.name))
+                      **{k: v for k, v in {**paths, "out": run_out}.items() if v}}, combo.name))
     return runs, swept
 
 

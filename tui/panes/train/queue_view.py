@@ -171,13 +171,14 @@ class QueueScreen(Window):
 
     def refresh_queue(self) -> None:
         listing = self.query_one("#queue-items", OptionList)
-        chosen = self.chosen()
-        self.items = self.queue.items()
-        listing.clear_options()
-        listing.add_options([Option(item_line(item), id=str(item.id)) for item in self.items])
-        ids = [item.id for item in self.items]
-        if ids:
-            listing.highlighted = ids.index(chosen.id) if chosen is not None and chosen.id in ids else 0
+        chosen, items = self.chosen(), self.queue.items()
+        if items != self.items:   # rebuilt only when it changed: the highlight stays put
+            self.items = items
+            listing.clear_options()
+            listing.add_options([Option(item_line(item), id=str(item.id)) for item in items])
+            ids = [item.id for item in items]
+            if ids:
+                listing.highlighted = ids.index(chosen.id) if chosen is not None and chosen.id in ids else 0
         paused = self.queue.paused()
         self.query_one("#queue-head", Label).update(Text.assemble(
             ("Queue", "bold"), f" · {len(self.items)} run{'s' * (len(self.items) != 1)}",
