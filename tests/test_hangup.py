@@ -205,6 +205,9 @@ async def test_a_second_app_shows_a_run_of_another_process_and_stops_it(demo_dir
             assert proc.wait(timeout=60) == 0
             await wait_for(pilot, lambda: "cancel" in str(
                 app.query_one("#train-runs").get_option_at_index(0).prompt), timeout=10)
+            # its figures go with it: nothing reads as if it still trained
+            await wait_for(pilot, lambda: pane.hardware is None
+                           and not app.query_one("#train-chart").border_subtitle, timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -26,7 +26,7 @@ READ_EVERY_S = 1.0
 
 @dataclass
 class HardwareRead(Message):
-    reading: Reading
+    reading: Reading | None          # None: the run it was read for has ended
     pid: int | None = None           # the process read: None for the app's own
 
 def watch_hardware(pane: Widget, run: TrainRun) -> None:
@@ -55,17 +55,21 @@ def _read_while(pane: Widget, alive: Callable[[], bool], pid: int | None = None)
 
     worker = get_current_worker()
     monitor = HardwareMonitor(pid)
-    while alive() and not worker.is_cancelled:
+    while _keep_reading(worker, alive):
         try:
             reading = monitor.read()
         except OSError:   # the other process has ended
-            return
+            break
         pane.post_message(HardwareRead(reading, pid))
         due = time.monotonic() + READ_EVERY_S
-        while time.monotonic() < due:   # a quitting app is not kept waiting a whole second
-            if worker.is_cancelled or not alive():
-                return
+        while time.monotonic() < due and _keep_reading(worker, alive):   # quitting never waits 1 s
             time.sleep(0.05)
+    if not worker.is_cancelled:   # the run ended: no figure stays up as if it still trained
+        pane.post_message(HardwareRead(None, pid))
+
+
+def _keep_reading(worker, alive: Callable[[], bool]) -> bool:
+    return alive() and not worker.is_cancelled
 
 
 def short_line(reading: Reading) -> str:

@@ -330,7 +330,7 @@ class TrainPane(Horizontal):
 
     def on_hardware_read(self, message: HardwareRead) -> None:
         self.hardware = message.reading
-        self.query_one(LossChart).border_subtitle = message.reading.line()
+        self.query_one(LossChart).border_subtitle = message.reading.line() if message.reading else ""
 
     def on_training_finished(self, message: TrainingFinished) -> None:
         run = message.run
