@@ -134,6 +134,8 @@ async def test_nothing_a_user_reads_or_types_is_cut_at_80x24(demo_session):
         await pilot.press("f4")
         await pilot.pause()
         assert labels_cut(app, "train") == []
+        status = app.query_one("#train-status")   # the idle hint, whole: every key it names
+        assert len(str(status.render())) <= status.content_region.width, str(status.render())
         out = app.query_one("#train-out", Input)
         assert out.region.width >= 22   # with patience and keep-best beside it in the grid…
         assert out.cursor_position == len(out.value)   # …its end, the folder's name, in view

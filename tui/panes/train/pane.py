@@ -54,7 +54,7 @@ POLL_S = 1.0   # how often the workspace is read for runs of other processes
 class TrainPane(Horizontal):
     # over the pane's fields too (an Input's ctrl+u would clear it): the queue is one key away
     BINDINGS = [Binding("ctrl+u", "show_queue", "Queue", show=False, priority=True)]
-    IDLE_HINT = "F8 start (queues while a run goes) · F9 stop · ctrl+s save now · ctrl+b before/after"
+    IDLE_HINT = "F8 start · F9 stop · ctrl+s save · ctrl+b before/after · ctrl+u queue"   # ≤ 78: whole at 80×24
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
