@@ -51,7 +51,7 @@ async def inside_shot(out: Path) -> None:
     from core.model.session import load_session
     from core.training.config import TrainConfig
     from core.training.loop import train
-    from tui.panes.inside import InsidePane
+    from tui.panes.inside.pane import InsidePane
     from tui.shell.app import RuGPTApp
 
     session = load_session("demo", device="cpu")

@@ -155,6 +155,49 @@ def test_the_lens_read_a_few_positions_at_a_time_equals_it_read_whole(demo_sessi
             assert (cell.actual is None) == (cell_whole.actual is None)
 
 
+def test_the_reader_puts_only_the_positions_asked_for_through_the_head(demo_session):
+    """The output head — the lens's cost — reads each asked position once per layer below
+    the model's output, and nothing else; what it reads equals the whole lens."""
+    from core.inference.inside import LensReader
+
+    ids = prompt_ids(demo_session, PROMPT)
+    head = demo_session.model.get_output_embeddings()
+    rows_through_head: list[int] = []
+    handle = head.register_forward_hook(lambda m, args, out: rows_through_head.append(
+        out.reshape(-1, out.shape[-1]).shape[0]))
+    try:
+        reader = LensReader(demo_session, ids)
+        assert rows_through_head == [len(ids)]   # the model's own forward pass, nothing more
+        rows_through_head.clear()
+        first = reader.read([2, 5, 2])
+        again = reader.read([5])
+    finally:
+        handle.remove()
+    layers = len(anatomy(demo_session.model).blocks)
+    assert sum(rows_through_head) == 2 * layers and sorted(first) == [2, 5] and again == {}
+    whole = logit_lens(demo_session, ids)
+    for position in (2, 5):
+        for layer, cell in enumerate(reader.columns[position]):
+            assert [i for i, _ in cell.top] == [i for i, _ in whole[layer][position].top]
+            assert [p for _, p in cell.top] == pytest.approx([p for _, p in whole[layer][position].top], abs=1e-6)
+            assert cell.final == (whole[layer][position].final[0], pytest.approx(whole[layer][position].final[1]))
+    assert [c.top for c in reader.model_row] == [c.top for c in whole[-1]]
+
+
+def test_a_reader_whose_weights_changed_asks_to_be_read_again(fresh_session):
+    from core.inference.inside import LensReader, StaleLens, knock_out
+
+    ids = prompt_ids(fresh_session, PROMPT)
+    reader = LensReader(fresh_session, ids)
+    reader.read([0])
+    knock_out(fresh_session, {0: (1,)})   # the model reads otherwise from here on
+    try:
+        with pytest.raises(StaleLens):
+            reader.read([1])
+    finally:
+        knock_out(fresh_session, {})
+
+
 def test_damaged_weights_are_one_line(fresh_session):
     from core.base.errors import UserError
     from core.inference.generation import DAMAGED

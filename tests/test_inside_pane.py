@@ -8,7 +8,8 @@ from textual.widgets import DataTable, Static, TextArea
 from core.inference.inside import logit_lens, prompt_ids
 from tests.helpers import wait_for
 from tests.test_layout import SIZE_IDS, SIZES
-from tui.panes.inside import InsidePane, token_name
+from tui.panes.inside.lens import token_name
+from tui.panes.inside.pane import InsidePane
 from tui.render.chips import printable
 from tui.shell.app import RuGPTApp
 
@@ -21,6 +22,7 @@ async def inside_ready(pilot, prompt: str | None = None) -> InsidePane:
         pane.query_one("#inside-prompt", TextArea).load_text(prompt)
     wanted = prompt if prompt is not None else pane.query_one("#inside-prompt", TextArea).text
     await wait_for(pilot, lambda: pane.result is not None and pane.result.prompt == wanted)
+    await wait_for(pilot, pane.settled)
     return pane
 
 
@@ -50,6 +52,33 @@ async def test_the_grid_and_the_cell_show_what_core_computes(demo_session):
                                           for n in app._notifications))
 
 
+async def test_a_long_prompt_is_read_where_the_grid_shows_it_and_more_as_it_scrolls(demo_session):
+    prompt = " ".join(["Однажды в студёную зимнюю пору я из лесу вышел; был сильный мороз."] * 5)
+    ids = prompt_ids(demo_session, prompt)
+    lens = logit_lens(demo_session, ids, 5)
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = await inside_ready(pilot, prompt)
+        grid = pane.query_one("#inside-grid", DataTable)
+
+        def read() -> list[int]:
+            return [p for p, cell in enumerate(pane.result.lens[0]) if cell is not None]
+
+        at_first = read()
+        assert len(ids) - 1 in at_first and 0 not in at_first   # a new prompt opens at its end
+        assert len(at_first) < len(ids) // 2
+        await pilot.press("home")   # to the prompt's start at once: the middle is never on screen
+        await wait_for(pilot, pane.settled)
+        assert 0 in read() and len(ids) // 2 not in read()
+        for layer, row in enumerate(lens):
+            for position in read():
+                assert pane.result.lens[layer][position].top == row[position].top
+                shown = grid.get_cell_at((layer, position + 1)).plain
+                assert shown == printable(token_name(demo_session.tokenizer, row[position].top[0][0]))[:9]
+            unread = next(p for p, cell in enumerate(pane.result.lens[0]) if cell is None)
+            assert grid.get_cell_at((0, unread + 1)).plain == "·"
+
+
 async def test_editing_the_prompt_reads_it_again_and_a_bad_prompt_is_one_line(demo_session):
     app = RuGPTApp(session=demo_session)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -68,8 +97,9 @@ async def test_editing_the_prompt_reads_it_again_and_a_bad_prompt_is_one_line(de
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 def test_inside_snapshot(snap_compare, frozen_figures, demo_session, size):
     async def lens_shown(pilot):
-        await inside_ready(pilot, "Однажды в студёную зимнюю пору")
+        pane = await inside_ready(pilot, "Однажды в студёную зимнюю пору")
         await pilot.press("up", "left", "left")
+        await wait_for(pilot, pane.settled)
         pilot.app.set_focus(None)
         await pilot.pause()
     assert snap_compare(RuGPTApp(session=demo_session), terminal_size=size, run_before=lens_shown)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from core.model.session import ModelSession
 
 
-LENS_ROWS = 256   # positions read through the head at once: their (rows, V) logits are freed
+LENS_ROWS = 512   # rows read through the head at once: their (rows, V) logits are freed
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def _cells(logits: torch.Tensor, k: int, final: torch.Tensor, actual: torch.Tens
 
     def rank(ids: torch.Tensor) -> list[tuple[int, float]]:
         chosen = logits.gather(1, ids.clamp(min=0)[:, None])         # (rows, 1)
-        ranks = (logits > chosen).sum(dim=1) + 1                     # (rows,)
+        ranks = (logits > chosen).sum(dim=1, dtype=torch.int32) + 1  # (rows,); int32 sums twice as fast
         probs = (chosen - lse).exp()[:, 0]
         return [(int(r), float(q)) for r, q in zip(ranks.tolist(), probs.tolist())]
 
@@ -106,40 +106,85 @@ def _cells(logits: torch.Tensor, k: int, final: torch.Tensor, actual: torch.Tens
                                                      rank(actual), actual.tolist())]
 
 
+class StaleLens(UserError):
+    """The weights changed since the lens's forward pass: read the prompt again."""
+
+
+class LensReader:
+    """The logit lens of one prompt, read a few positions at a time. One forward pass keeps
+    the residual stream after each block; the final norm and the output head — a projection
+    onto the whole vocabulary per layer and position, most of the lens's cost — then read
+    only the positions asked for, each once (the Inside pane asks for what is on screen).
+    The last row, the model's own logits, comes whole from that forward pass."""
+
+    def __init__(self, session: ModelSession, ids: list[int], top: int = 5, weights=None) -> None:
+        from core.model.weights import current_weights
+
+        self.session, self.ids, self.top = session, ids, top
+        self._weights = weights or current_weights   # a context giving the model read
+        self.columns: dict[int, list[LensCell]] = {}   # position → rows 0…L-1, once read
+        with self._weights(session) as model, session.lock, torch.no_grad():
+            self.model, self.version = model, session.weights_version
+            device = next(model.parameters()).device
+            out = model(input_ids=torch.tensor([ids], device=device), output_hidden_states=True)
+            if not torch.isfinite(out.logits).all():
+                raise UserError(DAMAGED)
+            # (L, T, H): the embeddings, then the stream after each block but the last
+            self._states = torch.stack(out.hidden_states[:-1])[:, 0]
+            self._final = out.logits[0].argmax(-1)                  # (T,) the model's own top tokens
+            self._actual = torch.tensor(ids[1:] + [-1], device=device)   # (T,) what follows in the prompt
+            self.model_row = [cell for a in range(0, len(ids), LENS_ROWS)
+                              for cell in _cells(out.logits[0, a:a + LENS_ROWS], top,
+                                                 self._final[a:a + LENS_ROWS], self._actual[a:a + LENS_ROWS])]
+
+    @property
+    def layers(self) -> int:
+        """Rows of the lens: the embeddings, each block, the model's output."""
+        return len(self._states) + 1
+
+    def read(self, positions) -> dict[int, list[LensCell]]:
+        """position → its cells in rows 0…L-1, for those of `positions` not read before (kept
+        for later). StaleLens if the weights changed since the forward pass."""
+        wanted = sorted({p for p in positions if 0 <= p < len(self.ids)} - self.columns.keys())
+        if not wanted:
+            return {}
+        parts = anatomy(self.model)
+        with self._weights(self.session) as model, self.session.lock, torch.no_grad():
+            if self.session.weights_version != self.version or model is not self.model:
+                raise StaleLens("the weights changed since the lens was read")
+            at = torch.tensor(wanted, device=self._states.device)
+            rows = self._states[:, at].reshape(-1, self._states.shape[-1])   # (L × P, H), layer-major
+            finals, actuals = self._final[at].repeat(len(self._states)), self._actual[at].repeat(len(self._states))
+            cells: list[LensCell] = []
+            for a in range(0, len(rows), LENS_ROWS):   # (rows, V) logits at a time
+                cut = slice(a, a + LENS_ROWS)
+                cells += _cells(parts.head(parts.final_norm(rows[cut])), self.top, finals[cut], actuals[cut])
+        fresh = {p: cells[i::len(wanted)] for i, p in enumerate(wanted)}
+        self.columns.update(fresh)
+        return fresh
+
+    def rows(self) -> list[list[LensCell]]:
+        """The whole lens: [layer 0…L][position], reading every position not read yet."""
+        self.read(range(len(self.ids)))
+        positions = range(len(self.ids))
+        return [[self.columns[p][layer] for p in positions] for layer in range(len(self._states))] \
+            + [self.model_row]
+
+
 def logit_lens(session: ModelSession, ids: list[int], top: int = 5) -> list[list[LensCell]]:
     """[layer 0…L][position] → what that layer predicts next there, read through the final
     norm and the output head after each block (row 0: the embeddings; the last row: the
     model's own logits)."""
-    model, parts = session.model, anatomy(session.model)
-    with session.lock, torch.no_grad():
-        device = next(model.parameters()).device
-        out = model(input_ids=torch.tensor([ids], device=device), output_hidden_states=True)
-        if not torch.isfinite(out.logits).all():
-            raise UserError(DAMAGED)
-        states = out.hidden_states                   # L + 1 of (1, T, H); the last is normed
-        final = out.logits[0].argmax(-1)             # (T,) the model's own top tokens
-        actual = torch.tensor(ids[1:] + [-1], device=final.device)   # (T,) what follows in the prompt
-        rows = []
-        for h in states[:-1]:
-            row: list[LensCell] = []
-            for a in range(0, len(ids), LENS_ROWS):   # (rows, V) at a time: memory stays bounded
-                cut = slice(a, a + LENS_ROWS)
-                row += _cells(parts.head(parts.final_norm(h[0, cut])), top, final[cut], actual[cut])
-            rows.append(row)
-        rows.append(_cells(out.logits[0], top, final, actual))   # (T, V): the model's own
-    return rows
+    return LensReader(session, ids, top).rows()
 
 
 def base_lens(session: ModelSession, ids: list[int], top: int = 5) -> list[list[LensCell]]:
     """The lens of the weights as loaded, before this session trained them (a LoRA adapter
     switched off): beside the current lens, it shows in which blocks training changed the
     prediction."""
-    from dataclasses import replace
-
     from core.model.weights import base_weights
 
-    with base_weights(session) as model:
-        return logit_lens(replace(session, model=model), ids, top)
+    return LensReader(session, ids, top, base_weights).rows()
 
 
 @contextmanager

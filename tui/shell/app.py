@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from tui.panes.chat.pane import ChatPane
     from tui.panes.generate import GeneratePane
     from tui.panes.host import PaneHost
-    from tui.panes.inside import InsidePane
+    from tui.panes.inside.pane import InsidePane
     from tui.panes.train.pane import TrainPane
     from tui.panes.train.run import TrainRun
     from tui.process.early_frame import EarlyFrame

@@ -30,7 +30,7 @@ from tui.process import early_frame
 if TYPE_CHECKING:
     from tui.panes.chat.pane import ChatPane
     from tui.panes.generate import GeneratePane
-    from tui.panes.inside import InsidePane
+    from tui.panes.inside.pane import InsidePane
     from tui.panes.tokenize.pane import TokenizePane
     from tui.panes.train.pane import TrainPane
     from tui.shell.app import RuGPTApp
@@ -56,7 +56,7 @@ def build_panes(tokenize: TokenizePane) -> Panes:
     """Step 3's imports and widgets (the Tokenize pane is in the first frame already)."""
     from tui.panes.chat.pane import ChatPane
     from tui.panes.generate import GeneratePane
-    from tui.panes.inside import InsidePane
+    from tui.panes.inside.pane import InsidePane
     from tui.panes.train.pane import TrainPane
 
     return Panes(tokenize, GeneratePane(id="generate-pane"), TrainPane(id="train-pane"),

@@ -1,0 +1,1 @@
+"""ctrl+f — the Inside pane."""
