@@ -217,6 +217,43 @@ async def test_b_marks_the_cells_where_training_changed_the_prediction(fresh_ses
         assert not any(grid.get_cell_at((0, p + 1)).plain.startswith("•") for p in range(len(ids)))
 
 
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+async def test_b_compares_a_runs_saved_weights_with_the_model_they_were_trained_from(demo_dir, tmp_path, lora):
+    """A finished run picked in the model picker (its weights on top of the model as loaded):
+    the lens is of the run's weights, and b marks where the model it started from predicted
+    otherwise."""
+    from pathlib import Path
+
+    from core.model.session import load_session
+    from core.model.weights import load_with_weights
+    from core.training.config import TrainConfig
+    from core.training.loop import train
+
+    corpus = str(Path(__file__).resolve().parents[1] / "core/resources/corpus_ru.txt")
+    out = tmp_path / "run"
+    train(load_session("demo", device="cpu"), TrainConfig(train=corpus, out=str(out), max_steps=30, lr=1e-2,
+                                                            batch_size=8, block_size=32, lora=lora, seed=0))
+    session = load_with_weights("demo", str(out), device="cpu")   # as the model picker loads a run
+    prompt = "Кот спал на печи, а пёс"
+    ids = prompt_ids(session, prompt)
+    run_lens = logit_lens(load_with_weights("demo", str(out), device="cpu"), ids, 5)
+    loaded = logit_lens(load_session("demo", device="cpu"), ids, 5)
+    app = RuGPTApp(session=session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await inside_ready(pilot, prompt)
+        await pilot.press("b")
+        await wait_for(pilot, lambda: pane.result.base is not None)
+        await wait_for(pilot, pane.settled)
+        tops = lambda rows: [[c.top[0][0] if c is not None else None for c in row] for row in rows]  # noqa: E731
+        assert tops(pane.result.lens) == tops(run_lens) and tops(pane.result.base) == tops(loaded)
+        grid = pane.query_one("#inside-grid", DataTable)
+        marked = {(layer, position) for layer in range(grid.row_count) for position in range(len(ids))
+                  if grid.get_cell_at((layer, position + 1)).plain.startswith("•")}
+        changed = {(layer, position) for layer, row in enumerate(run_lens) for position, cell in enumerate(row)
+                   if cell.top[0][0] != loaded[layer][position].top[0][0]}
+        assert marked == changed and changed   # the run moved some predictions
+
+
 async def test_k_among_the_heads_shows_each_heads_knock_out_effect(demo_session):
     from core.inference.inside import head_knockouts
 
