@@ -107,6 +107,40 @@ def test_a_knocked_out_head_equals_zeroing_its_columns_of_the_output_projection(
     assert any(abs(d) > 1e-4 for row in delta for d in row)   # the heads do something
 
 
+def test_attention_is_handed_over_a_block_at_a_time_and_let_go(demo_session):
+    """At the model's whole context, a block's weights are gone once the next block's come:
+    nothing holds every block's (heads, T, T) at once."""
+    import weakref
+
+    ids = (prompt_ids(demo_session, PROMPT) * 200)[:demo_session.max_positions]
+    previous: list = []
+    alive_at_next: list[bool] = []
+
+    def each(block, weights):
+        if previous:
+            alive_at_next.append(previous[-1]() is not None)
+        assert weights.shape == (anatomy(demo_session.model).heads, len(ids), len(ids))
+        previous.append(weakref.ref(weights))
+
+    from core.inference.inside import attention_by_block
+
+    attention_by_block(demo_session, ids, each)
+    assert alive_at_next == [False] * (len(anatomy(demo_session.model).blocks) - 1)
+
+
+def test_inspect_attention_as_text_says_where_the_last_tokens_heads_look(demo_session):
+    ids = (prompt_ids(demo_session, PROMPT) * 200)[:demo_session.max_positions]
+    prompt = demo_session.tokenizer.decode(ids)
+    ids = prompt_ids(demo_session, prompt)
+    done = cli("inspect", "--model", "demo", "--device", "cpu", "--prompt", prompt, "--attention")
+    assert done.returncode == 0, done.stderr
+    weights = attention(demo_session, ids)
+    for block, heads in enumerate(weights, 1):
+        most = [int(w[len(ids) - 1].argmax()) for w in heads]
+        assert f"block {block}: the last token's heads look most at positions {most}" in \
+            " ".join(done.stdout.split())
+
+
 def test_target_text_is_its_first_token_as_it_follows_the_prompt(demo_session):
     lens_last = logit_lens(demo_session, prompt_ids(demo_session, PROMPT))[-1][-1]
     assert target_id(demo_session, PROMPT, None, lens_last) == lens_last.top[0][0]

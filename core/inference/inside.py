@@ -204,11 +204,29 @@ def _eager_attention(model) -> Iterator[None]:
 
 def attention(session: ModelSession, ids: list[int]) -> list[list[torch.Tensor]]:
     """[block][head] → (T, T) float32 weights, row q over key positions 0…q (zeros after)."""
-    model = session.model
+    blocks: list[list[torch.Tensor]] = []
+    attention_by_block(session, ids, lambda block, weights: blocks.append(list(weights)))
+    return blocks
+
+
+def attention_by_block(session: ModelSession, ids: list[int], each) -> None:
+    """`each(block, weights)` with a block's (heads, T, T) float32 weights on the CPU as soon
+    as that block's attention returns them, first block to last: memory holds one block's
+    weights at a time (at a long prompt, all of them together would not fit)."""
+    model, parts = session.model, anatomy(session.model)
+
+    def catcher(block: int):
+        def caught(module, args, output) -> None:
+            each(block, output[1][0].float().cpu())
+        return caught
+
     with session.lock, torch.no_grad(), _eager_attention(model):
-        device = next(model.parameters()).device
-        out = model(input_ids=torch.tensor([ids], device=device), output_attentions=True)
-        return [[a[0, h].float().cpu() for h in range(a.shape[1])] for a in out.attentions]
+        handles = [a.register_forward_hook(catcher(b)) for b, a in enumerate(parts.attentions)]
+        try:
+            model(input_ids=torch.tensor([ids], device=next(model.parameters()).device))
+        finally:
+            for handle in handles:
+                handle.remove()
 
 
 @dataclass(frozen=True)
@@ -223,33 +241,23 @@ class HeadLook:
 def attention_glance(session: ModelSession, ids: list[int], position: int,
                      chosen: tuple[int, int] | None = None) -> tuple[list[list[HeadLook]], torch.Tensor | None]:
     """([block][head] → where it looks from `position`, the chosen (block, head)'s whole
-    (T, T) pattern or None). Each block's weights are caught as its attention returns them
-    and reduced at once: memory holds one block's weights at a time, never all of them."""
-    model, parts = session.model, anatomy(session.model)
-    looks: list[list[HeadLook]] = [[] for _ in parts.blocks]
+    (T, T) pattern or None). Each block's weights are reduced as its attention returns them:
+    memory holds one block's weights at a time, never all of them."""
+    looks: list[list[HeadLook]] = []
     pattern: list[torch.Tensor] = []
 
-    def catcher(block: int):
-        def caught(module, args, output) -> None:
-            weights = output[1][0].float()                        # (heads, T, T)
-            row = weights[:, position, :position + 1]             # (heads, q + 1)
-            values, most = row.max(dim=-1)
-            entropy = -(row * torch.log2(row.clamp(min=1e-12))).sum(dim=-1)
-            looks[block] = [HeadLook(int(m), float(v), float(e))
-                            for m, v, e in zip(most.tolist(), values.tolist(), entropy.tolist())]
-            if chosen is not None and chosen[0] == block:
-                pattern.append(weights[chosen[1]].cpu())
-        return caught
+    def reduce(block: int, weights: torch.Tensor) -> None:       # (heads, T, T)
+        row = weights[:, position, :position + 1]                 # (heads, q + 1)
+        values, most = row.max(dim=-1)
+        entropy = -(row * torch.log2(row.clamp(min=1e-12))).sum(dim=-1)
+        looks.append([HeadLook(int(m), float(v), float(e))
+                      for m, v, e in zip(most.tolist(), values.tolist(), entropy.tolist())])
+        if chosen is not None and chosen[0] == block:
+            pattern.append(weights[chosen[1]])
 
     if not 0 <= position < len(ids):
         raise UserError(f"position {position}: the prompt has {len(ids)} tokens")
-    with session.lock, torch.no_grad(), _eager_attention(model):
-        handles = [a.register_forward_hook(catcher(b)) for b, a in enumerate(parts.attentions)]
-        try:
-            model(input_ids=torch.tensor([ids], device=next(model.parameters()).device))
-        finally:
-            for handle in handles:
-                handle.remove()
+    attention_by_block(session, ids, reduce)
     return looks, (pattern[0] if pattern else None)
 
 

@@ -191,7 +191,7 @@ def tokenize_progress(console):
 def cmd_inspect(args) -> int:
     from core.inference.inside import (
         anatomy,
-        attention,
+        attention_glance,
         head_knockouts,
         logit_lens,
         prompt_ids,
@@ -207,18 +207,35 @@ def cmd_inspect(args) -> int:
                     "tokens": [{"id": i, "text": token_text([i])} for i in ids],
                     "layers": len(parts.blocks), "heads": parts.heads,
                     "lens": [[{"top": [[i, p] for i, p in cell.top]} for cell in row] for row in lens]}
-    if args.attention:
-        result["attention"] = [[[weights[q, :q + 1].tolist() for q in range(len(ids))]
-                                for weights in block] for block in attention(session, ids)]
     if args.ablate:
         target = target_id(session, args.prompt, args.target, lens[-1][-1])
         prob, delta = head_knockouts(session, ids, target)
         result["ablation"] = {"position": len(ids) - 1, "target": target, "prob": prob, "delta": delta}
     if args.json:
-        print_json(result)
+        _print_json_with_attention(session, ids, result) if args.attention else print_json(result)
         return 0
+    if args.attention:   # the text shows where the last token's heads look: one glance
+        looks, _ = attention_glance(session, ids, len(ids) - 1)
+        result["looks"] = [[look.most for look in block] for block in looks]
     _print_inspected(result, token_text)
     return 0
+
+
+def _print_json_with_attention(session, ids: list[int], result: dict) -> None:
+    """`result` as JSON with "attention" last, each block's weights written as its attention
+    returns them: at a long prompt, every block's together would not fit in memory."""
+    from core.inference.inside import attention_by_block
+
+    head = json.dumps(result, ensure_ascii=False)
+    sys.stdout.write(head[:-1] + ', "attention": [')
+
+    def write(block: int, weights) -> None:   # (heads, T, T)
+        rows = [[weights[h, q, :q + 1].tolist() for q in range(len(ids))] for h in range(weights.shape[0])]
+        sys.stdout.write((", " if block else "") + json.dumps(rows))
+
+    attention_by_block(session, ids, write)
+    sys.stdout.write("]}\n")
+    sys.stdout.flush()
 
 
 def _print_inspected(result: dict, token_text) -> None:
@@ -235,10 +252,8 @@ def _print_inspected(result: dict, token_text) -> None:
         table.add_row(name, *(f"{printable(token_text([cell['top'][0][0]]))[:6]} "
                               f"{cell['top'][0][1]:.2f}" for cell in row[first:]))
     console.print(table)
-    if "attention" in result:
-        last = len(result["tokens"]) - 1
-        for block, heads in enumerate(result["attention"], 1):
-            looks = [max(range(last + 1), key=lambda k: head[last][k]) for head in heads]
+    if "looks" in result:
+        for block, looks in enumerate(result["looks"], 1):
             console.print(f"block {block}: the last token's heads look most at positions {looks}")
     if "ablation" in result:
         ablation = result["ablation"]
