@@ -30,6 +30,12 @@ FIT_MARGIN = 0.9           # refuse a run whose plan exceeds 90 % of the free me
 # 10 % of the measured peak of a 14 M-parameter GPT-2, full and LoRA: tests/test_memory.py).
 # CUDA's caching allocator reuses freed blocks.
 CPU_HEAP_SLACK = 1.75
+# With checkpointing, a step's tensors hold each layer's input and one recomputed layer (the
+# plan's figure matches the resident peak where glibc maps every tensor of 1 MB or more on
+# its own, MALLOC_MMAP_THRESHOLD_=1048576). With the heap as it is, freed recomputed layers
+# stay in it: the resident peak is higher by about 0.56–0.92 of a whole step's activations
+# (GPT-2s of 4 and 8 layers × 512, blocks 64 and 256, full and LoRA: tests/memory_worker.py).
+CPU_CHECKPOINT_HEAP_SHARE = 0.7
 # A no-grad forward frees each layer's intermediates as it goes: at its peak it holds at most
 # about half of what a training forward saves for one layer (measured alone: 0.55 at ruGPT-3
 # small's shape; less within a run on a small model, where the plan then reads high).
@@ -98,10 +104,12 @@ def _bytes_of(params) -> int:
 
 
 def saved_activation_bytes(model, block: int, vocab: int, autocast_dtype=None,
-                           chunked_loss: bool = False) -> int:
+                           chunked_loss: bool = False, as_float32: bool = False) -> int:
     """Bytes autograd keeps from one forward pass at batch 1 over `block` tokens in training
     mode (weights, which it also keeps, excluded). With `chunked_loss` the pass stops at the
-    final hidden states, as a run's does (`core.training.loss`). The RNG is left as it was."""
+    final hidden states, as a run's does (`core.training.loss`); `as_float32` counts a
+    half-precision model's saved floats as the float32 ones a run of its upcast weights
+    keeps. The RNG is left as it was."""
     from contextlib import nullcontext
 
     import torch
@@ -114,7 +122,8 @@ def saved_activation_bytes(model, block: int, vocab: int, autocast_dtype=None,
 
     def note(tensor):
         storage = tensor.untyped_storage()
-        seen[(storage.data_ptr(), storage.nbytes())] = storage.nbytes()
+        widen = 4 // tensor.element_size() if as_float32 and tensor.is_floating_point() else 1
+        seen[(storage.data_ptr(), storage.nbytes())] = storage.nbytes() * max(widen, 1)
         held.append(tensor)
         # The graph gets nothing: a node saving its own output would hold it, and it the
         # node — a cycle nothing frees (every plan leaked a pass's activations). No backward.
@@ -201,11 +210,15 @@ def memory_plan(session: ModelSession, config: TrainConfig, processes: int = 1) 
     vocab = int(model.get_output_embeddings().weight.shape[0])
     adapter_params = [p for n, p in model.named_parameters() if "lora_" in n]
     base_params = [p for n, p in model.named_parameters() if "lora_" not in n]
+    # weights `auto` loaded in bfloat16 for inference train in float32 (core.training.run):
+    # planned as the run will hold them
+    upcast = model.dtype != torch.float32 and (not config.lora or session.placement.inference_only)
     if config.lora:
         spec = adapter_spec(session) or LoraSpec.of(config)
         trainable = (sum(p.numel() for p in adapter_params) if adapter_params
                      else count_trainable(model, spec))
-        weights = _bytes_of(base_params) + trainable * 4
+        weights = sum(p.numel() for p in base_params) * 4 if upcast else _bytes_of(base_params)
+        weights += trainable * 4
     else:
         trainable = sum(p.numel() for p in base_params)
         weights = trainable * 4   # a full run trains fp32 master weights
@@ -214,7 +227,8 @@ def memory_plan(session: ModelSession, config: TrainConfig, processes: int = 1) 
 
     chunked = uses_chunked_loss(model, config)
     with session.lock:
-        per_sample = saved_activation_bytes(model, block, vocab, autocast, chunked)
+        per_sample = saved_activation_bytes(model, block, vocab, autocast, chunked,
+                                            as_float32=upcast and autocast is None)
     if config.lora and not adapter_params:
         # The probe ran without the adapter: add what its layers keep per token — the
         # dropout's output and mask (fp32 and bool) and the r-wide projection.
@@ -224,12 +238,15 @@ def memory_plan(session: ModelSession, config: TrainConfig, processes: int = 1) 
         layers = target_layers(model, spec).values()
         per_sample += sum(block * (dropped * fan_in + 4 * spec.r) for fan_in, _ in layers)
     tokens = config.batch_size * block
-    slack = CPU_HEAP_SLACK if model.device.type == "cpu" else 1.0
+    on_cpu = model.device.type == "cpu"
     hidden, layers = _hidden_size(model), max(_layer_count(model), 1)
     one_layer = per_sample // layers
     kept = per_sample
+    slack = CPU_HEAP_SLACK if on_cpu else 1.0
     if config.gradient_checkpointing:   # each layer's input stays; one layer is recomputed at a time
         kept = layers * block * hidden * 4 + one_layer
+        if on_cpu:   # and what the heap keeps of the recomputed layers, measured as a share
+            kept, slack = kept + int(CPU_CHECKPOINT_HEAP_SHARE * per_sample), 1.0
     eval_rows = eval_batch_rows(config.batch_size, block, None if chunked else vocab)
     if config.eval_tokens:   # a sample smaller than one evaluation batch
         eval_rows = min(eval_rows, -(-config.eval_tokens // block))
