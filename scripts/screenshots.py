@@ -67,6 +67,7 @@ async def inside_shot(out: Path) -> None:
             inside.query_one("#inside-prompt", TextArea).load_text(prompt)
             await wait_for(pilot, lambda pane=inside: pane.result is not None and pane.result.prompt == prompt)
             await pilot.press("up", "left")
+            await wait_for(pilot, inside.settled)
             await pilot.pause(0.5)
             app.save_screenshot(name, str(out))
 
