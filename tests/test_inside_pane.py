@@ -172,6 +172,31 @@ async def test_a_shows_where_each_head_looks_and_the_chosen_heads_pattern(demo_s
         assert not pane.has_class("-map")
 
 
+async def test_brackets_move_the_position_the_heads_look_from_and_the_heat_map_follows(demo_session):
+    from core.inference.inside import attention_glance
+
+    prompt = " ".join(["Однажды в студёную зимнюю пору я из лесу вышел; был сильный мороз."] * 3)
+    ids = prompt_ids(demo_session, prompt)
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = await inside_ready(pilot, prompt)
+        await pilot.press("home", "right", "right", "right", "a")   # from position 2
+        await wait_for(pilot, lambda: pane.glance is not None and pane.glance.position == 2)
+        await pilot.press("right_square_bracket", "right_square_bracket", "left_square_bracket")
+        await wait_for(pilot, lambda: pane.glance.position == 3)
+        looks, pattern = attention_glance(demo_session, ids, 3, chosen=pane.glance.chosen)
+        assert pane.glance.looks == looks and pane.glance.pattern == pattern.tolist()
+        grid = pane.query_one("#inside-grid", DataTable)
+        assert "from position 3" in grid.border_title
+        shown = str(pane.query_one("#inside-cell", Static).render())
+        assert "queries 0–" in shown and f"of {len(ids)}" in shown   # its start, where position 3 is
+        for _ in range(len(ids)):   # never past the prompt's end
+            await pilot.press("right_square_bracket")
+        await wait_for(pilot, lambda: pane.glance.position == len(ids) - 1)
+        assert f"–{len(ids) - 1} × keys" in str(pane.query_one("#inside-cell", Static).render())
+        assert app.is_running
+
+
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 def test_inside_attention_snapshot(snap_compare, frozen_figures, demo_session, size):
     async def heads_shown(pilot):

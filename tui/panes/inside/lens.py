@@ -161,9 +161,17 @@ def pattern_text(result: LensReady, glance: GlanceReady, width: int, lines: int)
     text = Text(f"block {block + 1} head {head + 1} from {printable(tokens[glance.position])!r}: "
                 f"most on {printable(tokens[look.most])!r} ({look.weight:.0%}), entropy "
                 f"{look.entropy:.2f} bits\n", style="bold")
-    last = len(tokens) - 1   # the whole prompt's rows and keys, the last that fit
-    keys = range(max(0, last + 1 - width), last + 1)
-    first_row = max(0, last + 1 - 2 * lines)
+    # the whole prompt where it fits, else the rows and keys around the chosen position
+    count, at = len(tokens), glance.position
+    if count > width or count > 2 * lines:
+        lines = max(lines - 1, 1)   # a line says which part shows
+    first_key = min(max(0, at + 1 - width // 2), max(0, count - width))
+    keys = range(first_key, min(count, first_key + width))
+    first_row = min(max(0, at - lines), max(0, count - 2 * lines))
+    last = min(count, first_row + 2 * lines) - 1
+    if count > len(keys) or count > last + 1 - first_row:
+        text.append(f"queries {first_row}–{last} × keys {keys.start}–{keys.stop - 1} of {count} "
+                    "([ ] moves the position)\n", style="dim")
     for q in range(first_row, last + 1, 2):
         for k in keys:
             upper = glance.pattern[q][k] if k <= q else 0.0
@@ -216,3 +224,24 @@ def end_window(tokens: list[str], width: int) -> range:
         start -= 1
         room -= min(len(printable(tokens[start])), CELL_WIDTH) + 2
     return range(start, len(tokens))
+
+
+def fill_heads(grid: DataTable, result: LensReady, glance: GlanceReady) -> None:
+    """The heads into the grid, a row per block and a column per head: where each looks from
+    the glance's position — or, with the knock-out map, what its absence does."""
+    final = result.names[result.reader.model_row[-1].top[0][0]]
+    grid.border_title = (f"where each head looks from position {glance.position}, "
+                         f"{printable(result.tokens[glance.position])!r} ([ ]: another)"
+                         if glance.delta is None else
+                         f"Δ log p({printable(final)!r}) at the end, each head knocked out")
+    grid.clear(columns=True)
+    grid.add_column("block", key="block")
+    for head in range(len(glance.looks[0])):
+        grid.add_column(f"head {head + 1}", key=str(head))
+    for block, heads in enumerate(glance.looks):
+        grid.add_row(f"block {block + 1}", *(
+            Text(f"{glance.delta[block][head]:+.3f}", style=shift(glance.delta[block][head]))
+            if glance.delta is not None else
+            Text(f"{printable(result.tokens[look.most])[:6]} {look.weight:.0%}",
+                 style=tint(look.weight)) for head, look in enumerate(heads)))
+    grid.move_cursor(row=glance.chosen[0], column=glance.chosen[1] + 1)

@@ -28,14 +28,13 @@ from tui.panes.inside.lens import (
     cell_text,
     end_window,
     fill_grid,
+    fill_heads,
     grid_rows,
     lens_cell,
     names_of,
     on_screen,
     pattern_text,
     read_columns,
-    shift,
-    tint,
     token_name,
 )
 from tui.render.chips import printable
@@ -54,7 +53,9 @@ TOP = 5
 class InsidePane(Vertical):
     BINDINGS = [Binding("a", "toggle_attention", "Lens / attention", show=False),
                 Binding("b", "toggle_before", "Before / after training", show=False),
-                Binding("k", "toggle_knockouts", "Knock-out map", show=False)]
+                Binding("k", "toggle_knockouts", "Knock-out map", show=False),
+                Binding("left_square_bracket", "move_position(-1)", "Look from the position before", show=False),
+                Binding("right_square_bracket", "move_position(1)", "Look from the position after", show=False)]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -154,30 +155,32 @@ class InsidePane(Vertical):
                             thread=True, exclusive=True, group="inside", name="inside")
 
     def _start_head(self) -> None:
-        """Another head chosen: only its pattern is read again; the lens and the map stay."""
-        session, glance, chosen = host(self).session, self.glance, self.chosen
+        """Another head or position chosen: only where the heads look is read again; the lens
+        and the knock-out map stay."""
+        session, glance, chosen, position = host(self).session, self.glance, self.chosen, self.position
         if session is None or glance is None:
             return
-        self.app.run_worker(lambda: self._read_head(session, glance, chosen), thread=True,
+        self.app.run_worker(lambda: self._read_head(session, glance, chosen, position), thread=True,
                             exclusive=True, group="inside", name="inside")
 
-    def _read_head(self, session: ModelSession, glance: GlanceReady, chosen: tuple[int, int]) -> None:
+    def _read_head(self, session: ModelSession, glance: GlanceReady, chosen: tuple[int, int],
+                   position: int) -> None:
         from core.inference.inside import attention_glance, prompt_ids
 
         try:
             ids = prompt_ids(session, glance.prompt)
-            looks, pattern = attention_glance(session, ids, glance.position, chosen)
+            looks, pattern = attention_glance(session, ids, position, chosen)
         except Exception as exc:   # one line, never a traceback on screen
             self.post_message(LensFailed(str(exc) if isinstance(exc, UserError) else one_line(exc)))
             return
-        self.post_message(GlanceReady(glance.prompt, glance.position, chosen, looks,
+        self.post_message(GlanceReady(glance.prompt, position, chosen, looks,
                                       pattern.tolist() if pattern is not None else [], glance.delta))
 
     def _read(self, session: ModelSession, prompt: str, glance: tuple[int, tuple[int, int]] | None,
               before: bool, knockouts: bool | list[list[float]], window: range | int) -> None:
         """Worker thread: the lens of `prompt` at the positions of `window` (a range, or a
-        width: the positions its end can show in so many cells), and where the heads look, and the lens of the weights as loaded, when
-        asked — posted back. `knockouts`: False, True (make the map), or the map already made
+        width: the positions its end can show in so many cells), where the heads look and the
+        lens of the weights as loaded, when asked — posted back. `knockouts`: False, True (make the map), or the map already made
         for this prompt and weights."""
         from core.inference.inside import (
             LensReader,
@@ -291,26 +294,16 @@ class InsidePane(Vertical):
             or self.glance.prompt != message.prompt or (self.glance.delta is None) != (message.delta is None)
         self.glance = message
         if fresh:
-            grid = self.query_one("#inside-grid", DataTable)
-            final = self.result.names[self.result.reader.model_row[-1].top[0][0]]
-            grid.border_title = (f"where each head looks from position {message.position}, "
-                                 f"{printable(self.result.tokens[message.position])!r}"
-                                 if message.delta is None else
-                                 f"Δ log p({printable(final)!r}) at the end, each head knocked out")
-            grid.clear(columns=True)
-            grid.add_column("block", key="block")
-            for head in range(len(message.looks[0])):
-                grid.add_column(f"head {head + 1}", key=str(head))
-            for block, heads in enumerate(message.looks):
-                grid.add_row(f"block {block + 1}", *(
-                    Text(f"{message.delta[block][head]:+.3f}", style=shift(message.delta[block][head]))
-                    if message.delta is not None else
-                    Text(f"{printable(self.result.tokens[look.most])[:6]} {look.weight:.0%}",
-                         style=tint(look.weight)) for head, look in enumerate(heads)))
-            grid.move_cursor(row=message.chosen[0], column=message.chosen[1] + 1)
+            fill_heads(self.query_one("#inside-grid", DataTable), self.result, message)
         box = self.query_one("#inside-cell", Static).content_size
         self.query_one("#inside-cell", Static).update(
             pattern_text(self.result, message, max(box.width, 8), max(box.height - 1, 1)))
+
+    def action_move_position(self, step: int) -> None:
+        """[ and ], among the heads: where they look from the position before or after."""
+        if self.attention and self.glance is not None and self.result is not None:
+            self.position = min(max(self.glance.position + step, 0), len(self.result.tokens) - 1)
+            self._start_head()
 
     def action_toggle_before(self) -> None:
         """b: mark the cells where training changed the prediction — or stop marking them."""
