@@ -188,6 +188,8 @@ async def test_brackets_move_the_position_the_heads_look_from_and_the_heat_map_f
         assert pane.glance.looks == looks and pane.glance.pattern == pattern.tolist()
         grid = pane.query_one("#inside-grid", DataTable)
         assert "from position 3" in grid.border_title
+        hint = str(pane.query_one("#inside-hint", Static).render())
+        assert "[ ]: position" in hint and len(hint) <= 78   # whole at 80 columns
         shown = str(pane.query_one("#inside-cell", Static).render())
         assert "queries 0–" in shown and f"of {len(ids)}" in shown   # its start, where position 3 is
         for _ in range(len(ids)):   # never past the prompt's end

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from core.model.session import ModelSession
 
 DEFAULT_PROMPT = "Однажды в студёную зимнюю пору"
+LENS_HINT = "↑↓←→ the grid · a: lens ↔ heads · b: before training · shift+tab: the prompt"
+HEADS_HINT = "↑↓←→ a head · [ ]: position · k: knock-outs · a: lens · shift+tab: the prompt"
 TOP = 5
 
 
@@ -73,8 +75,7 @@ class InsidePane(Vertical):
         yield Editor(DEFAULT_PROMPT, id="inside-prompt", soft_wrap=True)
         yield DataTable(id="inside-grid", cursor_type="cell", zebra_stripes=False, fixed_columns=1)
         yield Static(id="inside-cell")
-        yield Static("↑↓←→ the grid · a: lens ↔ heads · b: before training · shift+tab: the prompt",
-                     id="inside-hint")
+        yield Static(LENS_HINT, id="inside-hint")
 
     def on_mount(self) -> None:
         prompt = self.query_one("#inside-prompt", TextArea)
@@ -326,6 +327,7 @@ class InsidePane(Vertical):
         grid = self.query_one("#inside-grid", DataTable)
         self.attention = not self.attention
         self.set_class(self.attention, "-map")
+        self.query_one("#inside-hint", Static).update(HEADS_HINT if self.attention else LENS_HINT)
         if self.attention:
             self.position = max(grid.cursor_coordinate.column - 1, 0)
             self.glance = None
