@@ -32,6 +32,7 @@ class LensReady(Message):
     reader: LensReader
     base: list[list[LensCell | None]] | None = None   # the weights as loaded, when asked for
     base_reader: LensReader | None = None
+    asked: int = 0             # which reading of the pane's this answers: a later one wins
 
 
 @dataclass
@@ -62,6 +63,7 @@ class GlanceReady(Message):
     pattern: list[list[float]]       # (T, T) of the chosen head
     # with k: Δ log p of the model's next token at the last position, each head knocked out
     delta: list[list[float]] | None = None
+    asked: int = 0             # which reading of the pane's this answers: a later one wins
 
 
 def token_name(tokenizer, token_id: int) -> str:

@@ -70,6 +70,7 @@ class InsidePane(Vertical):
         self.chosen = (0, 0)                   # the head whose pattern is drawn
         self._timer: Timer | None = None
         self._reading_columns = False          # a worker reads more positions of the lens
+        self._asked = [0, 0]                   # readings asked for, of the lens and of the heads
 
     def compose(self) -> ComposeResult:
         yield Editor(DEFAULT_PROMPT, id="inside-prompt", soft_wrap=True)
@@ -152,7 +153,8 @@ class InsidePane(Vertical):
         # the same prompt keeps its place; a new one opens at its end (the grid's width here)
         same = self.result is not None and self.result.prompt == prompt and not self.attention
         window = on_screen(grid) if same else grid.scrollable_content_region.width
-        self.app.run_worker(lambda: self._read(session, prompt, glance, before, knockouts, window),
+        self._asked = asked = [self._asked[0] + 1, self._asked[1] + 1]   # answers to older ones are dropped
+        self.app.run_worker(lambda: self._read(session, prompt, glance, before, knockouts, window, asked),
                             thread=True, exclusive=True, group="inside", name="inside")
 
     def _start_head(self) -> None:
@@ -161,11 +163,13 @@ class InsidePane(Vertical):
         session, glance, chosen, position = host(self).session, self.glance, self.chosen, self.position
         if session is None or glance is None:
             return
-        self.app.run_worker(lambda: self._read_head(session, glance, chosen, position), thread=True,
+        self._asked[1] += 1
+        asked = self._asked[1]
+        self.app.run_worker(lambda: self._read_head(session, glance, chosen, position, asked), thread=True,
                             exclusive=True, group="inside", name="inside")
 
     def _read_head(self, session: ModelSession, glance: GlanceReady, chosen: tuple[int, int],
-                   position: int) -> None:
+                   position: int, asked: int) -> None:
         from core.inference.inside import attention_glance, prompt_ids
 
         try:
@@ -175,10 +179,11 @@ class InsidePane(Vertical):
             self.post_message(LensFailed(str(exc) if isinstance(exc, UserError) else one_line(exc)))
             return
         self.post_message(GlanceReady(glance.prompt, position, chosen, looks,
-                                      pattern.tolist() if pattern is not None else [], glance.delta))
+                                      pattern.tolist() if pattern is not None else [], glance.delta, asked))
 
     def _read(self, session: ModelSession, prompt: str, glance: tuple[int, tuple[int, int]] | None,
-              before: bool, knockouts: bool | list[list[float]], window: range | int) -> None:
+              before: bool, knockouts: bool | list[list[float]], window: range | int,
+              asked: list[int]) -> None:
         """Worker thread: the lens of `prompt` at the positions of `window` (a range, or a
         width: the positions its end can show in so many cells), where the heads look and the
         lens of the weights as loaded, when asked — posted back. `knockouts`: False, True (make the map), or the map already made
@@ -216,9 +221,11 @@ class InsidePane(Vertical):
         lens, base = grid_rows(reader), grid_rows(base_reader) if base_reader is not None else None
         names = names_of(session, set(ids), [reader.columns, base_reader.columns if base_reader else {}],
                          reader.model_row)
-        self.post_message(LensReady(prompt, [names[i] for i in ids], lens, names, reader, base, base_reader))
+        self.post_message(LensReady(prompt, [names[i] for i in ids], lens, names, reader, base, base_reader,
+                                    asked[0]))
         if looked is not None and glance is not None:
-            self.post_message(GlanceReady(prompt, looked[0], glance[1], looked[1], looked[2], looked[3]))
+            self.post_message(GlanceReady(prompt, looked[0], glance[1], looked[1], looked[2], looked[3],
+                                          asked[1]))
 
     def read_on_screen(self) -> None:
         """Read the positions in view and the cursor's, where not read yet."""
@@ -278,6 +285,8 @@ class InsidePane(Vertical):
         self.query_one("#inside-cell", Static).update(Text(message.error, style="red"))
 
     def on_lens_ready(self, message: LensReady) -> None:
+        if message.asked != self._asked[0]:   # a worker since started reads it again
+            return
         self.result = message
         if not self.attention:
             self._draw_lens(message)
@@ -289,7 +298,7 @@ class InsidePane(Vertical):
         self.show_cell()
 
     def on_glance_ready(self, message: GlanceReady) -> None:
-        if not self.attention or self.result is None or message.prompt != self.result.prompt:
+        if message.asked != self._asked[1] or not self.attention or self.result is None or message.prompt != self.result.prompt:
             return
         fresh = self.glance is None or self.glance.position != message.position \
             or self.glance.prompt != message.prompt or (self.glance.delta is None) != (message.delta is None)
