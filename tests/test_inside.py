@@ -141,6 +141,27 @@ def test_inspect_attention_as_text_says_where_the_last_tokens_heads_look(demo_se
             " ".join(done.stdout.split())
 
 
+def test_inspect_piped_into_a_reader_that_stops_early_ends_quietly(demo_session):
+    """`inspect --attention --json | head -c 100`: the reader closes the pipe long before the
+    weights are all written; the command stops with SIGPIPE's status and says nothing."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    prompt = demo_session.tokenizer.decode((prompt_ids(demo_session, PROMPT) * 20)[:200])
+    proc = subprocess.Popen([sys.executable, "-m", "tui.cli", "inspect", "--model", "demo", "--device", "cpu",
+                             "--prompt", prompt, "--attention", "--json"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(100).startswith(b'{"model": "demo"')
+    proc.stdout.close()   # as `head` does once it has its bytes
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == ""
+
+
 def test_target_text_is_its_first_token_as_it_follows_the_prompt(demo_session):
     lens_last = logit_lens(demo_session, prompt_ids(demo_session, PROMPT))[-1][-1]
     assert target_id(demo_session, PROMPT, None, lens_last) == lens_last.top[0][0]

@@ -1,6 +1,7 @@
 """`rugpt-tui` command line. Headless subcommands never import Textual; no subcommand starts the app.
 
-Exit codes: 0 success, 2 bad input (one line naming the file/setting), 1 internal error.
+Exit codes: 0 success, 2 bad input (one line naming the file/setting), 1 internal error;
+130 interrupted, 141 the reader of the output went away (as the signals would give).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:   # the reader went away (`… | head`): stop quietly, as SIGPIPE would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # nothing left to flush into it
+        return 141
     except Exception as exc:
         if os.environ.get("RUGPT_TUI_DEBUG"):
             raise
