@@ -137,11 +137,6 @@ class LensReader:
                               for cell in _cells(out.logits[0, a:a + LENS_ROWS], top,
                                                  self._final[a:a + LENS_ROWS], self._actual[a:a + LENS_ROWS])]
 
-    @property
-    def layers(self) -> int:
-        """Rows of the lens: the embeddings, each block, the model's output."""
-        return len(self._states) + 1
-
     def read(self, positions) -> dict[int, list[LensCell]]:
         """position → its cells in rows 0…L-1, for those of `positions` not read before (kept
         for later). StaleLens if the weights changed since the forward pass."""
@@ -166,9 +161,13 @@ class LensReader:
     def rows(self) -> list[list[LensCell]]:
         """The whole lens: [layer 0…L][position], reading every position not read yet."""
         self.read(range(len(self.ids)))
-        positions = range(len(self.ids))
-        return [[self.columns[p][layer] for p in positions] for layer in range(len(self._states))] \
+        return [[self.columns[p][layer] for p in range(len(self.ids))] for layer in range(len(self._states))] \
             + [self.model_row]
+
+    def known(self) -> list[list[LensCell | None]]:
+        """The lens as read so far: [layer 0…L][position], None where not read yet."""
+        return [[self.columns[p][layer] if p in self.columns else None for p in range(len(self.ids))]
+                for layer in range(len(self._states))] + [list(self.model_row)]
 
 
 def logit_lens(session: ModelSession, ids: list[int], top: int = 5) -> list[list[LensCell]]:
@@ -176,15 +175,6 @@ def logit_lens(session: ModelSession, ids: list[int], top: int = 5) -> list[list
     norm and the output head after each block (row 0: the embeddings; the last row: the
     model's own logits)."""
     return LensReader(session, ids, top).rows()
-
-
-def base_lens(session: ModelSession, ids: list[int], top: int = 5) -> list[list[LensCell]]:
-    """The lens of the weights as loaded, before this session trained them (a LoRA adapter
-    switched off): beside the current lens, it shows in which blocks training changed the
-    prediction."""
-    from core.model.weights import base_weights
-
-    return LensReader(session, ids, top, base_weights).rows()
 
 
 @contextmanager

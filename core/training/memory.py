@@ -122,8 +122,8 @@ def saved_activation_bytes(model, block: int, vocab: int, autocast_dtype=None,
 
     def note(tensor):
         storage = tensor.untyped_storage()
-        widen = 4 // tensor.element_size() if as_float32 and tensor.is_floating_point() else 1
-        seen[(storage.data_ptr(), storage.nbytes())] = storage.nbytes() * max(widen, 1)
+        widen = max(4 // tensor.element_size(), 1) if as_float32 and tensor.is_floating_point() else 1
+        seen[(storage.data_ptr(), storage.nbytes())] = storage.nbytes() * widen
         held.append(tensor)
         # The graph gets nothing: a node saving its own output would hold it, and it the
         # node — a cycle nothing frees (every plan leaked a pass's activations). No backward.

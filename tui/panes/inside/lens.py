@@ -118,19 +118,12 @@ def on_screen(grid: DataTable) -> range:
     return range(shown[0], shown[-1] + 1) if shown else range(0)
 
 
-def grid_rows(reader: LensReader) -> list[list[LensCell | None]]:
-    """The lens as the grid holds it: [layer 0…L][position], None where not read yet."""
-    positions = range(len(reader.ids))
-    return [[reader.columns[p][layer] if p in reader.columns else None for p in positions]
-            for layer in range(reader.layers - 1)] + [list(reader.model_row)]
-
-
-def names_of(session: ModelSession, ids: set[int], columns: list[dict[int, list[LensCell]]],
+def names_of(session: ModelSession, known: dict[int, str], columns: list[dict[int, list[LensCell]]],
              model_row: list[LensCell]) -> dict[int, str]:
-    """id → text of `ids` and of every token the cells name."""
-    named = ids | {i for cell in model_row for i, _ in cell.top} | {
+    """id → text of every token the cells name, and of those already `known`."""
+    named = {i for cell in model_row for i, _ in cell.top} | {
         i for read in columns for cells in read.values() for cell in cells for i, _ in cell.top}
-    return {i: token_name(session.tokenizer, i) for i in named}
+    return {**known, **{i: token_name(session.tokenizer, i) for i in named - known.keys()}}
 
 
 def cell_text(result: LensReady, layer: int, position: int, cell: LensCell) -> Text:
@@ -215,7 +208,7 @@ def read_columns(readers: tuple[LensReader, LensReader | None], positions: list[
         return LensStale()
     except Exception as exc:   # one line, never a traceback on screen
         return LensFailed(str(exc) if isinstance(exc, UserError) else one_line(exc))
-    return LensColumns(reader, columns, base, names_of(reader.session, set(), [columns, base or {}], []))
+    return LensColumns(reader, columns, base, names_of(reader.session, {}, [columns, base or {}], []))
 
 
 def end_window(tokens: list[str], width: int) -> range:

@@ -29,7 +29,6 @@ from tui.panes.inside.lens import (
     end_window,
     fill_grid,
     fill_heads,
-    grid_rows,
     lens_cell,
     names_of,
     on_screen,
@@ -198,8 +197,9 @@ class InsidePane(Vertical):
 
         try:
             ids = prompt_ids(session, prompt)
+            tokens = [token_name(session.tokenizer, i) for i in ids]
             positions = range(0) if glance is not None else window if isinstance(window, range) \
-                else end_window([token_name(session.tokenizer, i) for i in ids], window)   # heads: no lens cells
+                else end_window(tokens, window)   # the heads' view reads no lens cells
             reader = LensReader(session, ids, TOP)
             reader.read(positions)
             base_reader = LensReader(session, ids, TOP, base_weights) if before else None
@@ -218,10 +218,10 @@ class InsidePane(Vertical):
         except Exception as exc:   # one line, never a traceback on screen
             self.post_message(LensFailed(one_line(exc)))
             return
-        lens, base = grid_rows(reader), grid_rows(base_reader) if base_reader is not None else None
-        names = names_of(session, set(ids), [reader.columns, base_reader.columns if base_reader else {}],
-                         reader.model_row)
-        self.post_message(LensReady(prompt, [names[i] for i in ids], lens, names, reader, base, base_reader,
+        names = names_of(session, dict(zip(ids, tokens)),
+                         [reader.columns, base_reader.columns if base_reader else {}], reader.model_row)
+        self.post_message(LensReady(prompt, tokens, reader.known(), names, reader,
+                                    base_reader.known() if base_reader is not None else None, base_reader,
                                     asked[0]))
         if looked is not None and glance is not None:
             self.post_message(GlanceReady(prompt, looked[0], glance[1], looked[1], looked[2], looked[3],
