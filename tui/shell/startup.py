@@ -130,7 +130,10 @@ class Startup:
         main = app.screen_stack[0]
         for tab, pane in (("generate", app.panes.generate), ("train", app.panes.train),
                           ("chat", app.panes.chat), ("inside", app.panes.inside)):
-            await main.query_one(f"#{tab}").mount(pane)
+            tab_pane = main.query_one(f"#{tab}")
+            if not tab_pane.is_attached:   # the app quit in its first moments: nowhere to mount
+                return
+            await tab_pane.mount(pane)
         self.panes_up = True
         waiting, self._waiting_for_panes = self._waiting_for_panes, []
         for callback in waiting:
