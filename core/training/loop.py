@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from core.base import clock
 from core.base.cancel import Cancelled
 from core.base.safe_write import FolderLock
+from core.model.kernels import fused_activations
 from core.training.batches import (
     batches,
 )
@@ -61,7 +62,8 @@ def train(session: ModelSession, config: TrainConfig,
     if logs is not None:
         on_event = tee(on_event, logs)
     try:
-        return _train(session, config, on_event, control or TrainControl())
+        with fused_activations(session.model):   # the same function, one kernel: core.model.kernels
+            return _train(session, config, on_event, control or TrainControl())
     finally:
         if logs is not None:
             logs.close()

@@ -33,9 +33,10 @@ CPU_HEAP_SLACK = 1.75
 # With checkpointing, a step's tensors hold each layer's input and one recomputed layer (the
 # plan's figure matches the resident peak where glibc maps every tensor of 1 MB or more on
 # its own, MALLOC_MMAP_THRESHOLD_=1048576). With the heap as it is, freed recomputed layers
-# stay in it: the resident peak is higher by about 0.56–0.92 of a whole step's activations
-# (GPT-2s of 4 and 8 layers × 512, blocks 64 and 256, full and LoRA: tests/memory_worker.py).
-CPU_CHECKPOINT_HEAP_SHARE = 0.7
+# stay in it: the resident peak is higher by about 0.4–0.9 of a whole step's activations
+# (GPT-2s of 4 and 8 layers × 512, blocks 64 and 256, full and LoRA: tests/memory_worker.py;
+# full runs at the low end at block 256).
+CPU_CHECKPOINT_HEAP_SHARE = 0.6
 # A no-grad forward frees each layer's intermediates as it goes: at its peak it holds at most
 # about half of what a training forward saves for one layer (measured alone: 0.55 at ruGPT-3
 # small's shape; less within a run on a small model, where the plan then reads high).
@@ -114,6 +115,7 @@ def saved_activation_bytes(model, block: int, vocab: int, autocast_dtype=None,
 
     import torch
 
+    from core.model.kernels import fused_activations
     from core.training.loss import hidden_states_out
 
     seen: dict[tuple[int, int], int] = {}
@@ -143,7 +145,8 @@ def saved_activation_bytes(model, block: int, vocab: int, autocast_dtype=None,
                 torch.autocast(model.device.type, dtype=autocast_dtype,
                                enabled=autocast_dtype is not None):
             model.train()
-            with hidden_states_out(model) if chunked_loss else nullcontext():
+            with hidden_states_out(model) if chunked_loss else nullcontext(), \
+                    fused_activations(model):   # as a run computes them
                 out = model(input_ids=ids, labels=None if chunked_loss else ids, use_cache=False)
             del out
             held.clear()

@@ -92,17 +92,18 @@ def batch_loss(model, unwrapped, batch: dict, chunked: bool) -> torch.Tensor:
     """The batch's mean next-token loss; with `chunked`, through `core.training.loss` (no (B, T, V)
     logits). `model` may be the DDP-wrapped `unwrapped`."""
     if not chunked:
-        return model(**batch).loss
+        return model(**batch, use_cache=False).loss
     with hidden_states_out(unwrapped) as head:
-        hidden = model(input_ids=batch["input_ids"],
-                       attention_mask=batch["attention_mask"]).logits                # (B, T, H)
+        hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       use_cache=False).logits                                       # (B, T, H)
     return next_token_loss(hidden, head, batch["labels"])
 
 
 def losses_per_position(model, unwrapped, batch: dict, chunked: bool) -> torch.Tensor:
     """Each position's next-token loss, 0 where unscored (B, T), for evaluation: from the
     final hidden states chunk by chunk (`token_losses`), or from the model's own logits."""
-    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
+              "use_cache": False}
     if chunked:
         with hidden_states_out(unwrapped) as head:
             hidden = model(**inputs).logits                                          # (B, T, H)
