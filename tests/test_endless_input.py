@@ -15,7 +15,7 @@ from core.data.source import check_source, resolve_source, text_files
 from core.store.database import Store
 from core.store.workspace import settings_path
 from tests.helpers import ROOT, cli, run_cli, wait_for
-from tests.test_hangup import spawn, wait_loaded
+from tests.test_hangup import spawn, wait_exit, wait_loaded
 from tui.shell.app import RuGPTApp
 
 CORPUS = ROOT / "core" / "resources" / "corpus_ru.txt"
@@ -160,3 +160,42 @@ def test_the_app_with_dev_zero_in_the_data_field_quits_at_once(demo_dir):
         assert gone_within(pid, 2.0, fd) < 2.0
     finally:
         os.close(fd)
+
+
+# The app's process with two witnesses: an exit function, and an object whose finalizer only
+# the interpreter's teardown would run (it clears the main module's names).
+WITNESSED = """
+import atexit, sys
+def mark(line, path=sys.argv[1], open=open):
+    with open(path, "a") as marks:
+        marks.write(line + "\\n")
+atexit.register(mark, "exit functions ran")
+class Witness:
+    def __del__(self, mark=mark):
+        mark("teardown ran")
+witness = Witness()
+from tui.cli.main import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_the_app_runs_its_exit_functions_then_ends_without_the_interpreters_teardown(demo_dir, tmp_path):
+    """The teardown of torch and its kin takes 1–3 s after the exit functions: ctrl+q ends
+    the process without it (`--help`, which never starts the app, shows both witnesses)."""
+    helped = tmp_path / "help-marks"
+    pid, fd = spawn(python=["-c", WITNESSED, str(helped), "--help"])
+    try:
+        assert wait_exit(pid, 60) == 0
+    finally:
+        os.close(fd)
+    assert helped.read_text(encoding="utf-8").splitlines() == ["exit functions ran", "teardown ran"]
+
+    marks = tmp_path / "app-marks"
+    pid, fd = spawn(python=["-c", WITNESSED, str(marks), "--model", "demo"])
+    try:
+        wait_loaded(fd)
+        os.write(fd, b"\x11")   # ctrl+q
+        assert gone_within(pid, 2.0, fd) < 2.0
+    finally:
+        os.close(fd)
+    assert marks.read_text(encoding="utf-8").splitlines() == ["exit functions ran"]

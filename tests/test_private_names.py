@@ -57,6 +57,9 @@ PRIVATE_NAMES = {
     # attention that gives the weights (set_attn_implementation has no public getter)
     "transformers.PretrainedConfig()._attn_implementation":
         lambda: hasattr(__import__("transformers").PretrainedConfig(), "_attn_implementation") or None,
+    # tui/process/shutdown.py: the app's process runs its exit functions, then ends without
+    # the interpreter's teardown of torch & co. (1–3 s, past ctrl+q's 2 s)
+    "atexit._run_exitfuncs": lambda: __import__("atexit")._run_exitfuncs,
 }
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 from core.base.errors import SaveError, UserError, one_line
 
 
-def start_app(args) -> int:
+def start_app(args) -> NoReturn:
     """The app itself; its first frame, kept from the last start, goes on the terminal
     before Textual is even imported (tui.process.early_frame)."""
     from core.store.workspace import peek_settings
@@ -25,9 +26,8 @@ def start_app(args) -> int:
     try:
         from tui.shell.launch import run_app
 
-        return run_app(model=args.model, device=args.device, dtype=args.dtype,
-                       trust_remote_code=args.trust_remote_code, lesson=args.lesson,
-                       early_frame=early)
+        run_app(model=args.model, device=args.device, dtype=args.dtype,   # ends the process
+                trust_remote_code=args.trust_remote_code, lesson=args.lesson, early_frame=early)
     finally:
         if early is not None:
             early.release()   # the app ended before its driver had the terminal

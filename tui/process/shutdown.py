@@ -8,15 +8,22 @@ cannot be interrupted would keep the process alive forever after its screen is g
 workers run on daemon threads that the loop waits for only briefly, and a process whose
 threads are still busy after a short grace ends at once, once everything it keeps (settings,
 the workspace database) has been written.
+
+Even with every thread done, the interpreter's own teardown — freeing the modules and objects
+of torch, transformers and their kin — takes 1–3 s after the exit functions have run. So the
+process runs its exit functions (logging flushed, temporary folders removed) and then ends
+without that teardown.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import NoReturn
 
 LOOP_GRACE_S = 0.5    # how long the event loop waits for its workers at exit
 FINAL_GRACE_S = 1.0   # how long the process waits for any thread still running after that
@@ -69,19 +76,23 @@ def join_until(threads: list[threading.Thread], deadline: float) -> None:
         thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def end_process(code: int, workers: DaemonWorkers | None = None, grace: float = FINAL_GRACE_S) -> int:
+def end_process(code: int, workers: DaemonWorkers | None = None,
+                grace: float = FINAL_GRACE_S) -> NoReturn:
     """After the app has quit: give its workers and any other non-daemon thread (a cancelled
-    run recording its end) up to `grace` seconds; then, if any thread at all is still
-    running, end the process at once — a daemon thread in the middle of a library call can
-    crash the interpreter's own shutdown. Returns `code` when nothing is left running."""
+    run recording its end) up to `grace` seconds; then end the process with `code`. The exit
+    functions run only when no thread is left: a daemon thread in the middle of a library
+    call could hold up one of them, or crash the interpreter's shutdown."""
     me = threading.current_thread()
     waited = [t for t in threading.enumerate() if t is not me and not t.daemon]
     join_until(waited + (workers.busy() if workers is not None else []), time.monotonic() + grace)
-    if any(t.is_alive() for t in threading.enumerate() if t is not me):
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(code)
-    return code
+    if not any(t.is_alive() for t in threading.enumerate() if t is not me):
+        # What a normal exit runs first; its teardown after them is what takes the seconds.
+        # `_run_exitfuncs` is private — the atexit module has no public way to run them
+        # (tests/test_private_names.py).
+        atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)

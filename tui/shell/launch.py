@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from tui.process.shutdown import end_process
 from tui.shell.app import RuGPTApp
@@ -38,7 +38,7 @@ def driver_class(app: RuGPTApp) -> type[Driver]:
 
 def run_app(model: str | None = None, device: str | None = None, dtype: str | None = None,
             trust_remote_code: bool = False, lesson: bool = False,
-            early_frame: EarlyFrame | None = None) -> int:
+            early_frame: EarlyFrame | None = None) -> NoReturn:
     app = RuGPTApp(model=model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                    lesson=lesson, early_frame=early_frame)
     app.driver_class = driver_class(app)
@@ -47,5 +47,7 @@ def run_app(model: str | None = None, device: str | None = None, dtype: str | No
     app.run()
     if app.detached is not None:   # the terminal is gone: the run finishes, then we exit
         app.detached.finished.wait()
+    if early_frame is not None:
+        early_frame.release()   # a no-op once the driver had the terminal
     # whatever a worker is still doing (a read that never ends), the process ends now
-    return end_process(app.return_code or 0, app.thread_workers)
+    end_process(app.return_code or 0, app.thread_workers)
