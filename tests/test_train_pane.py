@@ -13,7 +13,7 @@ from core.model.session import load_session
 from core.training.config import TrainConfig
 from core.training.events import Saved
 from core.training.loop import train
-from tests.helpers import start_unsaved_run, wait_for
+from tests.helpers import screen_text, start_unsaved_run, wait_for
 from tui.panes.train.pane import TrainPane
 from tui.shell.app import RuGPTApp
 
@@ -162,6 +162,18 @@ async def test_quit_during_training_asks_and_exits_fast(fresh_session, tmp_path)
         assert done.stop_reason == "cancel" and done.steps < pane.run.last_step.total_steps / 10
     assert (tmp_path / "saved" / "model.safetensors").exists()
     assert not [t for t in threading.enumerate() if t.is_alive() and "train" in t.name.lower()]
+
+
+async def test_the_quit_question_names_its_keys_at_80x24(demo_session):
+    from tui.widgets.dialogs import QuitWhileTrainingScreen
+
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(QuitWhileTrainingScreen())
+        await pilot.pause()
+        shown = screen_text(app)
+        for label in ("Save and quit [s]", "Quit without saving [q]", "Cancel [esc]"):
+            assert label in shown, shown
 
 
 async def test_before_after_and_reset(fresh_session):

@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Static
 
@@ -109,9 +110,10 @@ class QuitWhileTrainingScreen(Window[str]):
         with Vertical(id="quit-box"):
             yield Label("A training run is going. Save a checkpoint before quitting?")
             with Horizontal(id="quit-buttons"):
-                yield Button("Save and quit [s]", id="save", variant="primary")
-                yield Button("Quit without saving [q]", id="quit", variant="error")
-                yield Button("Cancel [esc]", id="cancel")
+                # plain Content: as markup, "[s]" would be a style tag and vanish
+                yield Button(Content("Save and quit [s]"), id="save", variant="primary")
+                yield Button(Content("Quit without saving [q]"), id="quit", variant="error")
+                yield Button(Content("Cancel [esc]"), id="cancel")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id)
