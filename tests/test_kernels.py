@@ -97,3 +97,19 @@ def test_a_training_forward_builds_no_kv_cache(corpus_files, fresh_session):
     finally:
         handle.remove()
     assert len(caches) >= 2 and all(cache is None for cache in caches)
+
+
+def test_a_loaded_model_is_never_kernelized_from_the_hub(fresh_session, demo_dir):
+    """transformers turns hub kernels on by default when the `kernels` package is there, and
+    re-kernelizes on every train()/eval() switch; on a GPU that fetches kernels from the hub
+    at a run's first evaluation, which raises on an offline box. Our models have it off."""
+    from transformers import AutoModelForCausalLM
+
+    plain = AutoModelForCausalLM.from_pretrained(str(demo_dir))
+    assert plain.use_kernels   # the library's default, which the loader must override
+
+    model = fresh_session.model
+    assert not model.use_kernels
+    model.train()
+    model.eval()
+    assert not model.use_kernels and model.kernels_mode is None

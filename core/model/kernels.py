@@ -14,7 +14,8 @@ transformers gives.
 Each such activation module is replaced by `FusedTanhGELU` for the run and put back after it.
 Replacing the module rather than shadowing its `forward` is what survives transformers'
 kernel hub, which resets a layer's `forward` whenever the model switches between train and
-eval.
+eval (for a model loaded with hub kernels on, the library's default; `load_session` turns them
+off, but a script may hand `train()` a model of its own).
 """
 
 from __future__ import annotations

@@ -189,9 +189,12 @@ def load_session(name: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str 
         tokenizer = AutoTokenizer.from_pretrained(
             tokenizer_source, local_files_only=local_only or tokenizer_source != source,
             trust_remote_code=trust_remote_code)
+        # use_kernels=False: with the `kernels` package present (transformers requires it),
+        # transformers re-kernelizes a GPU model on every train()/eval() switch and fetches
+        # hub kernels for inference; on an offline box that raises at a run's first evaluation.
         model = AutoModelForCausalLM.from_pretrained(
             source, local_files_only=local_only, trust_remote_code=trust_remote_code,
-            dtype=placement.torch_dtype)
+            dtype=placement.torch_dtype, use_kernels=False)
     except UserError:
         raise
     except Exception as exc:  # the library's messages are long: keep the first line
