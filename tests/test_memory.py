@@ -149,3 +149,20 @@ def test_a_run_that_fits_only_sharded_is_refused_with_fsdp_advice(demo_session, 
     with pytest.raises(UserError) as refused:
         check_fits(plan, free, config, demo_session)
     assert "--fsdp on 4 GPUs" in str(refused.value)
+
+
+def test_a_run_with_fewer_rows_than_its_batch_plans_for_the_rows(tmp_path, demo_dir):
+    """A batch is never bigger than the data: the plan (and a GPU's refusal) follows the rows
+    the run will really stack, not the batch size asked for."""
+    from core.training.events import Stats
+
+    texts = tmp_path / "few.txt"
+    texts.write_text("\n".join(f"Кот номер {i} спал на крыше." for i in range(5)) + "\n",
+                     encoding="utf-8")
+    events: list = []
+    train(load_session("demo", device="cpu"),
+          TrainConfig(train=str(texts), block_size=16, batch_size=4096, max_steps=1,
+                      eval_tokens=16, sample_tokens=2), on_event=events.append)
+    rows = next(e for e in events if isinstance(e, Stats)).train_rows
+    plan = next(e.message for e in events if isinstance(e, Notice) and e.message.startswith("memory ≈"))
+    assert 0 < rows < 4096 and f"(batch {rows} × block 16)" in plan

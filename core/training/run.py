@@ -80,12 +80,13 @@ def trainable_parameters(session: ModelSession, config: TrainConfig,
     return params
 
 
-def plan_memory(session: ModelSession, config: TrainConfig, processes: int,
+def plan_memory(session: ModelSession, config: TrainConfig, processes: int, rows: int,
                 emit: Callable[[TrainEvent], None]) -> None:
     """Say what the run will need (a process's share, sharded); on a GPU, refuse one that
-    cannot fit (with what would)."""
+    cannot fit (with what would). A batch is never more than a process's share of the `rows`."""
     from core.training.memory import check_fits, free_cuda_memory, memory_plan
 
+    config = replace(config, batch_size=max(1, min(config.batch_size, -(-rows // processes))))
     plan = memory_plan(session, config, processes)
     emit(Notice(plan.line()))
     check_fits(plan, free_cuda_memory(session.model.device), config, session)
@@ -198,7 +199,7 @@ class PreparedRun:
         torch.manual_seed(config.seed)  # training's RNG (dropout, a new adapter's init)
         params = trainable_parameters(session, config, emit)
         set_gradient_checkpointing(model, config.gradient_checkpointing)
-        plan_memory(session, config, accelerator.num_processes, emit)
+        plan_memory(session, config, accelerator.num_processes, len(data.train_rows), emit)
         if config.fsdp:   # the optimizer is built on the shards, and keeps only theirs
             model, params = sharded(model)
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay,
