@@ -1,4 +1,6 @@
-"""Our decode loop vs `model.generate()`: tokens/s, same model, same settings, one process.
+"""Our decode loop vs `model.generate()`: tokens/s, same model, same settings, one process;
+ours both with its growing cache and with the static cache (`generate --static-cache`: compiled
+with CUDA graphs on a GPU).
 
 Runs alternate (ours, library, ours, …) so drift hits both alike; the figure is the median.
     python bench/generate_speed.py [--runs 5] [--tokens 64] [--device cpu|cuda] [--skip-large]
@@ -14,10 +16,10 @@ from core.inference.generation import GenerationDone, generate_stream
 from core.inference.sampling import SamplingSettings
 
 
-def ours(session, prompt_ids, settings):
+def ours(session, prompt_ids, settings, static=False):
     start = time.perf_counter()
     first = None
-    for event in generate_stream(session, "", settings, prompt_ids=prompt_ids):
+    for event in generate_stream(session, "", settings, prompt_ids=prompt_ids, static=static):
         if first is None:
             first = time.perf_counter() - start
         if isinstance(event, GenerationDone):
@@ -51,16 +53,20 @@ def compare(name, session, runs, tokens):
     prompt_ids = session.tokenizer("Однажды в студёную зимнюю пору я из лесу вышел.")["input_ids"]
     for mode, settings in [("greedy", SamplingSettings(greedy=True, max_new_tokens=tokens)),
                            ("sampled", SamplingSettings(seed=0, max_new_tokens=tokens))]:
-        ours(session, prompt_ids, settings)          # warm-up, both paths
-        library(session, prompt_ids, settings)
-        a, b, ttft = [], [], []
+        for _ in range(2):   # warm-up, every path (the static one compiles on a GPU)
+            ours(session, prompt_ids, settings)
+            ours(session, prompt_ids, settings, static=True)
+            library(session, prompt_ids, settings)
+        a, st, b, ttft = [], [], [], []
         for _ in range(runs):
             speed, first = ours(session, prompt_ids, settings)
             a.append(speed)
             ttft.append(first)
+            st.append(ours(session, prompt_ids, settings, static=True)[0])
             b.append(library(session, prompt_ids, settings))
-        print(f"{name:<18} {mode:<8} ours {median(a):8.1f} tok/s   generate() {median(b):8.1f} tok/s"
-              f"   ratio {median(a) / median(b):5.2f}×   first token {median(ttft) * 1000:6.1f} ms")
+        print(f"{name:<18} {mode:<8} ours {median(a):8.1f} tok/s   ours static {median(st):8.1f} tok/s"
+              f"   generate() {median(b):8.1f} tok/s   ratios {median(a) / median(b):5.2f}× · "
+              f"{median(st) / median(b):5.2f}×   first token {median(ttft) * 1000:6.1f} ms")
 
 
 def main():
