@@ -278,6 +278,12 @@ def memory_plan(session: ModelSession, config: TrainConfig, processes: int = 1) 
         shards=processes if config.fsdp else 1, block_weights=largest_block_bytes(model))
 
 
+def as_stacked(config: TrainConfig, rows: int, processes: int = 1) -> TrainConfig:
+    """`config` with the batch a step will really stack: never more than a process's share of
+    the data's `rows`."""
+    return replace(config, batch_size=max(1, min(config.batch_size, -(-rows // processes))))
+
+
 def free_cuda_memory(device) -> int | None:
     import torch
 

@@ -84,9 +84,9 @@ def plan_memory(session: ModelSession, config: TrainConfig, processes: int, rows
                 emit: Callable[[TrainEvent], None]) -> None:
     """Say what the run will need (a process's share, sharded); on a GPU, refuse one that
     cannot fit (with what would). A batch is never more than a process's share of the `rows`."""
-    from core.training.memory import check_fits, free_cuda_memory, memory_plan
+    from core.training.memory import as_stacked, check_fits, free_cuda_memory, memory_plan
 
-    config = replace(config, batch_size=max(1, min(config.batch_size, -(-rows // processes))))
+    config = as_stacked(config, rows, processes)
     plan = memory_plan(session, config, processes)
     emit(Notice(plan.line()))
     check_fits(plan, free_cuda_memory(session.model.device), config, session)

@@ -348,9 +348,9 @@ class TrainForm(Vertical):
             return
         text = preview_text(prepared.stats, block, config.pack)
         try:
-            from core.training.memory import memory_plan
-
-            plan = memory_plan(session, config, config.processes)
+            from core.training.memory import as_stacked, memory_plan
+            stacked = as_stacked(config, len(prepared.train_rows), config.processes)
+            plan = memory_plan(session, stacked, config.processes)
         except UserError as exc:   # a LoRA target that matches nothing, say
             text.append("\n" + str(exc), style="red")
             self.post_message(DataPreview(number, text, False))
