@@ -311,3 +311,14 @@ async def test_the_fsdp_switch_shows_with_several_processes_and_counts_only_then
         app.query_one("#train-processes", Input).value = "1"
         await pilot.pause(0.2)
         assert not app.query_one("#train-lora-row").display and not form.read_config().fsdp
+
+
+def test_the_data_preview_counts_one_of_a_kind_in_the_singular():
+    from tui.panes.train.run import preview_text
+
+    stats = {"train": {"samples": 1, "tokens": 1, "longest": 1, "truncated": 0},
+             "test": {"samples": 2000, "tokens": 16263}, "train_rows": 1, "test_rows": 2,
+             "eval_rows": 2, "eval_tokens": 16263}
+    line = str(preview_text(stats, 32, pack=True))
+    assert "train 1 sample · 1 token ·" in line and "→ 1 block of ≤ 32" in line
+    assert "test 2,000 samples · 16,263 tokens" in line

@@ -32,7 +32,7 @@ from core.training.sharding import check_launched
 from tui.cli.commands import load_model, open_store, print_json, tokenize_progress
 from tui.cli.options import given
 from tui.render.chips import sample_text
-from tui.render.summaries import dialogue_line, saved_text
+from tui.render.summaries import counted, dialogue_line, saved_text
 
 
 def cmd_train(args) -> int:
@@ -211,8 +211,9 @@ def _train_with_progress(session, config: TrainConfig, control: TrainControl, re
         match event:
             case ev.Stats(train=tr, test=te, mode=mode):
                 bar.start()   # the data is valid: from here on there is progress to show
-                bar.console.print(f"train: {tr['samples']} samples, {tr['tokens']} tokens, longest "
-                                  f"{tr['longest']}; test: {te['samples']} samples ({mode}); "
+                bar.console.print(f"train: {counted(tr['samples'], 'sample')}, "
+                                  f"{counted(tr['tokens'], 'token')}, longest {tr['longest']}; "
+                                  f"test: {counted(te['samples'], 'sample')} ({mode}); "
                                   f"each eval reads {event.eval_tokens:,} held-out tokens"
                                   + ("; tokens from the cache" if event.cached else ""))
                 if event.dialogue:
@@ -262,9 +263,10 @@ def dry_run(session, config: TrainConfig, samples: int = SAMPLES_SHOWN) -> int:
     plain = not out.is_terminal or out.no_color
     stats, rows = prepared.stats, prepared.train_rows
     train, test = stats["train"], stats["test"]
-    out.print(f"train: {train['samples']:,} samples, {train['tokens']:,} tokens, longest "
-              f"{train['longest']}; test: {test['samples']:,} samples, {test['tokens']:,} tokens")
-    out.print(f"{stats['train_rows']:,} rows of at most {block} tokens ({stats['mode']}"
+    out.print(f"train: {counted(train['samples'], 'sample')}, {counted(train['tokens'], 'token')}, "
+              f"longest {train['longest']}; test: {counted(test['samples'], 'sample')}, "
+              f"{counted(test['tokens'], 'token')}")
+    out.print(f"{counted(stats['train_rows'], 'row')} of at most {block} tokens ({stats['mode']}"
               + (": texts joined, end of text between them, cut into blocks" if stats["mode"] == "pack"
                  else ": one text a row, padded in its batch") + ")")
     if "dialogue" in stats:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def counted(n: int, noun: str) -> str:
+    """`1 sample`, `2,000 samples`: a count with its noun (plural by an `s`)."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def dialogue_line(d: dict) -> str:
     """What training on dialogues learns, in one line."""
     line = (f"dialogues: {d['conversations']:,} conversations, {d['turns']:,} replies; "

@@ -21,7 +21,7 @@ from core.training import events as ev
 from core.training.config import TrainConfig, TrainControl, TrainResult
 from core.training.memory import size
 from tui.render.chips import printable
-from tui.render.summaries import dialogue_line, saved_text
+from tui.render.summaries import counted, dialogue_line, saved_text
 from tui.widgets.messages import RunBuffer
 
 if TYPE_CHECKING:
@@ -139,14 +139,14 @@ def preview_text(stats: dict, block: int, pack: bool) -> Text:
     """The chosen data in one line: what the run will train and evaluate on."""
     tr, te = stats["train"], stats["test"]
     text = Text()
-    text.append(f"train {tr['samples']} samples · {tr['tokens']:,} tokens · longest {tr['longest']}",
-                style="green")
+    text.append(f"train {counted(tr['samples'], 'sample')} · {counted(tr['tokens'], 'token')} · "
+                f"longest {tr['longest']}", style="green")
     if tr["truncated"]:
         text.append(f" · {tr['truncated']} longer than the block", style="yellow")
     # the groups are joined by " · " too: a line wrapped between them still shows where one
     # ends (spaces alone vanish at the fold)
-    text.append(f" · test {te['samples']} samples · {te['tokens']:,} tokens")
-    text.append(f" · → {stats['train_rows']} {'blocks' if pack else 'rows'} of ≤ {block}")
+    text.append(f" · test {counted(te['samples'], 'sample')} · {counted(te['tokens'], 'token')}")
+    text.append(f" · → {counted(stats['train_rows'], 'block' if pack else 'row')} of ≤ {block}")
     if stats["eval_rows"] < stats["test_rows"]:
         text.append(f" · each eval reads {stats['eval_tokens']:,} held-out tokens")
     if stats.get("dialogue"):
@@ -208,8 +208,8 @@ def log_line(event: ev.TrainEvent) -> Text | None:
         case ev.Sample():
             return Text(f"  {printable(event.text)}", style="italic")
         case ev.Stats(train=tr):
-            return Text(f"{tr['samples']} samples, {tr['tokens']:,} tokens, "
-                        f"{event.train_rows} rows ({event.mode}); each eval reads "
+            return Text(f"{counted(tr['samples'], 'sample')}, {counted(tr['tokens'], 'token')}, "
+                        f"{counted(event.train_rows, 'row')} ({event.mode}); each eval reads "
                         f"{event.eval_tokens:,} held-out tokens"
                         + (f"; {dialogue_line(event.dialogue['train'])}" if event.dialogue else ""))
         case ev.Saved():
