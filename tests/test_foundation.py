@@ -217,3 +217,19 @@ def test_every_setting_is_declared_once_and_drawn_from_its_declaration():
     with pytest.raises(UserError, match=r"^top-p 1.5: must be in \(0, 1\]$"):
         SamplingSettings(top_p=1.5).validate()
     SamplingSettings(temperature=0, greedy=True).validate()   # greedy never divides by T
+
+
+def test_no_float_setting_takes_a_value_that_is_not_finite():
+    """'nan', 'inf' and '1e999' all read as floats; each float setting refuses them with a
+    line naming it, on the command line, in the panes and in a sweep."""
+    from core.base.errors import UserError
+    from core.base.settings import SAMPLING_SETTINGS, TRAIN_SETTINGS
+
+    floats = [s for s in TRAIN_SETTINGS + SAMPLING_SETTINGS if s.kind is float]
+    assert {"lr", "epochs", "temperature", "top_p"} <= {s.name for s in floats}
+    for setting in floats:
+        for raw in ("nan", "inf", "-inf", "1e999"):
+            with pytest.raises(UserError, match=f"^{setting.named} .*: must be a finite number$"):
+                setting.check(setting.parse(raw))
+    result = cli("generate", "--model", "demo", "--prompt", "x", "--temperature", "nan")
+    assert result.returncode == 2 and "temperature nan: must be a finite number" in result.stderr

@@ -322,3 +322,17 @@ def test_the_data_preview_counts_one_of_a_kind_in_the_singular():
     line = str(preview_text(stats, 32, pack=True))
     assert "train 1 sample · 1 token ·" in line and "→ 1 block of ≤ 32" in line
     assert "test 2,000 samples · 16,263 tokens" in line
+
+
+async def test_a_learning_rate_past_floats_is_refused_before_a_run(demo_session):
+    """'3e5000' reads as an infinite float: the pane names the field and starts nothing,
+    where it had trained to NaN and blamed the weights."""
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f4")
+        pane = app.query_one(TrainPane)
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        app.query_one("#train-lr", Input).value = "3e5000"
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: "lr inf: must be a finite number" in screen_text(app))
+        assert pane.run is None and not pane.training

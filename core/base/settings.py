@@ -8,6 +8,7 @@ and the workspace's settings file stores them by name. Per-model training preset
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,8 @@ class Setting:
     def check(self, value: Any) -> None:
         if value is None and self.optional:
             return
+        if isinstance(value, float) and not math.isfinite(value):   # 'nan', 'inf', '1e999'
+            raise UserError(f"{self.named} {value}: must be a finite number")
         if self.choices and value not in self.choices:
             raise UserError(f"{self.named} {value}: one of {', '.join(map(str, self.choices))}")
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):

@@ -177,14 +177,10 @@ class TrainPane(Horizontal):
             self.queue_run()                                   # the queue's
             return
         self.form.next_out_folder(self.out_folders(), only_filled=True)   # another app's run?
-        try:
-            config = self.form.read_config()
-        except UserError as exc:
-            self.app.notify(str(exc), title="Start training", severity="error")
-            return
-        if self.check_out_field() is not None:
-            return
-        try:   # data that is not there, or never ends; an output folder that is not ours
+        try:   # a setting out of range; data that is not there, or never ends; an output
+            config = self.form.read_config()      # folder that is not ours
+            if self.check_out_field() is not None:
+                return
             check_paths(config)
         except UserError as exc:   # refused: no run is recorded
             self.app.notify(str(exc), title="Start training", severity="error", timeout=8)
