@@ -136,6 +136,26 @@ def test_out_of_memory_is_a_clear_message_and_model_stays_usable(corpus_files, f
     assert isinstance(done, GenerationDone) and done.new_tokens > 0
 
 
+def test_the_cpu_running_out_of_memory_is_the_same_clear_stop(corpus_files, fresh_session, monkeypatch):
+    model = fresh_session.model
+    original = model.forward
+    calls = {"n": 0}
+
+    @functools.wraps(original)
+    def runs_out(*args, **kwargs):
+        calls["n"] += model.training
+        if calls["n"] == 2 and model.training:
+            torch.empty(2**50, dtype=torch.uint8)   # a petabyte: the real allocator refuses it
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", runs_out)
+    events = []
+    result = train(fresh_session, config(corpus_files), on_event=lambda e: events.append(e.as_json()))
+    assert result.stop_reason == "oom"
+    message = next(e["message"] for e in events if e["event"] == "error")
+    assert message.startswith("out of CPU memory at batch size") and "--batch-size" in message
+
+
 KILL_DURING_SAVE = r"""
 import os, sys, time
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -72,14 +72,22 @@ def train_step(run: PreparedRun, batch: dict, step: int) -> float | Stopped:
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
                     run.session.weights_version += 1
-    except torch.cuda.OutOfMemoryError:
+    except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+        if not isinstance(exc, torch.cuda.OutOfMemoryError) and not cpu_out_of_memory(exc):
+            raise
         optimizer.zero_grad(set_to_none=True)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        return Stopped("oom", f"out of GPU memory at batch size {run.config.batch_size}, block "
+        where = "GPU" if isinstance(exc, torch.cuda.OutOfMemoryError) else "CPU"
+        return Stopped("oom", f"out of {where} memory at batch size {run.config.batch_size}, block "
                               f"size {run.block_size}: try a smaller --batch-size or --block-size "
                               "(or --grad-accum to keep the effective batch)")
     return float(loss.detach())
+
+
+def cpu_out_of_memory(exc: BaseException) -> bool:
+    """The CPU allocator's failure: a RuntimeError (torch has no type of its own for it)."""
+    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
 
 
 def uses_chunked_loss(model, config: TrainConfig) -> bool:
