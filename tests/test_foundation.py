@@ -233,3 +233,32 @@ def test_no_float_setting_takes_a_value_that_is_not_finite():
                 setting.check(setting.parse(raw))
     result = cli("generate", "--model", "demo", "--prompt", "x", "--temperature", "nan")
     assert result.returncode == 2 and "temperature nan: must be a finite number" in result.stderr
+
+
+def test_settings_stop_where_the_libraries_beneath_them_would_fail():
+    """Values each library beneath refuses or overflows on — a negative or 2**64-sized seed,
+    a temperature whose division overflows float32, a batch past islice — are one line
+    naming the setting, before anything starts."""
+    from core.base.errors import UserError
+    from core.inference.sampling import SamplingSettings
+    from core.training.config import TrainConfig
+
+    refused = {
+        "seed -5: must be in [0, 4294967295]": TrainConfig(train="x", seed=-5),
+        "seed 4294967296: must be in [0, 4294967295]": TrainConfig(train="x", seed=2**32),
+        "batch size 1048577: must be in [1, 1048576]": TrainConfig(train="x", batch_size=2**20 + 1),
+        "grad accum 1048577: must be in [1, 1048576]": TrainConfig(train="x", grad_accum=2**20 + 1),
+        "epochs 1e+300: must be in (0, 1e+06]": TrainConfig(train="x", epochs=1e300),
+        "lora alpha 1e+300: must be in (0, 1e+06]": TrainConfig(train="x", lora_alpha=1e300),
+        "seed 9223372036854775808: must be in [0, 9223372036854775807]": SamplingSettings(seed=2**63),
+        "temperature 1e-300: must be ≥ 1e-06": SamplingSettings(temperature=1e-300),
+        "repetition penalty 1e-300: must be ≥ 1e-06": SamplingSettings(repetition_penalty=1e-300),
+    }
+    for message, settings in refused.items():
+        with pytest.raises(UserError) as caught:
+            settings.validate()
+        assert str(caught.value) == message
+    SamplingSettings(seed=2**63 - 1, temperature=1e-6, repetition_penalty=1e-6).validate()
+    TrainConfig(train="x", seed=2**32 - 1, batch_size=2**20, epochs=1e6).validate()
+    result = cli("train", "--model", "demo", "--train", "x", "--seed", "-5")
+    assert result.returncode == 2 and "seed -5: must be in [0, 4294967295]" in result.stderr

@@ -185,3 +185,15 @@ def test_export_refuses_a_folder_of_the_users_files(adapter_dir, tmp_path):
     _one_line_exit_2(cli("export", "--model", str(adapter_dir), "--out", str(theirs)))
     _one_line_exit_2(cli("export", "--model", "demo", "--out", str(tmp_path / "x")))
     assert tree_digest(theirs) == before and not (tmp_path / "x").exists()
+
+
+def test_a_rank_above_the_layers_is_one_line_before_anything_is_allocated(demo_session):
+    """The demo's layers are 64 wide: r 64 is the most an update of them can use; r 10**8
+    would have allocated gigabytes of adapter and died in the allocator."""
+    from core.base.errors import UserError
+
+    model = demo_session.model
+    assert count_trainable(model, LoraSpec(r=64, alpha=16, dropout=0.0, targets=None)) > 0
+    with pytest.raises(UserError, match=r"^lora r 100000000: above the rank the adapted layers "
+                                        r"can take \(64 here\): at most 64$"):
+        count_trainable(model, LoraSpec(r=10**8, alpha=16, dropout=0.0, targets=None))

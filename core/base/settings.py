@@ -69,12 +69,15 @@ class Setting:
             raise UserError(f"{self.named} {value}: must be {self._bounds()}")
 
     def _bounds(self) -> str:
+        def shown(bound: float | None) -> str:
+            return str(bound) if isinstance(bound, int) else f"{bound:g}"
+
         if self.high is None:
-            return f"{'>' if self.low_open else '≥'} {self.low:g}"
+            return f"{'>' if self.low_open else '≥'} {shown(self.low)}"
         if self.low is None:
-            return f"{'<' if self.high_open else '≤'} {self.high:g}"
-        return (f"in {'(' if self.low_open else '['}{self.low:g}, "
-                f"{self.high:g}{')' if self.high_open else ']'}")
+            return f"{'<' if self.high_open else '≤'} {shown(self.high)}"
+        return (f"in {'(' if self.low_open else '['}{shown(self.low)}, "
+                f"{shown(self.high)}{')' if self.high_open else ']'}")
 
     def show(self, value: Any) -> str:
         """A value as a field shows it."""
@@ -122,17 +125,19 @@ MIXED_PRECISIONS = ("auto", "no", "bf16", "fp16")
 # -- sampling (`generate`, the Generate pane) -----------------------------------------------------
 
 SAMPLING_SETTINGS = (
+    # Lower bounds of 1e-6: far below any useful value, and far above where dividing a logit
+    # overflows float32 into an infinity the softmax turns into NaN.
     Setting("temperature", float, 1.0, "divide the logits by T before the softmax",
-            label="temperature", low=0, low_open=True),
+            label="temperature", low=1e-6),
     Setting("top_k", int, 50, "keep the K best tokens (0: off)", label="top-k", title="top-k",
             low=0),
     Setting("top_p", float, 0.95, "keep the best tokens whose mass reaches P (1: off)",
             label="top-p", title="top-p", low=0, low_open=True, high=1),
     Setting("repetition_penalty", float, 1.0, "make tokens seen so far less likely (1: off)",
-            label="rep. penalty", low=0, low_open=True),
+            label="rep. penalty", low=1e-6),
     Setting("max_new_tokens", int, 64, "tokens to generate at most", label="max new", low=1),
     Setting("seed", int, None, "fix the sampler's seed (empty: a new one each run)",
-            label="seed", optional=True),
+            label="seed", optional=True, low=0, high=2**63 - 1),   # what the workspace stores
     Setting("greedy", bool, False, "always take the most probable token", label="greedy"),
 )
 
@@ -142,16 +147,16 @@ TRAIN_SETTINGS = (
     Setting("test_split", float, 0.1, "held-out share when --test is not given",
             low=0, low_open=True, high=1, high_open=True),
     Setting("epochs", float, 2.0, "passes over the data", label="epochs",
-            low=0, low_open=True, fmt="g"),
+            low=0, low_open=True, high=1e6, fmt="g"),
     Setting("lr", float, 5e-5, "peak learning rate", label="lr",
             low=0, low_open=True, fmt="e"),
-    Setting("batch_size", int, 8, "samples per step", label="batch", low=1),
+    Setting("batch_size", int, 8, "samples per step", label="batch", low=1, high=2**20),
     Setting("block_size", int, None, "tokens per sample (none: the context, up to 1024)",
             label="block",
             optional=True, low=2),
     Setting("pack", bool, True, "pack texts into full blocks (--pad: one text a row)", label="pack",
             off_flag="--pad"),
-    Setting("grad_accum", int, 1, "batches per optimizer step", low=1),
+    Setting("grad_accum", int, 1, "batches per optimizer step", low=1, high=2**20),
     Setting("warmup", float, 0.05, "warmup share of the steps", low=0, high=1, high_open=True),
     Setting("schedule", str, "cosine", "learning-rate schedule after the warmup",
             choices=("cosine", "linear", "constant")),
@@ -163,7 +168,9 @@ TRAIN_SETTINGS = (
             "sample every time (0: the whole held-out set)", low=0),
     Setting("mixed_precision", str, "auto", "autocast precision (auto: bf16 on a GPU that has it)",
             label="precision", choices=MIXED_PRECISIONS),
-    Setting("seed", int, 0, "seed of the data order, dropout and samples"),
+    # numpy's generators take no negative seed; an epoch's order seeds torch with
+    # seed·1,000,003 + epoch, which must stay below 2**64
+    Setting("seed", int, 0, "seed of the data order, dropout and samples", low=0, high=2**32 - 1),
     Setting("template", str, "auto", "chat template for dialogue data (auto: the tokenizer's "
             "own, else plain-ru)", choices=("auto", "plain-ru", "plain-en", "chatml")),
     Setting("train_on_prompt", bool, False, "dialogues: learn the whole conversation, not only "
@@ -172,7 +179,7 @@ TRAIN_SETTINGS = (
             label="LoRA"),
     Setting("lora_r", int, 8, "LoRA rank", label="r", title="lora r", low=1),
     Setting("lora_alpha", float, 16.0, "LoRA scale numerator (the update is scaled by alpha / r)",
-            label="alpha", title="lora alpha", low=0, low_open=True, fmt="g"),
+            label="alpha", title="lora alpha", low=0, low_open=True, high=1e6, fmt="g"),
     Setting("lora_dropout", float, 0.0, "dropout on the adapter's input (above 0 it keeps a "
             "copy of every adapted layer's input: more memory)", label="dropout",
             title="lora dropout", low=0, high=1, high_open=True, fmt="g"),
@@ -184,7 +191,7 @@ TRAIN_SETTINGS = (
     Setting("compile", bool, False, "torch.compile the model for training (GPU; the first "
             "steps are slow while it compiles)", label="compile"),
     Setting("processes", int, 1, "processes to train on, one per GPU (more than 1: the run "
-            "goes to torchrun)", label="processes", low=1, cli=False),
+            "goes to torchrun)", label="processes", low=1, high=1024, cli=False),
     Setting("fsdp", bool, False, "shard weights, gradients and optimizer state over the "
             "processes (FSDP): a model too big for one device trains on several", label="FSDP"),
     Setting("sample_prompt", str, None, "prompt of the samples after each eval", optional=True),

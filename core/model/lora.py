@@ -105,6 +105,12 @@ def target_layers(model, spec: LoraSpec) -> dict[str, tuple[int, int]]:
                             f"{', '.join(default_targets(model)) or 'none'})")
     if not found:
         raise UserError("lora targets: this model has no layer LoRA can adapt")
+    # An update of an (in × out) layer has rank min(in, out) at most: a bigger r only adds
+    # parameters (and memory) that can learn nothing more.
+    rank = min(min(shape) for shape in found.values())
+    if spec.r > rank:
+        raise UserError(f"lora r {spec.r}: above the rank the adapted layers can take "
+                        f"({rank} here): at most {rank}")
     return found
 
 
