@@ -262,3 +262,17 @@ def test_settings_stop_where_the_libraries_beneath_them_would_fail():
     TrainConfig(train="x", seed=2**32 - 1, batch_size=2**20, epochs=1e6).validate()
     result = cli("train", "--model", "demo", "--train", "x", "--seed", "-5")
     assert result.returncode == 2 and "seed -5: must be in [0, 4294967295]" in result.stderr
+
+
+@pytest.mark.parametrize("args, error", [
+    (("inspect", "--model", "demo", "--prompt", "x", "--top", "0"), "argument --top: 0: must be in [1, "),
+    (("history", "--limit", "-1"), "argument --limit: -1: must be in [1, "),
+    (("runs", "--sweep", str(2**63)), f"argument --sweep: {2**63}: must be in [1, {2**63 - 1}]"),
+    (("chats", "--export", "x"), "argument --export: 'x' is not a whole number"),
+    (("queue", "--remove", str(10**21)), f"argument --remove: {10**21}: must be in [1, "),
+    (("serve", "--port", "99999999"), "argument --port: 99999999: must be in [0, 65535]"),
+])
+def test_the_commands_own_numbers_are_checked_where_they_are_read(args, error):
+    """Each had reached a library that failed on it (an index, SQLite's 64 bits, bind())."""
+    result = cli(*args)
+    assert result.returncode == 2 and error in result.stderr and "internal error" not in result.stderr

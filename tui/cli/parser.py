@@ -8,6 +8,22 @@ from core.base.settings import DEVICES, DTYPES, SAMPLING_SETTINGS, TRAIN_SETTING
 from core.data.templates import TEMPLATE_CHOICES
 from tui.cli.options import PER_MODEL, add_model_args, add_settings
 
+ROW_ID = 2**63 - 1   # the largest id the workspace (SQLite) can hold
+
+
+def whole(low: int, high: int = ROW_ID):
+    """An option's type: a whole number in [low, high], else argparse's one-line error."""
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value}: must be in [{low}, {high}]")
+        return value
+    return parse
+
+
 # Each subcommand and the function that runs it ("module:function"), imported only when that
 # command runs: the headless commands never import Textual, nor each other's libraries.
 COMMANDS = {
@@ -48,7 +64,7 @@ def add_inspect(sub) -> None:
                                        "head looks, what knocking a head out changes")
     add_model_args(p)
     p.add_argument("--prompt", required=True)
-    p.add_argument("--top", type=int, default=5, help="most probable next tokens per cell (default 5)")
+    p.add_argument("--top", type=whole(1), default=5, help="most probable next tokens per cell (default 5)")
     p.add_argument("--attention", action="store_true", help="every head's attention weights")
     p.add_argument("--ablate", action="store_true",
                    help="knock each head out in turn: the change in log p of the next token")
@@ -61,14 +77,14 @@ def add_history(sub) -> None:
     p = sub.add_parser("history", help="past generations, newest first")
     p.add_argument("--json", action="store_true")
     p.add_argument("--search", default=None, metavar="TEXT", help="only those whose prompt or text holds TEXT")
-    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--limit", type=whole(1), default=50, help="at most this many (default 50)")
 
 
 def add_runs(sub) -> None:
     p = sub.add_parser("runs", help="past training runs, newest first")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
-    p.add_argument("--sweep", type=int, default=None, metavar="ID",
+    p.add_argument("--limit", type=whole(1), default=50, help="at most this many (default 50)")
+    p.add_argument("--sweep", type=whole(1), default=None, metavar="ID",
                    help="the sweep's table: one row per run, the settings that differ, best eval loss")
     p.add_argument("--export", choices=["csv"], default=None,
                    help="every run's curves as CSV on stdout (run, step, loss, lr, tokens/s, eval loss)")
@@ -81,7 +97,7 @@ def add_queue(sub) -> None:
     p.add_argument("--pause", action="store_true",
                    help="let the current run end, then start no other until --resume")
     p.add_argument("--resume", action="store_true", help="go on with the queue after --pause")
-    p.add_argument("--remove", type=int, default=None, metavar="ID", help="take waiting run ID out")
+    p.add_argument("--remove", type=whole(1), default=None, metavar="ID", help="take waiting run ID out")
     p.add_argument("--runner", action="store_true", help=argparse.SUPPRESS)   # the runner itself
 
 
@@ -91,13 +107,13 @@ def add_serve(sub) -> None:
     add_model_args(p, remembered=True)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; reach it by an SSH tunnel)")
-    p.add_argument("--port", type=int, default=8000,
+    p.add_argument("--port", type=whole(0, 65535), default=8000,
                    help="default 8000 (with --socket: the port the printed tunnel forwards)")
     p.add_argument("--socket", metavar="PATH",
                    help="listen on a Unix socket only your account can open (for ssh -L), not on a port")
     p.add_argument("--token-file", metavar="PATH",
                    help="the token in this file's first line (mode 600) instead of a new one each start")
-    p.add_argument("--max-tabs", type=int, default=4, help="app processes at once (default 4)")
+    p.add_argument("--max-tabs", type=whole(1, 256), default=4, help="app processes at once (default 4)")
     p.add_argument("--lesson", action="store_true", help="each tab starts with the lesson open")
 
 
@@ -179,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("chats", help="stored conversations, newest first; export one")
     p.add_argument("--json", action="store_true")
     p.add_argument("--search", default=None, metavar="TEXT", help="only those whose title or messages hold TEXT")
-    p.add_argument("--export", type=int, default=None, metavar="ID", help="print conversation ID")
+    p.add_argument("--export", type=whole(1), default=None, metavar="ID", help="print conversation ID")
     p.add_argument("--format", choices=["md", "jsonl"], default="md",
                    help="with --export: Markdown, or one JSON line in the training format")
 

@@ -117,8 +117,6 @@ def serve_names(host: str) -> tuple[str, ...]:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     token = read_token_file(args.token_file) if args.token_file else secrets.token_urlsafe(TOKEN_BYTES)
-    if args.max_tabs < 1:
-        raise UserError("--max-tabs must be 1 or more")
     socket_path = private_socket(args.socket) if args.socket else None
     if socket_path is None:
         check_port_free(args.host, args.port)
