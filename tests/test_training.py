@@ -111,48 +111,45 @@ def test_nan_loss_stops_cleanly(corpus_files, fresh_session, monkeypatch):
     assert any(e["event"] == "error" and "lower --lr" in e["message"] for e in events)
 
 
-def test_out_of_memory_is_a_clear_message_and_model_stays_usable(corpus_files, fresh_session, monkeypatch):
-    from core.inference.generation import GenerationDone, generate_stream
-
-    model = fresh_session.model
+def run_out_of_memory(session, corpus_files, monkeypatch, runs_out) -> str:
+    """Train with the third training forward calling `runs_out` first; the run must stop as
+    out of memory. Returns its error message, the model's own forward back in place."""
+    model = session.model
     original = model.forward
     calls = {"n": 0}
 
     @functools.wraps(original)
-    def runs_out(*args, **kwargs):
-        calls["n"] += model.training     # the third training forward runs out of memory
+    def forward(*args, **kwargs):
+        calls["n"] += model.training
         if calls["n"] == 3 and model.training:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            runs_out()
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(model, "forward", runs_out)
+    monkeypatch.setattr(model, "forward", forward)
     events = []
-    result = train(fresh_session, config(corpus_files), on_event=lambda e: events.append(e.as_json()))
-    assert result.stop_reason == "oom"
-    message = next(e["message"] for e in events if e["event"] == "error")
-    assert "--batch-size" in message and "--block-size" in message
+    result = train(session, config(corpus_files), on_event=lambda e: events.append(e.as_json()))
     monkeypatch.setattr(model, "forward", original)
+    assert result.stop_reason == "oom"
+    return next(e["message"] for e in events if e["event"] == "error")
+
+
+def test_out_of_memory_is_a_clear_message_and_model_stays_usable(corpus_files, fresh_session, monkeypatch):
+    from core.inference.generation import GenerationDone, generate_stream
+
+    def gpu_runs_out():
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    message = run_out_of_memory(fresh_session, corpus_files, monkeypatch, gpu_runs_out)
+    assert "--batch-size" in message and "--block-size" in message
     *_, done = generate_stream(fresh_session, "Это")
     assert isinstance(done, GenerationDone) and done.new_tokens > 0
 
 
 def test_the_cpu_running_out_of_memory_is_the_same_clear_stop(corpus_files, fresh_session, monkeypatch):
-    model = fresh_session.model
-    original = model.forward
-    calls = {"n": 0}
+    def cpu_runs_out():
+        torch.empty(2**50, dtype=torch.uint8)   # a petabyte: the real allocator refuses it
 
-    @functools.wraps(original)
-    def runs_out(*args, **kwargs):
-        calls["n"] += model.training
-        if calls["n"] == 2 and model.training:
-            torch.empty(2**50, dtype=torch.uint8)   # a petabyte: the real allocator refuses it
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(model, "forward", runs_out)
-    events = []
-    result = train(fresh_session, config(corpus_files), on_event=lambda e: events.append(e.as_json()))
-    assert result.stop_reason == "oom"
-    message = next(e["message"] for e in events if e["event"] == "error")
+    message = run_out_of_memory(fresh_session, corpus_files, monkeypatch, cpu_runs_out)
     assert message.startswith("out of CPU memory at batch size") and "--batch-size" in message
 
 
