@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 import time
@@ -276,3 +277,17 @@ def test_the_commands_own_numbers_are_checked_where_they_are_read(args, error):
     """Each had reached a library that failed on it (an index, SQLite's 64 bits, bind())."""
     result = cli(*args)
     assert result.returncode == 2 and error in result.stderr and "internal error" not in result.stderr
+
+
+def test_a_model_path_that_is_no_folder_is_named_for_what_it_is(tmp_path):
+    import os
+
+    from core.base.errors import UserError
+    from core.model.session import resolve_source
+
+    text, pipe = tmp_path / "notes.txt", tmp_path / "pipe"
+    text.write_text("x", encoding="utf-8")
+    os.mkfifo(pipe)
+    for path, kind in ((text, "a file"), (pipe, "a named pipe (FIFO)"), ("/dev/null", "a character device")):
+        with pytest.raises(UserError, match=rf"^{path}: {re.escape(kind)}, not a model folder; "):
+            resolve_source(str(path))

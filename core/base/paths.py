@@ -1,6 +1,7 @@
 """Where rugpt-tui keeps its caches, and the texts that ship inside the package."""
 
 import os
+import stat
 from importlib import resources
 from pathlib import Path
 
@@ -33,3 +34,17 @@ def texts_path() -> Path:
     """Varied Russian prose of our own, for the demo's tokenizer only: the Tokenize pane shows
     real BPE pieces on any text, not just on the corpus's few words."""
     return resource("texts_ru.txt")
+
+
+# What a path that is neither a file nor a folder is, for the messages that refuse it.
+SPECIAL_FILES = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                 (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"))
+
+
+def kind_of(mode: int) -> str:
+    """`a file`, `a folder`, `a character device`, … for a path's `st_mode`."""
+    if stat.S_ISREG(mode):
+        return "a file"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return next((name for test, name in SPECIAL_FILES if test(mode)), "not a regular file")

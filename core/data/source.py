@@ -23,7 +23,7 @@ from pathlib import Path
 
 from core.base.cancel import check_cancelled
 from core.base.errors import UserError, first_line
-from core.base.paths import looks_like_hub_id
+from core.base.paths import kind_of, looks_like_hub_id
 
 KINDS = ("texts", "dialogues")
 SUFFIXES = (".txt", ".jsonl", ".json", ".csv")
@@ -159,11 +159,6 @@ def _is_hub_name(spec: str) -> bool:
     return looks_like_hub_id(spec) and not spec.endswith(SUFFIXES)
 
 
-# What a path that is neither a file nor a folder is, for the message that refuses it.
-SPECIAL_FILES = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                 (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"))
-
-
 def check_source(spec: str) -> None:
     """A data source that can be read to its end: a regular file or a folder, or a hub name.
     A device, a FIFO or a socket is refused without opening it: its data might never end
@@ -181,8 +176,7 @@ def check_source(spec: str) -> None:
         raise UserError(f"{spec!r}: a path cannot hold a NUL character") from None
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return
-    kind = next((name for test, name in SPECIAL_FILES if test(mode)), "not a regular file")
-    raise UserError(f"{spec}: {kind}, not a file or a folder of texts")
+    raise UserError(f"{spec}: {kind_of(mode)}, not a file or a folder of texts")
 
 
 def text_files(folder: Path) -> list[Path]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from core.base.errors import UserError, first_line
-from core.base.paths import looks_like_hub_id
+from core.base.paths import kind_of, looks_like_hub_id
 from core.base.quiet import quiet_transformers
 from core.base.settings import DEFAULT_MODEL
 from core.model.demo import demo_model_dir
@@ -110,7 +110,8 @@ def resolve_source(name: str, *, allow_demo_fallback: bool = True,
             raise UserError(f"{path}: no config.json — not a model folder saved with save_pretrained")
         return str(path), True, None
     if path.exists():
-        raise UserError(f"{path}: is a file; --model takes a hub id, a model folder or 'demo'")
+        raise UserError(f"{path}: {kind_of(path.stat().st_mode)}, not a model folder; --model "
+                        "takes a hub id, a model folder or 'demo'")
     if not looks_like_hub_id(name):   # meant as a folder
         raise UserError(f"{name}: no such model folder")
 
