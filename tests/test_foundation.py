@@ -291,3 +291,16 @@ def test_a_model_path_that_is_no_folder_is_named_for_what_it_is(tmp_path):
     for path, kind in ((text, "a file"), (pipe, "a named pipe (FIFO)"), ("/dev/null", "a character device")):
         with pytest.raises(UserError, match=rf"^{path}: {re.escape(kind)}, not a model folder; "):
             resolve_source(str(path))
+
+
+def test_text_that_is_not_utf8_is_one_line_naming_where_it_came_from(demo_dir):
+    """A terminal in another encoding sends bytes that are not UTF-8: Python keeps them as
+    lone surrogates, which the tokenizer refused with a TypeError."""
+    result = run_cli("generate", "--model", "demo", "--prompt", "ok\udcff")   # argv gets 0xff
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == "rugpt-tui: error: --prompt: not valid UTF-8 (byte 0xff)"
+    chat = subprocess.run([sys.executable, "-m", "tui.cli", "chat", "--model", "demo",
+                           "--max-new-tokens", "2", "--no-save"], input="Привет\n".encode() + b"\xfe\n",
+                          capture_output=True, cwd=ROOT, timeout=120)
+    assert chat.returncode == 2
+    assert chat.stderr.decode().strip().endswith("rugpt-tui: error: stdin line 2: not valid UTF-8 (byte 0xfe)")

@@ -20,3 +20,12 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
 def one_line(exc: BaseException) -> str:
     """An unexpected error as it is shown: its type and the first line of its message."""
     return f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
+
+
+def require_utf8(text: str, where: str) -> str:
+    """`text` as given, or a one-line error naming `where` when it came from bytes that are not
+    UTF-8 (Python keeps each such byte as a lone surrogate, which no tokenizer takes)."""
+    bad = next((ch for ch in text if "\udc80" <= ch <= "\udcff"), None)
+    if bad is not None:
+        raise UserError(f"{where}: not valid UTF-8 (byte 0x{ord(bad) - 0xDC00:02x})")
+    return text

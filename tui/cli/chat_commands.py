@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from core.base.errors import UserError
+from core.base.errors import UserError, require_utf8
 from core.base.settings import SAMPLING_SETTINGS
 from core.store.conversations import ChatStore, export_jsonl, export_markdown
 from tui.cli.commands import load_model, open_store, print_json
@@ -28,8 +28,8 @@ def cmd_chat(args) -> int:
     if not args.no_save and (store := open_store()) is not None:
         chats = ChatStore(store)
         cid = chats.create(session.info.model, args.system, args.template, settings.as_record())
-    for line in sys.stdin:
-        message = line.rstrip("\n")
+    for number, line in enumerate(sys.stdin, start=1):
+        message = require_utf8(line.rstrip("\n"), f"stdin line {number}")
         if not message.strip():
             continue
         for event in chat.send(message, settings):

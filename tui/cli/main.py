@@ -11,7 +11,7 @@ import os
 import sys
 from typing import NoReturn
 
-from core.base.errors import SaveError, UserError, one_line
+from core.base.errors import SaveError, UserError, one_line, require_utf8
 
 
 def start_app(args) -> NoReturn:
@@ -33,11 +33,25 @@ def start_app(args) -> NoReturn:
             early.release()   # the app ended before its driver had the terminal
 
 
+# The options that hold text for the model or a search (paths may be any bytes: not these).
+TEXT_OPTIONS = {"text": "TEXT", "prompt": "--prompt", "stop": "--stop", "target": "--target",
+                "system": "--system", "search": "--search", "sample_prompt": "--sample-prompt"}
+
+
+def check_text_options(args) -> None:
+    for name, shown in TEXT_OPTIONS.items():
+        value = getattr(args, name, None)
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                require_utf8(text, shown)
+
+
 def main(argv: list[str] | None = None) -> int:
     from tui.cli.parser import build_parser
 
     args = build_parser().parse_args(argv)
     try:
+        check_text_options(args)
         if args.command is None:
             return start_app(args)
         module, function = args.run.split(":")   # tui.cli.parser.COMMANDS
