@@ -72,22 +72,25 @@ def train_step(run: PreparedRun, batch: dict, step: int) -> float | Stopped:
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
                     run.session.weights_version += 1
-    except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
-        if not isinstance(exc, torch.cuda.OutOfMemoryError) and not cpu_out_of_memory(exc):
+    except RuntimeError as exc:   # torch.cuda.OutOfMemoryError is one too
+        where = out_of_memory(exc)
+        if where is None:
             raise
         optimizer.zero_grad(set_to_none=True)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        where = "GPU" if isinstance(exc, torch.cuda.OutOfMemoryError) else "CPU"
         return Stopped("oom", f"out of {where} memory at batch size {run.config.batch_size}, block "
                               f"size {run.block_size}: try a smaller --batch-size or --block-size "
                               "(or --grad-accum to keep the effective batch)")
     return float(loss.detach())
 
 
-def cpu_out_of_memory(exc: BaseException) -> bool:
-    """The CPU allocator's failure: a RuntimeError (torch has no type of its own for it)."""
-    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+def out_of_memory(exc: RuntimeError) -> str | None:
+    """Which allocator failed — "GPU" or "CPU" (torch has no type of its own for the CPU's,
+    only its message) — or None for any other error."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return "GPU"
+    return "CPU" if "can't allocate memory" in str(exc) else None
 
 
 def uses_chunked_loss(model, config: TrainConfig) -> bool:
