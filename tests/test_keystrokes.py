@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, TextArea
 
-from tests.helpers import wait_for
-from tests.monkey import burst, settled
+from tests.helpers import screen_text, wait_for
+from tests.monkey import burst, key_event, settled
 from tui.panes.train.pane import TrainPane
 from tui.shell.app import RuGPTApp
 
@@ -191,3 +191,23 @@ def test_a_long_paste_sent_as_keys_lands_whole_and_in_order(demo_dir):
         except OSError:
             pass
         os.close(fd)
+
+
+async def test_f8_in_the_same_burst_as_an_edit_reads_the_edited_field(demo_session):
+    """Over a slow link the last characters and F8 arrive together. F8 has priority, so it is
+    handled as it arrives, while the characters still wait in the field's queue: it read the
+    old learning rate and trained with it. It now waits behind them."""
+    app = RuGPTApp(session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: "samples" in str(app.query_one("#train-preview").render()))
+        app.query_one("#train-out", Input).value = ""
+        lr = app.query_one("#train-lr", Input)
+        lr.focus()
+        await pilot.pause()
+        for key in ("end", *["backspace"] * len(lr.value), *"nan", "f8"):   # one read's keys
+            app.post_message(key_event(key))
+        await settled(app)
+        pane = app.query_one(TrainPane)
+        assert lr.value == "nan" and pane.run is None and not pane.training
+        await wait_for(pilot, lambda: "lr nan: must be a finite number" in screen_text(app))

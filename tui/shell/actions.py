@@ -3,6 +3,7 @@ the token view's toggles."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,15 @@ class PaneKeys:
 
     def __init__(self, app: RuGPTApp) -> None:
         self.app = app
+
+    def after_typing(self, action: Callable[[], object]) -> None:
+        """Run `action` once the focused field has taken the keys that came before it. An app
+        key with priority is handled as it arrives, ahead of the characters still queued for
+        the field (over a slow link the typing and F8 arrive in one read): F8 would read the
+        old value. `call_later` queues it behind them, in that field's own queue."""
+        target = self.app.focused or self.app.screen
+        if not target.call_later(action):   # the field is going away: nothing is queued
+            action()
 
     def show_tab(self, tab: str) -> None:
         main = self.app.screen_stack[0]   # the tabs' screen, also under a window (help, a dialog)

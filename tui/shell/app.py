@@ -420,13 +420,13 @@ class RuGPTApp(App):
         self.lesson.toggle()
 
     def action_generate(self) -> None:
-        self.keys.generate()
+        self.keys.after_typing(self.keys.generate)
 
     def action_stop_generation(self) -> None:
         self.keys.stop_generation()
 
     def action_regenerate(self) -> None:
-        self.keys.regenerate()
+        self.keys.after_typing(self.keys.regenerate)
 
     def action_new_chat(self) -> None:
         self.keys.new_chat()
@@ -435,7 +435,7 @@ class RuGPTApp(App):
         self.keys.toggle_seen()
 
     def action_start_training(self) -> None:
-        self.keys.start_training()
+        self.keys.after_typing(self.keys.start_training)
 
     def action_stop_training(self) -> None:
         self.train_pane.stop()
@@ -444,7 +444,7 @@ class RuGPTApp(App):
         self.train_pane.save_now()
 
     def action_before_after(self) -> None:
-        self.keys.before_after()
+        self.keys.after_typing(self.keys.before_after)
 
     def action_reset_weights(self) -> None:
         self.keys.reset_weights()
